@@ -1,0 +1,226 @@
+//! The command line: every subcommand and flag is defined and documented here, once.
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use tracefs::{
+    dynevent_get_all, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, DynEvent,
+    DynEventType, Tracefs,
+};
+
+use crate::owned;
+
+/// Run trace logic against the Linux kernel: probes, events, and sandboxed Wasm plugins.
+#[derive(Debug, Parser)]
+#[command(name = "wasmprobe", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Add or remove kernel probes (kprobes and kretprobes).
+    #[command(subcommand)]
+    Kprobe(KprobeCmd),
+    /// Add or remove user-space probes (uprobes and uretprobes).
+    #[command(subcommand)]
+    Uprobe(UprobeCmd),
+    /// List every dynamic event the kernel has (kprobe_events, uprobe_events, dynamic_events).
+    Probes {
+        /// Print JSON instead of the kernel's own lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Remove what a killed wasmprobe run left in the kernel: our instances and probe groups
+    /// whose process is gone, and nothing else.
+    Cleanup {
+        /// Also remove those of wasmprobe processes that are still running.
+        #[arg(long)]
+        all: bool,
+    },
+}
+
+/// `wasmprobe kprobe ...`
+#[derive(Debug, Subcommand)]
+pub enum KprobeCmd {
+    /// Create a kprobe (or with --ret a kretprobe) at ADDR: a function, function+offset, or address.
+    Add(KprobeAdd),
+    /// Remove the kprobe or kretprobe that `add` with the same system, event and ADDR created.
+    Remove(KprobeRemove),
+}
+
+/// Arguments of `wasmprobe kprobe add`.
+#[derive(Debug, Args)]
+pub struct KprobeAdd {
+    /// Event system (group); default `kprobes`.
+    #[arg(long, short)]
+    pub system: Option<String>,
+    /// Event name; default derived from ADDR.
+    #[arg(long, short)]
+    pub event: Option<String>,
+    /// Probe the function's return (a kretprobe).
+    #[arg(long)]
+    pub ret: bool,
+    /// With --ret: how many instances of the function can be probed at once (maxactive).
+    #[arg(long, requires = "ret")]
+    pub maxactive: Option<u32>,
+    /// Where to probe: SYMBOL, SYMBOL+OFFSET, MODULE:SYMBOL or 0xADDRESS.
+    pub addr: String,
+    /// Fetch arguments, e.g. `file=+0($arg2):ustring` (see the kernel's kprobetrace.rst).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub fetchargs: Vec<String>,
+}
+
+/// Arguments of `wasmprobe kprobe remove`.
+#[derive(Debug, Args)]
+pub struct KprobeRemove {
+    /// Event system (group); default `kprobes`.
+    #[arg(long, short)]
+    pub system: Option<String>,
+    /// Event name; default derived from ADDR.
+    #[arg(long, short)]
+    pub event: Option<String>,
+    /// Disable the event in every instance first (removing an enabled probe fails with EBUSY).
+    #[arg(long, short)]
+    pub force: bool,
+    /// The address the probe was added with.
+    pub addr: String,
+}
+
+/// `wasmprobe uprobe ...`
+#[derive(Debug, Subcommand)]
+pub enum UprobeCmd {
+    /// Create a uprobe (or with --ret a uretprobe) on PATH:SYMBOL or PATH:0xOFFSET.
+    Add(UprobeAdd),
+    /// Remove a uprobe or uretprobe by name.
+    Remove(UprobeRemove),
+}
+
+/// Arguments of `wasmprobe uprobe add`.
+#[derive(Debug, Args)]
+pub struct UprobeAdd {
+    /// Event system (group); default `uprobes`.
+    #[arg(long, short)]
+    pub system: Option<String>,
+    /// Event name.
+    #[arg(long, short)]
+    pub event: String,
+    /// Probe the function's return (a uretprobe).
+    #[arg(long)]
+    pub ret: bool,
+    /// PATH:SYMBOL, PATH:SYMBOL+OFFSET or PATH:0xOFFSET (a file offset).
+    pub target: String,
+    /// Fetch arguments, e.g. `file=+0(%di):ustring` (see the kernel's uprobetracer.rst).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub fetchargs: Vec<String>,
+}
+
+/// Arguments of `wasmprobe uprobe remove`.
+#[derive(Debug, Args)]
+pub struct UprobeRemove {
+    /// Event system (group); default `uprobes`.
+    #[arg(long, short)]
+    pub system: Option<String>,
+    /// Event name.
+    #[arg(long, short)]
+    pub event: String,
+    /// Disable the event in every instance first.
+    #[arg(long, short)]
+    pub force: bool,
+}
+
+fn joined(args: &[String]) -> Option<String> {
+    (!args.is_empty()).then(|| args.join(" "))
+}
+
+/// Runs a parsed command line; the error, if any, is for the user.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Kprobe(cmd) => kprobe(cmd),
+        Command::Uprobe(cmd) => uprobe(cmd),
+        Command::Probes { json } => probes(json),
+        Command::Cleanup { all } => cleanup(all),
+    }
+}
+
+fn kprobe(cmd: KprobeCmd) -> Result<()> {
+    let t = Tracefs::open()?;
+    match cmd {
+        KprobeCmd::Add(a) => {
+            let fmt = joined(&a.fetchargs);
+            let ev = if a.ret {
+                kretprobe_alloc(
+                    a.system.as_deref(),
+                    a.event.as_deref(),
+                    Some(&a.addr),
+                    fmt.as_deref(),
+                    a.maxactive.unwrap_or(0),
+                )?
+            } else {
+                kprobe_alloc(a.system.as_deref(), a.event.as_deref(), Some(&a.addr), fmt.as_deref())?
+            };
+            ev.create(&t)?;
+            println!("created {} {}", ev.kind.name(), ev.full_name());
+        }
+        KprobeCmd::Remove(r) => {
+            let ev = kprobe_alloc(r.system.as_deref(), r.event.as_deref(), Some(&r.addr), None)?;
+            ev.destroy(&t, r.force)?;
+            println!("removed {}", ev.full_name());
+        }
+    }
+    Ok(())
+}
+
+fn uprobe(cmd: UprobeCmd) -> Result<()> {
+    let t = Tracefs::open()?;
+    match cmd {
+        UprobeCmd::Add(a) => {
+            let target = resolve_target(&a.target)?;
+            let path = target.path.to_str().context("uprobe path is not UTF-8")?;
+            let fmt = joined(&a.fetchargs);
+            let alloc = if a.ret { uretprobe_alloc } else { uprobe_alloc };
+            let ev = alloc(a.system.as_deref(), &a.event, path, target.offset, fmt.as_deref())?;
+            ev.create(&t)?;
+            println!("created {} {} at {}", ev.kind.name(), ev.full_name(), ev.address);
+        }
+        UprobeCmd::Remove(r) => {
+            let system = r.system.as_deref().unwrap_or(tracefs::uprobe::UPROBE_DEFAULT_SYSTEM);
+            DynEvent::new(DynEventType::Uprobe, system, &r.event, "", "").destroy(&t, r.force)?;
+            println!("removed {system}/{}", r.event);
+        }
+    }
+    Ok(())
+}
+
+fn probes(json: bool) -> Result<()> {
+    let t = Tracefs::open()?;
+    let all = dynevent_get_all(&t, &[], None)?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    } else {
+        for line in all.iter().flat_map(DynEvent::listing_lines) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+fn cleanup(all: bool) -> Result<()> {
+    let t = Tracefs::open()?;
+    let done = owned::cleanup(&t, all)?;
+    for i in &done.instances {
+        println!("removed instance {i}");
+    }
+    for p in &done.probes {
+        println!("removed {p}");
+    }
+    if done.instances.is_empty() && done.probes.is_empty() && done.failures.is_empty() {
+        println!("nothing of ours left in {}", t.path().display());
+    }
+    if let Some(first) = done.failures.first() {
+        anyhow::bail!("{} item(s) could not be removed; first: {first}", done.failures.len());
+    }
+    Ok(())
+}

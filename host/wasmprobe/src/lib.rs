@@ -1,0 +1,5 @@
+//! wasmprobe: run trace logic against the Linux kernel through tracefs. This crate holds the
+//! command line and what ties the `tracefs` and `traceevent` crates into runs.
+
+pub mod cli;
+pub mod owned;

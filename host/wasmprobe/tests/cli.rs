@@ -1,0 +1,171 @@
+//! The `wasmprobe` binary end to end: exit codes, one-line errors, and the probe commands on
+//! this machine's kernel (uprobes; kprobes are ENODEV here).
+
+use std::process::{Command, Output};
+
+use tracefs::{dynevent_get_all, instances, resolve_target, uprobe_alloc, Instance, Tracefs};
+
+fn wasmprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmprobe")).args(args).output().expect("run wasmprobe")
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn root_tracefs(test: &str) -> Option<Tracefs> {
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP {test}: needs root to write tracefs control files");
+        return None;
+    }
+    Tracefs::open().map_err(|e| eprintln!("SKIP {test}: no usable tracefs: {e}")).ok()
+}
+
+fn libc_path() -> String {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("/libc.so")).unwrap().to_string()
+}
+
+#[test]
+fn every_subcommand_has_help() {
+    for args in [
+        &["--help"][..],
+        &["kprobe", "add", "--help"],
+        &["kprobe", "remove", "--help"],
+        &["uprobe", "add", "--help"],
+        &["uprobe", "remove", "--help"],
+        &["probes", "--help"],
+        &["cleanup", "--help"],
+    ] {
+        let o = wasmprobe(args);
+        assert!(o.status.success(), "{args:?}: {}", stderr(&o));
+        assert!(String::from_utf8_lossy(&o.stdout).contains("Usage:"), "{args:?}");
+    }
+    let o = wasmprobe(&["kprobe", "add", "--maxactive", "3", "vfs_read"]);
+    assert!(!o.status.success(), "--maxactive without --ret is refused");
+}
+
+#[test]
+fn uprobe_add_list_remove_and_errors() {
+    let Some(t) = root_tracefs("uprobe_add_list_remove") else { return };
+    let group = format!("wasmprobe_{}_cli", std::process::id());
+    let target = format!("{}:open", libc_path());
+    // Registered for removal before anything is created, so a failing assertion leaves nothing.
+    struct Guard(Tracefs, String);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            let _ = tracefs::dynevent_destroy_all(&self.0, &[], Some(&self.1), true);
+        }
+    }
+    let _guard = Guard(t.clone(), group.clone());
+
+    let o = wasmprobe(&["uprobe", "add", "-s", &group, "-e", "open", &target, "file=+0(%di):ustring"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let o = wasmprobe(&["uprobe", "add", "-s", &group, "-e", "open_ret", "--ret", &target, "ret=$retval"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+
+    let o = wasmprobe(&["probes"]);
+    let listing = String::from_utf8_lossy(&o.stdout);
+    let off = resolve_target(&target).unwrap().offset;
+    let real = std::fs::canonicalize(libc_path()).unwrap();
+    assert!(
+        listing.contains(&format!("p:{group}/open {}:0x{off:016x} file=+0(%di):ustring", real.display())),
+        "{listing}"
+    );
+    assert!(listing.contains(&format!("r:{group}/open_ret ")), "{listing}");
+    let o = wasmprobe(&["probes", "--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&o.stdout).expect("valid JSON");
+    let ours: Vec<_> = json.as_array().unwrap().iter().filter(|e| e["system"] == group.as_str()).collect();
+    assert_eq!(ours.len(), 2);
+    assert!(ours.iter().any(|e| e["kind"] == "uretprobe" && e["format"] == "ret=$retval"));
+
+    // A bad fetcharg: non-zero exit, one line naming the probe, with the kernel's reason.
+    let o = wasmprobe(&["uprobe", "add", "-s", &group, "-e", "bad", &target, "x=%zz"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.contains(&format!("{group}/bad")) && err.contains("Invalid register name"), "{err}");
+
+    // Enabled somewhere: remove without --force is EBUSY, with --force works.
+    let inst = Instance::create(&t, &format!("wasmprobe-{}-cli", std::process::id())).unwrap();
+    inst.event_enable(Some(&group), Some("open")).unwrap();
+    let o = wasmprobe(&["uprobe", "remove", "-s", &group, "-e", "open"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("EBUSY"), "{}", stderr(&o));
+    let o = wasmprobe(&["uprobe", "remove", "-s", &group, "-e", "open", "--force"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    drop(inst);
+    let o = wasmprobe(&["uprobe", "remove", "-s", &group, "-e", "open_ret"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(dynevent_get_all(&t, &[], Some(&group)).unwrap().is_empty());
+    let o = wasmprobe(&["uprobe", "remove", "-s", &group, "-e", "open_ret"]);
+    assert!(stderr(&o).contains("ENOENT"), "{}", stderr(&o));
+}
+
+#[test]
+fn kprobe_add_on_a_kernel_without_kprobes_is_a_clear_error() {
+    let Some(t) = root_tracefs("kprobe_add_enodev") else { return };
+    if tracefs::kprobes_supported(&t) {
+        eprintln!("SKIP kprobe_add_enodev: this kernel has kprobes (the VM tier covers them)");
+        return;
+    }
+    let o =
+        wasmprobe(&["kprobe", "add", "-s", "wasmprobe_cli", "-e", "open", "do_sys_openat2", "file=+0($arg2):ustring"]);
+    assert_eq!(o.status.code(), Some(1));
+    let err = stderr(&o);
+    assert!(
+        err.starts_with("wasmprobe: error: ") && err.contains("ENODEV") && err.contains("wasmprobe_cli/open"),
+        "{err}"
+    );
+}
+
+/// A pid no process has (so what is named after it is a leftover of a dead run).
+fn dead_pid() -> u32 {
+    (4_000_000..u32::MAX).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).unwrap()
+}
+
+#[test]
+fn cleanup_removes_only_what_dead_runs_of_ours_left() {
+    let Some(t) = root_tracefs("cleanup") else { return };
+    let dead = dead_pid();
+    let me = std::process::id();
+    let libc = libc_path();
+    let off = resolve_target(&format!("{libc}:open")).unwrap().offset;
+    let stale_group = format!("wasmprobe_{dead}");
+    let live_group = format!("wasmprobe_{me}_live");
+    let foreign_group = format!("notwasmprobe_{me}");
+    let groups = [stale_group.clone(), live_group.clone(), foreign_group.clone()];
+    struct Guard(Tracefs, Vec<String>, Vec<String>);
+    impl Drop for Guard {
+        fn drop(&mut self) {
+            for i in &self.2 {
+                if let Ok(i) = Instance::open(&self.0, i) {
+                    let _ = i.destroy();
+                }
+            }
+            for g in &self.1 {
+                let _ = tracefs::dynevent_destroy_all(&self.0, &[], Some(g), true);
+            }
+        }
+    }
+    let stale_inst = format!("wasmprobe-{dead}-run");
+    let live_inst = format!("wasmprobe-{me}-live");
+    let _guard = Guard(t.clone(), groups.to_vec(), vec![stale_inst.clone(), live_inst.clone()]);
+    for g in &groups {
+        uprobe_alloc(Some(g), "open", &libc, off, None).unwrap().create(&t).unwrap();
+    }
+    // The stale instance has the stale probe enabled, as a killed run would leave it.
+    std::fs::create_dir(t.file("instances").join(&stale_inst)).unwrap();
+    std::fs::create_dir(t.file("instances").join(&live_inst)).unwrap();
+    Instance::open(&t, &stale_inst).unwrap().event_enable(Some(&stale_group), None).unwrap();
+
+    let o = wasmprobe(&["cleanup"]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains(&stale_inst) && out.contains(&format!("{stale_group}/open")), "{out}");
+    let left = instances(&t).unwrap();
+    assert!(!left.contains(&stale_inst) && left.contains(&live_inst), "{left:?}");
+    assert!(dynevent_get_all(&t, &[], Some(&stale_group)).unwrap().is_empty());
+    assert_eq!(dynevent_get_all(&t, &[], Some(&live_group)).unwrap().len(), 1, "a live run's probe stays");
+    assert_eq!(dynevent_get_all(&t, &[], Some(&foreign_group)).unwrap().len(), 1, "not ours: untouched");
+}

@@ -1,0 +1,99 @@
+#!/usr/bin/env bash
+# run-all.sh: the whole test suite (CI runs it through `bash .ci/run`).
+#
+#   1. host tier:   cargo test --workspace, on the live kernel of this machine (tracepoints,
+#                   uprobes, decoding, sandbox). The kprobe tests are #[ignore]d here: this
+#                   kernel has no kprobe_events.
+#   2. kprobe tier: the `kprobe_vm` test binary of wasmprobe-tests, built on the host and run
+#                   with --include-ignored inside Debian's 6.12 kernel (tests/vm/run-in-vm.sh),
+#                   followed by a leak check inside the guest.
+#   3. leak check:  nothing of ours may be left in the host's tracefs (tests/leak-check.sh).
+#                   It runs from an EXIT trap, so it also runs when a step failed or on Ctrl-C.
+#
+# Every tier runs even if an earlier one failed; the exit status is non-zero if any failed.
+# The test binaries must be visible in the guest: keep the cargo target dir inside the
+# repository (the default) or anywhere on the root filesystem except /tmp.
+# Needs: cargo, jq, and what tests/vm/run-in-vm.sh --setup installs (.ci/setup does both).
+set -euo pipefail
+
+root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
+cd "$root"
+logs=$(mktemp -d)
+summary=()          # one line per step
+passed=0 failed=0   # test counts, from the "test result:" lines of the test harness
+status=0
+
+banner() { printf '\n==== %s ====\n' "$*"; }
+# Sum the "test result: ... N passed; M failed; ..." lines of log $1 into $counts and the totals.
+count_tests() {
+  local p f
+  read -r p f < <(awk '/^test result: /{
+      for (i = 1; i < NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i }
+    } END { print p + 0, f + 0 }' "$1")
+  passed=$((passed + p)) failed=$((failed + f))
+  counts="$p passed, $f failed"
+}
+# record NAME RC START [DETAIL]: a summary line; a non-zero RC fails the run.
+record() {
+  local verdict=ok
+  [ "$2" = 0 ] || { verdict="FAILED (exit $2)"; status=1; }
+  summary+=("$(printf '%-34s %-17s %5ss  %s' "$1" "$verdict" "$((SECONDS - $3))" "${4:-}")")
+}
+
+finish() {
+  local rc=$? t=$SECONDS
+  trap - EXIT INT TERM
+  [ "$rc" = 0 ] || status=1   # interrupted, or a bug in this script
+  banner "leak check (host tracefs)"
+  local leak=0
+  bash tests/leak-check.sh || leak=$?
+  record "leak check (host)" "$leak" "$t"
+  banner "summary"
+  printf '%s\n' "${summary[@]}"
+  rm -rf "$logs"
+  echo "tests: $passed passed, $failed failed"
+  [ "$status" = 0 ] && echo "run-all: all steps passed" || echo "run-all: FAILED"
+  exit "$status"
+}
+trap finish EXIT
+trap 'echo "run-all: interrupted" >&2; exit 130' INT TERM
+
+# ---- 1. host tier ------------------------------------------------------------------------
+banner "host tier: cargo test --workspace"
+t=$SECONDS rc=0
+cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/host.log" || rc=$?
+count_tests "$logs/host.log"
+record "host tests (cargo test)" "$rc" "$t" "$counts"
+
+# ---- 2. kprobe tier ----------------------------------------------------------------------
+banner "kprobe tier: build the kprobe_vm test binary"
+t=$SECONDS rc=0 bin=
+# json-render-diagnostics: artifacts as JSON on stdout, compiler errors readable on stderr.
+cargo test -p wasmprobe-tests --test kprobe_vm --no-run --message-format=json-render-diagnostics \
+  > "$logs/build.json" || rc=$?
+if [ "$rc" = 0 ]; then
+  bin=$(jq -r 'select(.profile.test == true and .target.name == "kprobe_vm") | .executable // empty' \
+    "$logs/build.json" | tail -n 1)
+  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+    echo "run-all: cargo built no kprobe_vm test executable" >&2; rc=1
+  fi
+  case $bin in /tmp/*)
+    echo "run-all: $bin is under /tmp, which the VM cannot see; set CARGO_TARGET_DIR elsewhere" >&2; rc=1 ;;
+  esac
+fi
+record "kprobe tier: build" "$rc" "$t" "${bin#"$root"/}"
+
+banner "kprobe tier: the tests in Debian's 6.12 kernel under QEMU"
+t=$SECONDS
+if [ "$rc" = 0 ]; then
+  # In the guest: the tests, then a leak check of the guest's own tracefs (it is gone once the
+  # VM powers off). A leak fails the tier even when every test passed.
+  guest_script='"$@"; rc=$?; bash tests/leak-check.sh || { [ "$rc" != 0 ] || rc=1; }; exit "$rc"'
+  tests/vm/run-in-vm.sh -e RUST_BACKTRACE=1 -- sh -c "$guest_script" kprobe_vm \
+    "$bin" --include-ignored --test-threads=1 2>&1 | tee "$logs/vm.log" || rc=$?
+  count_tests "$logs/vm.log"
+  record "kprobe tier: tests in the VM" "$rc" "$t" "$counts"
+else
+  echo "run-all: skipped: the test binary did not build"
+  record "kprobe tier: tests in the VM" 1 "$t" "not run: the build failed"
+fi
