@@ -151,8 +151,9 @@ fi
 [ -n "${WASMPROBE_VM_KERNEL_PKG:-}" ] || echo "$kpkg" > "$cache/current"
 
 kroot=$cache/$kpkg/root
-vmlinuz=$(ls "$kroot"/boot/vmlinuz-* 2>/dev/null | head -n 1)
-[ -n "$vmlinuz" ] || die "$kpkg has no /boot/vmlinuz-*"
+kernels=("$kroot"/boot/vmlinuz-*)
+vmlinuz=${kernels[0]}
+[ -f "$vmlinuz" ] || die "$kpkg has no /boot/vmlinuz-*"
 grep -qx 'CONFIG_KPROBE_EVENTS=y' "$kroot"/boot/config-* || die "$kpkg is built without CONFIG_KPROBE_EVENTS"
 grep -qx 'CONFIG_9P_FS=[ym]' "$kroot"/boot/config-* || die "$kpkg has no 9p filesystem (a -cloud kernel?)"
 
@@ -264,7 +265,7 @@ case $share in /tmp|/tmp/*) die "the share $share is under /tmp, which the guest
 
 shq() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }   # quote for sh
 ctl=$(mktemp -d "${TMPDIR:-/tmp}/wasmprobe-vm.XXXXXX")
-qpid= tail_pids=()
+qpid='' tail_pids=()
 stop_tails() {
   local p
   for p in "${tail_pids[@]+"${tail_pids[@]}"}"; do kill "$p" 2>/dev/null || true; done
