@@ -1,1 +1,34 @@
-//! traceevent
+//! Pure decoding of Linux trace events: bytes in, records and text out, no syscalls.
+//!
+//! - [`PageHeader`] / [`EventHeader`]: `events/header_page` and `events/header_event`.
+//! - [`SubBuffer`]: one ring-buffer sub-buffer (from `trace_pipe_raw`, the mmapped buffer or a
+//!   trace.dat), iterated as [`Record`]s that borrow the page, with lost-event counts.
+//! - [`EventFormat`] / [`Field`]: `events/<system>/<event>/format` and zero-copy field access;
+//!   [`EventFormats`]: all formats of a trace by id, plus cmdlines and the long size.
+//! - [`Program`]: a compiled print fmt that reproduces the kernel's `trace` text;
+//!   [`Symbols`]: kallsyms and printk_formats for `%pS` and kernel string pointers.
+//! - [`TraceDat`]: trace-cmd's trace.dat (v6, v7 with zstd/zlib), streamed per CPU.
+//!
+//! Everything works over `&[u8]` with explicit byte order and `long` size; malformed input
+//! is an [`Error`], never a panic or an out-of-bounds read.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod dat;
+pub mod endian;
+pub mod error;
+pub mod format;
+pub mod header;
+pub mod print;
+pub mod subbuf;
+pub mod symbols;
+
+pub use dat::{Buffer, Compression, CpuData, DatMeta, DatRecord, DatRecords, ReadAt, TraceDat};
+pub use endian::Endian;
+pub use error::{Error, Result};
+pub use format::{EventFormat, EventFormats, Field, FieldFlags, FieldLayout, PrintFmt};
+pub use header::{EventHeader, PageHeader};
+pub use print::{Dialect, PrintContext, Program};
+pub use subbuf::{MissedEvents, Record, Records, SubBuffer};
+pub use symbols::{SymbolRef, Symbols};

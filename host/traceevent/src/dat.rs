@@ -1,0 +1,718 @@
+//! trace-cmd's `trace.dat`, versions 6 and 7 (Documentation/trace-cmd/trace-cmd.dat.v{6,7}.5.txt).
+//!
+//! Both start with `17 08 44 "tracing" VERSION\0`, an endianness byte, the user-space long
+//! size and the page size. Version 6 then holds, in order: `header_page\0` and `header_event\0`
+//! blocks, ftrace formats, event formats by system, kallsyms, printk formats, saved cmdlines,
+//! the CPU count, `options  \0` with options up to id 0, and `flyrecord\0` with a per-CPU
+//! (offset, size) table of raw ring-buffer pages. Version 7 names a compression (`none`,
+//! `zstd`, `zlib`) and then an offset chain of OPTIONS sections; the metadata lives in sections
+//! the options point at (ids 16–21, same inner encoding as version 6), and a BUFFER option
+//! (id 3) gives each CPU's data, compressed in chunks when the section is.
+//!
+//! Metadata is read whole (a few MB with kallsyms). Trace data is never read whole: each CPU
+//! is streamed a window (or a compressed chunk) at a time, so memory stays bounded by
+//! CPUs × window whatever the file size.
+
+use std::io::Read;
+
+use crate::endian::Endian;
+use crate::error::{Error, Result};
+use crate::header::{EventHeader, PageHeader};
+use crate::subbuf::{MissedEvents, SubBuffer};
+
+/// Positioned reads from a trace file (a `File`, or bytes in memory for tests).
+pub trait ReadAt {
+    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the input.
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
+}
+
+impl ReadAt for [u8] {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let start = (offset as usize).min(self.len());
+        let n = buf.len().min(self.len() - start);
+        buf[..n].copy_from_slice(&self[start..start + n]);
+        Ok(n)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        self.as_slice().read_at(buf, offset)
+    }
+}
+
+impl ReadAt for std::fs::File {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        let mut done = 0;
+        while done < buf.len() {
+            match std::os::unix::fs::FileExt::read_at(self, &mut buf[done..], offset + done as u64) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(done)
+    }
+}
+
+fn bad(msg: impl Into<String>) -> Error {
+    Error::TraceDat(msg.into())
+}
+
+/// Option ids (`enum tracecmd_option`).
+pub mod option {
+    /// End of an options list (v7: with the offset of the next OPTIONS section).
+    pub const DONE: u16 = 0;
+    /// Per-CPU `stats` text.
+    pub const CPUSTAT: u16 = 2;
+    /// An instance's trace data.
+    pub const BUFFER: u16 = 3;
+    /// The `trace_clock` file.
+    pub const TRACECLOCK: u16 = 4;
+    /// uname of the traced machine.
+    pub const UNAME: u16 = 5;
+    /// Number of CPUs.
+    pub const CPUCOUNT: u16 = 8;
+    /// Version of the recording tool.
+    pub const VERSION: u16 = 9;
+    /// v7: offset of the HEADER INFO section.
+    pub const HEADER_INFO: u16 = 16;
+    /// v7: offset of the FTRACE EVENT FORMATS section.
+    pub const FTRACE_EVENTS: u16 = 17;
+    /// v7: offset of the EVENT FORMATS section.
+    pub const EVENT_FORMATS: u16 = 18;
+    /// v7: offset of the KALLSYMS section.
+    pub const KALLSYMS: u16 = 19;
+    /// v7: offset of the TRACE_PRINTK section.
+    pub const PRINTK: u16 = 20;
+    /// v7: offset of the SAVED COMMAND LINES section.
+    pub const CMDLINES: u16 = 21;
+}
+
+/// Where one CPU's trace data is in the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CpuData {
+    /// The CPU.
+    pub cpu: u32,
+    /// File offset of its data.
+    pub offset: u64,
+    /// Bytes in the file (compressed size when compressed).
+    pub size: u64,
+}
+
+/// The trace data of one instance.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Buffer {
+    /// Instance name (`""` for the top instance).
+    pub name: String,
+    /// Trace clock of its timestamps.
+    pub clock: String,
+    /// Sub-buffer size of its pages.
+    pub page_size: u32,
+    /// Its CPUs' data.
+    pub cpus: Vec<CpuData>,
+    /// Whether the data is compressed in chunks.
+    pub compressed: bool,
+}
+
+/// Compression of a v7 file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Compression {
+    /// Uncompressed.
+    #[default]
+    None,
+    /// zstd frames.
+    Zstd,
+    /// zlib streams.
+    Zlib,
+}
+
+/// Everything a trace.dat says about the traced machine and its events.
+#[derive(Debug, Clone)]
+pub struct DatMeta {
+    /// File version, 6 or 7.
+    pub version: u32,
+    /// Byte order of the traced machine.
+    pub endian: Endian,
+    /// User-space long size of the traced machine.
+    pub long_size: u8,
+    /// Page size of the traced machine.
+    pub page_size: u32,
+    /// Compression (v7); `None` for v6.
+    pub compression: Compression,
+    /// `events/header_page` text.
+    pub header_page: String,
+    /// `events/header_event` text.
+    pub header_event: String,
+    /// `events/ftrace/*/format` texts.
+    pub ftrace_formats: Vec<String>,
+    /// `(system, events/<system>/<event>/format text)`.
+    pub event_formats: Vec<(String, String)>,
+    /// `/proc/kallsyms` text.
+    pub kallsyms: String,
+    /// `printk_formats` text.
+    pub printk_formats: String,
+    /// `saved_cmdlines` text.
+    pub cmdlines: String,
+    /// CPU count of the traced machine.
+    pub cpu_count: u32,
+    /// Every option as `(id, data)`, in file order.
+    pub options: Vec<(u16, Vec<u8>)>,
+    /// The trace data, in file order (the top instance's is named `""`).
+    pub buffers: Vec<Buffer>,
+}
+
+/// A trace.dat: its metadata, and streaming access to its pages.
+#[derive(Debug)]
+pub struct TraceDat<R: ReadAt> {
+    /// The metadata.
+    pub meta: DatMeta,
+    src: R,
+}
+
+/// A cursor over the file's bytes for sequential parsing.
+struct Cursor<'a, R: ReadAt + ?Sized> {
+    src: &'a R,
+    pos: u64,
+    endian: Endian,
+}
+
+impl<R: ReadAt + ?Sized> Cursor<'_, R> {
+    fn bytes(&mut self, n: usize, what: &str) -> Result<Vec<u8>> {
+        if n > 1 << 31 {
+            return Err(bad(format!("{what}: implausible size {n}")));
+        }
+        let mut v = vec![0; n];
+        let got = self.src.read_at(&mut v, self.pos).map_err(|e| bad(format!("{what}: {e}")))?;
+        if got < n {
+            return Err(bad(format!("{what}: truncated at offset {} (need {n} bytes, have {got})", self.pos)));
+        }
+        self.pos += n as u64;
+        Ok(v)
+    }
+    fn u8(&mut self, what: &str) -> Result<u8> {
+        Ok(self.bytes(1, what)?[0])
+    }
+    fn u16(&mut self, what: &str) -> Result<u16> {
+        let b = self.bytes(2, what)?;
+        Ok(self.endian.read_u16(&b, 0).unwrap_or(0))
+    }
+    fn u32(&mut self, what: &str) -> Result<u32> {
+        let b = self.bytes(4, what)?;
+        Ok(self.endian.read_u32(&b, 0).unwrap_or(0))
+    }
+    fn u64(&mut self, what: &str) -> Result<u64> {
+        let b = self.bytes(8, what)?;
+        Ok(self.endian.read_u64(&b, 0).unwrap_or(0))
+    }
+    fn cstr(&mut self, what: &str) -> Result<String> {
+        let mut out = Vec::new();
+        loop {
+            let c = self.u8(what)?;
+            if c == 0 {
+                break;
+            }
+            out.push(c);
+            if out.len() > 4096 {
+                return Err(bad(format!("{what}: unterminated string")));
+            }
+        }
+        Ok(String::from_utf8_lossy(&out).into_owned())
+    }
+    fn text(&mut self, n: u64, what: &str) -> Result<String> {
+        Ok(String::from_utf8_lossy(&self.bytes(n as usize, what)?).into_owned())
+    }
+    fn tag(&mut self, want: &[u8], what: &str) -> Result<()> {
+        let got = self.bytes(want.len(), what)?;
+        if got != want {
+            return Err(bad(format!(
+                "expected {:?} at offset {}",
+                String::from_utf8_lossy(want),
+                self.pos - want.len() as u64
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// A cursor over a decompressed section held in memory.
+fn mem_cursor(buf: &[u8], endian: Endian) -> Cursor<'_, [u8]> {
+    Cursor { src: buf, pos: 0, endian }
+}
+
+fn decompress(c: Compression, data: &[u8], usize_hint: usize) -> Result<Vec<u8>> {
+    match c {
+        Compression::None => Ok(data.to_vec()),
+        Compression::Zstd => {
+            let mut out = Vec::with_capacity(usize_hint);
+            let mut input = data;
+            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(format!("zstd: {e}")))?;
+            dec.read_to_end(&mut out).map_err(|e| bad(format!("zstd: {e}")))?;
+            Ok(out)
+        }
+        Compression::Zlib => {
+            miniz_oxide::inflate::decompress_to_vec_zlib(data).map_err(|e| bad(format!("zlib: {e:?}")))
+        }
+    }
+}
+
+/// Reads `header_page\0` + u64 size + text, then the same for `header_event`.
+fn read_headers<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+    c.tag(b"header_page\0", "header_page tag")?;
+    let n = c.u64("header_page size")?;
+    m.header_page = c.text(n, "header_page")?;
+    c.tag(b"header_event\0", "header_event tag")?;
+    let n = c.u64("header_event size")?;
+    m.header_event = c.text(n, "header_event")?;
+    Ok(())
+}
+
+fn read_ftrace_formats<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+    let count = c.u32("ftrace format count")?;
+    for _ in 0..count {
+        let n = c.u64("ftrace format size")?;
+        m.ftrace_formats.push(c.text(n, "ftrace format")?);
+    }
+    Ok(())
+}
+
+fn read_event_formats<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+    let systems = c.u32("system count")?;
+    for _ in 0..systems {
+        let sys = c.cstr("system name")?;
+        let count = c.u32("event count")?;
+        for _ in 0..count {
+            let n = c.u64("event format size")?;
+            m.event_formats.push((sys.clone(), c.text(n, "event format")?));
+        }
+    }
+    Ok(())
+}
+
+fn read_u32_text<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, what: &str) -> Result<String> {
+    let n = c.u32(what)?;
+    c.text(n as u64, what)
+}
+
+fn read_cmdlines<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>) -> Result<String> {
+    let n = c.u64("cmdlines size")?;
+    c.text(n, "cmdlines")
+}
+
+impl<R: ReadAt> TraceDat<R> {
+    /// Reads the header and every piece of metadata of a trace.dat (v6 or v7). Trace data is
+    /// only located here; [`records`](Self::records) streams it.
+    pub fn open(src: R) -> Result<Self> {
+        let mut c = Cursor { src: &src, pos: 0, endian: Endian::Little };
+        c.tag(b"\x17\x08\x44tracing", "magic").map_err(|_| bad("not a trace.dat file (bad magic)"))?;
+        let version: u32 = c.cstr("version")?.parse().map_err(|_| bad("version is not a number"))?;
+        if !(6..=7).contains(&version) {
+            return Err(bad(format!("file version {version} is not supported (6 and 7 are)")));
+        }
+        let endian = if c.u8("endianness")? == 0 { Endian::Little } else { Endian::Big };
+        c.endian = endian;
+        let mut m = DatMeta {
+            version,
+            endian,
+            long_size: c.u8("long size")?,
+            page_size: c.u32("page size")?,
+            compression: Compression::None,
+            header_page: String::new(),
+            header_event: String::new(),
+            ftrace_formats: Vec::new(),
+            event_formats: Vec::new(),
+            kallsyms: String::new(),
+            printk_formats: String::new(),
+            cmdlines: String::new(),
+            cpu_count: 0,
+            options: Vec::new(),
+            buffers: Vec::new(),
+        };
+        if version == 6 {
+            read_v6(&mut c, &mut m)?;
+        } else {
+            read_v7(&mut c, &mut m)?;
+        }
+        if m.header_page.is_empty() {
+            return Err(bad("no header_page in the file"));
+        }
+        Ok(TraceDat { meta: m, src })
+    }
+
+    /// The sub-buffer layout of the file's pages.
+    pub fn page_header(&self) -> Result<PageHeader> {
+        let h = PageHeader::parse(&self.meta.header_page, self.meta.endian)?;
+        match self.meta.buffers.first() {
+            Some(b) if b.page_size as usize != h.subbuf_size() && b.page_size > 0 => {
+                h.with_subbuf_size(b.page_size as usize)
+            }
+            _ => Ok(h),
+        }
+    }
+
+    /// The event header description of the file.
+    pub fn event_header(&self) -> Result<EventHeader> {
+        if self.meta.header_event.trim().is_empty() {
+            Ok(EventHeader::default())
+        } else {
+            EventHeader::parse(&self.meta.header_event)
+        }
+    }
+
+    /// The records of buffer `index` (0 = the first, normally the top instance), merged across
+    /// CPUs by timestamp as `trace-cmd report` shows them.
+    pub fn records(&self, index: usize) -> Result<DatRecords<'_, R>> {
+        let buf = self.meta.buffers.get(index).ok_or_else(|| bad(format!("no buffer {index} in the file")))?;
+        let page_header = self.page_header()?;
+        let page_header =
+            if buf.page_size > 0 { page_header.with_subbuf_size(buf.page_size as usize)? } else { page_header };
+        let event_header = self.event_header()?;
+        let cpus = buf
+            .cpus
+            .iter()
+            .map(|d| CpuStream {
+                data: *d,
+                pos: d.offset,
+                end: d.offset + d.size,
+                chunks_left: None,
+                window: Vec::new(),
+                window_pos: 0,
+                page: Vec::new(),
+                recs: Vec::new(),
+                next: 0,
+                done: false,
+            })
+            .collect();
+        Ok(DatRecords {
+            src: &self.src,
+            compressed: buf.compressed,
+            compression: self.meta.compression,
+            page_header,
+            event_header,
+            cpus,
+        })
+    }
+}
+
+fn read_v6<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+    read_headers(c, m)?;
+    read_ftrace_formats(c, m)?;
+    read_event_formats(c, m)?;
+    m.kallsyms = read_u32_text(c, "kallsyms")?;
+    m.printk_formats = read_u32_text(c, "printk formats")?;
+    m.cmdlines = read_cmdlines(c)?;
+    m.cpu_count = c.u32("CPU count")?;
+    let mut clock = String::from("local");
+    loop {
+        let tag = c.bytes(10, "section tag")?;
+        match &tag[..] {
+            b"options  \0" => loop {
+                let id = c.u16("option id")?;
+                if id == option::DONE {
+                    break;
+                }
+                let size = c.u32("option size")?;
+                let data = c.bytes(size as usize, "option data")?;
+                if id == option::TRACECLOCK {
+                    clock = selected_clock(&data);
+                }
+                m.options.push((id, data));
+            },
+            b"flyrecord\0" => {
+                let mut cpus = Vec::new();
+                for cpu in 0..m.cpu_count {
+                    let offset = c.u64("CPU data offset")?;
+                    let size = c.u64("CPU data size")?;
+                    cpus.push(CpuData { cpu, offset, size });
+                }
+                let page_size = PageHeader::parse(&m.header_page, m.endian)?.subbuf_size() as u32;
+                m.buffers.push(Buffer { name: String::new(), clock, page_size, cpus, compressed: false });
+                return Ok(());
+            }
+            b"latency  \0" => return Err(bad("latency-format trace.dat files are not supported")),
+            _ => {
+                return Err(bad(format!(
+                    "unknown section tag {:?} at offset {}",
+                    String::from_utf8_lossy(&tag),
+                    c.pos - 10
+                )))
+            }
+        }
+    }
+}
+
+/// The clock in brackets of a `trace_clock` text (`[local] global ...` → `local`).
+fn selected_clock(data: &[u8]) -> String {
+    let t = String::from_utf8_lossy(data);
+    t.split_whitespace()
+        .find_map(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']')))
+        .unwrap_or_else(|| t.trim_matches(char::from(0)).trim())
+        .to_string()
+}
+
+/// Reads the v7 section at `offset`: returns its id and its (decompressed) body.
+fn read_section<R: ReadAt + ?Sized>(src: &R, endian: Endian, comp: Compression, offset: u64) -> Result<(u16, Vec<u8>)> {
+    let mut c = Cursor { src, pos: offset, endian };
+    let id = c.u16("section id")?;
+    let flags = c.u16("section flags")?;
+    let _desc = c.u32("section description")?;
+    let size = c.u64("section size")?;
+    if flags & 1 == 0 {
+        return Ok((id, c.bytes(size as usize, "section")?));
+    }
+    let csize = c.u32("compressed size")?;
+    let usize_ = c.u32("uncompressed size")?;
+    let data = c.bytes(csize as usize, "compressed section")?;
+    let out = decompress(comp, &data, usize_ as usize)?;
+    if out.len() != usize_ as usize {
+        return Err(bad(format!("section {id} at {offset}: decompressed {} bytes, header says {usize_}", out.len())));
+    }
+    Ok((id, out))
+}
+
+fn read_v7<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+    let name = c.cstr("compression name")?;
+    let _ver = c.cstr("compression version")?;
+    m.compression = match name.as_str() {
+        "none" | "" => Compression::None,
+        "zstd" => Compression::Zstd,
+        "zlib" => Compression::Zlib,
+        other => return Err(bad(format!("compression {other:?} is not supported (zstd, zlib, none are)"))),
+    };
+    let mut next = c.u64("first options offset")?;
+    let mut seen = 0;
+    let mut buffer_opts = Vec::new();
+    while next != 0 {
+        seen += 1;
+        if seen > 1000 {
+            return Err(bad("options sections form a loop"));
+        }
+        let (id, body) = read_section(c.src, m.endian, m.compression, next)?;
+        if id != 0 {
+            return Err(bad(format!("section at {next} is id {id}, expected an OPTIONS section")));
+        }
+        next = 0;
+        let mut oc = mem_cursor(&body, m.endian);
+        while (oc.pos as usize) < body.len() {
+            let oid = oc.u16("option id")?;
+            let size = oc.u32("option size")?;
+            let data = oc.bytes(size as usize, "option data")?;
+            if oid == option::DONE {
+                next = m.endian.read_u64(&data, 0).unwrap_or(0);
+                break;
+            }
+            let at = || m.endian.read_u64(&data, 0).ok_or_else(|| bad(format!("option {oid}: short offset")));
+            match oid {
+                option::HEADER_INFO => {
+                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
+                    read_headers(&mut mem_cursor(&s, m.endian), m)?;
+                }
+                option::FTRACE_EVENTS => {
+                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
+                    read_ftrace_formats(&mut mem_cursor(&s, m.endian), m)?;
+                }
+                option::EVENT_FORMATS => {
+                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
+                    read_event_formats(&mut mem_cursor(&s, m.endian), m)?;
+                }
+                option::KALLSYMS => {
+                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
+                    m.kallsyms = read_u32_text(&mut mem_cursor(&s, m.endian), "kallsyms")?;
+                }
+                option::PRINTK => {
+                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
+                    m.printk_formats = read_u32_text(&mut mem_cursor(&s, m.endian), "printk formats")?;
+                }
+                option::CMDLINES => {
+                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
+                    m.cmdlines = read_cmdlines(&mut mem_cursor(&s, m.endian))?;
+                }
+                option::CPUCOUNT => m.cpu_count = m.endian.read_u32(&data, 0).unwrap_or(0),
+                option::BUFFER => buffer_opts.push(data.clone()),
+                _ => {}
+            }
+            m.options.push((oid, data));
+        }
+    }
+    for data in buffer_opts {
+        let mut b = mem_cursor(&data, m.endian);
+        let section = b.u64("buffer section offset")?;
+        let name = b.cstr("buffer name")?;
+        let clock = b.cstr("buffer clock")?;
+        let page_size = b.u32("buffer page size")?;
+        let ncpus = b.u32("buffer CPU count")?;
+        let mut cpus = Vec::new();
+        for _ in 0..ncpus.min(4096) {
+            let cpu = b.u32("CPU id")?;
+            let offset = b.u64("CPU data offset")?;
+            let size = b.u64("CPU data size")?;
+            cpus.push(CpuData { cpu, offset, size });
+        }
+        let mut sc = Cursor { src: c.src, pos: section, endian: m.endian };
+        let _id = sc.u16("buffer section id")?;
+        let flags = sc.u16("buffer section flags")?;
+        m.buffers.push(Buffer { name, clock, page_size, cpus, compressed: flags & 1 != 0 });
+    }
+    Ok(())
+}
+
+/// One record of a trace.dat, borrowing the decoded page it lives in.
+#[derive(Debug, Clone, Copy)]
+pub struct DatRecord<'a> {
+    /// The CPU it was recorded on.
+    pub cpu: u32,
+    /// Timestamp (trace clock units).
+    pub ts: u64,
+    /// The payload (common fields first).
+    pub data: &'a [u8],
+    /// Events lost before this record's page (first record of a page only).
+    pub missed_events: MissedEvents,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Rec {
+    ts: u64,
+    start: u32,
+    len: u32,
+    missed: MissedEvents,
+}
+
+/// How much uncompressed trace data is read at once per CPU.
+const WINDOW: usize = 256 * 1024;
+
+#[derive(Debug)]
+struct CpuStream {
+    data: CpuData,
+    pos: u64,
+    end: u64,
+    chunks_left: Option<u32>,
+    window: Vec<u8>,
+    window_pos: usize,
+    page: Vec<u8>,
+    recs: Vec<Rec>,
+    next: usize,
+    done: bool,
+}
+
+/// The records of one buffer, merged across CPUs by timestamp. Memory: one window (or one
+/// decompressed chunk) and one page per CPU.
+pub struct DatRecords<'f, R: ReadAt> {
+    src: &'f R,
+    compressed: bool,
+    compression: Compression,
+    page_header: PageHeader,
+    event_header: EventHeader,
+    cpus: Vec<CpuStream>,
+}
+
+impl<R: ReadAt> DatRecords<'_, R> {
+    fn refill_window(&mut self, i: usize) -> Result<bool> {
+        let s = &mut self.cpus[i];
+        s.window.clear();
+        s.window_pos = 0;
+        if !self.compressed {
+            if s.pos >= s.end {
+                return Ok(false);
+            }
+            let n = ((s.end - s.pos) as usize).min(WINDOW);
+            s.window.resize(n, 0);
+            let got = self.src.read_at(&mut s.window, s.pos).map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+            if got < n {
+                return Err(bad(format!("CPU {} data truncated at offset {}", s.data.cpu, s.pos + got as u64)));
+            }
+            s.pos += n as u64;
+            return Ok(true);
+        }
+        let mut c = Cursor { src: self.src, pos: s.pos, endian: self.page_header.endian };
+        let left = match s.chunks_left {
+            Some(n) => n,
+            None => {
+                if s.data.size == 0 {
+                    0
+                } else {
+                    c.u32("chunk count")?
+                }
+            }
+        };
+        if left == 0 {
+            s.chunks_left = Some(0);
+            return Ok(false);
+        }
+        let csize = c.u32("chunk compressed size")?;
+        let usize_ = c.u32("chunk size")?;
+        let data = c.bytes(csize as usize, "compressed chunk")?;
+        s.window = decompress(self.compression, &data, usize_ as usize)?;
+        s.pos = c.pos;
+        s.chunks_left = Some(left - 1);
+        Ok(true)
+    }
+
+    /// Loads the CPU's next page that has records; false at the end of its data.
+    fn load_page(&mut self, i: usize) -> Result<bool> {
+        let size = self.page_header.subbuf_size();
+        loop {
+            if self.cpus[i].window_pos + size > self.cpus[i].window.len() && !self.refill_window(i)? {
+                self.cpus[i].done = true;
+                return Ok(false);
+            }
+            let s = &mut self.cpus[i];
+            if s.window_pos + size > s.window.len() {
+                return Err(bad(format!("CPU {}: data is not a whole number of pages", s.data.cpu)));
+            }
+            s.page.clear();
+            s.page.extend_from_slice(&s.window[s.window_pos..s.window_pos + size]);
+            s.window_pos += size;
+            s.recs.clear();
+            s.next = 0;
+            let page = SubBuffer::with_event_header(&s.page, &self.page_header, &self.event_header)
+                .map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+            for r in page.records() {
+                let r = r.map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+                s.recs.push(Rec {
+                    ts: r.ts,
+                    start: r.payload_offset as u32,
+                    len: r.data.len() as u32,
+                    missed: r.missed_events,
+                });
+            }
+            if !s.recs.is_empty() {
+                return Ok(true);
+            }
+        }
+    }
+
+    /// The next record in timestamp order (ties: lowest CPU), `None` at the end.
+    pub fn next_record(&mut self) -> Option<Result<DatRecord<'_>>> {
+        // Refill lazily: the record returned last time borrowed its page until now.
+        for i in 0..self.cpus.len() {
+            let s = &self.cpus[i];
+            if !s.done && s.next >= s.recs.len() {
+                if let Err(e) = self.load_page(i) {
+                    self.cpus[i].done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+        let mut best: Option<(u64, usize)> = None;
+        for (i, s) in self.cpus.iter().enumerate() {
+            if s.done || s.next >= s.recs.len() {
+                continue;
+            }
+            let ts = s.recs[s.next].ts;
+            if best.is_none_or(|(b, _)| ts < b) {
+                best = Some((ts, i));
+            }
+        }
+        let (_, i) = best?;
+        let s = &mut self.cpus[i];
+        let rec = s.recs[s.next];
+        s.next += 1;
+        Some(Ok(DatRecord {
+            cpu: s.data.cpu,
+            ts: rec.ts,
+            data: &s.page[rec.start as usize..(rec.start + rec.len) as usize],
+            missed_events: rec.missed,
+        }))
+    }
+}
