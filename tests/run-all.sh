@@ -66,31 +66,39 @@ count_tests "$logs/host.log"
 record "host tests (cargo test)" "$rc" "$t" "$counts"
 
 # ---- 2. kprobe tier ----------------------------------------------------------------------
-banner "kprobe tier: build the kprobe_vm test binary"
-t=$SECONDS rc=0 bin=
+# The test binaries that run inside the VM: the kprobe tests, and the ring-buffer readers
+# (Debian's 6.12 can map the ring buffer; so the mmap reader is tested on a second kernel).
+vm_tests=(kprobe_vm readers)
+banner "kprobe tier: build the ${vm_tests[*]} test binaries"
+t=$SECONDS rc=0 bins=()
 # json-render-diagnostics: artifacts as JSON on stdout, compiler errors readable on stderr.
-cargo test -p wasmprobe-tests --test kprobe_vm --no-run --message-format=json-render-diagnostics \
+cargo test -p wasmprobe-tests "${vm_tests[@]/#/--test=}" --no-run --message-format=json-render-diagnostics \
   > "$logs/build.json" || rc=$?
 if [ "$rc" = 0 ]; then
-  bin=$(jq -r 'select(.profile.test == true and .target.name == "kprobe_vm") | .executable // empty' \
-    "$logs/build.json" | tail -n 1)
-  if [ -z "$bin" ] || [ ! -x "$bin" ]; then
-    echo "run-all: cargo built no kprobe_vm test executable" >&2; rc=1
-  fi
-  case $bin in /tmp/*)
-    echo "run-all: $bin is under /tmp, which the VM cannot see; set CARGO_TARGET_DIR elsewhere" >&2; rc=1 ;;
-  esac
+  for name in "${vm_tests[@]}"; do
+    bin=$(jq -r --arg n "$name" 'select(.profile.test == true and .target.name == $n) | .executable // empty' \
+      "$logs/build.json" | tail -n 1)
+    if [ -z "$bin" ] || [ ! -x "$bin" ]; then
+      echo "run-all: cargo built no $name test executable" >&2; rc=1
+    fi
+    case $bin in /tmp/*)
+      echo "run-all: $bin is under /tmp, which the VM cannot see; set CARGO_TARGET_DIR elsewhere" >&2; rc=1 ;;
+    esac
+    bins+=("$bin")
+  done
 fi
-record "kprobe tier: build" "$rc" "$t" "${bin#"$root"/}"
+record "kprobe tier: build" "$rc" "$t" "${vm_tests[*]}"
 
 banner "kprobe tier: the tests in Debian's 6.12 kernel under QEMU"
 t=$SECONDS
 if [ "$rc" = 0 ]; then
   # In the guest: the tests, then a leak check of the guest's own tracefs (it is gone once the
   # VM powers off). A leak fails the tier even when every test passed.
-  guest_script='"$@"; rc=$?; bash tests/leak-check.sh || { [ "$rc" != 0 ] || rc=1; }; exit "$rc"'
-  tests/vm/run-in-vm.sh -e RUST_BACKTRACE=1 -- sh -c "$guest_script" kprobe_vm \
-    "$bin" --include-ignored --test-threads=1 2>&1 | tee "$logs/vm.log" || rc=$?
+  guest_script='rc=0
+    for bin in "$@"; do "$bin" --include-ignored --test-threads=1 || rc=1; done
+    bash tests/leak-check.sh || rc=1; exit "$rc"'
+  tests/vm/run-in-vm.sh -e RUST_BACKTRACE=1 -- sh -c "$guest_script" vm-tests "${bins[@]}" 2>&1 \
+    | tee "$logs/vm.log" || rc=$?
   count_tests "$logs/vm.log"
   record "kprobe tier: tests in the VM" "$rc" "$t" "$counts"
 else

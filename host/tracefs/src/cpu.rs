@@ -1,12 +1,47 @@
-//! Per-CPU raw ring-buffer readers: `per_cpu/cpuN/trace_pipe_raw`, read one sub-buffer at a
-//! time. Reads consume: a page read here is gone from the kernel's buffer.
+//! Per-CPU raw ring-buffer readers of `per_cpu/cpuN/trace_pipe_raw`, three ways:
+//!
+//! - [`ReadMode::Read`]: one `read(2)` per sub-buffer. The kernel swaps a full page out or copies
+//!   a partial one; each read returns a whole sub-buffer (zero padded).
+//! - [`ReadMode::Splice`]: `splice(2)` into a pipe, then `read` from the pipe. The kernel only
+//!   splices full pages, so a partial page is read with `read(2)`.
+//! - [`ReadMode::Mmap`]: the ring buffer mapped into our memory (kernels 6.10+,
+//!   Documentation/trace/ring-buffer-map.rst): a meta page, then every sub-buffer by id. We copy
+//!   the reader page's committed events and ask the kernel for the next page with the
+//!   `TRACE_MMAP_IOCTL_GET_READER` ioctl. A page may be handed out in several pieces while the
+//!   writer is still on it: [`Chunk::skip`] says how much of its data was handed out before.
+//!
+//! Reads consume: a page read here is gone from the kernel's buffer.
 
 use std::fs::File;
 use std::io::Read;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
-use crate::error::{Error, Result};
-use crate::instance::Instance;
+use crate::error::{Errno, Error, Result};
+use crate::instance::{page_size, Instance};
+
+/// How a [`CpuReader`] gets pages out of the kernel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReadMode {
+    /// `read(2)` of `trace_pipe_raw`.
+    Read,
+    /// `splice(2)` through a pipe (full pages), `read(2)` for partial ones.
+    Splice,
+    /// The memory-mapped ring buffer (kernel 6.10+).
+    Mmap,
+}
+
+/// What one successful read produced in the caller's buffer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Chunk {
+    /// Bytes of sub-buffer written to the buffer.
+    pub len: usize,
+    /// Bytes of the sub-buffer's event data (after its header) that an earlier chunk already
+    /// delivered: records starting before this offset must be skipped. Always 0 except for
+    /// mapped reads of a page the writer is still filling.
+    pub skip: usize,
+}
 
 /// A reader of one CPU's ring buffer in one instance (`tracefs_cpu_open`).
 #[derive(Debug)]
@@ -14,20 +49,48 @@ pub struct CpuReader {
     file: File,
     cpu: usize,
     subbuf_size: usize,
+    mode: Mode,
+}
+
+#[derive(Debug)]
+enum Mode {
+    Read,
+    Splice { pipe_r: File, pipe_w: OwnedFd },
+    Mmap(Mapping),
 }
 
 impl CpuReader {
-    /// Opens `per_cpu/cpu<cpu>/trace_pipe_raw` of `instance` (non-blocking when `nonblock`).
+    /// Opens `per_cpu/cpu<cpu>/trace_pipe_raw` of `instance` for plain reads (non-blocking when
+    /// `nonblock`).
     pub fn open(instance: &Instance, cpu: usize, nonblock: bool) -> Result<CpuReader> {
+        Self::open_with(instance, cpu, nonblock, ReadMode::Read)
+    }
+
+    /// Opens the reader with the given mode. `Mmap` is `ENODEV` on kernels that cannot map the
+    /// ring buffer (before 6.10); mapped readers are always non-blocking.
+    pub fn open_with(instance: &Instance, cpu: usize, nonblock: bool, mode: ReadMode) -> Result<CpuReader> {
         let path = instance.file(&format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
         let subbuf_size = instance.subbuf_size()?;
         let mut opts = std::fs::OpenOptions::new();
         opts.read(true);
-        if nonblock {
+        if nonblock || mode == ReadMode::Mmap {
             opts.custom_flags(libc::O_NONBLOCK);
         }
         let file = opts.open(&path).map_err(|e| Error::io(format!("cannot open CPU {cpu}'s buffer"), &path, &e))?;
-        Ok(CpuReader { file, cpu, subbuf_size })
+        let mode = match mode {
+            ReadMode::Read => Mode::Read,
+            ReadMode::Splice => {
+                let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
+                    .map_err(|e| Error::new(e, "cannot make a pipe for splice"))?;
+                // A pipe holds 16 pages by default; one sub-buffer must fit.
+                let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(subbuf_size.max(page_size()) as i32));
+                Mode::Splice { pipe_r: File::from(r), pipe_w: w }
+            }
+            ReadMode::Mmap => Mode::Mmap(
+                Mapping::new(&file).map_err(|e| e_with_path(e, &format!("cannot map CPU {cpu}'s buffer"), &path))?,
+            ),
+        };
+        Ok(CpuReader { file, cpu, subbuf_size, mode })
     }
 
     /// The CPU this reader drains.
@@ -40,14 +103,211 @@ impl CpuReader {
         self.subbuf_size
     }
 
-    /// Reads one sub-buffer into `buf` (at least [`subbuf_size`](Self::subbuf_size) bytes; one
-    /// `read(2)`). Returns its length, or 0 when a non-blocking reader finds nothing.
+    /// How this reader reads.
+    pub fn mode(&self) -> ReadMode {
+        match self.mode {
+            Mode::Read => ReadMode::Read,
+            Mode::Splice { .. } => ReadMode::Splice,
+            Mode::Mmap(_) => ReadMode::Mmap,
+        }
+    }
+
+    /// Reads one sub-buffer into `buf` (at least [`subbuf_size`](Self::subbuf_size) bytes).
+    /// Returns its length, or 0 when a non-blocking reader finds nothing. For mapped readers
+    /// use [`read_chunk`](Self::read_chunk), which also says what to skip.
     pub fn read_subbuf(&mut self, buf: &mut [u8]) -> Result<usize> {
-        let n = self.subbuf_size.min(buf.len());
-        match self.file.read(&mut buf[..n]) {
-            Ok(n) => Ok(n),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(0),
-            Err(e) => Err(Error::io(format!("cannot read CPU {}'s buffer", self.cpu), "trace_pipe_raw", &e)),
+        Ok(self.read_chunk(buf)?.map_or(0, |c| c.len))
+    }
+
+    /// Reads the next piece of this CPU's buffer into `buf`, or `None` when there is nothing
+    /// (non-blocking). One or two syscalls (read; splice + read; ioctl for a new mapped page).
+    pub fn read_chunk(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>> {
+        let size = self.subbuf_size;
+        if buf.len() < size {
+            return Err(Error::new(Errno::EINVAL, format!("buffer of {} bytes is under a sub-buffer", buf.len())));
+        }
+        let cpu = self.cpu;
+        let io = |e: std::io::Error| Error::io(format!("cannot read CPU {cpu}'s buffer"), "trace_pipe_raw", &e);
+        match &mut self.mode {
+            Mode::Read => read_once(&mut self.file, &mut buf[..size]).map_err(io),
+            Mode::Splice { pipe_r, pipe_w } => {
+                let flags = nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK | nix::fcntl::SpliceFFlags::SPLICE_F_MOVE;
+                match nix::fcntl::splice(self.file.as_fd(), None, pipe_w.as_fd(), None, size, flags) {
+                    Ok(0) | Err(Errno::EAGAIN) => read_once(&mut self.file, &mut buf[..size]).map_err(io),
+                    Ok(n) => {
+                        pipe_r.read_exact(&mut buf[..n]).map_err(io)?;
+                        Ok(Some(Chunk { len: n, skip: 0 }))
+                    }
+                    Err(e) => Err(Error::new(e, format!("cannot splice CPU {cpu}'s buffer"))),
+                }
+            }
+            Mode::Mmap(m) => m.read(self.file.as_raw_fd(), &mut buf[..size]),
+        }
+    }
+}
+
+fn e_with_path(e: Error, what: &str, path: &std::path::Path) -> Error {
+    Error::new(e.errno(), format!("{what}: {}", e.what())).with_path(path)
+}
+
+fn read_once(f: &mut File, buf: &mut [u8]) -> std::io::Result<Option<Chunk>> {
+    match f.read(buf) {
+        Ok(0) => Ok(None),
+        Ok(n) => Ok(Some(Chunk { len: n, skip: 0 })),
+        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+impl AsFd for CpuReader {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.file.as_fd()
+    }
+}
+
+/// Whether the kernel can map `trace_pipe_raw` (tries CPU 0 of `instance`; 6.10+).
+pub fn mapping_supported(instance: &Instance) -> bool {
+    CpuReader::open_with(instance, 0, true, ReadMode::Mmap).is_ok()
+}
+
+// struct trace_buffer_meta (include/uapi/linux/trace_mmap.h), host byte order.
+const META_PAGE_SIZE: usize = 0;
+const META_SUBBUF_SIZE: usize = 8;
+const META_NR_SUBBUFS: usize = 12;
+const META_READER_ID: usize = 24;
+const META_READER_READ: usize = 28;
+/// `TRACE_MMAP_IOCTL_GET_READER` = `_IO('R', 0x20)`.
+const GET_READER: libc::c_ulong = 0x5220;
+const COMMIT_SIZE_MASK: u64 = (1 << 27) - 1;
+
+/// A mapped per-CPU ring buffer.
+#[derive(Debug)]
+struct Mapping {
+    meta: *mut libc::c_void,
+    meta_len: usize,
+    data: *mut libc::c_void,
+    data_len: usize,
+    subbuf_size: usize,
+    nr_subbufs: u32,
+    current: Option<u32>,
+    consumed: usize,
+}
+
+// SAFETY: the mapping is owned by this value alone; the kernel is the only other writer.
+unsafe impl Send for Mapping {}
+
+impl Mapping {
+    fn new(file: &File) -> Result<Mapping> {
+        let fd = file.as_raw_fd();
+        let map = |len: usize, off: usize| -> Result<*mut libc::c_void> {
+            // SAFETY: a fresh shared read-only mapping of the fd; the kernel validates the range.
+            let p = unsafe { libc::mmap(std::ptr::null_mut(), len, libc::PROT_READ, libc::MAP_SHARED, fd, off as i64) };
+            if p == libc::MAP_FAILED {
+                let e = Errno::last();
+                let e = if e == Errno::EINVAL { Errno::ENODEV } else { e };
+                return Err(Error::new(e, "this kernel cannot map the ring buffer"));
+            }
+            Ok(p)
+        };
+        let page = page_size();
+        let first = map(page, 0)?;
+        // SAFETY: the meta page is at least one page and starts with these u32 fields.
+        let (meta_len, subbuf_size, nr) = unsafe {
+            let b = first as *const u8;
+            (
+                (b.add(META_PAGE_SIZE) as *const u32).read_volatile() as usize,
+                (b.add(META_SUBBUF_SIZE) as *const u32).read_volatile() as usize,
+                (b.add(META_NR_SUBBUFS) as *const u32).read_volatile(),
+            )
+        };
+        let meta = if meta_len > page {
+            // SAFETY: `first` is our own mapping of `page` bytes.
+            unsafe { libc::munmap(first, page) };
+            map(meta_len, 0)?
+        } else {
+            first
+        };
+        let meta_len = meta_len.max(page);
+        let data_len = subbuf_size * nr as usize;
+        let data = match map(data_len, meta_len) {
+            Ok(d) => d,
+            Err(e) => {
+                // SAFETY: unmapping our own meta mapping.
+                unsafe { libc::munmap(meta, meta_len) };
+                return Err(e);
+            }
+        };
+        Ok(Mapping { meta, meta_len, data, data_len, subbuf_size, nr_subbufs: nr, current: None, consumed: 0 })
+    }
+
+    fn meta_u32(&self, off: usize) -> u32 {
+        // SAFETY: `off` is a field offset inside the mapped meta page; the kernel updates it.
+        unsafe { (*((self.meta as *const u8).add(off) as *const AtomicU32)).load(Ordering::Acquire) }
+    }
+
+    fn commit(&self, id: u32) -> u64 {
+        // SAFETY: `id < nr_subbufs` (checked by the caller); the commit word is at offset 8.
+        unsafe {
+            (*((self.data as *const u8).add(id as usize * self.subbuf_size + 8) as *const AtomicU64))
+                .load(Ordering::Acquire)
+        }
+    }
+
+    fn read(&mut self, fd: i32, buf: &mut [u8]) -> Result<Option<Chunk>> {
+        // At most: notice new data, or mark the page read and swap in the next one.
+        for _ in 0..3 {
+            let id = self.meta_u32(META_READER_ID);
+            if id >= self.nr_subbufs {
+                return Err(Error::new(Errno::EIO, format!("mapped reader page id {id} out of range")));
+            }
+            if self.current != Some(id) {
+                // A page found at open may have been partly read by an earlier reader; a page
+                // swapped in by our own ioctl is all new to us (the kernel already counts it
+                // read in `reader.read`, assuming we consume it whole).
+                self.consumed = match self.current {
+                    None => self.meta_u32(META_READER_READ) as usize,
+                    Some(_) => 0,
+                };
+                self.current = Some(id);
+            }
+            let word = self.commit(id);
+            let size = (word & COMMIT_SIZE_MASK) as usize;
+            if size > self.consumed && size + 16 <= self.subbuf_size {
+                let start = id as usize * self.subbuf_size;
+                // SAFETY: the reader page is ours until the next GET_READER; bytes up to `size`
+                // are committed and no longer written.
+                let page = unsafe { std::slice::from_raw_parts((self.data as *const u8).add(start), self.subbuf_size) };
+                buf[..self.subbuf_size].copy_from_slice(page);
+                // Freeze the copy at what was committed when we looked.
+                buf[8..16].copy_from_slice(&((word & !COMMIT_SIZE_MASK) | size as u64).to_ne_bytes());
+                let skip = self.consumed;
+                self.consumed = size;
+                return Ok(Some(Chunk { len: self.subbuf_size, skip }));
+            }
+            // SAFETY: ioctl on our own trace_pipe_raw fd with no argument.
+            if unsafe { libc::ioctl(fd, GET_READER) } < 0 {
+                let e = Errno::last();
+                if e == Errno::EAGAIN || e == Errno::EINTR {
+                    return Ok(None);
+                }
+                return Err(Error::new(e, "GET_READER ioctl on the mapped ring buffer failed"));
+            }
+            if self.meta_u32(META_READER_ID) == id && (self.commit(id) & COMMIT_SIZE_MASK) as usize <= self.consumed {
+                // Same page, nothing new: either the kernel just marked it read (the next
+                // ioctl swaps) or there is nothing to read at all.
+                continue;
+            }
+        }
+        Ok(None)
+    }
+}
+
+impl Drop for Mapping {
+    fn drop(&mut self) {
+        // SAFETY: unmapping our own mappings, once.
+        unsafe {
+            libc::munmap(self.data, self.data_len);
+            libc::munmap(self.meta, self.meta_len);
         }
     }
 }

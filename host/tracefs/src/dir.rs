@@ -126,7 +126,30 @@ fn mount_tracefs(at: &Path) -> Result<()> {
 
 /// Reads a whole control file (one open, reads to EOF).
 pub(crate) fn read(path: &Path, what: &str) -> Result<String> {
-    fs::read_to_string(path).map_err(|e| Error::io(what, path, &e))
+    read_text(path).map_err(|e| Error::io(what, path, &e))
+}
+
+/// Reads a tracefs file whole, starting with one large `read(2)`. Some tracefs files
+/// (`events/header_page`, `header_event`) answer only a read at offset 0, so the small first
+/// read `std::fs::read_to_string` makes would cut them short.
+pub fn read_text(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut f = fs::File::open(path)?;
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut len = 0;
+    loop {
+        if len == buf.len() {
+            buf.resize(buf.len() * 2, 0);
+        }
+        match f.read(&mut buf[len..]) {
+            Ok(0) => break,
+            Ok(n) => len += n,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(len);
+    String::from_utf8(buf).map_err(|e| std::io::Error::new(ErrorKind::InvalidData, e))
 }
 
 /// Writes `data` to a control file with a single `write(2)`. `truncate` opens with `O_TRUNC`

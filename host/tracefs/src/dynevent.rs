@@ -309,7 +309,7 @@ fn parse_line(line: &str, from: Listing) -> Option<DynEvent> {
 
 fn read_listing(tracefs: &Tracefs, file: &str) -> Result<Option<String>> {
     let path = tracefs.file(file);
-    match std::fs::read_to_string(&path) {
+    match dir::read_text(&path) {
         Ok(s) => Ok(Some(s)),
         Err(e) if dir::is_not_found(&e) => Ok(None),
         Err(e) => Err(Error::io(format!("cannot list {file}"), &path, &e)),

@@ -94,7 +94,7 @@ impl Instance {
     /// empty or when the kernel has no `error_log`).
     pub fn error_all(&self) -> Result<Option<String>> {
         let path = self.file("error_log");
-        match std::fs::read_to_string(&path) {
+        match crate::dir::read_text(&path) {
             Ok(s) if s.trim().is_empty() => Ok(None),
             Ok(s) => Ok(Some(s)),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),

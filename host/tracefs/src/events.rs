@@ -125,7 +125,7 @@ pub fn event_format(tracefs: &Tracefs, system: &str, event: &str) -> Result<Stri
     check_component("system", system)?;
     check_component("event", event)?;
     let path = tracefs.file(&format!("events/{system}/{event}/format"));
-    fs::read_to_string(&path).map_err(|e| {
+    dir::read_text(&path).map_err(|e| {
         let err = Error::io(format!("cannot read the format of {system}/{event}"), &path, &e);
         if dir::is_not_found(&e) {
             Error::new(Errno::ENOENT, format!("no event {system}/{event}")).with_path(&path)

@@ -27,8 +27,8 @@ pub mod instance;
 pub mod kprobe;
 pub mod uprobe;
 
-pub use cpu::CpuReader;
-pub use dir::{Tracefs, TRACEFS_ENV};
+pub use cpu::{mapping_supported, Chunk, CpuReader, ReadMode};
+pub use dir::{read_text, Tracefs, TRACEFS_ENV};
 pub use dynevent::{
     dynevent_destroy_all, dynevent_get, dynevent_get_all, parse_listing, DynEvent, DynEventType, Listing,
 };

@@ -33,6 +33,23 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Print a trace.dat (trace-cmd's format, version 6 or 7) the way `trace-cmd report` does.
+    Report {
+        /// The trace.dat file.
+        file: std::path::PathBuf,
+    },
+    /// Print live events of this kernel like `trace-cmd report`, until Ctrl-C or COMMAND ends.
+    Stream {
+        /// Events to trace: SYSTEM or SYSTEM:EVENT (repeatable).
+        #[arg(short = 'e', long = "event", required = true)]
+        events: Vec<String>,
+        /// Stop after this long (e.g. 10s, 500ms, 2m).
+        #[arg(long, value_parser = parse_duration)]
+        duration: Option<std::time::Duration>,
+        /// Run COMMAND and trace only it and its children.
+        #[arg(last = true)]
+        command: Vec<String>,
+    },
     /// Remove what a killed wasmprobe run left in the kernel: our instances and probe groups
     /// whose process is gone, and nothing else.
     Cleanup {
@@ -142,6 +159,25 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Uprobe(cmd) => uprobe(cmd),
         Command::Probes { json } => probes(json),
         Command::Cleanup { all } => cleanup(all),
+        Command::Stream { events, duration, command } => {
+            let stdout = std::io::stdout();
+            let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let stats = crate::stream::stream(&events, &command, duration, out)?;
+            eprintln!("wasmprobe: {} events, {} lost", stats.records, stats.lost);
+            if let Some(code) = stats.exit_code.filter(|&c| c != 0) {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Report { file } => {
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            match crate::report::report(&file, &mut out) {
+                // A closed pipe (`| head`) is not an error of ours.
+                Err(e) if is_broken_pipe(&e) => Ok(()),
+                r => r.map(drop).and_then(|()| Ok(std::io::Write::flush(&mut out)?)),
+            }
+        }
     }
 }
 
@@ -223,4 +259,25 @@ fn cleanup(all: bool) -> Result<()> {
         anyhow::bail!("{} item(s) could not be removed; first: {first}", done.failures.len());
     }
     Ok(())
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// Parses `10s`, `500ms`, `2m`, `1h` or plain seconds (`1.5`).
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    let (num, unit) = s.find(|c: char| c.is_ascii_alphabetic()).map_or((s, "s"), |i| s.split_at(i));
+    let v: f64 = num.parse().map_err(|_| format!("{s:?} is not a duration (try 10s, 500ms, 2m)"))?;
+    let secs = match unit {
+        "ms" => v / 1000.0,
+        "s" => v,
+        "m" => v * 60.0,
+        "h" => v * 3600.0,
+        _ => return Err(format!("unknown unit {unit:?} in {s:?} (ms, s, m, h)")),
+    };
+    if !(secs.is_finite() && secs >= 0.0) {
+        return Err(format!("{s:?} is not a duration"));
+    }
+    Ok(std::time::Duration::from_secs_f64(secs))
 }

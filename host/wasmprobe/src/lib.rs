@@ -1,5 +1,10 @@
 //! wasmprobe: run trace logic against the Linux kernel through tracefs. This crate holds the
 //! command line and what ties the `tracefs` and `traceevent` crates into runs.
 
+pub mod child;
 pub mod cli;
 pub mod owned;
+pub mod pump;
+pub mod report;
+pub mod session;
+pub mod stream;

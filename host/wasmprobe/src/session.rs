@@ -1,0 +1,230 @@
+//! A tracing session: the kernel side of a run. It turns validated probe requests into dynamic
+//! events in a group of our own, enables them in an instance of our own, and takes everything
+//! down again when dropped, whatever happened in between.
+
+use std::collections::HashMap;
+
+use anyhow::{bail, Context, Result};
+use tracefs::{
+    event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, DynEvent, Errno,
+    Instance, Tracefs,
+};
+
+use crate::owned;
+
+/// What kind of kernel event a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeKind {
+    /// Kernel function entry.
+    Kprobe,
+    /// Kernel function return.
+    Kretprobe,
+    /// User-space function entry.
+    Uprobe,
+    /// User-space function return.
+    Uretprobe,
+    /// An existing tracepoint (`SYSTEM:EVENT`); nothing is created, it is only enabled.
+    Tracepoint,
+    /// A probe on another event's fields (`SYSTEM.EVENT`).
+    Eprobe,
+}
+
+/// One probe a plugin asked for, already validated against the policy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProbeRequest {
+    /// Event name in our group (a C identifier).
+    pub name: String,
+    /// Which kind.
+    pub kind: ProbeKind,
+    /// `SYM[+OFF]`, `PATH:SYMBOL`, `LIB:SYMBOL`, `SYSTEM:EVENT`, or `SYSTEM.EVENT`.
+    pub target: String,
+    /// Fetch arguments, verbatim.
+    pub fetchargs: String,
+    /// A kernel event filter (`events/…/filter` syntax).
+    pub filter: Option<String>,
+    /// kretprobe maxactive.
+    pub maxactive: Option<u32>,
+}
+
+/// A probe as armed in the kernel: where its events come from and what they look like.
+#[derive(Debug, Clone)]
+pub struct ArmedProbe {
+    /// Index of the request in the plan.
+    pub index: usize,
+    /// Event system in tracefs.
+    pub system: String,
+    /// Event name in tracefs.
+    pub event: String,
+    /// The event's `format` file text, as the kernel gives it.
+    pub format: String,
+    /// The event id (`common_type` of its records).
+    pub id: u16,
+}
+
+/// A running session. Drop order: the instance first (which disables its events), then the
+/// probes, so no removal meets `EBUSY`.
+pub struct Session {
+    tracefs: Tracefs,
+    instance: Option<Instance>,
+    created: Vec<DynEvent>,
+    armed: Vec<ArmedProbe>,
+    by_id: HashMap<u16, usize>,
+}
+
+impl Session {
+    /// Creates our instance and every requested probe, enables them there, and reads their
+    /// formats. On any failure, what was made so far is removed before the error returns.
+    pub fn arm(tracefs: &Tracefs, tag: &str, requests: &[ProbeRequest]) -> Result<Session> {
+        let instance = Instance::create(tracefs, &owned::instance_name(tag))?;
+        let mut s = Session {
+            tracefs: tracefs.clone(),
+            instance: Some(instance),
+            created: Vec::new(),
+            armed: Vec::new(),
+            by_id: HashMap::new(),
+        };
+        let group = owned::group_name(tag);
+        for (index, req) in requests.iter().enumerate() {
+            let (system, event) = s.create(&group, req).with_context(|| format!("probe {}", req.name))?;
+            let inst = s.instance();
+            if let Some(f) = &req.filter {
+                inst.write_file(&format!("events/{system}/{event}/filter"), f)
+                    .with_context(|| format!("probe {}: kernel filter {f:?}", req.name))?;
+            }
+            let format = event_format(tracefs, &system, &event)?;
+            let id = parse_id(&format).with_context(|| format!("probe {}: no ID in its format", req.name))?;
+            s.by_id.insert(id, s.armed.len());
+            s.armed.push(ArmedProbe { index, system, event, format, id });
+        }
+        Ok(s)
+    }
+
+    fn create(&mut self, group: &str, req: &ProbeRequest) -> Result<(String, String)> {
+        let fetch = (!req.fetchargs.is_empty()).then_some(req.fetchargs.as_str());
+        let ev = match req.kind {
+            ProbeKind::Tracepoint => {
+                let Some((sys, ev)) = req.target.split_once(':') else {
+                    bail!("tracepoint target {:?} is not SYSTEM:EVENT", req.target)
+                };
+                return Ok((sys.to_string(), ev.to_string()));
+            }
+            ProbeKind::Kprobe => kprobe_alloc(Some(group), Some(&req.name), Some(&req.target), fetch)?,
+            ProbeKind::Kretprobe => {
+                kretprobe_alloc(Some(group), Some(&req.name), Some(&req.target), fetch, req.maxactive.unwrap_or(0))?
+            }
+            ProbeKind::Uprobe | ProbeKind::Uretprobe => {
+                let spec = resolve_library(&req.target);
+                let t = resolve_target(&spec)?;
+                let path = t.path.to_str().context("uprobe path is not UTF-8")?;
+                let alloc = if req.kind == ProbeKind::Uprobe { uprobe_alloc } else { uretprobe_alloc };
+                alloc(Some(group), &req.name, path, t.offset, fetch)?
+            }
+            ProbeKind::Eprobe => {
+                let Some((sys, ev)) = req.target.split_once('.') else {
+                    bail!("eprobe target {:?} is not SYSTEM.EVENT", req.target)
+                };
+                tracefs::eprobe_alloc(Some(group), &req.name, sys, ev, fetch)?
+            }
+        };
+        ev.create(&self.tracefs)?;
+        self.created.push(ev.clone());
+        Ok((ev.system, ev.event))
+    }
+
+    /// Our instance.
+    pub fn instance(&self) -> &Instance {
+        self.instance.as_ref().expect("instance lives until drop")
+    }
+
+    /// The armed probes, in plan order.
+    pub fn probes(&self) -> &[ArmedProbe] {
+        &self.armed
+    }
+
+    /// The armed probe whose records carry `common_type == id`.
+    pub fn probe_by_id(&self, id: u16) -> Option<&ArmedProbe> {
+        self.by_id.get(&id).map(|&i| &self.armed[i])
+    }
+
+    /// Restricts tracing to `pid` and, through `options/event-fork`, the children it forks.
+    pub fn follow_pid(&self, pid: i32) -> Result<()> {
+        let inst = self.instance();
+        inst.write_file("set_event_pid", &pid.to_string())?;
+        inst.write_file("options/event-fork", "1")?;
+        Ok(())
+    }
+
+    /// Enables every armed probe in our instance (one write each).
+    pub fn enable(&self) -> Result<()> {
+        let inst = self.instance();
+        for p in &self.armed {
+            inst.event_enable(Some(&p.system), Some(&p.event))?;
+        }
+        Ok(())
+    }
+
+    /// Stops recording into our buffer (the data already there stays readable).
+    pub fn stop(&self) -> Result<()> {
+        let inst = self.instance();
+        for p in &self.armed {
+            inst.event_disable(Some(&p.system), Some(&p.event))?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // Removing the instance disables every event in it.
+        if let Some(inst) = self.instance.take() {
+            if let Err(e) = inst.destroy() {
+                eprintln!("wasmprobe: warning: {e}");
+            }
+        }
+        for ev in self.created.drain(..).rev() {
+            match ev.destroy(&self.tracefs, true) {
+                Ok(()) => {}
+                Err(e) if e.errno() == Errno::ENOENT => {}
+                Err(e) => eprintln!("wasmprobe: warning: {e}"),
+            }
+        }
+    }
+}
+
+/// `ID: <n>` of a format file.
+pub fn parse_id(format: &str) -> Option<u16> {
+    format.lines().find_map(|l| l.strip_prefix("ID:")).and_then(|v| v.trim().parse().ok())
+}
+
+/// A uprobe target may name a library instead of a path (`libc:open`): it is looked up among
+/// the libraries this process has mapped, which are the system's.
+fn resolve_library(target: &str) -> String {
+    let Some((lib, sym)) = target.rsplit_once(':') else { return target.to_string() };
+    if lib.contains('/') {
+        return target.to_string();
+    }
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap_or_default();
+    let found = maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| {
+        let file = p.rsplit('/').next().unwrap_or("");
+        file.starts_with(&format!("{lib}.so")) || file.starts_with(&format!("{lib}-"))
+    });
+    match found {
+        Some(path) => format!("{path}:{sym}"),
+        None => target.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_and_libraries() {
+        assert_eq!(parse_id("name: open\nID: 1496\nformat:\n"), Some(1496));
+        assert_eq!(parse_id("name: open\n"), None);
+        let libc = resolve_library("libc:open");
+        assert!(libc.contains("/libc.so") && libc.ends_with(":open"), "{libc}");
+        assert_eq!(resolve_library("/bin/bash:readline"), "/bin/bash:readline");
+        assert_eq!(resolve_library("nosuchlib:x"), "nosuchlib:x");
+    }
+}

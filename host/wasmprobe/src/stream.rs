@@ -1,0 +1,141 @@
+//! `wasmprobe stream -e SYSTEM[:EVENT] ... [-- COMMAND]`: live events of this kernel, printed
+//! the way `trace-cmd report` prints them, until Ctrl-C or until COMMAND ends; then how many
+//! events were lost.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use traceevent::{Dialect, EventFormats, PageHeader};
+use tracefs::{event_format, system_events, Tracefs};
+
+use crate::child::{install_stop_handlers, stop_requested, HeldChild};
+use crate::pump::{Pump, RecordSink};
+use crate::report::format_line;
+use crate::session::{ProbeKind, ProbeRequest, Session};
+
+/// Expands `SYSTEM` or `SYSTEM:EVENT` specs into tracepoint requests (checked against the
+/// kernel's event list, so a typo is an error naming it).
+pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<ProbeRequest>> {
+    let mut out: Vec<ProbeRequest> = Vec::new();
+    for spec in specs {
+        let (sys, ev) = match spec.split_once(':') {
+            Some((s, e)) => (s, Some(e)),
+            None => (spec.as_str(), None),
+        };
+        let events = match ev {
+            Some(e) => {
+                event_format(tracefs, sys, e).with_context(|| format!("event {spec}"))?;
+                vec![e.to_string()]
+            }
+            None => system_events(tracefs, sys).with_context(|| format!("event system {sys}"))?,
+        };
+        if events.is_empty() {
+            bail!("event system {sys} has no events");
+        }
+        for e in events {
+            let target = format!("{sys}:{e}");
+            if out.iter().all(|r| r.target != target) {
+                out.push(ProbeRequest {
+                    name: e.clone(),
+                    kind: ProbeKind::Tracepoint,
+                    target,
+                    fetchargs: String::new(),
+                    filter: None,
+                    maxactive: None,
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Formats records as report lines into a buffered writer.
+struct LineSink<W: Write> {
+    formats: EventFormats,
+    out: W,
+    line: String,
+}
+
+impl<W: Write> RecordSink for LineSink<W> {
+    fn record(&mut self, _probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()> {
+        if pid > 0 && self.formats.comm(pid) == "<...>" {
+            if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                self.formats.add_cmdline(pid, c.trim_end());
+            }
+        }
+        self.line.clear();
+        format_line(&self.formats, cpu, ts, payload, &mut self.line);
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes())?;
+        Ok(())
+    }
+
+    fn flush(&mut self, _lost: &[u64]) -> Result<()> {
+        Ok(self.out.flush()?)
+    }
+}
+
+/// What a stream saw.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StreamStats {
+    /// Records printed.
+    pub records: u64,
+    /// Events the kernel dropped because we did not read fast enough.
+    pub lost: u64,
+    /// COMMAND's exit code, if one was run.
+    pub exit_code: Option<i32>,
+}
+
+/// Streams `specs` to `out` until Ctrl-C/SIGTERM, `duration`, or `command` ending.
+pub fn stream(
+    specs: &[String],
+    command: &[String],
+    duration: Option<Duration>,
+    out: impl Write,
+) -> Result<StreamStats> {
+    let tracefs = Tracefs::open()?;
+    let requests = tracepoint_requests(&tracefs, specs)?;
+    install_stop_handlers()?;
+    let session = Session::arm(&tracefs, "stream", &requests)?;
+    let inst = session.instance();
+    let mut formats =
+        EventFormats::new(PageHeader::parse(&inst.read_file("events/header_page")?, traceevent::Endian::native())?);
+    formats.set_dialect(Dialect::LibTraceEvent);
+    for p in session.probes() {
+        formats.add_format(&p.system, &p.format).with_context(|| format!("format of {}/{}", p.system, p.event))?;
+    }
+    if let Ok(c) = tracefs::read_text(&inst.tracefs().file("saved_cmdlines")) {
+        formats.parse_cmdlines(&c);
+    }
+    let mut pump = Pump::open(inst)?;
+    // Our own threads are not what the user wants to see (and tracing their reads of the
+    // buffer would feed back into it).
+    let _ = inst.write_file("set_event_notrace_pid", &std::process::id().to_string());
+    let mut child = match command.is_empty() {
+        true => None,
+        false => Some(HeldChild::spawn(command)?),
+    };
+    if let Some(c) = &child {
+        session.follow_pid(c.pid())?;
+    }
+    session.enable()?;
+    if let Some(c) = &mut child {
+        c.release()?;
+    }
+    let mut sink = LineSink { formats, out, line: String::with_capacity(256) };
+    let start = Instant::now();
+    loop {
+        if stop_requested() || duration.is_some_and(|d| start.elapsed() >= d) {
+            break;
+        }
+        if child.as_mut().is_some_and(|c| c.exited()) {
+            break;
+        }
+        pump.wait(Duration::from_millis(100))?;
+        pump.drain(&session, &mut sink)?;
+    }
+    session.stop()?;
+    pump.drain(&session, &mut sink)?;
+    Ok(StreamStats { records: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|c| c.exit_code()) })
+}
