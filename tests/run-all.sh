@@ -66,16 +66,19 @@ count_tests "$logs/host.log"
 record "host tests (cargo test)" "$rc" "$t" "$counts"
 
 # ---- 2. kprobe tier ----------------------------------------------------------------------
-# The test binaries that run inside the VM: the kprobe tests, and the ring-buffer readers
-# (Debian's 6.12 can map the ring buffer; so the mmap reader is tested on a second kernel).
-vm_tests=(kprobe_vm readers)
+# The test binaries that run inside the VM (PACKAGE:TEST): the kprobe tests, the ring-buffer
+# readers (Debian's 6.12 can map the ring buffer, so the mmap reader meets a second kernel),
+# and exec-open with real kprobes.
+vm_tests=(wasmprobe-tests:kprobe_vm wasmprobe-tests:readers wasmprobe:run_vm)
 banner "kprobe tier: build the ${vm_tests[*]} test binaries"
 t=$SECONDS rc=0 bins=()
+build_args=()
+for pt in "${vm_tests[@]}"; do build_args+=(-p "${pt%%:*}" --test "${pt#*:}"); done
 # json-render-diagnostics: artifacts as JSON on stdout, compiler errors readable on stderr.
-cargo test -p wasmprobe-tests "${vm_tests[@]/#/--test=}" --no-run --message-format=json-render-diagnostics \
-  > "$logs/build.json" || rc=$?
+cargo test "${build_args[@]}" --no-run --message-format=json-render-diagnostics > "$logs/build.json" || rc=$?
 if [ "$rc" = 0 ]; then
-  for name in "${vm_tests[@]}"; do
+  for pt in "${vm_tests[@]}"; do
+    name=${pt#*:}
     bin=$(jq -r --arg n "$name" 'select(.profile.test == true and .target.name == $n) | .executable // empty' \
       "$logs/build.json" | tail -n 1)
     if [ -z "$bin" ] || [ ! -x "$bin" ]; then

@@ -21,6 +21,21 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Run a Wasm plugin (a .wasm component or a built-in: exec-open, syscount, openlat,
+    /// readline) against the live kernel.
+    Run(RunArgs),
+    /// Show what a plugin asks for (its probes, and whether the policy allows them) without
+    /// touching the kernel.
+    Inspect {
+        /// A .wasm component or the name of a built-in plugin.
+        plugin: String,
+        /// `K=V` arguments for the plugin's init.
+        #[arg(long = "arg", value_parser = parse_kv)]
+        args: Vec<(String, String)>,
+        /// Probe kinds the plugin may use, e.g. `uprobe,tracepoint` (default: all).
+        #[arg(long)]
+        allow: Option<String>,
+    },
     /// Add or remove kernel probes (kprobes and kretprobes).
     #[command(subcommand)]
     Kprobe(KprobeCmd),
@@ -57,6 +72,48 @@ pub enum Command {
         #[arg(long)]
         all: bool,
     },
+}
+
+/// Arguments of `wasmprobe run`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// A .wasm component or the name of a built-in plugin.
+    pub plugin: String,
+    /// `K=V` arguments for the plugin's init (repeatable).
+    #[arg(long = "arg", value_parser = parse_kv)]
+    pub args: Vec<(String, String)>,
+    /// Trace only this process and the children it forks.
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Stop after this long (e.g. 10s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Print the plugin's structured records as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// Probe kinds the plugin may use, e.g. `uprobe,tracepoint` (default: all).
+    #[arg(long)]
+    pub allow: Option<String>,
+    /// Largest memory the plugin may use, in MiB.
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: u64,
+    /// CPU time one event batch may take in the plugin (e.g. 100ms).
+    #[arg(long, value_parser = parse_duration, default_value = "100ms")]
+    pub cpu_budget: std::time::Duration,
+    /// Run COMMAND and trace only it and its children.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_string(), v.to_string())).ok_or_else(|| format!("{s:?} is not K=V"))
+}
+
+fn policy(allow: Option<&str>) -> Result<crate::plugin::Policy> {
+    match allow {
+        Some(a) => crate::plugin::Policy::from_allow_list(a).map_err(|e| anyhow::anyhow!("--allow: {e}")),
+        None => Ok(crate::plugin::Policy::default()),
+    }
 }
 
 /// `wasmprobe kprobe ...`
@@ -155,6 +212,32 @@ fn joined(args: &[String]) -> Option<String> {
 /// Runs a parsed command line; the error, if any, is for the user.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
+        Command::Run(a) => {
+            let sandbox = crate::plugin::Sandbox {
+                memory_limit_bytes: a.memory_mib << 20,
+                callback_budget: a.cpu_budget,
+                ..Default::default()
+            };
+            let opts = crate::run::RunOptions {
+                policy: policy(a.allow.as_deref())?,
+                plugin: a.plugin,
+                args: a.args,
+                pid: a.pid,
+                duration: a.duration,
+                json: a.json,
+                sandbox,
+                command: a.command,
+            };
+            let out = crate::run::run(&opts)?;
+            if out.lost > 0 {
+                eprintln!("wasmprobe: {} events delivered, {} lost", out.events, out.lost);
+            }
+            if let Some(code) = out.exit_code.filter(|&c| c != 0) {
+                std::process::exit(code);
+            }
+            Ok(())
+        }
+        Command::Inspect { plugin, args, allow } => inspect(&plugin, args, allow.as_deref()),
         Command::Kprobe(cmd) => kprobe(cmd),
         Command::Uprobe(cmd) => uprobe(cmd),
         Command::Probes { json } => probes(json),
@@ -280,4 +363,27 @@ pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
         return Err(format!("{s:?} is not a duration"));
     }
     Ok(std::time::Duration::from_secs_f64(secs))
+}
+
+fn inspect(plugin: &str, args: Vec<(String, String)>, allow: Option<&str>) -> Result<()> {
+    let tracefs = Tracefs::open()?;
+    let policy = policy(allow)?;
+    let source = crate::plugin::PluginSource::parse(plugin);
+    let mut p = crate::plugin::Plugin::load(
+        &source,
+        &crate::plugin::Sandbox::default(),
+        Box::new(crate::plugin::StdOutput { json: false }),
+    )?;
+    let plan = p.init(&args, std::sync::Arc::new(crate::run::LiveKernel::new(&tracefs)))?;
+    println!("plugin {plugin}: {} probe(s)", plan.probes.len());
+    for d in &plan.probes {
+        let verdict = if policy.allows(d.kind) { "allowed" } else { "REFUSED by --allow" };
+        let filter = d.filter.as_deref().map(|f| format!(" if {f}")).unwrap_or_default();
+        println!("  {:<10} {:<16} {} {}{filter}  [{verdict}]", d.kind.name(), d.name, d.target, d.fetchargs);
+    }
+    match plan.validate(&policy) {
+        Ok(()) => println!("plan: valid under this policy"),
+        Err(e) => println!("plan: refused: {e}"),
+    }
+    Ok(())
 }

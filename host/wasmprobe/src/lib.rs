@@ -4,7 +4,9 @@
 pub mod child;
 pub mod cli;
 pub mod owned;
+pub mod plugin;
 pub mod pump;
 pub mod report;
+pub mod run;
 pub mod session;
 pub mod stream;

@@ -1,0 +1,33 @@
+//! The work of the delivery benchmark (host/wasmprobe/benches/plugin_delivery.rs): count the
+//! events per pid and sum the `id` field. `finish` prints the result so the host can check it
+//! against its native run of the same work.
+
+use std::collections::HashMap;
+
+use wasmprobe_guest::{println, Args, Event, Plan, Plugin};
+
+#[derive(Default)]
+struct Count {
+    per_pid: HashMap<i32, u64>,
+    sum: u64,
+}
+
+impl Plugin for Count {
+    fn init(&mut self, _args: &Args) -> Result<Plan, String> {
+        let mut plan = Plan::new();
+        plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
+        Ok(plan)
+    }
+
+    fn on_event(&mut self, ev: &Event) {
+        *self.per_pid.entry(ev.pid()).or_default() += 1;
+        self.sum = self.sum.wrapping_add(ev.u64("id"));
+    }
+
+    fn finish(&mut self) {
+        let events: u64 = self.per_pid.values().sum();
+        println!("pids={} events={} sum={}", self.per_pid.len(), events, self.sum);
+    }
+}
+
+wasmprobe_guest::export!(Count);

@@ -1,0 +1,49 @@
+//! exec-open: the example of the libtracefs kprobe man page. A kprobe on `do_sys_openat2`
+//! fetches the file name, flags and mode; a kretprobe fetches what it returned:
+//!
+//! ```text
+//! 1234-cat: open file='/etc/passwd'
+//! 1234-cat: open ret=3
+//! ```
+//!
+//! Kernels without kprobes (kernel_supports("kprobe") is false) get the same output from
+//! uprobes on libc's `open` and `openat` and uretprobes on their returns.
+
+use wasmprobe_guest::{kernel_supports, log, println, Args, Event, Level, Plan, Plugin, ProbeId};
+
+#[derive(Default)]
+struct ExecOpen {
+    /// Probes whose events carry `file`.
+    opens: Vec<ProbeId>,
+}
+
+impl Plugin for ExecOpen {
+    fn init(&mut self, _args: &Args) -> Result<Plan, String> {
+        let mut plan = Plan::new();
+        if kernel_supports("kprobe") {
+            let open =
+                plan.kprobe("open", "do_sys_openat2", "file=+0($arg2):ustring flags=+0($arg3):x64 mode=+8($arg3):x64");
+            plan.kretprobe("openret", "do_sys_openat2", "ret=%ax");
+            self.opens = vec![open];
+        } else {
+            log(Level::Info, "the kernel has no kprobes: tracing libc open/openat with uprobes instead");
+            let open = plan.uprobe("open", "libc:open", "file=+0(%di):ustring");
+            let openat = plan.uprobe("openat", "libc:openat", "file=+0(%si):ustring");
+            // libc returns an int (-1 and errno on failure): fetch it as one.
+            plan.uretprobe("openret", "libc:open", "ret=$retval:s32");
+            plan.uretprobe("openatret", "libc:openat", "ret=$retval:s32");
+            self.opens = vec![open, openat];
+        }
+        Ok(plan)
+    }
+
+    fn on_event(&mut self, ev: &Event) {
+        if self.opens.contains(&ev.probe()) {
+            println!("{}-{}: open file='{}'", ev.pid(), ev.comm(), ev.str("file"));
+        } else {
+            println!("{}-{}: open ret={}", ev.pid(), ev.comm(), ev.i64("ret"));
+        }
+    }
+}
+
+wasmprobe_guest::export!(ExecOpen);

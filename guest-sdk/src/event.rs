@@ -1,0 +1,94 @@
+//! One event, as a plugin's `on_event` sees it.
+
+use std::borrow::Cow;
+use std::rc::Rc;
+
+use crate::batch::Record;
+use crate::{CommCache, Field, ProbeId, ProbeInfo};
+
+/// An event delivered to [`crate::Plugin::on_event`]: header fields plus named field access.
+///
+/// Field accessors take the field's name as a `&'static str` (a literal): the first access per
+/// probe resolves it to an offset, later ones reuse that. Missing fields read as 0 / "".
+pub struct Event<'a> {
+    pub(crate) rec: Record<'a>,
+    pub(crate) probe: &'a ProbeInfo,
+    pub(crate) comms: &'a CommCache,
+}
+
+impl<'a> Event<'a> {
+    /// The probe that fired; compare with the [`ProbeId`] that [`crate::Plan`] returned.
+    pub fn probe(&self) -> ProbeId {
+        self.probe.id
+    }
+
+    /// The plugin's name for the probe that fired.
+    pub fn probe_name(&self) -> &'a str {
+        &self.probe.name
+    }
+
+    /// The task id (common_pid) of the event.
+    pub fn pid(&self) -> i32 {
+        self.rec.pid
+    }
+
+    /// The command name of [`Event::pid`] (asked of the host once per pid and batch);
+    /// `<...>` when unknown, as the kernel prints it.
+    pub fn comm(&self) -> Rc<str> {
+        self.comms.get(self.rec.pid)
+    }
+
+    /// Timestamp in nanoseconds (the trace clock).
+    pub fn ts(&self) -> u64 {
+        self.rec.ts
+    }
+
+    /// The CPU whose ring buffer held the event.
+    pub fn cpu(&self) -> u32 {
+        self.rec.cpu
+    }
+
+    /// The raw event payload (common fields first), for decoding by hand.
+    pub fn payload(&self) -> &'a [u8] {
+        self.rec.payload
+    }
+
+    /// The layout of field `name`, if the event has it.
+    pub fn field(&self, name: &'static str) -> Option<&'a Field> {
+        self.probe.field(name)
+    }
+
+    /// Field `name` as text: a string field (`__data_loc char[]`, `char[16]`) up to its NUL,
+    /// lossily decoded; an integer in decimal; "" when absent.
+    pub fn str(&self, name: &'static str) -> Cow<'a, str> {
+        match self.probe.field(name) {
+            Some(f) => f.str(self.rec.payload),
+            None => Cow::Borrowed(""),
+        }
+    }
+
+    /// Integer field `name` as u64 (signed fields sign-extended first); 0 when absent.
+    pub fn u64(&self, name: &'static str) -> u64 {
+        self.try_u64(name).unwrap_or(0)
+    }
+
+    /// Integer field `name` as i64; 0 when absent.
+    pub fn i64(&self, name: &'static str) -> i64 {
+        self.probe.field(name).and_then(|f| f.i64(self.rec.payload)).unwrap_or(0)
+    }
+
+    /// Integer field `name`, or `None` if the event has no such integer field.
+    pub fn try_u64(&self, name: &'static str) -> Option<u64> {
+        self.probe.field(name).and_then(|f| f.u64(self.rec.payload))
+    }
+
+    /// The bytes of field `name` (what a `__data_loc` field locates, else the field itself).
+    pub fn field_bytes(&self, name: &'static str) -> Option<&'a [u8]> {
+        self.probe.field(name).and_then(|f| f.bytes(self.rec.payload))
+    }
+
+    /// Like [`Event::field`] for a name built at run time (a linear search each call).
+    pub fn field_by_name(&self, name: &str) -> Option<&'a Field> {
+        self.probe.field_by_name(name)
+    }
+}

@@ -1,0 +1,404 @@
+//! Write wasmprobe plugins in Rust.
+//!
+//! A plugin declares the probes it wants in [`Plugin::init`] and then receives one
+//! [`Plugin::on_event`] call per event, like the callback of the libtracefs kprobe man page:
+//!
+//! ```ignore
+//! use wasmprobe_guest::{println, Args, Event, Plan, Plugin, ProbeId};
+//!
+//! #[derive(Default)]
+//! struct ExecOpen { open: ProbeId, openret: ProbeId }
+//!
+//! impl Plugin for ExecOpen {
+//!     fn init(&mut self, _args: &Args) -> Result<Plan, String> {
+//!         let mut plan = Plan::new();
+//!         self.open = plan.kprobe("open", "do_sys_openat2", "file=+0($arg2):ustring");
+//!         self.openret = plan.kretprobe("openret", "do_sys_openat2", "ret=%ax");
+//!         Ok(plan)
+//!     }
+//!     fn on_event(&mut self, ev: &Event) {
+//!         if ev.probe() == self.open {
+//!             println!("{}-{}: open file='{}'", ev.pid(), ev.comm(), ev.str("file"));
+//!         } else {
+//!             println!("{}-{}: open ret={}", ev.pid(), ev.comm(), ev.i64("ret"));
+//!         }
+//!     }
+//! }
+//!
+//! wasmprobe_guest::export!(ExecOpen);
+//! ```
+//!
+//! Build it with `cargo build --release --target wasm32-wasip2`: the `.wasm` is a component the
+//! host loads (`wasmprobe run plugin.wasm`).
+//!
+//! Under the hood the host calls `on-batch` with many events packed into one byte buffer (see
+//! `wit/wasmprobe.wit`); this crate walks that buffer and resolves field names to offsets once
+//! per probe, so a field access costs a few compares and an unaligned load.
+
+use std::borrow::Cow;
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::fmt;
+use std::rc::Rc;
+
+mod batch;
+mod event;
+#[doc(hidden)]
+pub mod rt;
+
+pub use batch::{Record, Records, HEADER_LEN};
+pub use event::Event;
+
+/// The generated bindings of the `wasmprobe:plugin` world (for what the ergonomic API lacks).
+pub mod bindings {
+    wit_bindgen::generate!({
+        path: "../wit",
+        world: "wasmprobe:plugin/plugin",
+        pub_export_macro: true,
+        export_macro_name: "__export_plugin_world",
+        default_bindings_module: "wasmprobe_guest::bindings",
+    });
+}
+
+use bindings::wasmprobe::plugin::{kernel, output, run, types};
+pub use types::{FieldKind, Level, ProbeKind, Value};
+
+/// A plugin: what [`export!`] turns into the component's exports.
+pub trait Plugin {
+    /// Reads the arguments and returns the probes to create. Runs before anything is traced;
+    /// [`kernel_supports`] and [`has_symbol`] help choose a fallback.
+    fn init(&mut self, args: &Args) -> Result<Plan, String>;
+
+    /// Called once per event, in timestamp order within a batch.
+    fn on_event(&mut self, ev: &Event);
+
+    /// Called before a batch's events when the kernel lost `count` events since the last batch.
+    fn on_lost(&mut self, count: u64) {
+        let _ = count;
+    }
+
+    /// Called once at the end of the run: print tables and histograms here.
+    fn finish(&mut self) {}
+}
+
+/// Exports a [`Plugin`] type (which must implement `Default`) as the component's plugin.
+#[macro_export]
+macro_rules! export {
+    ($ty:ty) => {
+        struct __WasmprobeExport;
+        impl $crate::bindings::Guest for __WasmprobeExport {
+            fn init(args: ::std::vec::Vec<(::std::string::String, ::std::string::String)>)
+                -> ::std::result::Result<$crate::bindings::Plan, ::std::string::String> {
+                $crate::rt::init(::std::boxed::Box::new(<$ty as ::std::default::Default>::default()), args)
+            }
+            fn on_batch(batch: ::std::vec::Vec<u8>, lost: u64) -> ::std::result::Result<(), ::std::string::String> {
+                $crate::rt::on_batch(&batch, lost)
+            }
+            fn finish() -> ::std::result::Result<(), ::std::string::String> {
+                $crate::rt::finish()
+            }
+        }
+        $crate::bindings::__export_plugin_world!(__WasmprobeExport with_types_in $crate::bindings);
+    };
+}
+
+/// The `--arg key=value` pairs of the command line, in order.
+#[derive(Debug, Clone, Default)]
+pub struct Args(Vec<(String, String)>);
+
+impl Args {
+    /// Wraps key/value pairs.
+    pub fn new(pairs: Vec<(String, String)>) -> Self {
+        Args(pairs)
+    }
+
+    /// The last value given for `key`.
+    pub fn get(&self, key: &str) -> Option<&str> {
+        self.0.iter().rev().find(|(k, _)| k == key).map(|(_, v)| v.as_str())
+    }
+
+    /// The last value of `key` parsed as `T`; `Ok(None)` when absent, an error naming the key
+    /// when it does not parse.
+    pub fn parse<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>, String>
+    where
+        T::Err: fmt::Display,
+    {
+        self.get(key).map(|v| v.parse::<T>().map_err(|e| format!("--arg {key}={v}: {e}"))).transpose()
+    }
+
+    /// All pairs, in command-line order.
+    pub fn pairs(&self) -> &[(String, String)] {
+        &self.0
+    }
+}
+
+/// The handle of a declared probe: its index in the plan. Compare it with [`Event::probe`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct ProbeId(pub u32);
+
+/// The probes a plugin asks for, built in [`Plugin::init`].
+#[derive(Debug, Clone, Default)]
+pub struct Plan {
+    probes: Vec<types::Probe>,
+}
+
+impl Plan {
+    /// An empty plan.
+    pub fn new() -> Self {
+        Plan::default()
+    }
+
+    /// Adds a probe of any kind; the shortcuts below are usually clearer.
+    pub fn add(&mut self, kind: ProbeKind, name: &str, target: &str, fetchargs: &str) -> ProbeId {
+        self.probes.push(types::Probe {
+            kind,
+            name: name.to_string(),
+            target: target.to_string(),
+            fetchargs: fetchargs.to_string(),
+            filter: None,
+            maxactive: None,
+        });
+        ProbeId(self.probes.len() as u32 - 1)
+    }
+
+    /// A kprobe on kernel function `target` (`SYMBOL[+OFFSET]`).
+    pub fn kprobe(&mut self, name: &str, target: &str, fetchargs: &str) -> ProbeId {
+        self.add(ProbeKind::Kprobe, name, target, fetchargs)
+    }
+
+    /// A kretprobe on the return of kernel function `target`.
+    pub fn kretprobe(&mut self, name: &str, target: &str, fetchargs: &str) -> ProbeId {
+        self.add(ProbeKind::Kretprobe, name, target, fetchargs)
+    }
+
+    /// A uprobe on `PATH:SYMBOL` or `PATH:0xOFFSET`; PATH may be a bare library name (`libc`).
+    pub fn uprobe(&mut self, name: &str, target: &str, fetchargs: &str) -> ProbeId {
+        self.add(ProbeKind::Uprobe, name, target, fetchargs)
+    }
+
+    /// A uretprobe on the return of a user function (`target` as for [`Plan::uprobe`]).
+    pub fn uretprobe(&mut self, name: &str, target: &str, fetchargs: &str) -> ProbeId {
+        self.add(ProbeKind::Uretprobe, name, target, fetchargs)
+    }
+
+    /// An existing tracepoint, `SYSTEM:EVENT` (e.g. `raw_syscalls:sys_enter`).
+    pub fn tracepoint(&mut self, name: &str, target: &str) -> ProbeId {
+        self.add(ProbeKind::Tracepoint, name, target, "")
+    }
+
+    /// An event probe on the existing event `SYSTEM.EVENT`.
+    pub fn eprobe(&mut self, name: &str, target: &str, fetchargs: &str) -> ProbeId {
+        self.add(ProbeKind::Eprobe, name, target, fetchargs)
+    }
+
+    /// Sets a kernel filter (ftrace syntax) on probe `id`.
+    pub fn filter(&mut self, id: ProbeId, filter: &str) -> &mut Self {
+        self.probes[id.0 as usize].filter = Some(filter.to_string());
+        self
+    }
+
+    /// Sets maxactive of kretprobe `id`.
+    pub fn maxactive(&mut self, id: ProbeId, n: u32) -> &mut Self {
+        self.probes[id.0 as usize].maxactive = Some(n);
+        self
+    }
+
+    /// The declarations so far.
+    pub fn probes(&self) -> &[types::Probe] {
+        &self.probes
+    }
+
+    pub(crate) fn into_wit(self) -> types::Plan {
+        types::Plan { probes: self.probes }
+    }
+}
+
+/// Prints one line of output (the host adds the newline). See also [`println!`].
+pub fn print(line: &str) {
+    output::print(line);
+}
+
+/// Prints a formatted line through the host (not WASI stdout): the plugin's own output.
+#[macro_export]
+macro_rules! println {
+    () => {
+        $crate::print("")
+    };
+    ($($arg:tt)*) => {
+        $crate::print(&::std::format!($($arg)*))
+    };
+}
+
+/// Emits one structured record (`--json` prints it as a JSON object).
+pub fn emit_record(fields: &[(&str, Value)]) {
+    let owned: Vec<(String, Value)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
+    output::emit(&owned);
+}
+
+/// Logs a message about the plugin itself, to the host's stderr.
+pub fn log(level: Level, message: &str) {
+    output::log(level, message);
+}
+
+/// Whether the kernel can do `feature` ("kprobe", "uprobe", "eprobe", "tracepoint").
+pub fn kernel_supports(feature: &str) -> bool {
+    kernel::supports(feature)
+}
+
+/// Whether the kernel has function `name`.
+pub fn has_symbol(name: &str) -> bool {
+    kernel::has_symbol(name)
+}
+
+/// Events the kernel lost so far in this run.
+pub fn lost_events() -> u64 {
+    run::lost_events()
+}
+
+/// The command name of `pid` as the host knows it (uncached; [`Event::comm`] caches).
+pub fn comm_of(pid: i32) -> Option<String> {
+    kernel::comm(pid)
+}
+
+/// A field of a probe's events, as the host's layout describes it.
+#[derive(Debug, Clone)]
+pub struct Field {
+    /// The field's name in the format file.
+    pub name: String,
+    /// Offset from the start of the payload.
+    pub offset: u32,
+    /// Size in bytes (4 for `__data_loc` locators).
+    pub size: u32,
+    /// Whether an integer field is signed.
+    pub signed: bool,
+    /// How to read it.
+    pub kind: FieldKind,
+    /// Size of one array element.
+    pub elem_size: u32,
+}
+
+impl Field {
+    /// The bytes of this field in `payload`: for `__data_loc`/`__rel_loc` fields the data they
+    /// locate, else the field itself. `None` when the payload is too short.
+    pub fn bytes<'p>(&self, payload: &'p [u8]) -> Option<&'p [u8]> {
+        let start = self.offset as usize;
+        let own = payload.get(start..start + self.size as usize)?;
+        match self.kind {
+            FieldKind::DataLocString | FieldKind::DataLocArray | FieldKind::RelLocString | FieldKind::RelLocArray => {
+                let loc = u32::from_le_bytes(own.get(..4)?.try_into().ok()?);
+                let mut off = (loc & 0xffff) as usize;
+                let len = (loc >> 16) as usize;
+                if matches!(self.kind, FieldKind::RelLocString | FieldKind::RelLocArray) {
+                    off += start + self.size as usize;
+                }
+                payload.get(off..off + len)
+            }
+            _ => Some(own),
+        }
+    }
+
+    /// The field as an unsigned integer (sign-extended to 64 bits first if signed). Arrays
+    /// read their first element.
+    pub fn u64(&self, payload: &[u8]) -> Option<u64> {
+        self.i64(payload).map(|v| v as u64)
+    }
+
+    /// The field as a signed integer (zero-extended if unsigned).
+    pub fn i64(&self, payload: &[u8]) -> Option<i64> {
+        let size = match self.kind {
+            FieldKind::Integer | FieldKind::Other => self.size,
+            FieldKind::Array => self.elem_size,
+            _ => return None,
+        };
+        let b = payload.get(self.offset as usize..self.offset as usize + size as usize)?;
+        Some(match (size, self.signed) {
+            (1, false) => b[0] as i64,
+            (1, true) => b[0] as i8 as i64,
+            (2, false) => u16::from_le_bytes([b[0], b[1]]) as i64,
+            (2, true) => i16::from_le_bytes([b[0], b[1]]) as i64,
+            (4, false) => u32::from_le_bytes(b.try_into().ok()?) as i64,
+            (4, true) => i32::from_le_bytes(b.try_into().ok()?) as i64,
+            (8, _) => i64::from_le_bytes(b.try_into().ok()?),
+            _ => return None,
+        })
+    }
+
+    /// The field as text: strings up to their NUL, lossily decoded; integers in decimal.
+    pub fn str<'p>(&self, payload: &'p [u8]) -> Cow<'p, str> {
+        match self.kind {
+            FieldKind::Integer | FieldKind::Other => match self.i64(payload) {
+                Some(v) if self.signed => Cow::Owned(v.to_string()),
+                Some(v) => Cow::Owned((v as u64).to_string()),
+                None => Cow::Borrowed(""),
+            },
+            _ => {
+                let b = self.bytes(payload).unwrap_or(&[]);
+                let end = b.iter().position(|&c| c == 0).unwrap_or(b.len());
+                String::from_utf8_lossy(&b[..end])
+            }
+        }
+    }
+}
+
+/// What the SDK knows about one declared probe once the host has sent the layouts.
+#[derive(Debug)]
+pub(crate) struct ProbeInfo {
+    pub(crate) id: ProbeId,
+    pub(crate) name: String,
+    pub(crate) fields: Vec<Field>,
+    /// Field names already looked up, keyed by the address and length of the `&'static str`
+    /// the plugin passed: resolved once per probe and name, then a pointer compare.
+    lookups: RefCell<Vec<(usize, usize, Option<u16>)>>,
+}
+
+impl ProbeInfo {
+    pub(crate) fn new(id: ProbeId, name: String) -> Self {
+        ProbeInfo { id, name, fields: Vec::new(), lookups: RefCell::new(Vec::new()) }
+    }
+
+    pub(crate) fn field(&self, name: &'static str) -> Option<&Field> {
+        let key = (name.as_ptr() as usize, name.len());
+        let found = {
+            let lookups = self.lookups.borrow();
+            lookups.iter().find(|(p, l, _)| (*p, *l) == key).map(|&(_, _, i)| i)
+        };
+        let index = match found {
+            Some(i) => i,
+            None => {
+                let i = self.fields.iter().position(|f| f.name == name).map(|i| i as u16);
+                self.lookups.borrow_mut().push((key.0, key.1, i));
+                i
+            }
+        };
+        index.map(|i| &self.fields[i as usize])
+    }
+
+    pub(crate) fn field_by_name(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+}
+
+/// Command names looked up through the host, cached per pid for one batch (a process that
+/// execs changes its comm, and pids are reused, so the cache must not live long).
+#[derive(Default)]
+pub(crate) struct CommCache(RefCell<HashMap<i32, Rc<str>>>);
+
+impl CommCache {
+    pub(crate) fn get(&self, pid: i32) -> Rc<str> {
+        if let Some(c) = self.0.borrow().get(&pid) {
+            return c.clone();
+        }
+        // The kernel prints "<...>" for a pid whose comm it did not save.
+        let comm: Rc<str> = if pid == 0 {
+            Rc::from("<idle>")
+        } else {
+            kernel::comm(pid).map(Rc::from).unwrap_or_else(|| Rc::from("<...>"))
+        };
+        self.0.borrow_mut().insert(pid, comm.clone());
+        comm
+    }
+
+    pub(crate) fn clear(&self) {
+        self.0.borrow_mut().clear();
+    }
+}

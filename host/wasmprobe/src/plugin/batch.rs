@@ -1,0 +1,149 @@
+//! The packed batch the host hands a plugin's `on-batch` (format in `wit/wasmprobe.wit`):
+//! records of a 24-byte little-endian header and the raw kernel payload, each padded to 8 bytes.
+
+/// Bytes of a record header: probe index u32, payload length u32, ts u64, pid i32, cpu u32.
+pub const HEADER_LEN: usize = 24;
+
+/// Builds a batch. Reuse one writer per plugin: [`BatchWriter::clear`] keeps the allocation,
+/// so after warm-up [`BatchWriter::push`] allocates nothing.
+#[derive(Debug, Default, Clone)]
+pub struct BatchWriter {
+    buf: Vec<u8>,
+    records: usize,
+}
+
+impl BatchWriter {
+    /// An empty batch.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// An empty batch with room for `bytes` bytes of records.
+    pub fn with_capacity(bytes: usize) -> Self {
+        BatchWriter { buf: Vec::with_capacity(bytes), records: 0 }
+    }
+
+    /// Appends one event: `payload` is the kernel's record data (common_type first).
+    /// Payloads longer than `u32::MAX` bytes cannot occur in a ring buffer and are truncated.
+    pub fn push(&mut self, probe_index: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8]) {
+        let len = payload.len().min(u32::MAX as usize);
+        let padded = (HEADER_LEN + len + 7) & !7;
+        let start = self.buf.len();
+        self.buf.reserve(padded);
+        self.buf.extend_from_slice(&probe_index.to_le_bytes());
+        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
+        self.buf.extend_from_slice(&ts.to_le_bytes());
+        self.buf.extend_from_slice(&pid.to_le_bytes());
+        self.buf.extend_from_slice(&cpu.to_le_bytes());
+        self.buf.extend_from_slice(&payload[..len]);
+        self.buf.resize(start + padded, 0);
+        self.records += 1;
+    }
+
+    /// Empties the batch, keeping its allocation.
+    pub fn clear(&mut self) {
+        self.buf.clear();
+        self.records = 0;
+    }
+
+    /// The packed records, as `on-batch` takes them.
+    pub fn as_bytes(&self) -> &[u8] {
+        &self.buf
+    }
+
+    /// Number of records.
+    pub fn len(&self) -> usize {
+        self.records
+    }
+
+    /// Whether there is no record.
+    pub fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    /// Size of the packed records in bytes.
+    pub fn byte_len(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+/// One record read back from a batch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BatchRecord<'a> {
+    pub probe_index: u32,
+    pub cpu: u32,
+    pub pid: i32,
+    pub ts: u64,
+    pub payload: &'a [u8],
+}
+
+/// Iterates the records of a packed batch (the host-side twin of the guest SDK's reader, for
+/// tests, replay and native baselines). Stops at the first malformed record.
+#[derive(Debug, Clone)]
+pub struct BatchReader<'a> {
+    buf: &'a [u8],
+}
+
+impl<'a> BatchReader<'a> {
+    /// Reads `batch` from its first record.
+    pub fn new(batch: &'a [u8]) -> Self {
+        BatchReader { buf: batch }
+    }
+}
+
+impl<'a> Iterator for BatchReader<'a> {
+    type Item = BatchRecord<'a>;
+
+    fn next(&mut self) -> Option<BatchRecord<'a>> {
+        let h = self.buf.get(..HEADER_LEN)?;
+        let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
+        let len = u32_at(4) as usize;
+        let payload = self.buf.get(HEADER_LEN..HEADER_LEN + len)?;
+        let rec = BatchRecord {
+            probe_index: u32_at(0),
+            ts: u64::from_le_bytes(h[8..16].try_into().unwrap()),
+            pid: u32_at(16) as i32,
+            cpu: u32_at(20),
+            payload,
+        };
+        let next = ((HEADER_LEN + len + 7) & !7).min(self.buf.len());
+        self.buf = &self.buf[next..];
+        Some(rec)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_are_headed_padded_and_read_back() {
+        let mut b = BatchWriter::new();
+        b.push(1, 3, 42, 1000, &[1, 2, 3]);
+        b.push(0, 0, -1, 2000, &[7; 16]);
+        assert_eq!(b.len(), 2);
+        assert_eq!(b.byte_len(), 32 + 40);
+        let bytes = b.as_bytes();
+        assert_eq!(&bytes[0..4], &1u32.to_le_bytes());
+        assert_eq!(&bytes[4..8], &3u32.to_le_bytes());
+        assert_eq!(&bytes[8..16], &1000u64.to_le_bytes());
+        assert_eq!(&bytes[16..20], &42i32.to_le_bytes());
+        assert_eq!(&bytes[20..24], &3u32.to_le_bytes());
+        assert_eq!(&bytes[24..32], &[1, 2, 3, 0, 0, 0, 0, 0]);
+        let recs: Vec<_> = BatchReader::new(bytes).collect();
+        assert_eq!(recs[0], BatchRecord { probe_index: 1, cpu: 3, pid: 42, ts: 1000, payload: &[1, 2, 3] });
+        assert_eq!(recs[1].pid, -1);
+        assert_eq!(recs[1].payload, &[7; 16]);
+        b.clear();
+        assert!(b.is_empty() && b.as_bytes().is_empty());
+    }
+
+    #[test]
+    fn reader_stops_at_truncation() {
+        let mut b = BatchWriter::new();
+        b.push(0, 0, 1, 1, &[0; 8]);
+        let bytes = b.as_bytes();
+        assert_eq!(BatchReader::new(&bytes[..bytes.len() - 1]).count(), 0);
+        assert_eq!(BatchReader::new(&bytes[..10]).count(), 0);
+    }
+}

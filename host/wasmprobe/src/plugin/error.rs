@@ -1,0 +1,90 @@
+//! Why a plugin could not be loaded or was stopped. Every message names the plugin.
+
+use std::fmt;
+use std::time::Duration;
+
+/// Which call into the plugin failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Call {
+    Instantiate,
+    Init,
+    OnBatch,
+    Finish,
+}
+
+impl fmt::Display for Call {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Call::Instantiate => "instantiation",
+            Call::Init => "init",
+            Call::OnBatch => "on-batch",
+            Call::Finish => "finish",
+        })
+    }
+}
+
+/// A plugin error. All but [`Error::Load`], [`Error::Failed`] and [`Error::Usage`] poison the
+/// plugin: its instance may be in any state, so every later call returns the same error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// The component could not be read, compiled or linked.
+    #[error("plugin {plugin}: cannot load: {message}")]
+    Load { plugin: String, message: String },
+    /// A call ran past its CPU budget and was interrupted.
+    #[error("plugin {plugin}: exceeded its CPU budget of {} in {call}", fmt_duration(*budget))]
+    CpuBudget { plugin: String, call: Call, budget: Duration },
+    /// The plugin tried to grow its memory past the limit.
+    #[error("plugin {plugin}: exceeded its memory limit of {} in {call}", fmt_bytes(*limit))]
+    MemoryLimit { plugin: String, call: Call, limit: u64 },
+    /// The plugin trapped (a panic, unreachable, out-of-bounds access, stack overflow, ...).
+    #[error("plugin {plugin}: trapped in {call}: {message}")]
+    Trap { plugin: String, call: Call, message: String },
+    /// The plugin returned an error of its own (e.g. bad `--arg`s in init).
+    #[error("plugin {plugin}: {call} failed: {message}")]
+    Failed { plugin: String, call: Call, message: String },
+    /// The host called the plugin out of order (e.g. on_batch before init).
+    #[error("plugin {plugin}: {message}")]
+    Usage { plugin: String, message: String },
+}
+
+impl Error {
+    /// Whether the plugin is unusable after this error.
+    pub fn poisons(&self) -> bool {
+        matches!(self, Error::CpuBudget { .. } | Error::MemoryLimit { .. } | Error::Trap { .. })
+    }
+}
+
+fn fmt_duration(d: Duration) -> String {
+    if d.subsec_nanos() == 0 {
+        format!("{}s", d.as_secs())
+    } else if d.as_nanos().is_multiple_of(1_000_000) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{d:?}")
+    }
+}
+
+fn fmt_bytes(n: u64) -> String {
+    if n.is_multiple_of(1 << 20) {
+        format!("{} MiB", n >> 20)
+    } else if n.is_multiple_of(1 << 10) {
+        format!("{} KiB", n >> 10)
+    } else {
+        format!("{n} bytes")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn messages_name_the_plugin_and_the_reason() {
+        let e =
+            Error::CpuBudget { plugin: "exec-open".into(), call: Call::OnBatch, budget: Duration::from_millis(100) };
+        assert_eq!(e.to_string(), "plugin exec-open: exceeded its CPU budget of 100ms in on-batch");
+        let e = Error::MemoryLimit { plugin: "x".into(), call: Call::Init, limit: 64 << 20 };
+        assert_eq!(e.to_string(), "plugin x: exceeded its memory limit of 64 MiB in init");
+        assert!(e.poisons());
+    }
+}

@@ -1,0 +1,77 @@
+//! The WebAssembly plugin runtime: loads a plugin component into a sandbox, asks it for its
+//! probes, and delivers batches of kernel events to it.
+//!
+//! The contract is `wit/wasmprobe.wit` (world `wasmprobe:plugin/plugin`). What the run loop
+//! calls, in order:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use wasmprobe::plugin::{BatchWriter, FixedKernel, Layout, Plugin, PluginSource, Policy, Sandbox, StdOutput};
+//! # fn layouts_from_format_files() -> Vec<Layout> { vec![] }
+//! let source = PluginSource::parse("exec-open");                // a built-in, or a .wasm path
+//! let sandbox = Sandbox::default();                             // memory cap, CPU budgets, output cap
+//! let mut plugin = Plugin::load(&source, &sandbox, Box::new(StdOutput::default()))?;
+//! let kernel = Arc::new(FixedKernel::with_features(&["uprobe", "tracepoint"]));
+//! let plan = plugin.init(&[("key".into(), "value".into())], kernel)?;
+//! plan.validate(&Policy::default())?;                           // untrusted input: check before use
+//! // ... create plan.probes in the kernel, read their format files ...
+//! plugin.set_layouts(layouts_from_format_files())?;             // one per probe, plan order
+//! let mut batch = BatchWriter::new();
+//! batch.push(0, 1, 1234, 5_000_000, &[/* raw event payload */]);
+//! plugin.on_batch(batch.as_bytes(), 0)?;                        // many times
+//! batch.clear();
+//! plugin.finish()?;
+//! # Ok::<(), anyhow::Error>(())
+//! ```
+//!
+//! - [`Plugin::load`] compiles the component once and caches the compiled code on disk
+//!   ([`cache`]); each plugin gets its own `Store`, no WASI files, environment, arguments or
+//!   sockets, and its WASI stdout/stderr go to its [`Output`], capped per call.
+//! - A plugin that traps, runs past its CPU budget or grows past its memory limit gets an
+//!   [`Error`] naming it and the reason, and is poisoned (later calls return the same error);
+//!   the host and other plugins go on.
+//! - [`Plan::validate`] refuses declarations that would escape the plugin's probe group or
+//!   that the [`Policy`] (`--allow`) does not permit.
+//!
+//! One module per WIT interface on the host side: [`output`], [`kernel`], [`run`].
+
+mod bindings;
+
+pub mod batch;
+pub mod cache;
+pub mod error;
+pub mod kernel;
+pub mod layout;
+pub mod output;
+pub mod plan;
+pub mod run;
+pub mod runtime;
+pub mod sandbox;
+
+pub use batch::{BatchReader, BatchRecord, BatchWriter};
+pub use cache::CacheOutcome;
+pub use error::{Call, Error};
+pub use kernel::{CommLookup, FixedKernel, KernelInfo, ProcComm};
+pub use layout::{Field, FieldKind, Layout};
+pub use output::{Level, Output, StdOutput, Stdio, Value};
+pub use plan::{Plan, PlanError, Policy, ProbeDecl, ProbeKind};
+pub use runtime::{LoadInfo, Plugin, PluginSource};
+pub use sandbox::Sandbox;
+
+/// The example plugins built into the binary (built by build.rs from guest-examples/).
+const BUILTINS: &[(&str, &[u8])] = &[
+    ("exec-open", include_bytes!(concat!(env!("OUT_DIR"), "/guests/exec_open.wasm"))),
+    ("syscount", include_bytes!(concat!(env!("OUT_DIR"), "/guests/syscount.wasm"))),
+    ("openlat", include_bytes!(concat!(env!("OUT_DIR"), "/guests/openlat.wasm"))),
+    ("readline", include_bytes!(concat!(env!("OUT_DIR"), "/guests/readline.wasm"))),
+];
+
+/// The component bytes of built-in plugin `name`.
+pub fn builtin(name: &str) -> Option<&'static [u8]> {
+    BUILTINS.iter().find(|(n, _)| *n == name).map(|(_, b)| *b)
+}
+
+/// The names of the built-in plugins.
+pub fn builtin_names() -> Vec<&'static str> {
+    BUILTINS.iter().map(|(n, _)| *n).collect()
+}

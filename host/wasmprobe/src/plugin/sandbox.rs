@@ -1,0 +1,110 @@
+//! The limits a plugin runs under, and the one wasmtime [`Engine`] all plugins share.
+
+use std::path::PathBuf;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use wasmtime::{Config, Engine, ResourceLimiter};
+
+/// How often the shared ticker advances the engine's epoch: the resolution of CPU budgets.
+pub const EPOCH_TICK: Duration = Duration::from_millis(5);
+
+/// Limits for one plugin. Defaults suit a trace plugin: 64 MiB of memory, 100 ms per
+/// `on-batch`, 1 s for `init` and `finish`, 1 MiB of output per call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sandbox {
+    /// Largest linear memory the plugin may grow to, in bytes.
+    pub memory_limit_bytes: u64,
+    /// Wall-clock time one `on-batch` call may take (host calls included), enforced by
+    /// epoch interruption with [`EPOCH_TICK`] resolution.
+    pub callback_budget: Duration,
+    /// The same for instantiation, `init` and `finish`.
+    pub setup_budget: Duration,
+    /// Bytes of output one call may produce through each of: the output interface (print,
+    /// emit, log), WASI stdout, WASI stderr. The rest is dropped and the host says how much.
+    pub max_output_bytes_per_call: usize,
+    /// Where compiled components are cached; `None` compiles every time.
+    /// Default: [`super::cache::default_dir`].
+    pub cache_dir: Option<PathBuf>,
+}
+
+impl Default for Sandbox {
+    fn default() -> Self {
+        Sandbox {
+            memory_limit_bytes: 64 << 20,
+            callback_budget: Duration::from_millis(100),
+            setup_budget: Duration::from_secs(1),
+            max_output_bytes_per_call: 1 << 20,
+            cache_dir: super::cache::default_dir(),
+        }
+    }
+}
+
+/// The engine every plugin is compiled for and runs in (one code cache, one epoch ticker).
+/// Epoch interruption on; component-model concurrency off (it makes sync calls 3-4x slower).
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        let mut config = Config::new();
+        config.epoch_interruption(true);
+        config.concurrency_support(false);
+        config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        let engine = Engine::new(&config).expect("the wasmtime configuration is valid");
+        let ticker = engine.weak();
+        std::thread::Builder::new()
+            .name("wasmprobe-epoch".into())
+            .spawn(move || {
+                while let Some(engine) = ticker.upgrade() {
+                    engine.increment_epoch();
+                    drop(engine);
+                    std::thread::sleep(EPOCH_TICK);
+                }
+            })
+            .expect("spawning the epoch ticker thread");
+        engine
+    })
+}
+
+/// Epoch ticks for a budget: at least the budget, rounded up, plus the tick in progress.
+pub(crate) fn budget_ticks(budget: Duration) -> u64 {
+    (budget.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
+}
+
+/// Refuses memory growth past the limit, remembering that it did so for the error message.
+#[derive(Debug)]
+pub(crate) struct Limits {
+    pub(crate) memory_limit: u64,
+    /// Set when a growth was refused (the size that was asked for).
+    pub(crate) memory_exceeded: Option<u64>,
+}
+
+/// Marker error returned from the limiter: turns the refused `memory.grow` into a trap.
+#[derive(Debug, thiserror::Error)]
+#[error("memory limit exceeded")]
+pub(crate) struct MemoryLimitHit;
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired as u64 > self.memory_limit {
+            self.memory_exceeded = Some(desired as u64);
+            return Err(MemoryLimitHit.into());
+        }
+        Ok(true)
+    }
+
+    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        Ok(desired <= 1_000_000)
+    }
+
+    fn instances(&self) -> usize {
+        100
+    }
+
+    fn tables(&self) -> usize {
+        100
+    }
+
+    fn memories(&self) -> usize {
+        10
+    }
+}
