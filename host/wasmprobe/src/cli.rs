@@ -24,6 +24,9 @@ pub enum Command {
     /// Run a Wasm plugin (a .wasm component or a built-in: exec-open, syscount, openlat,
     /// readline) against the live kernel.
     Run(RunArgs),
+    /// Record live events to a trace.dat that trace-cmd and KernelShark read (and `run
+    /// --replay` replays).
+    Record(RecordArgs),
     /// Show what a plugin asks for (its probes, and whether the policy allows them) without
     /// touching the kernel.
     Inspect {
@@ -100,7 +103,42 @@ pub struct RunArgs {
     /// CPU time one event batch may take in the plugin (e.g. 100ms).
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     pub cpu_budget: std::time::Duration,
+    /// Run the plugin over a recorded trace.dat instead of the live kernel (no root needed).
+    #[arg(long, value_name = "FILE")]
+    pub replay: Option<std::path::PathBuf>,
     /// Run COMMAND and trace only it and its children.
+    #[arg(last = true)]
+    pub command: Vec<String>,
+}
+
+/// Arguments of `wasmprobe record`.
+#[derive(Debug, Args)]
+pub struct RecordArgs {
+    /// The trace.dat to write.
+    #[arg(short, long)]
+    pub output: std::path::PathBuf,
+    /// Events to record: SYSTEM or SYSTEM:EVENT (repeatable).
+    #[arg(short = 'e', long = "event")]
+    pub events: Vec<String>,
+    /// Also record a plugin's probes and run it live on them.
+    #[arg(long)]
+    pub plugin: Option<String>,
+    /// `K=V` arguments for the plugin's init (repeatable).
+    #[arg(long = "arg", value_parser = parse_kv)]
+    pub args: Vec<(String, String)>,
+    /// Print the plugin's structured records as JSON lines.
+    #[arg(long)]
+    pub json: bool,
+    /// trace.dat version to write: 6 (read by every trace-cmd) or 7.
+    #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(6..=7))]
+    pub file_version: u32,
+    /// Trace only this process and the children it forks.
+    #[arg(long)]
+    pub pid: Option<i32>,
+    /// Stop after this long (e.g. 10s, 500ms, 2m).
+    #[arg(long, value_parser = parse_duration)]
+    pub duration: Option<std::time::Duration>,
+    /// Run COMMAND and record only it and its children.
     #[arg(last = true)]
     pub command: Vec<String>,
 }
@@ -228,13 +266,32 @@ pub fn run(cli: Cli) -> Result<()> {
                 sandbox,
                 command: a.command,
             };
-            let out = crate::run::run(&opts)?;
+            let out = match &a.replay {
+                Some(file) => crate::run::replay(&opts, file)?,
+                None => crate::run::run(&opts)?,
+            };
             if out.lost > 0 {
                 eprintln!("wasmprobe: {} events delivered, {} lost", out.events, out.lost);
             }
             if let Some(code) = out.exit_code.filter(|&c| c != 0) {
                 std::process::exit(code);
             }
+            Ok(())
+        }
+        Command::Record(r) => {
+            let opts = crate::run::RunOptions {
+                policy: crate::plugin::Policy::default(),
+                plugin: r.plugin.clone().unwrap_or_default(),
+                args: r.args,
+                pid: r.pid,
+                duration: r.duration,
+                json: r.json,
+                sandbox: crate::plugin::Sandbox::default(),
+                command: r.command,
+            };
+            let to = crate::run::RecordTo { path: r.output.clone(), version: r.file_version, events: r.events };
+            let out = crate::run::record(r.plugin.as_ref().map(|_| &opts), &opts, &to)?;
+            eprintln!("wasmprobe: recorded {} events to {} ({} lost)", out.events, r.output.display(), out.lost);
             Ok(())
         }
         Command::Inspect { plugin, args, allow } => inspect(&plugin, args, allow.as_deref()),

@@ -3,6 +3,7 @@
 
 pub mod child;
 pub mod cli;
+pub mod datwrite;
 pub mod owned;
 pub mod plugin;
 pub mod pump;

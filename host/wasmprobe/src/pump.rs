@@ -35,8 +35,12 @@ struct Pending {
     len: u32,
 }
 
+/// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
+pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
+
 /// The per-CPU readers of an instance and the buffers they fill (reused between rounds).
 pub struct Pump {
+    tap: Option<PageTap>,
     readers: Vec<CpuReader>,
     page_header: PageHeader,
     event_header: EventHeader,
@@ -61,6 +65,7 @@ impl Pump {
         let cpus = instance.cpu_count()?;
         let readers = (0..cpus).map(|c| CpuReader::open(instance, c, true)).collect::<tracefs::Result<Vec<_>>>()?;
         Ok(Pump {
+            tap: None,
             readers,
             page_header,
             event_header,
@@ -70,6 +75,11 @@ impl Pump {
             unknown_losses: 0,
             records: 0,
         })
+    }
+
+    /// Hands every raw sub-buffer to `tap` before it is decoded.
+    pub fn set_tap(&mut self, tap: PageTap) {
+        self.tap = Some(tap);
     }
 
     /// Events lost so far, per CPU.
@@ -114,6 +124,9 @@ impl Pump {
                     break;
                 }
                 self.arena.truncate(start + n);
+                if let Some(tap) = &mut self.tap {
+                    tap(cpu, &self.arena[start..]).with_context(|| format!("saving CPU {cpu}'s pages"))?;
+                }
                 let page = SubBuffer::with_event_header(&self.arena[start..], &self.page_header, &self.event_header)
                     .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
                 match page.missed_events() {

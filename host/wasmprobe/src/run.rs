@@ -4,11 +4,17 @@
 //! ending (the command exits, Ctrl-C, SIGTERM, the duration, or the plugin failing) drain,
 //! call `finish`, and take everything out of the kernel again.
 
-use std::sync::Arc;
+use std::collections::BTreeMap;
+use std::io::{Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
-use traceevent::{Endian, EventFormat};
+use traceevent::{Compression, DatMeta, Endian, EventFormat, TraceDat};
+
+use crate::datwrite::{write_dat, CpuPages, OPTION_WASMPROBE};
+use crate::plugin::CommLookup;
 use tracefs::{kprobes_supported, uprobes_supported, Tracefs};
 
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
@@ -131,6 +137,8 @@ fn tag_of(plugin: &str) -> String {
 /// Batches records and hands each full batch (and each round's end) to the plugin.
 struct PluginSink<'p> {
     plugin: &'p mut Plugin,
+    /// Probes of the plan; events of other armed probes (recorded only) are not delivered.
+    planned: usize,
     batch: BatchWriter,
     pending: usize,
     lost_reported: u64,
@@ -156,6 +164,9 @@ impl PluginSink<'_> {
 
 impl RecordSink for PluginSink<'_> {
     fn record(&mut self, probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()> {
+        if probe >= self.planned {
+            return Ok(());
+        }
         self.batch.push(probe as u32, cpu, pid, ts, payload);
         self.pending += 1;
         if self.pending >= MAX_BATCH {
@@ -169,28 +180,166 @@ impl RecordSink for PluginSink<'_> {
     }
 }
 
+/// Answers a plugin's `init` questions from the live kernel and remembers them, so that a
+/// replay of the recording can give the plugin the same answers (and it makes the same plan).
+pub struct RecordingKernel {
+    inner: LiveKernel,
+    answers: Mutex<Answers>,
+}
+
+/// What a plugin asked the kernel and what it heard, and the command names it was given.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Answers {
+    /// `supports(feature)` answers.
+    pub supports: BTreeMap<String, bool>,
+    /// `has_symbol(name)` answers.
+    pub symbols: BTreeMap<String, bool>,
+}
+
+impl KernelInfo for RecordingKernel {
+    fn supports(&self, feature: &str) -> bool {
+        let v = self.inner.supports(feature);
+        self.answers.lock().unwrap().supports.insert(feature.to_string(), v);
+        v
+    }
+
+    fn has_symbol(&self, name: &str) -> bool {
+        let v = self.inner.has_symbol(name);
+        self.answers.lock().unwrap().symbols.insert(name.to_string(), v);
+        v
+    }
+}
+
+/// Gives recorded answers back (unknown questions: no).
+pub struct ReplayKernel(pub Answers);
+
+impl KernelInfo for ReplayKernel {
+    fn supports(&self, feature: &str) -> bool {
+        self.0.supports.get(feature).copied().unwrap_or(feature == "tracepoint")
+    }
+
+    fn has_symbol(&self, name: &str) -> bool {
+        self.0.symbols.get(name).copied().unwrap_or(false)
+    }
+}
+
+/// Command names for a live run: `/proc/<pid>/comm`, else the kernel's `saved_cmdlines`
+/// (the process may be gone by the time its events are delivered). Every answer is kept for
+/// the recording, so a replay names processes the same way.
+struct LiveComm {
+    tracefs: Tracefs,
+    given: Arc<Mutex<BTreeMap<i32, String>>>,
+}
+
+impl CommLookup for LiveComm {
+    fn comm(&mut self, pid: i32) -> Option<String> {
+        if let Some(c) = self.given.lock().unwrap().get(&pid) {
+            return Some(c.clone());
+        }
+        let c = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .ok()
+            .map(|c| c.trim_end().to_string())
+            .or_else(|| tracefs::saved_cmdlines(&self.tracefs).ok().and_then(|m| m.get(&pid).cloned()))?;
+        self.given.lock().unwrap().insert(pid, c.clone());
+        Some(c)
+    }
+}
+
+/// What a recording stores about the plugin run that made it (option [`OPTION_WASMPROBE`]).
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+pub struct RecordedRun {
+    /// The plugin, as given on the command line.
+    pub plugin: Option<String>,
+    /// Its init arguments.
+    pub args: Vec<(String, String)>,
+    /// What it asked the kernel.
+    pub answers: Answers,
+    /// Each plan probe's event: `(probe name, system, event)`, in plan order.
+    pub probes: Vec<(String, String, String)>,
+    /// Command names the plugin was given.
+    pub comms: BTreeMap<i32, String>,
+}
+
+/// Where and how a run records what it traced.
+#[derive(Debug, Clone)]
+pub struct RecordTo {
+    /// The trace.dat to write.
+    pub path: PathBuf,
+    /// File version, 6 or 7.
+    pub version: u32,
+    /// Tracepoints to record besides the plugin's probes (`SYSTEM[:EVENT]`).
+    pub events: Vec<String>,
+}
+
 /// Loads the plugin and returns it with its validated plan (nothing touches the kernel).
-pub fn plan(opts: &RunOptions, tracefs: &Tracefs) -> Result<(Plugin, Plan)> {
+pub fn plan(opts: &RunOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin, Plan)> {
     let source = PluginSource::parse(&opts.plugin);
     let mut plugin = Plugin::load(&source, &opts.sandbox, Box::new(StdOutput { json: opts.json }))?;
-    let plan = plugin.init(&opts.args, Arc::new(LiveKernel::new(tracefs)))?;
+    let plan = plugin.init(&opts.args, kernel)?;
     plan.validate(&opts.policy).with_context(|| format!("plugin {}: its probe plan was refused", opts.plugin))?;
     Ok((plugin, plan))
 }
 
 /// Runs a plugin against the live kernel (see the module docs).
 pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
+    live(Some(opts), opts, None)
+}
+
+/// Records to a trace.dat: the events `to.events` names, and when `plugin` is given, its probes
+/// too, with the plugin running live on them as `run` would.
+pub fn record(plugin: Option<&RunOptions>, common: &RunOptions, to: &RecordTo) -> Result<RunOutcome> {
+    live(plugin, common, Some(to))
+}
+
+fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&RecordTo>) -> Result<RunOutcome> {
     let tracefs = Tracefs::open()?;
     install_stop_handlers()?;
-    let (mut plugin, plan) = plan(opts, &tracefs)?;
-    let requests: Vec<ProbeRequest> = plan.probes.iter().map(to_request).collect();
-    let session = Session::arm(&tracefs, &tag_of(&opts.plugin), &requests)
-        .with_context(|| format!("plugin {}: cannot arm its probes", opts.plugin))?;
-    let layouts =
-        session.probes().iter().map(|p| layout_of(&p.system, &p.event, p.id, &p.format)).collect::<Result<Vec<_>>>()?;
-    plugin.set_layouts(layouts)?;
+    let mut recorded = RecordedRun::default();
+    let mut loaded = match plugin_opts {
+        Some(p) => {
+            let kernel = Arc::new(RecordingKernel { inner: LiveKernel::new(&tracefs), answers: Mutex::default() });
+            let (plugin, plan) = self::plan(p, kernel.clone())?;
+            recorded.plugin = Some(p.plugin.clone());
+            recorded.args = p.args.clone();
+            recorded.answers = kernel.answers.lock().unwrap().clone();
+            Some((plugin, plan))
+        }
+        None => None,
+    };
+    let mut requests: Vec<ProbeRequest> =
+        loaded.as_ref().map_or(Vec::new(), |(_, plan)| plan.probes.iter().map(to_request).collect());
+    let planned = requests.len();
+    if let Some(to) = record {
+        requests.extend(crate::stream::tracepoint_requests(&tracefs, &to.events)?);
+    }
+    if requests.is_empty() {
+        anyhow::bail!("nothing to trace: give a plugin or events (-e)");
+    }
+    let tag = tag_of(plugin_opts.map_or("record", |p| p.plugin.as_str()));
+    let session = Session::arm(&tracefs, &tag, &requests).with_context(|| format!("{tag}: cannot arm the probes"))?;
+    recorded.probes = session.probes()[..planned]
+        .iter()
+        .map(|p| (requests[p.index].name.clone(), p.system.clone(), p.event.clone()))
+        .collect();
+    let given = Arc::new(Mutex::new(BTreeMap::new()));
+    if let Some((plugin, _)) = &mut loaded {
+        let layouts = session.probes()[..planned]
+            .iter()
+            .map(|p| layout_of(&p.system, &p.event, p.id, &p.format))
+            .collect::<Result<Vec<_>>>()?;
+        plugin.set_layouts(layouts)?;
+        plugin.set_comm_lookup(Box::new(LiveComm { tracefs: tracefs.clone(), given: given.clone() }));
+    }
     let inst = session.instance();
     let mut pump = Pump::open(inst)?;
+    let pages = match record {
+        Some(to) => Some(Recorder::new(&to.path, inst.cpu_count()?)?),
+        None => None,
+    };
+    if let Some(r) = &pages {
+        let files = r.files.clone();
+        pump.set_tap(Box::new(move |cpu, page| files[cpu].lock().unwrap().write_all(page)));
+    }
     let _ = inst.write_file("set_event_notrace_pid", &std::process::id().to_string());
     let mut child = if opts.command.is_empty() { None } else { Some(HeldChild::spawn(&opts.command)?) };
     if let Some(pid) = child.as_ref().map(HeldChild::pid).or(opts.pid) {
@@ -201,7 +350,18 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
         c.release()?;
     }
     let start = Instant::now();
-    let mut sink = PluginSink { plugin: &mut plugin, batch: BatchWriter::new(), pending: 0, lost_reported: 0 };
+    let mut null = NullSink;
+    let mut plugin_sink = loaded.as_mut().map(|(plugin, _)| PluginSink {
+        plugin,
+        planned,
+        batch: BatchWriter::new(),
+        pending: 0,
+        lost_reported: 0,
+    });
+    let sink: &mut dyn RecordSink = match &mut plugin_sink {
+        Some(s) => s,
+        None => &mut null,
+    };
     let result = (|| -> Result<()> {
         loop {
             if stop_requested() || opts.duration.is_some_and(|d| start.elapsed() >= d) {
@@ -214,14 +374,225 @@ pub fn run(opts: &RunOptions) -> Result<RunOutcome> {
                 break;
             }
             pump.wait(Duration::from_millis(100))?;
-            pump.drain(&session, &mut sink)?;
+            pump.drain(&session, sink)?;
         }
         session.stop()?;
-        pump.drain(&session, &mut sink)?;
+        pump.drain(&session, sink)?;
         Ok(())
     })();
+    drop(plugin_sink);
     // A plugin that failed mid-run gets no `finish`; the session still comes down on drop.
     result?;
-    plugin.finish()?;
+    if let Some((plugin, _)) = &mut loaded {
+        plugin.finish()?;
+    }
+    if let (Some(to), Some(pages)) = (record, &pages) {
+        recorded.comms = given.lock().unwrap().clone();
+        pages.finish(&session, to, &recorded)?;
+    }
     Ok(RunOutcome { events: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|c| c.exit_code()) })
+}
+
+/// Counts nothing, delivers nothing: recording without a plugin.
+struct NullSink;
+
+impl RecordSink for NullSink {
+    fn record(&mut self, _: usize, _: u32, _: i32, _: u64, _: &[u8]) -> Result<()> {
+        Ok(())
+    }
+
+    fn flush(&mut self, _: &[u64]) -> Result<()> {
+        Ok(())
+    }
+}
+
+/// Per-CPU scratch files the raw pages go to while tracing, turned into a trace.dat at the end.
+struct Recorder {
+    paths: Vec<PathBuf>,
+    files: Arc<Vec<Mutex<std::fs::File>>>,
+}
+
+impl Recorder {
+    fn new(out: &Path, cpus: usize) -> Result<Recorder> {
+        let mut paths = Vec::new();
+        let mut files = Vec::new();
+        for cpu in 0..cpus {
+            let p = PathBuf::from(format!("{}.cpu{cpu}.tmp", out.display()));
+            let f = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&p)
+                .with_context(|| format!("cannot create {}", p.display()))?;
+            paths.push(p);
+            files.push(Mutex::new(f));
+        }
+        Ok(Recorder { paths, files: Arc::new(files) })
+    }
+
+    fn finish(&self, session: &Session, to: &RecordTo, run: &RecordedRun) -> Result<()> {
+        let inst = session.instance();
+        let t = inst.tracefs();
+        let read = |p: &Path| tracefs::read_text(p).with_context(|| format!("reading {}", p.display()));
+        let mut ftrace_formats = Vec::new();
+        for ev in tracefs::system_events(t, "ftrace").unwrap_or_default() {
+            if let Ok(f) = tracefs::event_format(t, "ftrace", &ev) {
+                ftrace_formats.push(f);
+            }
+        }
+        let uname = nix::sys::utsname::uname().map(|u| {
+            format!(
+                "{} {} {} {}",
+                u.sysname().to_string_lossy(),
+                u.nodename().to_string_lossy(),
+                u.release().to_string_lossy(),
+                u.machine().to_string_lossy()
+            )
+        });
+        let mut options = vec![(traceevent::dat::option::TRACECLOCK, {
+            let mut c = read(&inst.file("trace_clock"))?.into_bytes();
+            c.push(0);
+            c
+        })];
+        if let Ok(u) = uname {
+            options.push((traceevent::dat::option::UNAME, format!("{u}\0").into_bytes()));
+        }
+        options.push((
+            traceevent::dat::option::VERSION,
+            format!("wasmprobe {}\0", env!("CARGO_PKG_VERSION")).into_bytes(),
+        ));
+        options.push((OPTION_WASMPROBE, serde_json::to_vec(run)?));
+        let meta = DatMeta {
+            version: to.version,
+            endian: traceevent::Endian::native(),
+            long_size: std::mem::size_of::<usize>() as u8,
+            page_size: system_page_size(),
+            compression: Compression::None,
+            header_page: read(&t.file("events/header_page"))?,
+            header_event: read(&t.file("events/header_event"))?,
+            ftrace_formats,
+            event_formats: session.probes().iter().map(|p| (p.system.clone(), p.format.clone())).collect(),
+            kallsyms: std::fs::read_to_string("/proc/kallsyms").unwrap_or_default(),
+            printk_formats: read(&t.file("printk_formats")).unwrap_or_default(),
+            cmdlines: read(&t.file("saved_cmdlines")).unwrap_or_default(),
+            cpu_count: self.paths.len() as u32,
+            options,
+            buffers: Vec::new(),
+        };
+        let mut cpus = Vec::new();
+        for (cpu, f) in self.files.iter().enumerate() {
+            let mut f = f.lock().unwrap().try_clone()?;
+            let size = f.seek(SeekFrom::End(0))?;
+            f.seek(SeekFrom::Start(0))?;
+            cpus.push(CpuPages { cpu: cpu as u32, data: f, size });
+        }
+        let tmp = PathBuf::from(format!("{}.tmp", to.path.display()));
+        let mut out = std::io::BufWriter::new(
+            std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?,
+        );
+        write_dat(&mut out, &meta, to.version, &mut cpus).with_context(|| format!("writing {}", tmp.display()))?;
+        out.flush()?;
+        drop(out);
+        std::fs::rename(&tmp, &to.path).with_context(|| format!("cannot create {}", to.path.display()))?;
+        Ok(())
+    }
+}
+
+impl Drop for Recorder {
+    fn drop(&mut self) {
+        for p in &self.paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// Runs a plugin over a recorded trace.dat (ours, or trace-cmd's): no root, no tracefs. The
+/// plugin hears the recorded kernel answers, so it makes the plan it made live; each probe is
+/// found among the file's events, and its records are delivered in timestamp order.
+pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let dat = TraceDat::open(f).with_context(|| format!("{} is not a trace.dat we can read", file.display()))?;
+    let recorded: Option<RecordedRun> = dat
+        .meta
+        .options
+        .iter()
+        .find(|(id, _)| *id == OPTION_WASMPROBE)
+        .and_then(|(_, d)| serde_json::from_slice(d).ok());
+    let answers = recorded.as_ref().map(|r| r.answers.clone()).unwrap_or_default();
+    let (mut plugin, plan) = self::plan(opts, Arc::new(ReplayKernel(answers)))?;
+    // Each plan probe's event in the file.
+    let formats: Vec<EventFormat> = dat
+        .meta
+        .event_formats
+        .iter()
+        .filter_map(|(sys, text)| EventFormat::parse(sys, text, dat.meta.endian).ok())
+        .collect();
+    let mut layouts = Vec::new();
+    let mut by_id: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    for (i, d) in plan.probes.iter().enumerate() {
+        let recorded_event = recorded.as_ref().and_then(|r| r.probes.iter().find(|(n, _, _)| *n == d.name));
+        let found = formats.iter().find(|f| match recorded_event {
+            Some((_, sys, ev)) => f.system == *sys && f.name == *ev,
+            None => match d.kind {
+                plugin::ProbeKind::Tracepoint => d.target.split_once(':') == Some((f.system.as_str(), f.name.as_str())),
+                _ => f.name == d.name && f.system.starts_with(crate::owned::GROUP_PREFIX),
+            },
+        });
+        let Some(f) = found else {
+            anyhow::bail!(
+                "plugin {}: probe {} ({} {}) has no events in {}",
+                opts.plugin,
+                d.name,
+                d.kind.name(),
+                d.target,
+                file.display()
+            );
+        };
+        let text = &dat
+            .meta
+            .event_formats
+            .iter()
+            .find(|(s, t)| *s == f.system && t.contains(&format!("ID: {}\n", f.id)))
+            .unwrap()
+            .1;
+        layouts.push(layout_of(&f.system, &f.name, f.id as u16, text)?);
+        by_id.insert(f.id, i as u32);
+    }
+    plugin.set_layouts(layouts)?;
+    let mut names: BTreeMap<i32, String> = tracefs::parse_cmdlines(&dat.meta.cmdlines).into_iter().collect();
+    if let Some(r) = &recorded {
+        names.extend(r.comms.iter().map(|(p, c)| (*p, c.clone())));
+    }
+    plugin.set_comm_lookup(Box::new(move |pid: i32| names.get(&pid).cloned()));
+    let mut sink = PluginSink {
+        plugin: &mut plugin,
+        planned: plan.probes.len(),
+        batch: BatchWriter::new(),
+        pending: 0,
+        lost_reported: 0,
+    };
+    let mut records = dat.records(0)?;
+    let (mut events, mut lost) = (0u64, 0u64);
+    while let Some(rec) = records.next_record() {
+        let rec = rec.with_context(|| format!("reading {}", file.display()))?;
+        match rec.missed_events {
+            traceevent::MissedEvents::Count(n) => lost += n,
+            traceevent::MissedEvents::Unknown => lost += 1,
+            traceevent::MissedEvents::None => {}
+        }
+        let id = dat.meta.endian.read_u16(rec.data, 0).unwrap_or(0) as u32;
+        let Some(&probe) = by_id.get(&id) else { continue };
+        let pid = dat.meta.endian.read_int(rec.data, 4, 4).unwrap_or(0) as i32;
+        sink.record(probe as usize, rec.cpu, pid, rec.ts, rec.data)?;
+        events += 1;
+    }
+    sink.deliver(lost)?;
+    drop(sink);
+    plugin.finish()?;
+    Ok(RunOutcome { events, lost, exit_code: None })
+}
+
+fn system_page_size() -> u32 {
+    nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE).ok().flatten().map_or(4096, |v| v as u32)
 }

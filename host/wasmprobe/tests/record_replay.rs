@@ -1,0 +1,144 @@
+//! Recording and replay: `wasmprobe record` writes a trace.dat that trace-cmd reads the same
+//! way we do, and a plugin replayed over a recording prints what it printed live, without
+//! root and without tracefs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn wasmprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args(args)
+        .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
+        .output()
+        .expect("run wasmprobe")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn ok(o: &Output) {
+    assert!(o.status.success(), "stdout:\n{}\nstderr:\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
+}
+
+fn live(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() || !Path::new("/sys/kernel/tracing/uprobe_events").exists() {
+        eprintln!("SKIP {test}: needs root and tracefs with uprobes");
+        return false;
+    }
+    true
+}
+
+#[test]
+fn a_replay_prints_what_the_live_run_printed() {
+    if !live("replay_equals_live") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hi\n").unwrap();
+    let f = file.to_str().unwrap();
+    let dat = dir.path().join("exec-open.dat");
+    let d = dat.to_str().unwrap();
+    let rec =
+        wasmprobe(&["record", "-o", d, "--plugin", "exec-open", "--", "sh", "-c", &format!("cat {f} /nonexistent")]);
+    let live_out = stdout(&rec);
+    assert!(live_out.contains(&format!("open file='{f}'")), "{live_out}");
+    // The command's own output (the file's text) is interleaved: keep the plugin's lines only.
+    let plugin_lines = |s: &str| s.lines().filter(|l| l.contains(": open ")).map(str::to_string).collect::<Vec<_>>();
+    let replayed = wasmprobe(&["run", "exec-open", "--replay", d]);
+    ok(&replayed);
+    assert_eq!(plugin_lines(&stdout(&replayed)), plugin_lines(&live_out));
+    assert!(plugin_lines(&live_out).len() >= 4, "two opens and their returns: {live_out}");
+
+    // The same replay as an unprivileged user: no root, no tracefs needed.
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::set_permissions(&dat, std::os::unix::fs::PermissionsExt::from_mode(0o644)).unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let nobody = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups", env!("CARGO_BIN_EXE_wasmprobe")])
+        .args(["run", "exec-open", "--replay", d])
+        .env("WASMPROBE_CACHE", &cache)
+        .env("TRACEFS", "/nonexistent")
+        .output()
+        .unwrap();
+    ok(&nobody);
+    assert_eq!(plugin_lines(&stdout(&nobody)), plugin_lines(&live_out));
+}
+
+#[test]
+fn json_output_of_a_replay_equals_the_live_run() {
+    if !live("json_replay") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("syscount.dat");
+    let d = d.to_str().unwrap();
+    let rec = wasmprobe(&[
+        "record",
+        "-o",
+        d,
+        "--plugin",
+        "syscount",
+        "--arg",
+        "records=1",
+        "--json",
+        "--",
+        "sh",
+        "-c",
+        "ls / >/dev/null",
+    ]);
+    ok(&rec);
+    let replayed = wasmprobe(&["run", "syscount", "--arg", "records=1", "--json", "--replay", d]);
+    ok(&replayed);
+    let records = |s: &str| s.lines().filter(|l| l.starts_with('{')).map(str::to_string).collect::<Vec<_>>();
+    assert!(!records(&stdout(&rec)).is_empty(), "syscount emits records with --json:\n{}", stdout(&rec));
+    assert_eq!(records(&stdout(&replayed)), records(&stdout(&rec)));
+}
+
+#[test]
+fn trace_cmd_reads_our_recordings_like_we_do() {
+    if !live("trace_cmd_reads_ours") {
+        return;
+    }
+    if Command::new("trace-cmd").arg("--version").output().is_err() {
+        eprintln!("SKIP trace_cmd_reads_ours: trace-cmd is not installed (.ci/setup installs it)");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    for version in ["6", "7"] {
+        let dat = dir.path().join(format!("v{version}.dat"));
+        let d = dat.to_str().unwrap();
+        let rec = wasmprobe(&[
+            "record",
+            "-o",
+            d,
+            "--file-version",
+            version,
+            "-e",
+            "sched:sched_process_exec",
+            "-e",
+            "syscalls:sys_enter_openat",
+            "-e",
+            "syscalls:sys_exit_openat",
+            "--",
+            "sh",
+            "-c",
+            "cat /etc/hostname /etc/passwd >/dev/null",
+        ]);
+        ok(&rec);
+        let ours = wasmprobe(&["report", d]);
+        ok(&ours);
+        let theirs = Command::new("trace-cmd").args(["report", "-i", d]).output().unwrap();
+        assert!(theirs.status.success(), "trace-cmd report failed on our v{version} file");
+        let (a, b) = (stdout(&ours), stdout(&theirs));
+        assert!(a.lines().count() > 5, "{a}");
+        for (i, (x, y)) in a.lines().zip(b.lines()).enumerate() {
+            assert_eq!(x, y, "v{version}, line {}", i + 1);
+        }
+        assert_eq!(a.lines().count(), b.lines().count(), "v{version}");
+        assert!(a.contains("sched_process_exec:") && a.contains("filename=/usr/bin/cat"), "{a}");
+    }
+}
