@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::{bail, Context, Result};
 use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
-use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
 /// A forked command waiting for [`HeldChild::release`] before it execs.
@@ -75,23 +75,29 @@ impl HeldChild {
         Ok(())
     }
 
-    /// Whether the command has exited (does not block).
+    /// Whether the command has exited (does not block). The child is not reaped: as a zombie
+    /// it keeps `/proc/<pid>/comm`, so events still to be delivered can be named.
     pub fn exited(&mut self) -> bool {
         if self.status.is_some() {
             return true;
         }
-        match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+        let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+        match waitid(Id::Pid(self.pid), flags) {
             Ok(WaitStatus::StillAlive) => false,
-            Ok(s) => {
-                self.status = Some(s);
-                true
-            }
+            Ok(_) => true,
             Err(_) => true,
         }
     }
 
-    /// The command's exit code (128 + signal for a killed one), once it has exited.
-    pub fn exit_code(&self) -> Option<i32> {
+    /// Reaps the exited command and returns its exit code (128 + signal for a killed one);
+    /// `None` while it runs.
+    pub fn exit_code(&mut self) -> Option<i32> {
+        if self.status.is_none() {
+            match waitpid(self.pid, Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::StillAlive) | Err(_) => {}
+                Ok(s) => self.status = Some(s),
+            }
+        }
         match self.status? {
             WaitStatus::Exited(_, c) => Some(c),
             WaitStatus::Signaled(_, s, _) => Some(128 + s as i32),

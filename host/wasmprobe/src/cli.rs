@@ -39,6 +39,9 @@ pub enum Command {
         #[arg(long)]
         allow: Option<String>,
     },
+    /// Build, sign, inspect and verify probe packs (.wpk: a plugin with its manifest).
+    #[command(subcommand)]
+    Pack(crate::pack::cli::PackCmd),
     /// Add or remove kernel probes (kprobes and kretprobes).
     #[command(subcommand)]
     Kprobe(KprobeCmd),
@@ -80,8 +83,10 @@ pub enum Command {
 /// Arguments of `wasmprobe run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// A .wasm component or the name of a built-in plugin.
+    /// A probe pack (.wpk), a .wasm component or the name of a built-in plugin.
     pub plugin: String,
+    #[command(flatten)]
+    pub trust: crate::pack::cli::TrustArgs,
     /// `K=V` arguments for the plugin's init (repeatable).
     #[arg(long = "arg", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
@@ -257,6 +262,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 ..Default::default()
             };
             let opts = crate::run::RunOptions {
+                trust: a.trust.policy()?,
                 policy: policy(a.allow.as_deref())?,
                 plugin: a.plugin,
                 args: a.args,
@@ -280,6 +286,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Record(r) => {
             let opts = crate::run::RunOptions {
+                trust: crate::pack::TrustPolicy::none(),
                 policy: crate::plugin::Policy::default(),
                 plugin: r.plugin.clone().unwrap_or_default(),
                 args: r.args,
@@ -295,6 +302,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Inspect { plugin, args, allow } => inspect(&plugin, args, allow.as_deref()),
+        Command::Pack(cmd) => crate::pack::cli::run(cmd),
         Command::Kprobe(cmd) => kprobe(cmd),
         Command::Uprobe(cmd) => uprobe(cmd),
         Command::Probes { json } => probes(json),

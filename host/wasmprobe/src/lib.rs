@@ -5,6 +5,7 @@ pub mod child;
 pub mod cli;
 pub mod datwrite;
 pub mod owned;
+pub mod pack;
 pub mod plugin;
 pub mod pump;
 pub mod report;

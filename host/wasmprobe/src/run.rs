@@ -18,7 +18,7 @@ use crate::plugin::CommLookup;
 use tracefs::{kprobes_supported, uprobes_supported, Tracefs};
 
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
-use crate::plugin::{self, BatchWriter, KernelInfo, Layout, Plan, Plugin, PluginSource, Policy, Sandbox, StdOutput};
+use crate::plugin::{self, BatchWriter, KernelInfo, Layout, Plan, Plugin, Policy, Sandbox, StdOutput};
 use crate::pump::{Pump, RecordSink};
 use crate::session::{ProbeKind, ProbeRequest, Session};
 
@@ -41,6 +41,8 @@ pub struct RunOptions {
     pub sandbox: Sandbox,
     /// Run this command and follow it (and its children).
     pub command: Vec<String>,
+    /// Which pack signers to trust (`--trust`, `--trust-dir`); none set: any pack runs.
+    pub trust: crate::pack::TrustPolicy,
 }
 
 /// How a run ended.
@@ -273,10 +275,11 @@ pub struct RecordTo {
 
 /// Loads the plugin and returns it with its validated plan (nothing touches the kernel).
 pub fn plan(opts: &RunOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin, Plan)> {
-    let source = PluginSource::parse(&opts.plugin);
-    let mut plugin = Plugin::load(&source, &opts.sandbox, Box::new(StdOutput { json: opts.json }))?;
+    let source = crate::pack::RunSource::resolve(&opts.plugin, &opts.trust)?;
+    let mut plugin = source.load(&opts.sandbox, Box::new(StdOutput { json: opts.json }))?;
     let plan = plugin.init(&opts.args, kernel)?;
     plan.validate(&opts.policy).with_context(|| format!("plugin {}: its probe plan was refused", opts.plugin))?;
+    source.check_plan(&plan)?;
     Ok((plugin, plan))
 }
 
@@ -292,6 +295,10 @@ pub fn record(plugin: Option<&RunOptions>, common: &RunOptions, to: &RecordTo) -
 }
 
 fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&RecordTo>) -> Result<RunOutcome> {
+    // A damaged or untrusted pack is refused before anything touches the kernel.
+    if let Some(p) = plugin_opts {
+        crate::pack::RunSource::resolve(&p.plugin, &p.trust)?;
+    }
     let tracefs = Tracefs::open()?;
     install_stop_handlers()?;
     let mut recorded = RecordedRun::default();
@@ -390,7 +397,7 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
         recorded.comms = given.lock().unwrap().clone();
         pages.finish(&session, to, &recorded)?;
     }
-    Ok(RunOutcome { events: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|c| c.exit_code()) })
+    Ok(RunOutcome { events: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|mut c| c.exit_code()) })
 }
 
 /// Counts nothing, delivers nothing: recording without a plugin.

@@ -137,5 +137,5 @@ pub fn stream(
     }
     session.stop()?;
     pump.drain(&session, &mut sink)?;
-    Ok(StreamStats { records: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|c| c.exit_code()) })
+    Ok(StreamStats { records: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|mut c| c.exit_code()) })
 }
