@@ -1,16 +1,22 @@
-//! Moving events from the kernel to a consumer: drain every CPU's `trace_pipe_raw` of our
-//! instance, split the sub-buffers into records, order a round's records by timestamp across
-//! CPUs, and hand them to a [`RecordSink`]. Lost events are counted per CPU from the
-//! sub-buffers' missed-events flags.
+//! Moving events from the kernel to a consumer. A reader thread drains every CPU's
+//! `trace_pipe_raw` of our instance in rounds (each CPU read to empty, partial pages too) and
+//! hands each round's pages over a channel; the caller's thread splits them into records,
+//! orders a round's records by timestamp across CPUs and gives them to a [`RecordSink`]. Lost
+//! events are counted per CPU from the sub-buffers' missed-events flags.
 //!
-//! Each round drains every CPU to empty (reads of a partly filled page copy out what is there),
-//! so a round holds everything recorded up to its start, and sorting one round orders the
-//! stream up to events racing with the read itself.
+//! Reading and consuming overlap, so a slow consumer (text formatting, a plugin) does not
+//! leave the kernel's buffers unread: that is where events get lost. The reader thread keeps
+//! itself out of the trace (`set_event_notrace_pid`) and runs at a raised priority when it
+//! may. Rounds wait in a bounded queue; when the consumer falls that far behind, the reader
+//! waits and the kernel counts what it drops.
 
 use std::os::fd::AsFd;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::{Context, Result};
+use anyhow::{anyhow, Context, Result};
+use crossbeam::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, SubBuffer};
 use tracefs::{CpuReader, Instance};
@@ -26,7 +32,23 @@ pub trait RecordSink {
     fn flush(&mut self, lost: &[u64]) -> Result<()>;
 }
 
-/// One entry of a round: where a record's payload sits in the round's page arena.
+/// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
+pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
+
+/// The pages of one round: every CPU read to empty once.
+struct Round {
+    arena: Vec<u8>,
+    /// (cpu, start, len) of each page in `arena`.
+    pages: Vec<(u32, usize, usize)>,
+}
+
+/// What the consumer tells the reader.
+enum Command {
+    /// Read one last round, send it, and stop.
+    Finish,
+}
+
+/// One entry of a round: where a record's payload sits in the round's arena.
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     ts: u64,
@@ -35,26 +57,30 @@ struct Pending {
     len: u32,
 }
 
-/// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
-pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
+/// Bytes of pages the reader may be ahead of the consumer. A burst the consumer cannot follow
+/// at once (a syscall storm printed as text) is held here rather than lost in the kernel.
+const MAX_QUEUED_BYTES: usize = 512 << 20;
+/// Spare arenas kept for reuse.
+const SPARES: usize = 16;
 
-/// The per-CPU readers of an instance and the buffers they fill (reused between rounds).
+/// The reader thread of an instance and what decodes its rounds.
 pub struct Pump {
+    rounds: Receiver<Result<Round>>,
+    queued: Arc<AtomicUsize>,
+    spare: Sender<Vec<u8>>,
+    commands: Sender<Command>,
+    thread: Option<std::thread::JoinHandle<()>>,
     tap: Option<PageTap>,
-    readers: Vec<CpuReader>,
     page_header: PageHeader,
     event_header: EventHeader,
-    arena: Vec<u8>,
     pending: Vec<Pending>,
     lost: Vec<u64>,
-    /// CPUs whose loss the kernel flagged without a count (reported as at least 1 each).
-    unknown_losses: u64,
     records: u64,
+    done: bool,
 }
 
 impl Pump {
-    /// Opens every CPU's `trace_pipe_raw` of `instance` non-blocking, and reads the page and event
-    /// header descriptions of the tracing directory.
+    /// Opens every CPU's `trace_pipe_raw` of `instance` and starts the reader thread.
     pub fn open(instance: &Instance) -> Result<Pump> {
         let t = instance.tracefs();
         let page_text = tracefs::read_text(&t.file("events/header_page")).context("reading header_page")?;
@@ -64,16 +90,29 @@ impl Pump {
         let event_header = EventHeader::parse(&event_text)?;
         let cpus = instance.cpu_count()?;
         let readers = (0..cpus).map(|c| CpuReader::open(instance, c, true)).collect::<tracefs::Result<Vec<_>>>()?;
+        let notrace = instance.file("set_event_notrace_pid");
+        let (round_tx, rounds) = unbounded();
+        let (spare, spare_rx) = bounded(SPARES);
+        let (commands, command_rx) = bounded(1);
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
+        let thread = std::thread::Builder::new()
+            .name("wasmprobe-reader".into())
+            .spawn(move || reader_thread(readers, subbuf, notrace, round_tx, q, spare_rx, command_rx))
+            .context("starting the reader thread")?;
         Ok(Pump {
+            rounds,
+            queued,
+            spare,
+            commands,
+            thread: Some(thread),
             tap: None,
-            readers,
             page_header,
             event_header,
-            arena: Vec::new(),
             pending: Vec::new(),
             lost: vec![0; cpus],
-            unknown_losses: 0,
             records: 0,
+            done: false,
         })
     }
 
@@ -87,7 +126,7 @@ impl Pump {
         &self.lost
     }
 
-    /// Total events lost so far (flag-only losses count as one each).
+    /// Total events lost so far (losses flagged without a count count as one each).
     pub fn total_lost(&self) -> u64 {
         self.lost.iter().sum::<u64>()
     }
@@ -97,69 +136,166 @@ impl Pump {
         self.records
     }
 
-    /// Waits until some CPU has data to read (as `buffer_percent` decides) or `timeout` passes.
-    /// An interrupted wait (a signal) returns early.
-    pub fn wait(&self, timeout: Duration) -> Result<()> {
-        let mut fds: Vec<PollFd> = self.readers.iter().map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN)).collect();
-        let ms = PollTimeout::try_from(timeout.as_millis().min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX);
-        match poll(&mut fds, ms) {
-            Ok(_) | Err(nix::errno::Errno::EINTR) => Ok(()),
-            Err(e) => Err(e).context("waiting for trace data"),
+    /// Waits up to `timeout` for the reader, then consumes every round it has sent.
+    pub fn step(&mut self, session: &Session, sink: &mut dyn RecordSink, timeout: Duration) -> Result<()> {
+        match self.rounds.recv_timeout(timeout) {
+            Ok(r) => self.consume(r?, session, sink)?,
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
+            Err(RecvTimeoutError::Disconnected) => return Err(self.reader_gone()),
+        }
+        while let Ok(r) = self.rounds.try_recv() {
+            self.consume(r?, session, sink)?;
+        }
+        Ok(())
+    }
+
+    /// After the events are disabled: has the reader drain every CPU one last time, consumes
+    /// everything, and stops the thread.
+    pub fn finish(&mut self, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
+        if self.done {
+            return Ok(());
+        }
+        self.done = true;
+        let _ = self.commands.send(Command::Finish);
+        while let Ok(r) = self.rounds.recv() {
+            self.consume(r?, session, sink)?;
+        }
+        if let Some(t) = self.thread.take() {
+            t.join().map_err(|_| anyhow!("the reader thread panicked"))?;
+        }
+        Ok(())
+    }
+
+    fn reader_gone(&mut self) -> anyhow::Error {
+        match self.thread.take().map(|t| t.join()) {
+            Some(Err(_)) => anyhow!("the reader thread panicked"),
+            _ => anyhow!("the reader thread stopped"),
         }
     }
 
-    /// Drains every CPU, orders the records by timestamp and gives them to `sink` for the probes
-    /// `session` armed, then flushes the sink. Returns how many records went out.
-    pub fn drain(&mut self, session: &Session, sink: &mut dyn RecordSink) -> Result<usize> {
-        self.arena.clear();
+    fn consume(&mut self, round: Round, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
+        self.queued.fetch_sub(round.arena.len(), Ordering::Relaxed);
         self.pending.clear();
-        let size = self.page_header.subbuf_size();
-        for (cpu, reader) in self.readers.iter_mut().enumerate() {
-            loop {
-                let start = self.arena.len();
-                self.arena.resize(start + size, 0);
-                let n = reader.read_subbuf(&mut self.arena[start..])?;
-                if n == 0 {
-                    self.arena.truncate(start);
-                    break;
-                }
-                self.arena.truncate(start + n);
-                if let Some(tap) = &mut self.tap {
-                    tap(cpu, &self.arena[start..]).with_context(|| format!("saving CPU {cpu}'s pages"))?;
-                }
-                let page = SubBuffer::with_event_header(&self.arena[start..], &self.page_header, &self.event_header)
-                    .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
-                match page.missed_events() {
-                    MissedEvents::None => {}
-                    MissedEvents::Unknown => {
-                        self.lost[cpu] += 1;
-                        self.unknown_losses += 1;
-                    }
-                    MissedEvents::Count(n) => self.lost[cpu] += n,
-                }
-                for rec in page.records() {
-                    let rec = rec.with_context(|| format!("CPU {cpu}: malformed record"))?;
-                    self.pending.push(Pending {
-                        ts: rec.ts,
-                        cpu: cpu as u32,
-                        start: (start + rec.payload_offset) as u32,
-                        len: rec.data.len() as u32,
-                    });
-                }
+        for &(cpu, start, len) in &round.pages {
+            let page_bytes = &round.arena[start..start + len];
+            if let Some(tap) = &mut self.tap {
+                tap(cpu as usize, page_bytes).with_context(|| format!("saving CPU {cpu}'s pages"))?;
+            }
+            let page = SubBuffer::with_event_header(page_bytes, &self.page_header, &self.event_header)
+                .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
+            match page.missed_events() {
+                MissedEvents::None => {}
+                MissedEvents::Unknown => self.lost[cpu as usize] += 1,
+                MissedEvents::Count(n) => self.lost[cpu as usize] += n,
+            }
+            for rec in page.records() {
+                let rec = rec.with_context(|| format!("CPU {cpu}: malformed record"))?;
+                self.pending.push(Pending {
+                    ts: rec.ts,
+                    cpu,
+                    start: (start + rec.payload_offset) as u32,
+                    len: rec.data.len() as u32,
+                });
             }
         }
+        // Records of one CPU are already in order; a stable sort merges the CPUs.
         self.pending.sort_by_key(|p| p.ts);
-        let mut delivered = 0;
         for p in &self.pending {
-            let payload = &self.arena[p.start as usize..(p.start + p.len) as usize];
+            let payload = &round.arena[p.start as usize..(p.start + p.len) as usize];
             let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else { continue };
             let Some(probe) = session.probe_by_id(id) else { continue };
             let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
             sink.record(probe.index, p.cpu, pid, p.ts, payload)?;
-            delivered += 1;
+            self.records += 1;
         }
-        self.records += delivered as u64;
         sink.flush(&self.lost)?;
-        Ok(delivered)
+        // Give the arena back for reuse (dropped if the reader has enough).
+        let _ = self.spare.try_send(round.arena);
+        Ok(())
+    }
+}
+
+impl Drop for Pump {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = self.commands.send(Command::Finish);
+            // Unblock a reader waiting on a full queue, then let it end.
+            while self.rounds.recv_timeout(Duration::from_millis(200)).is_ok() {}
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+fn reader_thread(
+    mut readers: Vec<CpuReader>,
+    subbuf: usize,
+    notrace: std::path::PathBuf,
+    rounds: Sender<Result<Round>>,
+    queued: Arc<AtomicUsize>,
+    spare: Receiver<Vec<u8>>,
+    commands: Receiver<Command>,
+) {
+    // Out of the trace: our own reads would otherwise feed the buffers we drain.
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    let _ = tracefs::read_text(&notrace).map(|cur| {
+        let mut pids: Vec<String> = cur.split_whitespace().map(str::to_string).collect();
+        pids.push(tid.to_string());
+        pids.push(std::process::id().to_string());
+        std::fs::write(&notrace, pids.join(" "))
+    });
+    // Ahead of the busy tasks we trace, when allowed (root): losing events is worse.
+    // SAFETY: setpriority on our own thread id.
+    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) };
+    loop {
+        let finishing = commands.try_recv().is_ok();
+        // Too far ahead of the consumer: let it catch up (the kernel buffers meanwhile).
+        if !finishing && queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
+            std::thread::sleep(Duration::from_millis(5));
+            continue;
+        }
+        if !finishing {
+            let mut fds: Vec<PollFd> = readers.iter().map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN)).collect();
+            match poll(&mut fds, PollTimeout::from(20u8)) {
+                Ok(_) | Err(nix::errno::Errno::EINTR) => {}
+                Err(e) => {
+                    let _ = rounds.send(Err(anyhow!("waiting for trace data: {e}")));
+                    return;
+                }
+            }
+        }
+        let mut round = Round { arena: spare.try_recv().unwrap_or_default(), pages: Vec::new() };
+        round.arena.clear();
+        for (cpu, reader) in readers.iter_mut().enumerate() {
+            loop {
+                let start = round.arena.len();
+                round.arena.resize(start + subbuf, 0);
+                match reader.read_subbuf(&mut round.arena[start..]) {
+                    Ok(0) => {
+                        round.arena.truncate(start);
+                        break;
+                    }
+                    Ok(n) => {
+                        round.arena.truncate(start + n);
+                        round.pages.push((cpu as u32, start, n));
+                    }
+                    Err(e) => {
+                        let _ = rounds.send(Err(anyhow!(e)));
+                        return;
+                    }
+                }
+            }
+        }
+        if !round.pages.is_empty() {
+            queued.fetch_add(round.arena.len(), Ordering::Relaxed);
+            if rounds.send(Ok(round)).is_err() {
+                return;
+            }
+        }
+        if finishing {
+            return;
+        }
     }
 }

@@ -347,7 +347,6 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
         let files = r.files.clone();
         pump.set_tap(Box::new(move |cpu, page| files[cpu].lock().unwrap().write_all(page)));
     }
-    let _ = inst.write_file("set_event_notrace_pid", &std::process::id().to_string());
     let mut child = if opts.command.is_empty() { None } else { Some(HeldChild::spawn(&opts.command)?) };
     if let Some(pid) = child.as_ref().map(HeldChild::pid).or(opts.pid) {
         session.follow_pid(pid)?;
@@ -380,11 +379,10 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
             if opts.pid.is_some_and(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()) {
                 break;
             }
-            pump.wait(Duration::from_millis(100))?;
-            pump.drain(&session, sink)?;
+            pump.step(&session, sink, Duration::from_millis(100))?;
         }
         session.stop()?;
-        pump.drain(&session, sink)?;
+        pump.finish(&session, sink)?;
         Ok(())
     })();
     drop(plugin_sink);

@@ -109,9 +109,6 @@ pub fn stream(
         formats.parse_cmdlines(&c);
     }
     let mut pump = Pump::open(inst)?;
-    // Our own threads are not what the user wants to see (and tracing their reads of the
-    // buffer would feed back into it).
-    let _ = inst.write_file("set_event_notrace_pid", &std::process::id().to_string());
     let mut child = match command.is_empty() {
         true => None,
         false => Some(HeldChild::spawn(command)?),
@@ -132,10 +129,9 @@ pub fn stream(
         if child.as_mut().is_some_and(|c| c.exited()) {
             break;
         }
-        pump.wait(Duration::from_millis(100))?;
-        pump.drain(&session, &mut sink)?;
+        pump.step(&session, &mut sink, Duration::from_millis(100))?;
     }
     session.stop()?;
-    pump.drain(&session, &mut sink)?;
+    pump.finish(&session, &mut sink)?;
     Ok(StreamStats { records: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|mut c| c.exit_code()) })
 }

@@ -6,11 +6,20 @@
 use std::process::{Command, Output, Stdio};
 
 fn wasmprobe(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+    run_wasmprobe(args).0
+}
+
+/// Runs the binary; returns its output and its pid (what its probes and instance are named after).
+fn run_wasmprobe(args: &[&str]) -> (Output, u32) {
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
         .args(args)
         .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
-        .output()
-        .expect("run wasmprobe")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run wasmprobe");
+    let pid = child.id();
+    (child.wait_with_output().expect("wait for wasmprobe"), pid)
 }
 
 fn root(test: &str) -> bool {
@@ -25,23 +34,20 @@ fn text(o: &Output) -> (String, String) {
     (String::from_utf8_lossy(&o.stdout).into_owned(), String::from_utf8_lossy(&o.stderr).into_owned())
 }
 
-/// No probe group or instance named after a wasmprobe process may survive a run.
-fn assert_kernel_clean() {
+/// Nothing named after the finished wasmprobe process `pid` may be left in the kernel (other
+/// tests of this binary run at the same time, with probes of their own).
+fn assert_kernel_clean(pid: u32) {
     let t = "/sys/kernel/tracing";
     for f in ["uprobe_events", "dynamic_events"] {
         let s = std::fs::read_to_string(format!("{t}/{f}")).unwrap_or_default();
-        assert!(!s.lines().any(|l| l.contains(":wasmprobe_")), "{f} still has our probes:\n{s}");
+        assert!(!s.lines().any(|l| l.contains(&format!(":wasmprobe_{pid}_"))), "{f} still has probes of {pid}:\n{s}");
     }
-    let inst: Vec<String> = std::fs::read_dir(format!("{t}/instances"))
+    let left: Vec<String> = std::fs::read_dir(format!("{t}/instances"))
         .unwrap()
         .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| n.starts_with("wasmprobe-"))
+        .filter(|n| n.starts_with(&format!("wasmprobe-{pid}-")))
         .collect();
-    // Other tests of this binary may be running; only instances of finished processes matter.
-    for i in inst {
-        let pid: u32 = i.trim_start_matches("wasmprobe-").split('-').next().unwrap().parse().unwrap_or(0);
-        assert!(std::path::Path::new(&format!("/proc/{pid}")).exists(), "instance {i} outlived its process");
-    }
+    assert!(left.is_empty(), "instances of {pid} left: {left:?}");
 }
 
 #[test]
@@ -53,7 +59,7 @@ fn exec_open_prints_the_files_a_command_opens() {
     let file = dir.path().join("opened-by-cat.txt");
     std::fs::write(&file, "x\n").unwrap();
     let f = file.to_str().unwrap();
-    let o = wasmprobe(&["run", "exec-open", "--", "cat", f]);
+    let (o, wp) = run_wasmprobe(&["run", "exec-open", "--", "cat", f]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "stdout:\n{out}\nstderr:\n{err}");
     // The man page's output: PID-COMM: open file='...' then PID-COMM: open ret=N.
@@ -64,7 +70,7 @@ fn exec_open_prints_the_files_a_command_opens() {
     // Only the command's own opens (cat's own output, the file's text, is on stdout too).
     assert!(out.lines().filter(|l| l.contains(": open ")).all(|l| l.starts_with(&format!("{pid}-"))), "{out}");
     assert!(err.contains("no kprobes") || std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists(), "{err}");
-    assert_kernel_clean();
+    assert_kernel_clean(wp);
 }
 
 #[test]
@@ -86,14 +92,14 @@ fn syscount_counts_a_commands_syscalls() {
     if !root("syscount") {
         return;
     }
-    let o = wasmprobe(&["run", "syscount", "--", "ls", "/"]);
+    let (o, pid) = run_wasmprobe(&["run", "syscount", "--", "ls", "/"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
     let procs = out.split("Top 10 processes").nth(1).expect(&out);
     let ls = procs.lines().find(|l| l.split_whitespace().nth(1) == Some("ls")).expect(procs);
     let count: u64 = ls.split_whitespace().nth(2).unwrap().parse().unwrap();
     assert!(count > 20, "ls makes dozens of syscalls, got {count}");
-    assert_kernel_clean();
+    assert_kernel_clean(pid);
 }
 
 #[test]
