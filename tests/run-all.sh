@@ -65,6 +65,13 @@ cargo test --workspace --no-fail-fast 2>&1 | tee "$logs/host.log" || rc=$?
 count_tests "$logs/host.log"
 record "host tests (cargo test)" "$rc" "$t" "$counts"
 
+# The guest SDK is its own crate (built for wasm32-wasip2 in use); its unit tests run natively.
+banner "guest SDK: cargo test (guest-sdk)"
+t=$SECONDS rc=0
+(cd guest-sdk && cargo test --target-dir ../target/guests) 2>&1 | tee "$logs/sdk.log" || rc=$?
+count_tests "$logs/sdk.log"
+record "guest SDK tests" "$rc" "$t" "$counts"
+
 # ---- 2. kprobe tier ----------------------------------------------------------------------
 # The test binaries that run inside the VM (PACKAGE:TEST): the kprobe tests, the ring-buffer
 # readers (Debian's 6.12 can map the ring buffer, so the mmap reader meets a second kernel),
