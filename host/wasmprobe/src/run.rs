@@ -20,7 +20,7 @@ use tracefs::{kprobes_supported, uprobes_supported, Tracefs};
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
 use crate::plugin::{self, BatchWriter, KernelInfo, Layout, Plan, Plugin, Policy, Sandbox, StdOutput};
 use crate::pump::{Pump, RecordSink};
-use crate::session::{ProbeKind, ProbeRequest, Session};
+use crate::session::Session;
 
 /// What `run` needs to know.
 #[derive(Debug, Clone)]
@@ -86,25 +86,6 @@ impl KernelInfo for LiveKernel {
     fn has_symbol(&self, name: &str) -> bool {
         let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else { return false };
         text.lines().any(|l| l.split_whitespace().nth(2) == Some(name))
-    }
-}
-
-fn to_request(d: &plugin::ProbeDecl) -> ProbeRequest {
-    let kind = match d.kind {
-        plugin::ProbeKind::Kprobe => ProbeKind::Kprobe,
-        plugin::ProbeKind::Kretprobe => ProbeKind::Kretprobe,
-        plugin::ProbeKind::Uprobe => ProbeKind::Uprobe,
-        plugin::ProbeKind::Uretprobe => ProbeKind::Uretprobe,
-        plugin::ProbeKind::Tracepoint => ProbeKind::Tracepoint,
-        plugin::ProbeKind::Eprobe => ProbeKind::Eprobe,
-    };
-    ProbeRequest {
-        name: d.name.clone(),
-        kind,
-        target: d.target.clone(),
-        fetchargs: d.fetchargs.clone(),
-        filter: d.filter.clone(),
-        maxactive: d.maxactive,
     }
 }
 
@@ -313,8 +294,7 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
         }
         None => None,
     };
-    let mut requests: Vec<ProbeRequest> =
-        loaded.as_ref().map_or(Vec::new(), |(_, plan)| plan.probes.iter().map(to_request).collect());
+    let mut requests: Vec<plugin::ProbeDecl> = loaded.as_ref().map_or(Vec::new(), |(_, plan)| plan.probes.clone());
     let planned = requests.len();
     if let Some(to) = record {
         requests.extend(crate::stream::tracepoint_requests(&tracefs, &to.events)?);

@@ -1,4 +1,5 @@
-//! A tracing session: the kernel side of a run. It turns validated probe requests into dynamic
+//! A tracing session: the kernel side of a run. It turns validated probe declarations (a
+//! plugin's plan, or tracepoints named on the command line) into dynamic
 //! events in a group of our own, enables them in an instance of our own, and takes everything
 //! down again when dropped, whatever happened in between.
 
@@ -11,40 +12,7 @@ use tracefs::{
 };
 
 use crate::owned;
-
-/// What kind of kernel event a request asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ProbeKind {
-    /// Kernel function entry.
-    Kprobe,
-    /// Kernel function return.
-    Kretprobe,
-    /// User-space function entry.
-    Uprobe,
-    /// User-space function return.
-    Uretprobe,
-    /// An existing tracepoint (`SYSTEM:EVENT`); nothing is created, it is only enabled.
-    Tracepoint,
-    /// A probe on another event's fields (`SYSTEM.EVENT`).
-    Eprobe,
-}
-
-/// One probe a plugin asked for, already validated against the policy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeRequest {
-    /// Event name in our group (a C identifier).
-    pub name: String,
-    /// Which kind.
-    pub kind: ProbeKind,
-    /// `SYM[+OFF]`, `PATH:SYMBOL`, `LIB:SYMBOL`, `SYSTEM:EVENT`, or `SYSTEM.EVENT`.
-    pub target: String,
-    /// Fetch arguments, verbatim.
-    pub fetchargs: String,
-    /// A kernel event filter (`events/…/filter` syntax).
-    pub filter: Option<String>,
-    /// kretprobe maxactive.
-    pub maxactive: Option<u32>,
-}
+use crate::plugin::{ProbeDecl, ProbeKind};
 
 /// A probe as armed in the kernel: where its events come from and what they look like.
 #[derive(Debug, Clone)]
@@ -74,7 +42,7 @@ pub struct Session {
 impl Session {
     /// Creates our instance and every requested probe, enables them there, and reads their
     /// formats. On any failure, what was made so far is removed before the error returns.
-    pub fn arm(tracefs: &Tracefs, tag: &str, requests: &[ProbeRequest]) -> Result<Session> {
+    pub fn arm(tracefs: &Tracefs, tag: &str, requests: &[ProbeDecl]) -> Result<Session> {
         let instance = Instance::create(tracefs, &owned::instance_name(tag))?;
         let mut s = Session {
             tracefs: tracefs.clone(),
@@ -99,7 +67,7 @@ impl Session {
         Ok(s)
     }
 
-    fn create(&mut self, group: &str, req: &ProbeRequest) -> Result<(String, String)> {
+    fn create(&mut self, group: &str, req: &ProbeDecl) -> Result<(String, String)> {
         let fetch = (!req.fetchargs.is_empty()).then_some(req.fetchargs.as_str());
         let ev = match req.kind {
             ProbeKind::Tracepoint => {

@@ -10,14 +10,15 @@ use traceevent::{Dialect, EventFormats, PageHeader};
 use tracefs::{event_format, system_events, Tracefs};
 
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
+use crate::plugin::{ProbeDecl, ProbeKind};
 use crate::pump::{Pump, RecordSink};
 use crate::report::format_line;
-use crate::session::{ProbeKind, ProbeRequest, Session};
+use crate::session::Session;
 
 /// Expands `SYSTEM` or `SYSTEM:EVENT` specs into tracepoint requests (checked against the
 /// kernel's event list, so a typo is an error naming it).
-pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<ProbeRequest>> {
-    let mut out: Vec<ProbeRequest> = Vec::new();
+pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<ProbeDecl>> {
+    let mut out: Vec<ProbeDecl> = Vec::new();
     for spec in specs {
         let (sys, ev) = match spec.split_once(':') {
             Some((s, e)) => (s, Some(e)),
@@ -36,7 +37,7 @@ pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<Pr
         for e in events {
             let target = format!("{sys}:{e}");
             if out.iter().all(|r| r.target != target) {
-                out.push(ProbeRequest {
+                out.push(ProbeDecl {
                     name: e.clone(),
                     kind: ProbeKind::Tracepoint,
                     target,
@@ -133,5 +134,9 @@ pub fn stream(
     }
     session.stop()?;
     pump.finish(&session, &mut sink)?;
-    Ok(StreamStats { records: pump.records(), lost: pump.total_lost(), exit_code: child.and_then(|mut c| c.exit_code()) })
+    Ok(StreamStats {
+        records: pump.records(),
+        lost: pump.total_lost(),
+        exit_code: child.and_then(|mut c| c.exit_code()),
+    })
 }
