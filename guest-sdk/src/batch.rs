@@ -35,35 +35,35 @@ impl<'a> Records<'a> {
 impl<'a> Iterator for Records<'a> {
     type Item = Result<Record<'a>, String>;
 
+    #[inline]
     fn next(&mut self) -> Option<Self::Item> {
-        let rest = self.buf.get(self.off..)?;
-        if rest.is_empty() {
+        let (buf, off) = (self.buf, self.off);
+        if off >= buf.len() {
             return None;
         }
-        let Some(h) = rest.get(..HEADER_LEN) else {
-            self.off = self.buf.len();
+        if buf.len() - off < HEADER_LEN {
+            self.off = buf.len();
             return Some(Err(format!(
-                "batch truncated: {} bytes left at offset {}, need a header",
-                rest.len(),
-                self.off
+                "batch truncated: {} bytes left at offset {off}, need a header",
+                buf.len() - off
             )));
-        };
+        }
+        let h: &[u8; HEADER_LEN] = buf[off..off + HEADER_LEN].try_into().unwrap();
         let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
         let len = u32_at(4) as usize;
-        let Some(payload) = rest.get(HEADER_LEN..HEADER_LEN + len) else {
-            let off = self.off;
-            self.off = self.buf.len();
+        let start = off + HEADER_LEN;
+        if buf.len() - start < len {
+            self.off = buf.len();
             return Some(Err(format!("batch truncated: record at offset {off} claims {len} payload bytes")));
-        };
-        let rec = Record {
+        }
+        self.off = (start + len + 7) & !7;
+        Some(Ok(Record {
             probe_index: u32_at(0),
             ts: u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
             pid: u32_at(16) as i32,
             cpu: u32_at(20),
-            payload,
-        };
-        self.off += (HEADER_LEN + len + 7) & !7;
-        Some(Ok(rec))
+            payload: &buf[start..start + len],
+        }))
     }
 }
 
@@ -78,7 +78,7 @@ mod tests {
         out.extend_from_slice(&pid.to_le_bytes());
         out.extend_from_slice(&cpu.to_le_bytes());
         out.extend_from_slice(payload);
-        while out.len() % 8 != 0 {
+        while !out.len().is_multiple_of(8) {
             out.push(0);
         }
     }

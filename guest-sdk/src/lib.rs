@@ -36,18 +36,19 @@
 //! per probe, so a field access costs a few compares and an unaligned load.
 
 use std::borrow::Cow;
-use std::cell::RefCell;
-use std::collections::HashMap;
+use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
 mod batch;
 mod event;
+pub mod fxhash;
 #[doc(hidden)]
 pub mod rt;
 
 pub use batch::{Record, Records, HEADER_LEN};
 pub use event::Event;
+pub use fxhash::{FxBuildHasher, FxHashMap, FxHashSet, FxHasher};
 
 /// The generated bindings of the `wasmprobe:plugin` world (for what the ergonomic API lacks).
 pub mod bindings {
@@ -87,15 +88,16 @@ macro_rules! export {
     ($ty:ty) => {
         struct __WasmprobeExport;
         impl $crate::bindings::Guest for __WasmprobeExport {
-            fn init(args: ::std::vec::Vec<(::std::string::String, ::std::string::String)>)
-                -> ::std::result::Result<$crate::bindings::Plan, ::std::string::String> {
-                $crate::rt::init(::std::boxed::Box::new(<$ty as ::std::default::Default>::default()), args)
+            fn init(
+                args: ::std::vec::Vec<(::std::string::String, ::std::string::String)>,
+            ) -> ::std::result::Result<$crate::bindings::Plan, ::std::string::String> {
+                $crate::rt::init(<$ty as ::std::default::Default>::default(), args)
             }
             fn on_batch(batch: ::std::vec::Vec<u8>, lost: u64) -> ::std::result::Result<(), ::std::string::String> {
-                $crate::rt::on_batch(&batch, lost)
+                $crate::rt::on_batch::<$ty>(&batch, lost)
             }
             fn finish() -> ::std::result::Result<(), ::std::string::String> {
-                $crate::rt::finish()
+                $crate::rt::finish::<$ty>()
             }
         }
         $crate::bindings::__export_plugin_world!(__WasmprobeExport with_types_in $crate::bindings);
@@ -304,7 +306,13 @@ impl Field {
     }
 
     /// The field as a signed integer (zero-extended if unsigned).
+    #[inline]
     pub fn i64(&self, payload: &[u8]) -> Option<i64> {
+        // The common case first: a 64-bit integer (u64, long, pointers on x86_64).
+        if self.size == 8 && self.kind == FieldKind::Integer {
+            let at = self.offset as usize;
+            return payload.get(at..at + 8).map(|b| i64::from_le_bytes(b.try_into().unwrap()));
+        }
         let size = match self.kind {
             FieldKind::Integer | FieldKind::Other => self.size,
             FieldKind::Array => self.elem_size,
@@ -349,15 +357,22 @@ pub(crate) struct ProbeInfo {
     /// Field names already looked up, keyed by the address and length of the `&'static str`
     /// the plugin passed: resolved once per probe and name, then a pointer compare.
     lookups: RefCell<Vec<(usize, usize, Option<u16>)>>,
+    /// The last lookup that found a field: checked first, without touching the RefCell.
+    last: Cell<(usize, usize, u16)>,
 }
 
 impl ProbeInfo {
     pub(crate) fn new(id: ProbeId, name: String) -> Self {
-        ProbeInfo { id, name, fields: Vec::new(), lookups: RefCell::new(Vec::new()) }
+        ProbeInfo { id, name, fields: Vec::new(), lookups: RefCell::new(Vec::new()), last: Cell::new((0, 0, 0)) }
     }
 
+    #[inline]
     pub(crate) fn field(&self, name: &'static str) -> Option<&Field> {
         let key = (name.as_ptr() as usize, name.len());
+        let (p, l, i) = self.last.get();
+        if (p, l) == key {
+            return self.fields.get(i as usize);
+        }
         let found = {
             let lookups = self.lookups.borrow();
             lookups.iter().find(|(p, l, _)| (*p, *l) == key).map(|&(_, _, i)| i)
@@ -370,7 +385,9 @@ impl ProbeInfo {
                 i
             }
         };
-        index.map(|i| &self.fields[i as usize])
+        let i = index?;
+        self.last.set((key.0, key.1, i));
+        self.fields.get(i as usize)
     }
 
     pub(crate) fn field_by_name(&self, name: &str) -> Option<&Field> {
@@ -381,7 +398,7 @@ impl ProbeInfo {
 /// Command names looked up through the host, cached per pid for one batch (a process that
 /// execs changes its comm, and pids are reused, so the cache must not live long).
 #[derive(Default)]
-pub(crate) struct CommCache(RefCell<HashMap<i32, Rc<str>>>);
+pub(crate) struct CommCache(RefCell<FxHashMap<i32, Rc<str>>>);
 
 impl CommCache {
     pub(crate) fn get(&self, pid: i32) -> Rc<str> {
@@ -400,5 +417,40 @@ impl CommCache {
 
     pub(crate) fn clear(&self) {
         self.0.borrow_mut().clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn field(kind: FieldKind, offset: u32, size: u32, signed: bool) -> Field {
+        Field { name: "f".into(), offset, size, signed, kind, elem_size: 1 }
+    }
+
+    #[test]
+    fn data_loc_and_rel_loc_strings_lose_their_nul() {
+        let mut p = vec![0u8; 16];
+        p.extend_from_slice(b"/etc/passwd\0");
+        p[8..12].copy_from_slice(&((12u32 << 16) | 16).to_le_bytes());
+        assert_eq!(field(FieldKind::DataLocString, 8, 4, false).str(&p), "/etc/passwd");
+        // __rel_loc: offset counted from the end of the field (8 + 4).
+        p[8..12].copy_from_slice(&((12u32 << 16) | 4).to_le_bytes());
+        assert_eq!(field(FieldKind::RelLocString, 8, 4, false).str(&p), "/etc/passwd");
+        // A locator pointing past the payload reads as empty, never panics.
+        p[8..12].copy_from_slice(&((200u32 << 16) | 16).to_le_bytes());
+        assert_eq!(field(FieldKind::DataLocString, 8, 4, false).str(&p), "");
+    }
+
+    #[test]
+    fn integers_extend_by_sign_and_char_arrays_stop_at_nul() {
+        let mut p = vec![0u8; 32];
+        p[8..12].copy_from_slice(&(-2i32).to_le_bytes());
+        assert_eq!(field(FieldKind::Integer, 8, 4, true).i64(&p), Some(-2));
+        assert_eq!(field(FieldKind::Integer, 8, 4, false).i64(&p), Some(0xffff_fffe));
+        assert_eq!(field(FieldKind::Integer, 8, 4, true).str(&p), "-2");
+        assert_eq!(field(FieldKind::Integer, 30, 4, true).i64(&p), None);
+        p[16..20].copy_from_slice(b"bash");
+        assert_eq!(field(FieldKind::CharArray, 16, 16, true).str(&p), "bash");
     }
 }

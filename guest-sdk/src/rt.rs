@@ -1,15 +1,18 @@
 //! The glue behind [`crate::export!`]: keeps the plugin and the probe layouts, and turns each
 //! `on-batch` call into `on_event` calls. Not for direct use.
 
+use std::any::Any;
 use std::cell::RefCell;
 
-use crate::batch::Records;
+use crate::batch::{Record, Records, HEADER_LEN};
 use crate::bindings::wasmprobe::plugin::{run, types};
 use crate::event::Event;
 use crate::{Args, CommCache, Field, Plugin, ProbeId, ProbeInfo};
 
 struct Runtime {
-    plugin: Box<dyn Plugin>,
+    /// The plugin, downcast to its concrete type once per call so that `on_event` is a
+    /// static (inlinable) call rather than a dynamic one per event.
+    plugin: Box<dyn Any>,
     probes: Vec<ProbeInfo>,
     layouts_loaded: bool,
     comms: CommCache,
@@ -20,18 +23,19 @@ thread_local! {
 }
 
 /// The `init` export.
-pub fn init(mut plugin: Box<dyn Plugin>, args: Vec<(String, String)>) -> Result<types::Plan, String> {
+pub fn init<P: Plugin + 'static>(mut plugin: P, args: Vec<(String, String)>) -> Result<types::Plan, String> {
     let plan = plugin.init(&Args::new(args))?;
     let probes =
         plan.probes().iter().enumerate().map(|(i, p)| ProbeInfo::new(ProbeId(i as u32), p.name.clone())).collect();
     RUNTIME.with(|r| {
-        *r.borrow_mut() = Some(Runtime { plugin, probes, layouts_loaded: false, comms: CommCache::default() })
+        *r.borrow_mut() =
+            Some(Runtime { plugin: Box::new(plugin), probes, layouts_loaded: false, comms: CommCache::default() })
     });
     Ok(plan.into_wit())
 }
 
 /// The `on-batch` export.
-pub fn on_batch(batch: &[u8], lost: u64) -> Result<(), String> {
+pub fn on_batch<P: Plugin + 'static>(batch: &[u8], lost: u64) -> Result<(), String> {
     RUNTIME.with(|r| {
         let mut guard = r.borrow_mut();
         let rt = guard.as_mut().ok_or("on-batch called before init")?;
@@ -40,27 +44,64 @@ pub fn on_batch(batch: &[u8], lost: u64) -> Result<(), String> {
             rt.layouts_loaded = true;
         }
         rt.comms.clear();
-        if lost > 0 {
-            rt.plugin.on_lost(lost);
-        }
         let Runtime { plugin, probes, comms, .. } = rt;
-        for rec in Records::new(batch) {
-            let rec = rec?;
-            let probe = probes
-                .get(rec.probe_index as usize)
-                .ok_or_else(|| format!("batch names probe {} but the plan has {}", rec.probe_index, probes.len()))?;
-            plugin.on_event(&Event { rec, probe, comms });
+        let plugin = plugin.downcast_mut::<P>().ok_or("the exported plugin type changed")?;
+        if lost > 0 {
+            plugin.on_lost(lost);
+        }
+        let off = deliver(plugin, probes, comms, batch);
+        if off < batch.len() {
+            return Err(malformed(batch, off, probes.len()));
         }
         Ok(())
     })
 }
 
+/// The hot loop: one `on_event` per record, from offset 0 until the batch ends or a record is
+/// malformed (too short, or naming a probe the plan lacks); returns where it stopped. Only the
+/// fast path is here, the error report is [`malformed`]'s: a small loop keeps Cranelift's
+/// registers for the loop's values (the memory base, the epoch deadline) instead of spilling
+/// them around error-formatting code that never runs.
+#[inline(never)]
+fn deliver<P: Plugin>(plugin: &mut P, probes: &[ProbeInfo], comms: &CommCache, batch: &[u8]) -> usize {
+    let mut off = 0;
+    while let Some(h) = batch.get(off..off + HEADER_LEN) {
+        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
+        let (index, len) = (u32_at(0), u32_at(4) as usize);
+        let start = off + HEADER_LEN;
+        let (Some(payload), Some(probe)) = (batch.get(start..start + len), probes.get(index as usize)) else {
+            break;
+        };
+        let rec = Record {
+            probe_index: index,
+            ts: u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
+            pid: u32_at(16) as i32,
+            cpu: u32_at(20),
+            payload,
+        };
+        plugin.on_event(&Event { rec, probe, comms });
+        off = (start + len + 7) & !7;
+    }
+    off
+}
+
+/// Why the record at `off` stopped [`deliver`], worded as the `Records` iterator words it.
+#[cold]
+#[inline(never)]
+fn malformed(batch: &[u8], off: usize, probes: usize) -> String {
+    match Records::new(&batch[off..]).next() {
+        Some(Err(e)) => e.replace("offset 0", &format!("offset {off}")),
+        Some(Ok(rec)) => format!("batch names probe {} but the plan has {probes}", rec.probe_index),
+        None => format!("batch truncated at offset {off}"),
+    }
+}
+
 /// The `finish` export.
-pub fn finish() -> Result<(), String> {
+pub fn finish<P: Plugin + 'static>() -> Result<(), String> {
     RUNTIME.with(|r| {
         let mut guard = r.borrow_mut();
         let rt = guard.as_mut().ok_or("finish called before init")?;
-        rt.plugin.finish();
+        rt.plugin.downcast_mut::<P>().ok_or("the exported plugin type changed")?.finish();
         Ok(())
     })
 }

@@ -94,6 +94,7 @@ impl<'a> BatchReader<'a> {
 impl<'a> Iterator for BatchReader<'a> {
     type Item = BatchRecord<'a>;
 
+    #[inline]
     fn next(&mut self) -> Option<BatchRecord<'a>> {
         let h = self.buf.get(..HEADER_LEN)?;
         let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());

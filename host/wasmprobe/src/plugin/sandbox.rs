@@ -49,6 +49,11 @@ pub fn engine() -> &'static Engine {
         config.epoch_interruption(true);
         config.concurrency_support(false);
         config.wasm_backtrace_details(wasmtime::WasmBacktraceDetails::Disable);
+        // `WASMPROBE_PERFMAP=1` (best with WASMPROBE_CACHE=off, so the code is compiled here):
+        // write /tmp/perf-<pid>.map so that `perf report` names the plugin's functions.
+        if std::env::var_os("WASMPROBE_PERFMAP").is_some_and(|v| v == "1") {
+            config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+        }
         let engine = Engine::new(&config).expect("the wasmtime configuration is valid");
         let ticker = engine.weak();
         std::thread::Builder::new()
