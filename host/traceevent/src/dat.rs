@@ -183,10 +183,23 @@ impl<R: ReadAt + ?Sized> Cursor<'_, R> {
         if n > 1 << 31 {
             return Err(bad(format!("{what}: implausible size {n}")));
         }
-        let mut v = vec![0; n];
-        let got = self.src.read_at(&mut v, self.pos).map_err(|e| bad(format!("{what}: {e}")))?;
-        if got < n {
-            return Err(bad(format!("{what}: truncated at offset {} (need {n} bytes, have {got})", self.pos)));
+        // Grow as the data arrives, so that a size field pointing past the end of a short
+        // input costs an error, not an allocation of that size.
+        const STEP: usize = 1 << 20;
+        let mut v = Vec::new();
+        while v.len() < n {
+            let have = v.len();
+            let want = (n - have).min(STEP.max(have));
+            v.resize(have + want, 0);
+            let got =
+                self.src.read_at(&mut v[have..], self.pos + have as u64).map_err(|e| bad(format!("{what}: {e}")))?;
+            if got < want {
+                return Err(bad(format!(
+                    "{what}: truncated at offset {} (need {n} bytes, have {})",
+                    self.pos,
+                    have + got
+                )));
+            }
         }
         self.pos += n as u64;
         Ok(v)
@@ -244,15 +257,18 @@ fn mem_cursor(buf: &[u8], endian: Endian) -> Cursor<'_, [u8]> {
 fn decompress(c: Compression, data: &[u8], usize_hint: usize) -> Result<Vec<u8>> {
     match c {
         Compression::None => Ok(data.to_vec()),
+        // The declared size bounds the output (and the allocation): a section or chunk that
+        // inflates beyond it is an error, whatever its compressed size.
         Compression::Zstd => {
-            let mut out = Vec::with_capacity(usize_hint);
+            let mut out = Vec::with_capacity(usize_hint.min(data.len().saturating_mul(64)).min(1 << 26));
             let mut input = data;
-            let mut dec = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(format!("zstd: {e}")))?;
-            dec.read_to_end(&mut out).map_err(|e| bad(format!("zstd: {e}")))?;
+            let dec = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(format!("zstd: {e}")))?;
+            dec.take(usize_hint as u64 + 1).read_to_end(&mut out).map_err(|e| bad(format!("zstd: {e}")))?;
             Ok(out)
         }
         Compression::Zlib => {
-            miniz_oxide::inflate::decompress_to_vec_zlib(data).map_err(|e| bad(format!("zlib: {e:?}")))
+            miniz_oxide::inflate::decompress_to_vec_zlib_with_limit(data, usize_hint.saturating_add(1))
+                .map_err(|e| bad(format!("zlib: {e:?}")))
         }
     }
 }
@@ -378,7 +394,7 @@ impl<R: ReadAt> TraceDat<R> {
                 chunks_left: None,
                 window: Vec::new(),
                 window_pos: 0,
-                page: Vec::new(),
+                page_at: 0,
                 recs: Vec::new(),
                 next: 0,
                 done: false,
@@ -568,6 +584,9 @@ pub struct DatRecord<'a> {
     pub data: &'a [u8],
     /// Events lost before this record's page (first record of a page only).
     pub missed_events: MissedEvents,
+    /// Offset of the record's event header from the start of the page's data (0 for a
+    /// record that opens its page; libtraceevent reports lost events only then).
+    pub page_offset: usize,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -576,6 +595,7 @@ struct Rec {
     start: u32,
     len: u32,
     missed: MissedEvents,
+    page_offset: u32,
 }
 
 /// How much uncompressed trace data is read at once per CPU.
@@ -589,7 +609,8 @@ struct CpuStream {
     chunks_left: Option<u32>,
     window: Vec<u8>,
     window_pos: usize,
-    page: Vec<u8>,
+    /// Where the current page starts in `window`.
+    page_at: usize,
     recs: Vec<Rec>,
     next: usize,
     done: bool,
@@ -643,6 +664,13 @@ impl<R: ReadAt> DatRecords<'_, R> {
         let usize_ = c.u32("chunk size")?;
         let data = c.bytes(csize as usize, "compressed chunk")?;
         s.window = decompress(self.compression, &data, usize_ as usize)?;
+        if s.window.len() != usize_ as usize {
+            return Err(bad(format!(
+                "CPU {}: chunk decompressed to {} bytes, header says {usize_}",
+                s.data.cpu,
+                s.window.len()
+            )));
+        }
         s.pos = c.pos;
         s.chunks_left = Some(left - 1);
         Ok(true)
@@ -660,13 +688,16 @@ impl<R: ReadAt> DatRecords<'_, R> {
             if s.window_pos + size > s.window.len() {
                 return Err(bad(format!("CPU {}: data is not a whole number of pages", s.data.cpu)));
             }
-            s.page.clear();
-            s.page.extend_from_slice(&s.window[s.window_pos..s.window_pos + size]);
+            s.page_at = s.window_pos;
             s.window_pos += size;
             s.recs.clear();
             s.next = 0;
-            let page = SubBuffer::with_event_header(&s.page, &self.page_header, &self.event_header)
-                .map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+            let page = SubBuffer::with_event_header(
+                &s.window[s.page_at..s.page_at + size],
+                &self.page_header,
+                &self.event_header,
+            )
+            .map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
             for r in page.records() {
                 let r = r.map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
                 s.recs.push(Rec {
@@ -674,6 +705,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
                     start: r.payload_offset as u32,
                     len: r.data.len() as u32,
                     missed: r.missed_events,
+                    page_offset: r.offset.saturating_sub(self.page_header.data_offset) as u32,
                 });
             }
             if !s.recs.is_empty() {
@@ -711,8 +743,56 @@ impl<R: ReadAt> DatRecords<'_, R> {
         Some(Ok(DatRecord {
             cpu: s.data.cpu,
             ts: rec.ts,
-            data: &s.page[rec.start as usize..(rec.start + rec.len) as usize],
+            data: &s.window[s.page_at + rec.start as usize..s.page_at + (rec.start + rec.len) as usize],
             missed_events: rec.missed,
+            page_offset: rec.page_offset as usize,
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prologue(version: &str) -> Vec<u8> {
+        let mut f = b"\x17\x08\x44tracing".to_vec();
+        f.extend_from_slice(version.as_bytes());
+        f.push(0);
+        f.push(0); // little endian
+        f.push(8); // long size
+        f.extend_from_slice(&4096u32.to_le_bytes());
+        f
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_trace_dat() {
+        assert!(TraceDat::open(b"not a trace".to_vec()).is_err());
+        assert!(TraceDat::open(prologue("5")).is_err());
+        // Version 6 cut after the prologue.
+        assert!(TraceDat::open(prologue("6")).is_err());
+    }
+
+    #[test]
+    fn sizes_beyond_the_input_are_errors_not_allocations() {
+        // v6: a header_page block that claims 2 GiB.
+        let mut f = prologue("6");
+        f.extend_from_slice(b"header_page\0");
+        f.extend_from_slice(&(1u64 << 31).to_le_bytes());
+        f.extend_from_slice(b"field: x");
+        let e = TraceDat::open(f).unwrap_err().to_string();
+        assert!(e.contains("truncated"), "{e}");
+        // v7: zstd, an options section compressed to 4 bytes that claims 4 GiB inflated.
+        let mut f = prologue("7");
+        f.extend_from_slice(b"zstd\0\0");
+        let at = f.len() as u64 + 8;
+        f.extend_from_slice(&at.to_le_bytes());
+        f.extend_from_slice(&0u16.to_le_bytes()); // OPTIONS
+        f.extend_from_slice(&1u16.to_le_bytes()); // compressed
+        f.extend_from_slice(&0u32.to_le_bytes());
+        f.extend_from_slice(&12u64.to_le_bytes());
+        f.extend_from_slice(&4u32.to_le_bytes());
+        f.extend_from_slice(&u32::MAX.to_le_bytes());
+        f.extend_from_slice(&[0x28, 0xb5, 0x2f, 0xfd]);
+        assert!(TraceDat::open(f).is_err());
     }
 }

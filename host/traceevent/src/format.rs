@@ -21,10 +21,13 @@
 //! argument expressions, kept here as raw text and compiled by [`crate::print`].
 
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::OnceLock;
 
 use crate::endian::{sign_extend, Endian};
 use crate::error::{Error, Result};
 use crate::header::{EventHeader, PageHeader};
+use crate::lte::LteEvent;
 use crate::print::{self, Dialect, PrintContext, Program};
 use crate::symbols::Symbols;
 
@@ -60,7 +63,10 @@ pub(crate) fn parse_field_line(line: &str) -> Option<RawField<'_>> {
         Some(i) if decl.ends_with(']') => decl[..i].trim_end(),
         _ => decl,
     };
-    let start = base.rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_')).map_or(0, |i| i + 1);
+    let start = base
+        .char_indices()
+        .rfind(|&(_, c)| !(c.is_ascii_alphanumeric() || c == '_'))
+        .map_or(0, |(i, c)| i + c.len_utf8());
     let name = &base[start..];
     if name.is_empty() {
         return None;
@@ -443,6 +449,22 @@ pub struct EventFormat {
     /// The print fmt, if the file had one.
     pub print_fmt: Option<PrintFmt>,
     program: Result<Program, Error>,
+    /// The text after `print fmt:` as written (libtraceevent re-reads it its own way).
+    print_raw: Option<String>,
+    /// The print fmt as libtraceevent parses it, built on first use in that dialect.
+    lte: LteCell,
+    /// libtraceevent's sched plugin registers the comms this event's records carry.
+    registers_comms: bool,
+}
+
+/// The lazily compiled libtraceevent form; a clone starts empty and compiles again.
+#[derive(Debug, Default)]
+struct LteCell(OnceLock<Box<LteEvent>>);
+
+impl Clone for LteCell {
+    fn clone(&self) -> Self {
+        LteCell::default()
+    }
 }
 
 impl EventFormat {
@@ -455,6 +477,7 @@ impl EventFormat {
         let mut common_fields = Vec::new();
         let mut fields = Vec::new();
         let mut print_fmt = None;
+        let mut print_raw = None;
         let mut in_common = true;
         let mut offset = 0;
         for (i, line) in text.split_inclusive('\n').enumerate() {
@@ -485,6 +508,7 @@ impl EventFormat {
                 let at = start + line.find("print fmt:").unwrap_or(0) + "print fmt:".len();
                 let pf = PrintFmt::parse(text[at..].trim_end_matches(['\n', '\r'])).map_err(|e| err(e.to_string()))?;
                 print_fmt = Some(pf);
+                print_raw = Some(text[at..].to_string());
                 break;
             } else {
                 return Err(err(format!("unexpected line {l:?}")));
@@ -500,7 +524,12 @@ impl EventFormat {
             fields,
             print_fmt,
             program: Err(Error::Print("no print fmt".into())),
+            print_raw,
+            lte: LteCell::default(),
+            registers_comms: false,
         };
+        ev.registers_comms =
+            ev.system == "sched" && matches!(ev.name.as_str(), "sched_switch" | "sched_wakeup" | "sched_wakeup_new");
         if let Some(pf) = &ev.print_fmt {
             ev.program = Program::compile(pf, &ev);
         }
@@ -517,6 +546,12 @@ impl EventFormat {
         self.common_fields.iter().chain(&self.fields)
     }
 
+    /// Names in the print fmt that are not numbers (enum constants the kernel left in, such as
+    /// `HRTIMER_MODE_ABS`): the kernel's own text resolves them, ours prints their values.
+    pub fn unresolved_symbols(&self) -> &[String] {
+        self.program.as_ref().map_or(&[], |p| p.unresolved_symbols())
+    }
+
     /// Why the print fmt did not compile, if it did not.
     pub fn print_error(&self) -> Option<&Error> {
         self.program.as_ref().err()
@@ -527,10 +562,32 @@ impl EventFormat {
         self.program.as_ref().ok()
     }
 
+    /// The text after `print fmt:`, as written in the format file.
+    pub fn print_fmt_raw(&self) -> Option<&str> {
+        self.print_raw.as_deref()
+    }
+
+    /// The event compiled for [`Dialect::LibTraceEvent`] (on first use, with the context's
+    /// long size and symbols: names in the print fmt that are not numbers resolve through
+    /// kallsyms, as libtraceevent does).
+    pub(crate) fn lte(&self, ctx: &PrintContext) -> &LteEvent {
+        self.lte.0.get_or_init(|| Box::new(LteEvent::compile(self, ctx.long_size, ctx.symbols)))
+    }
+
     /// Appends the event's info text (what the `trace` file prints after `name: `) to `out`.
     /// Never fails: if the print fmt cannot be evaluated, prints each non-common field as
     /// `name=value`. Allocates only by growing `out`.
+    ///
+    /// In [`Dialect::LibTraceEvent`] the text is libtraceevent's (what `trace-cmd report`
+    /// shows, plugins included), `[FAILED TO PARSE]` lines and all.
     pub fn print_info(&self, data: &[u8], ctx: &PrintContext, out: &mut String) {
+        if ctx.dialect == Dialect::LibTraceEvent {
+            self.lte(ctx).print(data, ctx, out);
+            return;
+        }
+        if print::write_syscall(self, data, ctx, out) || print::write_probe(self, data, ctx, out) {
+            return;
+        }
         let start = out.len();
         if let Ok(p) = &self.program {
             if p.eval(data, ctx, out).is_ok() {
@@ -542,6 +599,24 @@ impl EventFormat {
     }
 }
 
+/// A cheap hasher for pids (the per-record comm lookup); not DoS-resistant, keys are pids.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_i32(&mut self, i: i32) {
+        self.0 = u64::from(i as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
 /// Every event format of a trace, by id, with what decoding them needs: the page header,
 /// the kernel's long size and byte order, and the pid → comm map.
 #[derive(Debug, Clone)]
@@ -550,7 +625,9 @@ pub struct EventFormats {
     event_header: EventHeader,
     formats: Vec<EventFormat>,
     by_id: HashMap<u32, usize>,
-    cmdlines: HashMap<i32, String>,
+    /// `common_type` (a u16) → index + 1 into `formats`, 0 for none: the per-record lookup.
+    by_type: Vec<u32>,
+    cmdlines: HashMap<i32, String, BuildHasherDefault<PidHasher>>,
     symbols: Symbols,
     dialect: Dialect,
 }
@@ -563,7 +640,8 @@ impl EventFormats {
             event_header: EventHeader::default(),
             formats: Vec::new(),
             by_id: HashMap::new(),
-            cmdlines: HashMap::new(),
+            by_type: Vec::new(),
+            cmdlines: HashMap::default(),
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
         }
@@ -620,12 +698,23 @@ impl EventFormats {
 
     /// Adds a parsed format.
     pub fn insert(&mut self, f: EventFormat) {
-        match self.by_id.get(&f.id) {
-            Some(&i) => self.formats[i] = f,
-            None => {
-                self.by_id.insert(f.id, self.formats.len());
-                self.formats.push(f);
+        let id = f.id;
+        let i = match self.by_id.get(&id) {
+            Some(&i) => {
+                self.formats[i] = f;
+                i
             }
+            None => {
+                self.by_id.insert(id, self.formats.len());
+                self.formats.push(f);
+                self.formats.len() - 1
+            }
+        };
+        if let Ok(t) = u16::try_from(id) {
+            if self.by_type.len() <= usize::from(t) {
+                self.by_type.resize(usize::from(t) + 1, 0);
+            }
+            self.by_type[usize::from(t)] = i as u32 + 1;
         }
     }
 
@@ -640,9 +729,11 @@ impl EventFormats {
     }
 
     /// The format of a record payload, from its `common_type`.
+    #[inline]
     pub fn for_record(&self, data: &[u8]) -> Option<&EventFormat> {
         let id = self.endian().read_u16(data, 0)?;
-        self.by_id(u32::from(id))
+        let i = *self.by_type.get(usize::from(id))?;
+        self.formats.get((i as usize).checked_sub(1)?)
     }
 
     /// Every format, in insertion order.
@@ -691,6 +782,37 @@ impl EventFormats {
     /// Records `comm` as the command of `pid`.
     pub fn add_cmdline(&mut self, pid: i32, comm: &str) {
         self.cmdlines.insert(pid, comm.to_string());
+    }
+
+    /// Records `comm` as the command of `pid` unless `pid` already has one (or is 0), as
+    /// libtraceevent's `tep_register_comm` does.
+    pub fn register_comm(&mut self, pid: i32, comm: &str) {
+        if pid != 0 {
+            self.cmdlines.entry(pid).or_insert_with(|| comm.to_string());
+        }
+    }
+
+    /// Applies what printing this record does to the registry besides the text: in
+    /// [`Dialect::LibTraceEvent`], the sched plugin of libtraceevent registers the comms of
+    /// `sched_switch` and `sched_wakeup` records, which later lines then show. Call it after
+    /// printing each record to reproduce `trace-cmd report` exactly.
+    pub fn note_record(&mut self, data: &[u8]) {
+        if self.dialect != Dialect::LibTraceEvent {
+            return;
+        }
+        let Some(f) = self.for_record(data) else {
+            return;
+        };
+        if !f.registers_comms {
+            return;
+        }
+        let ctx = self.print_context();
+        let pairs = f.lte(&ctx).registered_comms(data, self.endian());
+        for (pid, comm) in pairs.into_iter().flatten() {
+            if pid != 0 && !self.cmdlines.contains_key(&pid) {
+                self.cmdlines.insert(pid, String::from_utf8_lossy(comm).into_owned());
+            }
+        }
     }
 
     /// The command of `pid` as trace output shows it: `<idle>` for 0, `<...>` if unknown.

@@ -5,7 +5,8 @@
 //!   trace.dat), iterated as [`Record`]s that borrow the page, with lost-event counts.
 //! - [`EventFormat`] / [`Field`]: `events/<system>/<event>/format` and zero-copy field access;
 //!   [`EventFormats`]: all formats of a trace by id, plus cmdlines and the long size.
-//! - [`Program`]: a compiled print fmt that reproduces the kernel's `trace` text;
+//! - [`Program`]: a compiled print fmt that reproduces the kernel's `trace` text; with
+//!   [`Dialect::LibTraceEvent`], events print as `trace-cmd report` prints them instead;
 //!   [`Symbols`]: kallsyms and printk_formats for `%pS` and kernel string pointers.
 //! - [`TraceDat`]: trace-cmd's trace.dat (v6, v7 with zstd/zlib), streamed per CPU.
 //!
@@ -20,6 +21,7 @@ pub mod endian;
 pub mod error;
 pub mod format;
 pub mod header;
+mod lte;
 pub mod print;
 pub mod subbuf;
 pub mod symbols;

@@ -9,13 +9,19 @@
 //!
 //! Numbers follow the kernel's `vsnprintf`, not glibc's (`%#x` of 0 is `0x0`, a zero flag
 //! survives a precision). Plain `%p` prints like the kernel with the `hash-ptr` trace option
-//! off (`%px`: zero-padded hex, no `0x`); symbol extensions (`%pS`, `%ps`, ...) print
-//! `0x<hex>` because there is no kallsyms here. [`Dialect::LibTraceEvent`] instead reproduces
-//! trace-cmd's text where it differs (`%p` as `0x..`, cpumasks as CPU lists).
+//! off (`%px`: zero-padded hex, no `0x`); symbol extensions (`%pS`, `%ps`, ...) resolve
+//! through kallsyms when it is loaded, else print `0x<hex>`. Events the kernel prints with
+//! its own code rather than their print fmt are printed its way: syscall events
+//! (`sys_openat(dfd: 0xffffff9c, ...)`, `sys_openat -> 0x3`) and the `(ip)` / `(ret <- func)`
+//! head of kprobe and uprobe events. What the kernel knows that a format file does not (enum
+//! constants it left as names, `vmemmap_base`, statement expressions) cannot be reproduced.
 //!
 //! Anything that cannot be compiled or evaluated makes [`crate::EventFormat::print_info`]
 //! fall back to printing each non-common field as `name=value`: events are never dropped and
 //! never shown as `[FAILED TO PARSE]`.
+//!
+//! [`Dialect::LibTraceEvent`] does not use this evaluator: it reproduces libtraceevent's
+//! own parser, evaluator and plugins (see the `lte` module), `[FAILED TO PARSE]` included.
 
 use core::fmt::Write as _;
 
@@ -27,11 +33,13 @@ use crate::symbols::Symbols;
 /// Whose text to reproduce where the kernel and libtraceevent/trace-cmd differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Dialect {
-    /// The kernel's own `trace` file (with `nohash-ptr`): `%p` as zero-padded hex,
-    /// cpumasks as hex bitmaps.
+    /// The kernel's own `trace` file (with the `hash-ptr` option off): `%p` as zero-padded
+    /// hex, cpumasks as hex bitmaps, syscall and probe events as the kernel's code prints them.
     #[default]
     Kernel,
-    /// libtraceevent (`trace-cmd report`): `%p` as `0x..`, cpumasks as CPU lists (`0-3,8`).
+    /// libtraceevent 1.7.1 with its default plugins, i.e. `trace-cmd report`: its print-fmt
+    /// parser (operator quirks included), unsigned 64-bit evaluation, glibc `printf`, kallsyms
+    /// and printk_formats lookups, and the sched_switch, hrtimer, futex, kmem and tlb plugins.
     LibTraceEvent,
 }
 
@@ -414,6 +422,8 @@ struct Parser<'f> {
     toks: Vec<Tok>,
     pos: usize,
     event: &'f EventFormat,
+    /// Names the print fmt uses that are not numbers (enum constants the kernel left in).
+    unresolved: Vec<String>,
 }
 
 impl Parser<'_> {
@@ -671,13 +681,27 @@ impl Parser<'_> {
                     let args = self.call_args()?;
                     return self.helper(&name, args);
                 }
+                if !self.unresolved.contains(&name) {
+                    self.unresolved.push(name.clone());
+                }
                 Ok(Expr::Ident(name))
             }
             t => perr(format!("unexpected {t:?}")),
         }
     }
 
-    fn helper(&self, name: &str, args: Vec<Arg>) -> Result<Expr> {
+    fn helper(&mut self, name: &str, args: Vec<Arg>) -> Result<Expr> {
+        let mut unresolved = Vec::new();
+        let e = self.helper_inner(name, args, &mut unresolved);
+        for n in unresolved {
+            if !self.unresolved.contains(&n) {
+                self.unresolved.push(n);
+            }
+        }
+        e
+    }
+
+    fn helper_inner(&self, name: &str, args: Vec<Arg>, unresolved: &mut Vec<String>) -> Result<Expr> {
         let mut it = args.into_iter();
         let mut next = |what: &str| -> Result<Expr> {
             match it.next() {
@@ -738,8 +762,9 @@ impl Parser<'_> {
                         _ => return perr(format!("{name}: table name is not a string")),
                     };
                     // Keys the kernel left as enum names cannot match; skip them.
-                    if let Some(k) = const_eval(&k) {
-                        table.push((k, s));
+                    match const_eval(&k) {
+                        Some(k) => table.push((k, s)),
+                        None => collect_idents(&k, unresolved),
                     }
                 }
                 if name.starts_with("__print_flags") {
@@ -765,6 +790,23 @@ impl Parser<'_> {
             return perr(format!("{name}: too many arguments"));
         }
         Ok(e)
+    }
+}
+
+fn collect_idents(e: &Expr, out: &mut Vec<String>) {
+    match e {
+        Expr::Ident(n) if !out.contains(n) => out.push(n.clone()),
+        Expr::Unary(_, a) | Expr::Cast(_, a) => collect_idents(a, out),
+        Expr::Binary(_, a, b) => {
+            collect_idents(a, out);
+            collect_idents(b, out);
+        }
+        Expr::Cond(c, a, b) => {
+            collect_idents(c, out);
+            collect_idents(a, out);
+            collect_idents(b, out);
+        }
+        _ => {}
     }
 }
 
@@ -937,6 +979,7 @@ fn parse_format(fmt: &str) -> Result<(Vec<Seg>, usize)> {
 pub struct Program {
     segs: Vec<Seg>,
     args: Vec<Expr>,
+    unresolved: Vec<String>,
 }
 
 impl Program {
@@ -944,12 +987,25 @@ impl Program {
     /// against `event`. Errors on anything it cannot evaluate faithfully.
     pub fn compile(pf: &PrintFmt, event: &EventFormat) -> Result<Self> {
         let (segs, nargs) = parse_format(&pf.format)?;
-        let mut p = Parser { toks: lex(&pf.args)?, pos: 0, event };
+        let mut p = Parser { toks: lex(&pf.args)?, pos: 0, event, unresolved: Vec::new() };
         let args = p.args()?;
         if args.len() < nargs {
             return perr(format!("format needs {nargs} arguments, print fmt has {}", args.len()));
         }
-        Ok(Program { segs, args })
+        // Field names given to helpers (`__get_str(comm)`) are not unresolved constants.
+        let mut unresolved = Vec::new();
+        for n in p.unresolved {
+            if event.field(&n).is_none() && !unresolved.contains(&n) {
+                unresolved.push(n);
+            }
+        }
+        Ok(Program { segs, args, unresolved })
+    }
+
+    /// Names in the print fmt that are not numbers: enum constants the kernel did not
+    /// replace (its own output resolves them; ours cannot, e.g. `HRTIMER_MODE_ABS`).
+    pub fn unresolved_symbols(&self) -> &[String] {
+        &self.unresolved
     }
 
     /// Appends the text for record payload `data` to `out`. On error `out` may hold partial
@@ -982,6 +1038,8 @@ impl Program {
                         }
                     };
                     let v = eval(next()?, data, ctx)?;
+                    // The kernel formats into a page-sized trace_seq: no field is wider.
+                    let (width, prec) = (width.min(MAX_PAD), prec.map(|p| p.min(MAX_PAD)));
                     format_one(spec, flags, width, prec, v, data, ctx, out)?;
                 }
             }
@@ -1158,6 +1216,9 @@ fn binary(op: BinOp, x: u64, tx: Ty, y: u64, ty: Ty) -> Result<Val<'static>> {
 
 // ---------------------------------------------------------------------------------------------
 // Output
+
+/// Widths and precisions beyond this are cut to it (a trace_seq holds one page).
+pub(crate) const MAX_PAD: usize = 4096;
 
 const SPACES: &str = "                                                                ";
 
@@ -1730,6 +1791,112 @@ fn bytes_of(v: Val<'_>) -> Result<&[u8]> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Syscall events
+
+/// The kernel's own text for `syscalls:sys_enter_*` / `sys_exit_*` events, which its `trace`
+/// file prints with dedicated code instead of the print fmt:
+/// `sys_openat(dfd: 0xffffff9c, filename: 0x7f.., flags: 0x80000, mode: 0)` (values below 10
+/// in decimal, others in hex) and `sys_openat -> 0x3`. A string the kernel copied from user
+/// space (a `__<arg>_val` field, newer kernels) follows its argument in quotes. Returns false
+/// (writing nothing) if the event does not have the syscall layout.
+pub(crate) fn write_syscall(ev: &EventFormat, data: &[u8], ctx: &PrintContext, out: &mut String) -> bool {
+    if ev.system != "syscalls" || ev.fields.first().is_none_or(|f| f.name != "__syscall_nr") {
+        return false;
+    }
+    let long = usize::from(ctx.long_size);
+    let arg = |f: &Field| ctx.endian.read_uint(data, f.offset, long);
+    if let Some(rest) = ev.name.strip_prefix("sys_enter_") {
+        let args: Vec<&Field> =
+            ev.fields[1..].iter().filter(|f| !f.is_dynamic() && !f.name.starts_with("__")).collect();
+        if args.iter().any(|f| f.size != long || arg(f).is_none()) {
+            return false;
+        }
+        let user_str = ev.print_fmt.as_ref().is_some_and(|p| p.args.contains("__get_str(__"));
+        let _ = write!(out, "sys_{rest}(");
+        for (i, f) in args.iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            let v = arg(f).unwrap_or(0);
+            let _ = if v < 10 { write!(out, "{}: {v}", f.name) } else { write!(out, "{}: 0x{v:x}", f.name) };
+            if !user_str {
+                continue;
+            }
+            let val = format!("__{}_val", f.name);
+            if let Some(s) = ev.fields.iter().find(|u| u.name == val && u.is_dynamic()) {
+                let b = s.bytes(data).unwrap_or(&[]);
+                out.push_str(" \"");
+                push_bytes(out, c_str(b));
+                out.push('"');
+            }
+        }
+        out.push(')');
+        return true;
+    }
+    if let Some(rest) = ev.name.strip_prefix("sys_exit_") {
+        let Some(ret) = ev.field("ret").and_then(|f| ctx.endian.read_uint(data, f.offset, f.size)) else {
+            return false;
+        };
+        let _ = write!(out, "sys_{rest} -> 0x{ret:x}");
+        return true;
+    }
+    false
+}
+
+/// The kernel's own header for kprobe/uprobe events (`(0x7f..)`, `(0x.. <- 0x..)` for return
+/// probes, kernel addresses as symbols), replacing the print fmt's `(%lx)` /
+/// `(%lx <- %lx)`: the kernel prints probes with dedicated code, and for return probes in the
+/// opposite order to its print fmt (return address first). The arguments keep the print fmt's
+/// text. Returns false (writing nothing) for other events.
+pub(crate) fn write_probe(ev: &EventFormat, data: &[u8], ctx: &PrintContext, out: &mut String) -> bool {
+    let Some(first) = ev.fields.first() else {
+        return false;
+    };
+    let read = |f: &Field| ctx.endian.read_uint(data, f.offset, f.size);
+    let (ip, ret_from) = match first.name.as_str() {
+        "__probe_ip" => (read(first), None),
+        "__probe_func" => match ev.fields.get(1).filter(|f| f.name == "__probe_ret_ip") {
+            Some(r) => (read(r), read(first)),
+            None => return false,
+        },
+        _ => return false,
+    };
+    let Some(ip) = ip else {
+        return false;
+    };
+    let Some(program) = ev.program() else {
+        return false;
+    };
+    let mut text = String::new();
+    if program.eval(data, ctx, &mut text).is_err() {
+        return false;
+    }
+    let Some(close) = text.find(')') else {
+        return false;
+    };
+    let kernel_space = |a: u64| ctx.long_size == 8 && a >= 0xffff_8000_0000_0000;
+    let addr = |out: &mut String, a: u64, offset: bool| {
+        if !kernel_space(a) {
+            let _ = write!(out, "0x{a:x}");
+        } else if a == 0 {
+            out.push('0');
+        } else if ctx.symbols.and_then(|s| s.lookup(a)).is_some() {
+            write_symbol(out, a, if offset { "S" } else { "s" }, ctx);
+        } else {
+            let _ = write!(out, "0x{a:08x}");
+        }
+    };
+    out.push('(');
+    addr(out, ip, true);
+    if let Some(func) = ret_from {
+        out.push_str(" <- ");
+        addr(out, func, false);
+    }
+    out.push_str(&text[close..]);
+    true
+}
+
+// ---------------------------------------------------------------------------------------------
 // Raw field fallback
 
 /// Appends every non-common field as `name=value`, separated by spaces (the fallback for
@@ -2078,6 +2245,69 @@ print fmt: \"dfd: 0x%08lx, filename: 0x%08lx, flags: 0x%08lx, mode: 0x%08lx\", (
             info(&ev, &d, &le()),
             "dfd: 0xffffff9c, filename: 0x7f5219d1b0b1, flags: 0x00080000, mode: 0x00000000"
         );
+        assert_eq!(
+            info(&ev, &d, &lte()),
+            "dfd: 0xffffff9c, filename: 0x7f5219d1b0b1, flags: 0x00080000, mode: 0x00000000"
+        );
+        // In the syscalls system, the kernel dialect prints what the kernel's `trace` file
+        // shows: values below 10 in decimal, others in hex, and `name -> ret` on exit.
+        let ev = EventFormat::parse("syscalls", SYS_ENTER_OPENAT, Endian::Little).unwrap();
+        assert_eq!(
+            info(&ev, &d, &le()),
+            "sys_openat(dfd: 0xffffff9c, filename: 0x7f5219d1b0b1, flags: 0x80000, mode: 0)"
+        );
+        let exit = EventFormat::parse(
+            "syscalls",
+            &format!(
+                "name: sys_exit_openat\nID: 781\nformat:\n{COMMON}\n\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:long ret;\toffset:16;\tsize:8;\tsigned:1;\n\nprint fmt: \"0x%lx\", REC->ret\n"
+            ),
+            Endian::Little,
+        )
+        .unwrap();
+        let d = payload(781, 24, &[(16, &(-2i64).to_le_bytes())]);
+        assert_eq!(info(&exit, &d, &le()), "sys_openat -> 0xfffffffffffffffe");
+    }
+
+    #[test]
+    fn probe_events_in_the_kernel_dialect() {
+        // The kernel prints a return probe as (return address <- function), its print fmt
+        // the other way round.
+        let ev = EventFormat::parse(
+            "uprobes",
+            &format!(
+                "name: r\nID: 9\nformat:\n{COMMON}\n\tfield:unsigned long __probe_func;\toffset:8;\tsize:8;\tsigned:0;\n\tfield:unsigned long __probe_ret_ip;\toffset:16;\tsize:8;\tsigned:0;\n\tfield:s32 ret;\toffset:24;\tsize:4;\tsigned:1;\n\nprint fmt: \"(%lx <- %lx) ret=%d\", REC->__probe_func, REC->__probe_ret_ip, REC->ret\n"
+            ),
+            Endian::Little,
+        )
+        .unwrap();
+        let d = payload(
+            9,
+            28,
+            &[
+                (8, &0x7f28_41b7_e150u64.to_le_bytes()),
+                (16, &0x558a_c77f_a166u64.to_le_bytes()),
+                (24, &3i32.to_le_bytes()),
+            ],
+        );
+        assert_eq!(info(&ev, &d, &le()), "(0x558ac77fa166 <- 0x7f2841b7e150) ret=3");
+        assert_eq!(info(&ev, &d, &lte()), "(7f2841b7e150 <- 558ac77fa166) ret=3");
+    }
+
+    #[test]
+    fn fuzz_regressions() {
+        // A field name after a multi-byte character.
+        let text = format!("name: x\nID: 1\nformat:\n{COMMON}\n\tfield:int \u{5cd}a;\toffset:8;\tsize:4;\tsigned:1;\n\nprint fmt: \"%d\", REC->a\n");
+        let _ = EventFormat::parse("t", &text, Endian::Little);
+        // Widths far beyond a page are cut, not allocated.
+        let ev = event(&fmt_event(
+            "\tfield:int a;\toffset:8;\tsize:4;\tsigned:1;\n",
+            "\"%0003923135675398296992lx|%*d\", REC->a, 2147483647, REC->a",
+        ));
+        let d = payload(99, 12, &[]);
+        for ctx in [le(), lte()] {
+            let s = info(&ev, &d, &ctx);
+            assert!(s.len() <= 2 * MAX_PAD + 2, "{}", s.len());
+        }
     }
 
     #[test]

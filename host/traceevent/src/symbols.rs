@@ -33,6 +33,11 @@ pub struct Symbols {
     syms: Vec<Sym>,
     sorted: bool,
     strings: HashMap<u64, String>,
+    /// kallsyms as libtraceevent holds it: reversed file order, stably sorted by address,
+    /// absolute (`A`/`a`) and `$` symbols left out, zero addresses kept.
+    lte_funcs: Vec<(u64, Box<str>)>,
+    /// printk_formats as libtraceevent holds them: the quoted text, escapes kept.
+    lte_strings: HashMap<u64, String>,
 }
 
 impl Symbols {
@@ -61,6 +66,70 @@ impl Symbols {
         // Stable: among aliases at one address the first listed wins, as in the kernel.
         self.syms.sort_by_key(|s| s.addr);
         self.sorted = true;
+        self.parse_kallsyms_lte(text);
+    }
+
+    /// `tep_parse_kallsyms`: stops at the first line it cannot parse.
+    fn parse_kallsyms_lte(&mut self, text: &str) {
+        let mut added = Vec::new();
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
+            let t = line.trim_start();
+            let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+            let n = hex.bytes().take(16).take_while(u8::is_ascii_hexdigit).count();
+            let Ok(addr) = u64::from_str_radix(&hex[..n], 16) else {
+                break;
+            };
+            let rest = hex[n..].trim_start();
+            let mut chars = rest.chars();
+            let Some(ty) = chars.next() else {
+                break;
+            };
+            let rest = chars.as_str().trim_start();
+            let name_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
+            if name_len == 0 {
+                break;
+            }
+            let name = &rest[..name_len];
+            if name.starts_with('$') || ty == 'A' || ty == 'a' {
+                continue;
+            }
+            added.push((addr, Box::<str>::from(name)));
+        }
+        added.reverse();
+        added.append(&mut self.lte_funcs);
+        added.sort_by_key(|f| f.0);
+        self.lte_funcs = added;
+    }
+
+    /// libtraceevent's `find_func`: glibc's bsearch over the sorted table, matching an
+    /// address equal to a symbol or between it and the next one. Returns (name, start).
+    pub(crate) fn lte_find_func(&self, addr: u64) -> Option<(&str, u64)> {
+        let map = &self.lte_funcs;
+        let (mut l, mut u) = (0, map.len());
+        while l < u {
+            let idx = (l + u) / 2;
+            let start = map[idx].0;
+            let next = map.get(idx + 1).map_or(0, |f| f.0);
+            if addr == start || (addr > start && addr < next) {
+                return Some((&map[idx].1, start));
+            }
+            if addr < start {
+                u = idx;
+            } else {
+                l = idx + 1;
+            }
+        }
+        None
+    }
+
+    /// libtraceevent's `test_for_symbol`: the address of the first symbol with this name.
+    pub(crate) fn lte_symbol_addr(&self, name: &str) -> Option<u64> {
+        self.lte_funcs.iter().find(|f| &*f.1 == name).map(|f| f.0)
+    }
+
+    /// libtraceevent's `find_printk`.
+    pub(crate) fn lte_printk(&self, addr: u64) -> Option<&str> {
+        self.lte_strings.get(&addr).map(String::as_str)
     }
 
     /// Adds the `0xADDR : "text"` lines of a printk_formats text.
@@ -79,6 +148,23 @@ impl Symbols {
                 None => s.to_string(),
             };
             self.strings.insert(addr, value);
+        }
+        // libtraceevent: split at the first ':', skip one character, drop one leading and
+        // one trailing quote and a trailing `\n`.
+        for line in text.split('\n').filter(|l| !l.is_empty()) {
+            let Some((addr, fmt)) = line.split_once(':') else {
+                continue;
+            };
+            let addr = addr.trim();
+            let addr = addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")).unwrap_or(addr);
+            let n = addr.bytes().take_while(u8::is_ascii_hexdigit).count();
+            let addr = u64::from_str_radix(&addr[..n], 16).unwrap_or(0);
+            let mut f = fmt.get(1..).unwrap_or("");
+            f = f.strip_prefix('"').unwrap_or(f);
+            if let Some(g) = f.strip_suffix('"') {
+                f = g.strip_suffix("\\n").unwrap_or(g);
+            }
+            self.lte_strings.entry(addr).or_insert_with(|| f.to_string());
         }
     }
 

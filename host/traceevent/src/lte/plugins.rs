@@ -1,0 +1,326 @@
+//! The event handlers of libtraceevent's default plugins (`/usr/lib/*/traceevent/plugins`)
+//! whose events exist on current kernels: their text replaces (or precedes) the print fmt's.
+
+use core::fmt::Write as _;
+
+use super::{Cx, LField, LteEvent};
+use crate::endian::Endian;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Plugin {
+    /// plugin_sched_switch: `prev:pid [prio] S ==> next:pid [prio]`.
+    SchedSwitch,
+    /// plugin_sched_switch: `comm:pid [prio] CPU:nnn`.
+    SchedWakeup,
+    /// plugin_hrtimer: `hrtimer=0x.. function=name/0xoff expires=.. softexpires=..`.
+    HrtimerStart,
+    /// plugin_hrtimer: `hrtimer=0x.. now=.. function=name/0xoff`.
+    HrtimerExpire,
+    /// plugin_futex: `op=FUTEX_WAKE|FUTEX_PRIVATE_FLAG uaddr=0x.. val=..`.
+    Futex,
+    /// plugin_kmem: `(caller+0xoff) ` before the print fmt's text.
+    KmemCallSite,
+    /// plugin_tlb: `pages=N reason=... (R)`.
+    TlbFlush,
+}
+
+impl Plugin {
+    pub(super) fn for_event(system: &str, name: &str) -> Option<Plugin> {
+        Some(match (system, name) {
+            ("sched", "sched_switch") => Plugin::SchedSwitch,
+            ("sched", "sched_wakeup" | "sched_wakeup_new") => Plugin::SchedWakeup,
+            ("timer", "hrtimer_start") => Plugin::HrtimerStart,
+            ("timer", "hrtimer_expire_entry") => Plugin::HrtimerExpire,
+            ("syscalls", "sys_enter_futex") => Plugin::Futex,
+            ("kmem", "kfree" | "kmalloc" | "kmalloc_node" | "kmem_cache_alloc" | "kmem_cache_alloc_node")
+            | ("kmem", "kmem_cache_free") => Plugin::KmemCallSite,
+            ("tlb", "tlb_flush") => Plugin::TlbFlush,
+            _ => return None,
+        })
+    }
+
+    /// Prints the handler's text; returns whether the print fmt's text follows (the
+    /// handler returned non-zero).
+    pub(super) fn print(self, cx: &Cx<'_>, out: &mut String) -> bool {
+        match self {
+            Plugin::SchedSwitch => sched_switch(cx, out),
+            Plugin::SchedWakeup => sched_wakeup(cx, out),
+            Plugin::HrtimerStart => {
+                out.push_str("hrtimer=");
+                if num_field(cx, out, "timer", Hex).is_none() {
+                    num_or_err(cx, out, "hrtimer", Hex);
+                }
+                func_field(cx, out, " function=", "function");
+                out.push_str(" expires=");
+                num_or_err(cx, out, "expires", Dec);
+                out.push_str(" softexpires=");
+                num_or_err(cx, out, "softexpires", Dec);
+                false
+            }
+            Plugin::HrtimerExpire => {
+                out.push_str("hrtimer=");
+                if num_field(cx, out, "timer", Hex).is_none() {
+                    num_or_err(cx, out, "hrtimer", Hex);
+                }
+                out.push_str(" now=");
+                num_or_err(cx, out, "now", Dec);
+                func_field(cx, out, " function=", "function");
+                false
+            }
+            Plugin::Futex => futex(cx, out),
+            Plugin::KmemCallSite => {
+                if let Some(val) = own(cx, "call_site").and_then(|f| read(cx, f)) {
+                    if let Some((name, start)) = cx.syms.and_then(|s| s.lte_find_func(val)) {
+                        let _ = write!(out, "({name}+0x{:x}) ", val.wrapping_sub(start) as u32);
+                    }
+                }
+                true
+            }
+            Plugin::TlbFlush => {
+                out.push_str("pages=");
+                num_or_err(cx, out, "pages", SignedLong);
+                let Some(val) = get_val(cx, out, "reason", true) else {
+                    return true;
+                };
+                out.push_str(" reason=");
+                out.push_str(match val {
+                    0 => "flush on task switch",
+                    1 => "remote shootdown",
+                    2 => "local shootdown",
+                    3 => "local mm shootdown",
+                    _ => "",
+                });
+                let _ = write!(out, " ({})", val as i64);
+                false
+            }
+        }
+    }
+
+    /// `(pid, comm)` pairs the sched plugin registers while printing.
+    pub(super) fn comms<'d>(self, ev: &LteEvent, data: &'d [u8], endian: Endian) -> [Option<(i32, &'d [u8])>; 2] {
+        let pair = |comm: &str, pid: &str| -> Option<(i32, &'d [u8])> {
+            let p = ev.own_field(pid).map(|i| &ev.fields[i])?;
+            let pid = endian.read_uint(data, p.offset, p.size)?;
+            let c = ev.any_field(comm).map(|i| &ev.fields[i])?;
+            let b = data.get(c.offset..(c.offset + c.size).min(data.len()))?;
+            Some((pid as i32, super::c_str(b)))
+        };
+        match self {
+            Plugin::SchedSwitch => [pair("prev_comm", "prev_pid"), pair("next_comm", "next_pid")],
+            Plugin::SchedWakeup => [pair("comm", "pid"), None],
+            _ => [None, None],
+        }
+    }
+}
+
+#[derive(Clone, Copy)]
+enum NumFmt {
+    Hex,
+    Dec,
+    SignedLong,
+}
+use NumFmt::{Dec, Hex, SignedLong};
+
+fn own<'a>(cx: &'a Cx<'_>, name: &str) -> Option<&'a LField> {
+    cx.ev.own_field(name).map(|i| &cx.ev.fields[i])
+}
+
+/// `tep_read_number_field`: sizes 1, 2, 4, 8 only, zero-extended.
+fn read(cx: &Cx<'_>, f: &LField) -> Option<u64> {
+    match f.size {
+        1 | 2 | 4 | 8 => cx.endian.read_uint(cx.data, f.offset, f.size),
+        _ => None,
+    }
+}
+
+/// `tep_get_field_val`: the value, or an error note in `out` when `err`.
+fn get_val(cx: &Cx<'_>, out: &mut String, name: &str, err: bool) -> Option<u64> {
+    let Some(f) = own(cx, name) else {
+        if err {
+            let _ = write!(out, "<CANT FIND FIELD {name}>");
+        }
+        return None;
+    };
+    let v = read(cx, f);
+    if v.is_none() && err {
+        let _ = write!(out, " {name}=INVALID");
+    }
+    v
+}
+
+/// `tep_print_num_field` without the error text.
+fn num_field(cx: &Cx<'_>, out: &mut String, name: &str, fmt: NumFmt) -> Option<()> {
+    let v = read(cx, own(cx, name)?)?;
+    let _ = match fmt {
+        Hex => write!(out, "0x{v:x}"),
+        Dec => write!(out, "{v}"),
+        SignedLong => write!(out, "{}", v as i64),
+    };
+    Some(())
+}
+
+fn num_or_err(cx: &Cx<'_>, out: &mut String, name: &str, fmt: NumFmt) {
+    if num_field(cx, out, name, fmt).is_none() {
+        let _ = write!(out, "CAN'T FIND FIELD \"{name}\"");
+    }
+}
+
+/// `tep_print_func_field`: `name/0x<start - addr>` or `0x%08llx`.
+fn func_field(cx: &Cx<'_>, out: &mut String, prefix: &str, name: &str) {
+    let Some(v) = own(cx, name).and_then(|f| read(cx, f)) else {
+        return;
+    };
+    out.push_str(prefix);
+    match cx.syms.and_then(|s| s.lte_find_func(v)) {
+        Some((name, start)) => {
+            let _ = write!(out, "{name}/0x{:x}", start.wrapping_sub(v));
+        }
+        None => {
+            let _ = write!(out, "0x{v:08x}");
+        }
+    }
+}
+
+/// `write_and_save_comm`: the comm field, at most its size, up to a NUL.
+fn comm(cx: &Cx<'_>, out: &mut String, name: &str) -> bool {
+    let Some(f) = cx.ev.any_field(name).map(|i| &cx.ev.fields[i]) else {
+        return false;
+    };
+    let b = cx.data.get(f.offset..(f.offset + f.size).min(cx.data.len())).unwrap_or(&[]);
+    super::push_bytes(out, super::c_str(b));
+    true
+}
+
+fn sched_switch(cx: &Cx<'_>, out: &mut String) -> bool {
+    let Some(pid) = get_val(cx, out, "prev_pid", true) else {
+        out.push('!');
+        return true;
+    };
+    if comm(cx, out, "prev_comm") {
+        out.push(':');
+    }
+    let _ = write!(out, "{} ", pid as i64);
+    if let Some(prio) = get_val(cx, out, "prev_prio", true) {
+        let _ = write!(out, "[{}] ", prio as i32);
+    }
+    if let Some(state) = get_val(cx, out, "prev_state", true) {
+        let state = state as i32;
+        let mut found = false;
+        for (i, c) in "SDTtZXxW".chars().enumerate() {
+            if state & (1 << i) == 0 {
+                continue;
+            }
+            if found {
+                out.push('|');
+            }
+            found = true;
+            out.push(c);
+        }
+        if !found {
+            out.push('R');
+        }
+    }
+    out.push_str(" ==> ");
+    let Some(pid) = get_val(cx, out, "next_pid", true) else {
+        out.push('!');
+        return true;
+    };
+    if comm(cx, out, "next_comm") {
+        out.push(':');
+    }
+    let _ = write!(out, "{}", pid as i64);
+    if let Some(prio) = get_val(cx, out, "next_prio", true) {
+        let _ = write!(out, " [{}]", prio as i32);
+    }
+    false
+}
+
+fn sched_wakeup(cx: &Cx<'_>, out: &mut String) -> bool {
+    let Some(pid) = get_val(cx, out, "pid", true) else {
+        out.push('!');
+        return true;
+    };
+    if comm(cx, out, "comm") {
+        out.push(':');
+    }
+    let _ = write!(out, "{}", pid as i64);
+    if let Some(prio) = get_val(cx, out, "prio", true) {
+        let _ = write!(out, " [{}]", prio as i64);
+    }
+    if let Some(s) = get_val(cx, out, "success", false) {
+        let _ = write!(out, " success={}", s as i64);
+    }
+    if let Some(cpu) = get_val(cx, out, "target_cpu", false) {
+        let _ = write!(out, " CPU:{cpu:03}");
+    }
+    false
+}
+
+/// A futex command: name, how `val` prints (`x` hex, `u` decimal), whether `utime` prints
+/// as `utime` or `val2`, and whether `uaddr2` / `val3` print.
+type FutexOp = (&'static str, Option<&'static str>, Option<&'static str>, bool, bool);
+
+const FUTEX_OPS: [FutexOp; 13] = [
+    ("FUTEX_WAIT", Some("x"), Some("utime"), false, false),
+    ("FUTEX_WAKE", Some("u"), None, false, false),
+    ("FUTEX_FD", Some("u"), None, false, false),
+    ("FUTEX_REQUEUE", Some("u"), Some("val2"), true, false),
+    ("FUTEX_CMP_REQUEUE", Some("u"), Some("val2"), true, true),
+    ("FUTEX_WAKE_OP", Some("u"), Some("val2"), true, true),
+    ("FUTEX_LOCK_PI", None, Some("utime"), false, false),
+    ("FUTEX_UNLOCK_PI", None, None, false, false),
+    ("FUTEX_TRYLOCK_PI", None, None, false, false),
+    ("FUTEX_WAIT_BITSET", Some("x"), Some("utime"), false, true),
+    ("FUTEX_WAKE_BITSET", Some("u"), None, false, true),
+    ("FUTEX_WAIT_REQUEUE_PI", Some("x"), Some("utime"), true, true),
+    ("FUTEX_CMP_REQUEUE_PI", Some("u"), Some("val2"), true, true),
+];
+
+fn futex(cx: &Cx<'_>, out: &mut String) -> bool {
+    let mut v = [0u64; 6];
+    for (slot, name) in v.iter_mut().zip(["uaddr", "op", "val", "utime", "uaddr2", "val3"]) {
+        match get_val(cx, out, name, true) {
+            Some(x) => *slot = x,
+            None => return true,
+        }
+    }
+    let [uaddr, op, val, utime, uaddr2, val3] = v;
+    // FUTEX_CMD_MASK clears FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME only.
+    let cmd = (op & !(128 | 256)) as usize;
+    let Some(&(name, fmt_val, fmt_utime, has_uaddr2, has_val3)) = FUTEX_OPS.get(cmd) else {
+        return true;
+    };
+    let _ = write!(out, "op={name}");
+    if op & 128 != 0 {
+        out.push_str("|FUTEX_PRIVATE_FLAG");
+    }
+    if op & 256 != 0 {
+        out.push_str("|FUTEX_CLOCK_REALTIME");
+    }
+    let _ = write!(out, " uaddr=0x{uaddr:08x}");
+    match fmt_val {
+        Some("x") => {
+            let _ = write!(out, " val=0x{val:08x}");
+        }
+        Some(_) => {
+            let _ = write!(out, " val={val}");
+        }
+        None => {}
+    }
+    match fmt_utime {
+        Some("utime") => {
+            let _ = write!(out, " utime=0x{utime:08x}");
+        }
+        Some(_) => {
+            let _ = write!(out, " val2={utime}");
+        }
+        None => {}
+    }
+    if has_uaddr2 {
+        let _ = write!(out, " uaddr2=0x{uaddr2:08x}");
+    }
+    if has_val3 {
+        let _ = write!(out, " val3=0x{val3:08x}");
+    }
+    false
+}
