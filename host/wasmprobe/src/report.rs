@@ -105,6 +105,7 @@ pub fn format_line_with(formats: &EventFormats, time: TimeFormat, cpu: u32, ts: 
 }
 
 const SPACES: &str = "                                ";
+const ZEROS: &str = "00000000000000000000";
 
 fn pad(out: &mut String, mut n: usize) {
     while n > 0 {
@@ -117,34 +118,25 @@ fn pad(out: &mut String, mut n: usize) {
 /// `v` in decimal, right-aligned to `width` with `fill` (zeros go after a minus sign).
 /// Returns the number of characters written.
 fn push_int(out: &mut String, v: i64, width: usize, fill: u8) -> usize {
-    let mut buf = [0u8; 20];
-    let mut at = buf.len();
-    let mut m = v.unsigned_abs();
-    loop {
-        at -= 1;
-        buf[at] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
+    let mut buf = itoa::Buffer::new();
+    let text = buf.format(v);
+    let padding = width.saturating_sub(text.len());
+    match (fill, text.strip_prefix('-')) {
+        (b'0', Some(digits)) => {
+            out.push('-');
+            out.push_str(&ZEROS[..padding.min(ZEROS.len())]);
+            out.push_str(digits);
+        }
+        (b'0', None) => {
+            out.push_str(&ZEROS[..padding.min(ZEROS.len())]);
+            out.push_str(text);
+        }
+        _ => {
+            pad(out, padding);
+            out.push_str(text);
         }
     }
-    let n = buf.len() - at + usize::from(v < 0);
-    let padding = width.saturating_sub(n);
-    if fill == b' ' {
-        pad(out, padding);
-    }
-    if v < 0 {
-        out.push('-');
-    }
-    if fill == b'0' {
-        for _ in 0..padding {
-            out.push('0');
-        }
-    }
-    for &d in &buf[at..] {
-        out.push(char::from(d));
-    }
-    n.max(width)
+    text.len().max(width)
 }
 
 /// Prints every record of the file's first buffer to `w`. Returns the number of records.

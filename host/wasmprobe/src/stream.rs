@@ -12,7 +12,7 @@ use tracefs::{event_format, system_events, Tracefs};
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
 use crate::plugin::{ProbeDecl, ProbeKind};
 use crate::pump::{Pump, RecordSink};
-use crate::report::format_line;
+use crate::report::{format_line_with, TimeFormat};
 use crate::session::Session;
 
 /// Expands `SYSTEM` or `SYSTEM:EVENT` specs into tracepoint requests (checked against the
@@ -51,28 +51,38 @@ pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<Pr
     Ok(out)
 }
 
-/// Formats records as report lines into a buffered writer.
+/// Formats records as report lines, a round at a time, into a writer.
 struct LineSink<W: Write> {
     formats: EventFormats,
+    /// Pids whose name was looked up in /proc (saved_cmdlines may name a reused pid's
+    /// previous owner).
+    named: std::collections::HashSet<i32>,
+    time: TimeFormat,
     out: W,
-    line: String,
+    buf: String,
 }
 
 impl<W: Write> RecordSink for LineSink<W> {
     fn record(&mut self, _probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()> {
-        if pid > 0 && self.formats.comm(pid) == "<...>" {
+        if pid > 0 && self.named.insert(pid) {
             if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
                 self.formats.add_cmdline(pid, c.trim_end());
             }
         }
-        self.line.clear();
-        format_line(&self.formats, cpu, ts, payload, &mut self.line);
-        self.line.push('\n');
-        self.out.write_all(self.line.as_bytes())?;
+        format_line_with(&self.formats, self.time, cpu, ts, payload, &mut self.buf);
+        self.buf.push('\n');
+        // As trace-cmd report does: what the sched plugins learn of comms names later lines.
+        self.formats.note_record(payload);
+        if self.buf.len() >= 1 << 16 {
+            self.out.write_all(self.buf.as_bytes())?;
+            self.buf.clear();
+        }
         Ok(())
     }
 
     fn flush(&mut self, _lost: &[u64]) -> Result<()> {
+        self.out.write_all(self.buf.as_bytes())?;
+        self.buf.clear();
         Ok(self.out.flush()?)
     }
 }
@@ -109,6 +119,14 @@ pub fn stream(
     if let Ok(c) = tracefs::read_text(&inst.tracefs().file("saved_cmdlines")) {
         formats.parse_cmdlines(&c);
     }
+    // Symbols for %ps-style fields and the hrtimer/timer function names, as trace-cmd shows them.
+    if let Ok(k) = std::fs::read_to_string("/proc/kallsyms") {
+        formats.parse_kallsyms(&k);
+    }
+    if let Ok(p) = tracefs::read_text(&inst.tracefs().file("printk_formats")) {
+        formats.parse_printk_formats(&p);
+    }
+    let time = TimeFormat::for_clock(inst.read_file("trace_clock").ok().as_deref().map_or("local", selected_clock));
     let mut pump = Pump::open(inst)?;
     let mut child = match command.is_empty() {
         true => None,
@@ -121,7 +139,7 @@ pub fn stream(
     if let Some(c) = &mut child {
         c.release()?;
     }
-    let mut sink = LineSink { formats, out, line: String::with_capacity(256) };
+    let mut sink = LineSink { formats, named: Default::default(), time, out, buf: String::with_capacity(1 << 17) };
     let start = Instant::now();
     loop {
         if stop_requested() || duration.is_some_and(|d| start.elapsed() >= d) {
@@ -139,4 +157,9 @@ pub fn stream(
         lost: pump.total_lost(),
         exit_code: child.and_then(|mut c| c.exit_code()),
     })
+}
+
+/// The clock in brackets of a `trace_clock` text (`[local] global ...` gives `local`).
+fn selected_clock(text: &str) -> &str {
+    text.split_whitespace().find_map(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']'))).unwrap_or("local")
 }
