@@ -630,14 +630,18 @@ pub struct DatRecords<'f, R: ReadAt> {
 impl<R: ReadAt> DatRecords<'_, R> {
     fn refill_window(&mut self, i: usize) -> Result<bool> {
         let s = &mut self.cpus[i];
-        s.window.clear();
         s.window_pos = 0;
         if !self.compressed {
             if s.pos >= s.end {
+                s.window.clear();
                 return Ok(false);
             }
             let n = ((s.end - s.pos) as usize).min(WINDOW);
-            s.window.resize(n, 0);
+            // The read overwrites the window: only growth needs zeroing.
+            if s.window.len() < n {
+                s.window.resize(n, 0);
+            }
+            s.window.truncate(n);
             let got = self.src.read_at(&mut s.window, s.pos).map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
             if got < n {
                 return Err(bad(format!("CPU {} data truncated at offset {}", s.data.cpu, s.pos + got as u64)));
@@ -645,6 +649,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
             s.pos += n as u64;
             return Ok(true);
         }
+        s.window.clear();
         let mut c = Cursor { src: self.src, pos: s.pos, endian: self.page_header.endian };
         let left = match s.chunks_left {
             Some(n) => n,
