@@ -169,3 +169,20 @@ fn cleanup_removes_only_what_dead_runs_of_ours_left() {
     assert_eq!(dynevent_get_all(&t, &[], Some(&live_group)).unwrap().len(), 1, "a live run's probe stays");
     assert_eq!(dynevent_get_all(&t, &[], Some(&foreign_group)).unwrap().len(), 1, "not ours: untouched");
 }
+
+#[test]
+fn tracefs_is_mounted_when_missing() {
+    if root_tracefs("tracefs_mount").is_none() || Command::new("unshare").arg("--version").output().is_err() {
+        return;
+    }
+    // In a private mount namespace (the host keeps its mounts), with tracefs unmounted,
+    // wasmprobe finds no tracing directory, mounts one, and works.
+    let script = format!(
+        "umount /sys/kernel/tracing 2>/dev/null; umount /sys/kernel/debug/tracing 2>/dev/null; \
+         grep -q ' tracefs ' /proc/mounts && exit 3; {} probes --json >/dev/null || exit 4; \
+         grep -q '^nodev /sys/kernel/tracing tracefs' /proc/mounts || exit 5",
+        env!("CARGO_BIN_EXE_wasmprobe")
+    );
+    let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+}
