@@ -506,25 +506,25 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
         .and_then(|(_, d)| serde_json::from_slice(d).ok());
     let answers = recorded.as_ref().map(|r| r.answers.clone()).unwrap_or_default();
     let (mut plugin, plan) = self::plan(opts, Arc::new(ReplayKernel(answers)))?;
-    // Each plan probe's event in the file.
-    let formats: Vec<EventFormat> = dat
+    // Each plan probe's event in the file (parsed formats, with their text for the layout).
+    let formats: Vec<(EventFormat, &str)> = dat
         .meta
         .event_formats
         .iter()
-        .filter_map(|(sys, text)| EventFormat::parse(sys, text, dat.meta.endian).ok())
+        .filter_map(|(sys, text)| Some((EventFormat::parse(sys, text, dat.meta.endian).ok()?, text.as_str())))
         .collect();
     let mut layouts = Vec::new();
     let mut by_id: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
     for (i, d) in plan.probes.iter().enumerate() {
         let recorded_event = recorded.as_ref().and_then(|r| r.probes.iter().find(|(n, _, _)| *n == d.name));
-        let found = formats.iter().find(|f| match recorded_event {
+        let found = formats.iter().find(|(f, _)| match recorded_event {
             Some((_, sys, ev)) => f.system == *sys && f.name == *ev,
             None => match d.kind {
                 plugin::ProbeKind::Tracepoint => d.target.split_once(':') == Some((f.system.as_str(), f.name.as_str())),
                 _ => f.name == d.name && f.system.starts_with(crate::owned::GROUP_PREFIX),
             },
         });
-        let Some(f) = found else {
+        let Some((f, text)) = found else {
             anyhow::bail!(
                 "plugin {}: probe {} ({} {}) has no events in {}",
                 opts.plugin,
@@ -534,13 +534,6 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
                 file.display()
             );
         };
-        let text = &dat
-            .meta
-            .event_formats
-            .iter()
-            .find(|(s, t)| *s == f.system && t.contains(&format!("ID: {}\n", f.id)))
-            .unwrap()
-            .1;
         layouts.push(layout_of(&f.system, &f.name, f.id as u16, text)?);
         by_id.insert(f.id, i as u32);
     }
