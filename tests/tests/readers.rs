@@ -84,3 +84,23 @@ fn every_read_mode_hands_over_each_event_once() {
         });
     });
 }
+
+#[test]
+fn a_blocked_reader_is_woken_by_stop() {
+    let Some(t) = live_tracefs("blocked_reader_stop") else { return };
+    let inst = Instance::create(&t, &instance_name("stop")).unwrap();
+    // Nothing is enabled in this instance: a blocking read waits until it is woken.
+    let mut reader = CpuReader::open(&inst, 0, false).unwrap();
+    let stopper = reader.stopper().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let h = std::thread::spawn(move || {
+        let mut buf = vec![0u8; reader.subbuf_size()];
+        let r = reader.read_subbuf(&mut buf);
+        tx.send(()).unwrap();
+        r.map(|n| n == 0)
+    });
+    assert!(rx.recv_timeout(std::time::Duration::from_millis(300)).is_err(), "the read must block while idle");
+    stopper.stop().unwrap();
+    rx.recv_timeout(std::time::Duration::from_secs(5)).expect("stop wakes the blocked read");
+    assert!(h.join().unwrap().unwrap(), "a woken read returns nothing");
+}

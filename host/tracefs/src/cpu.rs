@@ -159,6 +159,41 @@ fn read_once(f: &mut File, buf: &mut [u8]) -> std::io::Result<Option<Chunk>> {
     }
 }
 
+/// Wakes a [`CpuReader`] blocked in a read, from another thread (`tracefs_cpu_stop`).
+#[derive(Debug)]
+pub struct CpuStopper {
+    fd: OwnedFd,
+}
+
+impl CpuStopper {
+    /// Stops the reader: a read blocked on this CPU buffer returns with nothing, and later
+    /// reads no longer wait (libtracefs' `tracefs_cpu_stop`, which also switches to
+    /// non-blocking for good). The kernel wakes waiters on `ioctl(fd, 0)`, but a woken read
+    /// that still finds the buffer empty waits again; closing a descriptor of the file marks
+    /// the reader closed (the `flush` of trace_pipe_raw), so the read returns. Two syscalls.
+    pub fn stop(self) -> Result<()> {
+        // SAFETY: ioctl 0 on our own trace_pipe_raw descriptor takes no argument.
+        if unsafe { libc::ioctl(self.fd.as_raw_fd(), 0) } < 0 {
+            return Err(Error::new(Errno::last(), "cannot wake the reader of a CPU buffer"));
+        }
+        drop(self.fd);
+        Ok(())
+    }
+}
+
+impl CpuReader {
+    /// A handle that wakes this reader when it blocks in a read (it shares the open file, so
+    /// the kernel wakes this reader's waits).
+    pub fn stopper(&self) -> Result<CpuStopper> {
+        let fd = self
+            .file
+            .as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::io("cannot share the reader", "trace_pipe_raw", &e))?;
+        Ok(CpuStopper { fd })
+    }
+}
+
 impl AsFd for CpuReader {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.file.as_fd()

@@ -27,7 +27,7 @@ pub mod instance;
 pub mod kprobe;
 pub mod uprobe;
 
-pub use cpu::{mapping_supported, Chunk, CpuReader, ReadMode};
+pub use cpu::{mapping_supported, Chunk, CpuReader, CpuStopper, ReadMode};
 pub use dir::{read_text, Tracefs, TRACEFS_ENV};
 pub use dynevent::{
     dynevent_destroy_all, dynevent_get, dynevent_get_all, parse_listing, DynEvent, DynEventType, Listing,
