@@ -582,7 +582,9 @@ impl EventFormat {
     /// shows, plugins included), `[FAILED TO PARSE]` lines and all.
     pub fn print_info(&self, data: &[u8], ctx: &PrintContext, out: &mut String) {
         if ctx.dialect == Dialect::LibTraceEvent {
-            self.lte(ctx).print(data, ctx, out);
+            let mut text = Vec::new();
+            self.lte(ctx).print(data, ctx, &mut text);
+            out.push_str(&String::from_utf8_lossy(&text));
             return;
         }
         if print::write_syscall(self, data, ctx, out) || print::write_probe(self, data, ctx, out) {
@@ -596,6 +598,25 @@ impl EventFormat {
             out.truncate(start);
         }
         print::print_raw_fields(self, data, ctx, out);
+    }
+
+    /// [`EventFormat::print_info`] into bytes (the text is UTF-8). In
+    /// [`Dialect::LibTraceEvent`] this is the fast path: it appends to `out` without
+    /// allocating or validating.
+    pub fn print_info_bytes(&self, data: &[u8], ctx: &PrintContext, out: &mut Vec<u8>) {
+        if ctx.dialect == Dialect::LibTraceEvent {
+            self.lte(ctx).print(data, ctx, out);
+            return;
+        }
+        let mut text = String::new();
+        self.print_info(data, ctx, &mut text);
+        out.extend_from_slice(text.as_bytes());
+    }
+
+    /// Whether printing this event's records teaches the registry comms (see
+    /// [`EventFormats::note_record`]); for the others that call does nothing.
+    pub fn registers_comms(&self) -> bool {
+        self.registers_comms
     }
 }
 
@@ -628,6 +649,8 @@ pub struct EventFormats {
     /// `common_type` (a u16) → index + 1 into `formats`, 0 for none: the per-record lookup.
     by_type: Vec<u32>,
     cmdlines: HashMap<i32, String, BuildHasherDefault<PidHasher>>,
+    /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
+    comm_generation: u64,
     symbols: Symbols,
     dialect: Dialect,
 }
@@ -642,6 +665,7 @@ impl EventFormats {
             by_id: HashMap::new(),
             by_type: Vec::new(),
             cmdlines: HashMap::default(),
+            comm_generation: 0,
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
         }
@@ -762,6 +786,7 @@ impl EventFormats {
                 self.cmdlines.insert(pid, comm.trim_end().to_string());
             }
         }
+        self.comm_generation += 1;
     }
 
     /// Adds the symbols of a `/proc/kallsyms` text (for `%pS` and friends).
@@ -782,13 +807,17 @@ impl EventFormats {
     /// Records `comm` as the command of `pid`.
     pub fn add_cmdline(&mut self, pid: i32, comm: &str) {
         self.cmdlines.insert(pid, comm.to_string());
+        self.comm_generation += 1;
     }
 
     /// Records `comm` as the command of `pid` unless `pid` already has one (or is 0), as
     /// libtraceevent's `tep_register_comm` does.
     pub fn register_comm(&mut self, pid: i32, comm: &str) {
         if pid != 0 {
-            self.cmdlines.entry(pid).or_insert_with(|| comm.to_string());
+            if let std::collections::hash_map::Entry::Vacant(e) = self.cmdlines.entry(pid) {
+                e.insert(comm.to_string());
+                self.comm_generation += 1;
+            }
         }
     }
 
@@ -811,8 +840,15 @@ impl EventFormats {
         for (pid, comm) in pairs.into_iter().flatten() {
             if pid != 0 && !self.cmdlines.contains_key(&pid) {
                 self.cmdlines.insert(pid, String::from_utf8_lossy(comm).into_owned());
+                self.comm_generation += 1;
             }
         }
+    }
+
+    /// A number that changes whenever [`EventFormats::comm`] may answer differently: text
+    /// built from comms can be kept while it stays the same.
+    pub fn comm_generation(&self) -> u64 {
+        self.comm_generation
     }
 
     /// The command of `pid` as trace output shows it: `<idle>` for 0, `<...>` if unknown.

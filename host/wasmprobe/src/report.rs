@@ -4,11 +4,10 @@
 //! [`traceevent::Dialect::LibTraceEvent`]), `CPU:N [K EVENTS DROPPED]` before a record that
 //! follows lost events, and the comms the sched plugin learns from `sched_switch` records.
 
-use std::fmt::Write as _;
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use traceevent::{Dialect, EventFormats, MissedEvents, TraceDat};
+use traceevent::{Dialect, EventFormat, EventFormats, MissedEvents, TraceDat};
 
 /// Loads the formats, cmdlines, kallsyms and printk formats of a trace.dat into a registry
 /// that prints like libtraceevent. Formats that do not parse are skipped (their events print
@@ -58,86 +57,131 @@ pub fn format_line(formats: &EventFormats, cpu: u32, ts: u64, data: &[u8], out: 
     format_line_with(formats, TimeFormat::Usecs, cpu, ts, data, out)
 }
 
-/// Appends one report line (without newline) for a record to `out`.
+/// Appends one report line (without newline) for a record to `out`. For many lines,
+/// [`LineFormatter`] is faster.
 pub fn format_line_with(formats: &EventFormats, time: TimeFormat, cpu: u32, ts: u64, data: &[u8], out: &mut String) {
-    let start = out.len();
-    let Some(ev) = formats.for_record(data) else {
-        // libtraceevent prints this for each of the three parts of the line.
-        let _ = write!(out, "[UNKNOWN EVENT][UNKNOWN EVENT] (NULL): {:14}[UNKNOWN EVENT]", "");
-        return;
-    };
-    let pid = data.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-    // `%16s-%-5d [%03d]`, by hand: this runs once per record.
-    let comm = formats.comm(pid);
-    pad(out, 16usize.saturating_sub(comm.len()));
-    out.push_str(comm);
-    out.push('-');
-    let used = push_int(out, i64::from(pid), 0, b' ');
-    pad(out, 5usize.saturating_sub(used));
-    out.push_str(" [");
-    push_int(out, i64::from(cpu), 3, b'0');
-    out.push(']');
-    match time {
-        TimeFormat::Usecs => {
-            let usecs = (ts + 500) / 1000;
-            out.push(' ');
-            push_int(out, (usecs / 1_000_000) as i64, 5, b' ');
-            out.push('.');
-            push_int(out, (usecs % 1_000_000) as i64, 6, b'0');
-            out.push(':');
+    let mut line = Vec::new();
+    LineFormatter::new(time).line(formats, formats.for_record(data), cpu, ts, data, &mut line);
+    out.push_str(&String::from_utf8_lossy(&line));
+}
+
+/// Formats report lines into bytes, keeping the pieces that repeat from record to record:
+/// each CPU's `COMM-PID [CPU]` (until the pid or the known comms change), the seconds of the
+/// timestamp and each event's padded name.
+#[derive(Debug)]
+pub struct LineFormatter {
+    time: TimeFormat,
+    /// By CPU: the pid and [`EventFormats::comm_generation`] its prefix was made for.
+    prefixes: Vec<(i32, u64, Vec<u8>)>,
+    /// The whole seconds of the last timestamp and their text, ` %5lu.`.
+    secs: (u64, Vec<u8>),
+    /// By event id: ` NAME: ` padded to 20 columns (empty until first needed).
+    labels: Vec<Vec<u8>>,
+}
+
+impl LineFormatter {
+    /// A formatter printing timestamps as `time` says.
+    pub fn new(time: TimeFormat) -> Self {
+        LineFormatter { time, prefixes: Vec::new(), secs: (u64::MAX, Vec::new()), labels: Vec::new() }
+    }
+
+    /// Appends one report line (without newline) for a record whose format is `ev` (what
+    /// `formats.for_record(data)` gives) to `out`.
+    pub fn line(
+        &mut self,
+        formats: &EventFormats,
+        ev: Option<&EventFormat>,
+        cpu: u32,
+        ts: u64,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) {
+        let start = out.len();
+        let Some(ev) = ev else {
+            // libtraceevent prints this for each of the three parts of the line.
+            let _ = write!(out, "[UNKNOWN EVENT][UNKNOWN EVENT] (NULL): {:14}[UNKNOWN EVENT]", "");
+            return;
+        };
+        let pid = data.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+        out.extend_from_slice(self.prefix(formats, cpu, pid));
+        match self.time {
+            TimeFormat::Usecs => {
+                let usecs = (ts + 500) / 1000;
+                let secs = usecs / 1_000_000;
+                if self.secs.0 != secs || self.secs.1.is_empty() {
+                    self.secs.1.clear();
+                    let _ = write!(self.secs.1, " {secs:5}.");
+                    self.secs.0 = secs;
+                }
+                out.extend_from_slice(&self.secs.1);
+                let frac = (usecs % 1_000_000) as usize;
+                let (hi, mid, lo) = (frac / 10_000, frac / 100 % 100, frac % 100);
+                out.extend_from_slice(&[
+                    DEC_PAIRS[2 * hi],
+                    DEC_PAIRS[2 * hi + 1],
+                    DEC_PAIRS[2 * mid],
+                    DEC_PAIRS[2 * mid + 1],
+                    DEC_PAIRS[2 * lo],
+                    DEC_PAIRS[2 * lo + 1],
+                    b':',
+                ]);
+            }
+            TimeFormat::Raw => {
+                let p10 = 1_000_000_000_000u64;
+                let _ = write!(out, "{:5}.{:012}:", ts / p10, ts % p10);
+            }
         }
-        TimeFormat::Raw => {
-            let p10 = 1_000_000_000_000u64;
-            let _ = write!(out, "{:5}.{:012}:", ts / p10, ts % p10);
+        out.extend_from_slice(self.label(ev));
+        ev.print_info_bytes(data, &formats.print_context(), out);
+        // trace-cmd drops one trailing newline of the line.
+        if out.len() > start && out.ends_with(b"\n") {
+            out.pop();
         }
     }
-    let name = ev.name.as_str();
-    out.push(' ');
-    out.push_str(name);
-    out.push_str(": ");
-    // Event names are padded to 20 columns.
-    pad(out, 20usize.saturating_sub(name.len()));
-    ev.print_info(data, &formats.print_context(), out);
-    // trace-cmd drops one trailing newline of the line.
-    if out.len() > start && out.ends_with('\n') {
-        out.pop();
+
+    /// `%16s-%-5d [%03d]` for this CPU's record of `pid`.
+    fn prefix(&mut self, formats: &EventFormats, cpu: u32, pid: i32) -> &[u8] {
+        let cpu_index = cpu as usize;
+        if self.prefixes.len() <= cpu_index {
+            self.prefixes.resize(cpu_index + 1, (0, u64::MAX, Vec::new()));
+        }
+        let generation = formats.comm_generation();
+        let (cached_pid, cached_generation, text) = &mut self.prefixes[cpu_index];
+        if (*cached_pid, *cached_generation) != (pid, generation) {
+            let comm = formats.comm(pid);
+            text.clear();
+            text.resize(16usize.saturating_sub(comm.len()), b' ');
+            text.extend_from_slice(comm.as_bytes());
+            let _ = write!(text, "-{pid:<5} [{cpu:03}]");
+            (*cached_pid, *cached_generation) = (pid, generation);
+        }
+        text
+    }
+
+    /// ` NAME: ` padded to 20 columns.
+    fn label(&mut self, ev: &EventFormat) -> &[u8] {
+        let id = ev.id as usize;
+        if self.labels.len() <= id {
+            self.labels.resize(id + 1, Vec::new());
+        }
+        let label = &mut self.labels[id];
+        if label.is_empty() {
+            let _ = write!(label, " {}: {:2$}", ev.name, "", 20usize.saturating_sub(ev.name.len()));
+        }
+        label
     }
 }
 
-const SPACES: &str = "                                ";
-const ZEROS: &str = "00000000000000000000";
+/// "00" to "99".
+const DEC_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
-fn pad(out: &mut String, mut n: usize) {
-    while n > 0 {
-        let k = n.min(SPACES.len());
-        out.push_str(&SPACES[..k]);
-        n -= k;
-    }
-}
-
-/// `v` in decimal, right-aligned to `width` with `fill` (zeros go after a minus sign).
-/// Returns the number of characters written.
-fn push_int(out: &mut String, v: i64, width: usize, fill: u8) -> usize {
-    let mut buf = itoa::Buffer::new();
-    let text = buf.format(v);
-    let padding = width.saturating_sub(text.len());
-    match (fill, text.strip_prefix('-')) {
-        (b'0', Some(digits)) => {
-            out.push('-');
-            out.push_str(&ZEROS[..padding.min(ZEROS.len())]);
-            out.push_str(digits);
-        }
-        (b'0', None) => {
-            out.push_str(&ZEROS[..padding.min(ZEROS.len())]);
-            out.push_str(text);
-        }
-        _ => {
-            pad(out, padding);
-            out.push_str(text);
-        }
-    }
-    text.len().max(width)
-}
+/// How much text [`report`] gathers before writing it.
+pub const OUT_CHUNK: usize = 1 << 16;
 
 /// Prints every record of the file's first buffer to `w`. Returns the number of records.
 pub fn report(path: &std::path::Path, w: &mut dyn Write) -> Result<u64> {
@@ -147,7 +191,10 @@ pub fn report(path: &std::path::Path, w: &mut dyn Write) -> Result<u64> {
     let time = TimeFormat::for_clock(dat.meta.buffers.first().map_or("local", |b| b.clock.as_str()));
     writeln!(w, "cpus={}", dat.meta.cpu_count)?;
     let mut records = dat.records(0)?;
-    let mut buf = String::with_capacity(1 << 16);
+    let mut lines = LineFormatter::new(time);
+    // Handed to `w` in pieces of at least 64 KiB: a `BufWriter` of that size passes them
+    // through instead of copying them.
+    let mut buf = Vec::with_capacity(OUT_CHUNK + 4096);
     let mut n = 0;
     while let Some(rec) = records.next_record() {
         let rec = rec.with_context(|| format!("reading {}", path.display()))?;
@@ -163,15 +210,18 @@ pub fn report(path: &std::path::Path, w: &mut dyn Write) -> Result<u64> {
                 }
             }
         }
-        format_line_with(&formats, time, rec.cpu, rec.ts, rec.data, &mut buf);
-        buf.push('\n');
-        formats.note_record(rec.data);
+        let ev = formats.for_record(rec.data);
+        lines.line(&formats, ev, rec.cpu, rec.ts, rec.data, &mut buf);
+        buf.push(b'\n');
+        if ev.is_some_and(EventFormat::registers_comms) {
+            formats.note_record(rec.data);
+        }
         n += 1;
-        if buf.len() >= (1 << 16) - 4096 {
-            w.write_all(buf.as_bytes())?;
+        if buf.len() >= OUT_CHUNK {
+            w.write_all(&buf)?;
             buf.clear();
         }
     }
-    w.write_all(buf.as_bytes())?;
+    w.write_all(&buf)?;
     Ok(n)
 }

@@ -6,13 +6,13 @@ use std::io::Write;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use traceevent::{Dialect, EventFormats, PageHeader};
+use traceevent::{Dialect, EventFormat, EventFormats, PageHeader};
 use tracefs::{event_format, system_events, Tracefs};
 
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
 use crate::plugin::{ProbeDecl, ProbeKind};
 use crate::pump::{Pump, RecordSink};
-use crate::report::{format_line_with, TimeFormat};
+use crate::report::{LineFormatter, TimeFormat, OUT_CHUNK};
 use crate::session::Session;
 
 /// Expands `SYSTEM` or `SYSTEM:EVENT` specs into tracepoint requests (checked against the
@@ -57,9 +57,16 @@ struct LineSink<W: Write> {
     /// Pids whose name was looked up in /proc (saved_cmdlines may name a reused pid's
     /// previous owner).
     named: std::collections::HashSet<i32>,
-    time: TimeFormat,
+    lines: LineFormatter,
     out: W,
-    buf: String,
+    buf: Vec<u8>,
+}
+
+impl<W: Write> LineSink<W> {
+    fn new(formats: EventFormats, time: TimeFormat, out: W) -> Self {
+        let buf = Vec::with_capacity(OUT_CHUNK + 4096);
+        LineSink { formats, named: Default::default(), lines: LineFormatter::new(time), out, buf }
+    }
 }
 
 impl<W: Write> RecordSink for LineSink<W> {
@@ -69,19 +76,22 @@ impl<W: Write> RecordSink for LineSink<W> {
                 self.formats.add_cmdline(pid, c.trim_end());
             }
         }
-        format_line_with(&self.formats, self.time, cpu, ts, payload, &mut self.buf);
-        self.buf.push('\n');
+        let ev = self.formats.for_record(payload);
+        self.lines.line(&self.formats, ev, cpu, ts, payload, &mut self.buf);
+        self.buf.push(b'\n');
         // As trace-cmd report does: what the sched plugins learn of comms names later lines.
-        self.formats.note_record(payload);
-        if self.buf.len() >= 1 << 16 {
-            self.out.write_all(self.buf.as_bytes())?;
+        if ev.is_some_and(EventFormat::registers_comms) {
+            self.formats.note_record(payload);
+        }
+        if self.buf.len() >= OUT_CHUNK {
+            self.out.write_all(&self.buf)?;
             self.buf.clear();
         }
         Ok(())
     }
 
     fn flush(&mut self, _lost: &[u64]) -> Result<()> {
-        self.out.write_all(self.buf.as_bytes())?;
+        self.out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(self.out.flush()?)
     }
@@ -139,7 +149,7 @@ pub fn stream(
     if let Some(c) = &mut child {
         c.release()?;
     }
-    let mut sink = LineSink { formats, named: Default::default(), time, out, buf: String::with_capacity(1 << 17) };
+    let mut sink = LineSink::new(formats, time, out);
     let start = Instant::now();
     loop {
         if stop_requested() || duration.is_some_and(|d| start.elapsed() >= d) {

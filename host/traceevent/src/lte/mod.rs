@@ -15,6 +15,7 @@ mod parse;
 mod plugins;
 
 use core::fmt::Write as _;
+use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::endian::{sign_extend, truncate, Endian};
@@ -288,7 +289,12 @@ struct CSpec {
     /// Bytes the integer conversion reads (1, 2, 4, 8).
     size: u8,
     conv: u8,
+    /// No flags but `0`, no precision, no `*`, a width of at most [`PLAIN_WIDTH`]: what
+    /// [`CSpec::write_int`] does quickly.
+    plain: bool,
 }
+
+const PLAIN_WIDTH: usize = 32;
 
 impl CSpec {
     fn parse(chunk: &str) -> CSpec {
@@ -345,6 +351,9 @@ impl CSpec {
         };
         s.size = size;
         s.conv = b.get(i + n).copied().unwrap_or(b'd');
+        s.plain = !(s.left || s.hash || s.plus || s.space || s.star_width || s.star_prec)
+            && s.prec.is_none()
+            && s.width.unwrap_or(0) <= PLAIN_WIDTH;
         s
     }
 
@@ -373,7 +382,11 @@ impl CSpec {
     }
 
     /// glibc's output for an integer conversion of `v` (already cast by the length modifier).
-    fn write_int(&self, out: &mut String, v: u64, star: Option<i64>) {
+    fn write_int(&self, out: &mut Vec<u8>, v: u64, star: Option<i64>) {
+        if self.plain {
+            self.write_plain_int(out, v);
+            return;
+        }
         let (left, width, prec) = self.resolve(star);
         let size = usize::from(self.size);
         let x = truncate(v, size);
@@ -394,27 +407,7 @@ impl CSpec {
         let mut buf = [0u8; 24];
         let mut at = buf.len();
         if !(prec == Some(0) && mag == 0) {
-            let table = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
-            let mut m = mag;
-            // Constant divisors: shifts and multiplications instead of `div`.
-            let (shift, mask) = match base {
-                16 => (4, 15),
-                8 => (3, 7),
-                _ => (0, 0),
-            };
-            loop {
-                at -= 1;
-                if shift == 0 {
-                    buf[at] = b'0' + (m % 10) as u8;
-                    m /= 10;
-                } else {
-                    buf[at] = table[(m & mask) as usize];
-                    m >>= shift;
-                }
-                if m == 0 {
-                    break;
-                }
-            }
+            at = digits(&mut buf, mag, base, upper);
         }
         if self.hash && base == 8 && (at == buf.len() || buf[at] != b'0') {
             at -= 1;
@@ -449,16 +442,51 @@ impl CSpec {
             fill(out, ZEROS, pad);
         }
         fill(out, ZEROS, zeros);
-        for &d in digits {
-            out.push(char::from(d));
-        }
+        out.extend_from_slice(digits);
         if left {
             spaces(out, pad);
         }
     }
 
+    /// [`CSpec::write_int`] for a plain spec: the text is put together right to left in one
+    /// buffer (sign, padding, digits) and appended at once.
+    fn write_plain_int(&self, out: &mut Vec<u8>, v: u64) {
+        let size = usize::from(self.size);
+        let x = truncate(v, size);
+        let (neg, mag) = match self.conv {
+            b'd' | b'i' => {
+                let s = sign_extend(x, size);
+                (s < 0, s.unsigned_abs())
+            }
+            _ => (false, x),
+        };
+        let (base, upper) = match self.conv {
+            b'x' => (16, false),
+            b'X' => (16, true),
+            b'o' => (8, false),
+            _ => (10, false),
+        };
+        let len = digit_count(mag, base) + usize::from(neg);
+        let total = len.max(self.width.unwrap_or(0));
+        // Laid out from the left in a buffer of fixed size, appended whole and cut to
+        // length: two fixed-size copies instead of a call to `memcpy`.
+        let mut buf = [b' '; 64];
+        let at = digits(&mut buf[..total], mag, base, upper);
+        if self.zero {
+            buf[..at].fill(b'0');
+            if neg {
+                buf[0] = b'-';
+            }
+        } else if neg {
+            buf[at - 1] = b'-';
+        }
+        let end = out.len() + total;
+        out.extend_from_slice(&buf);
+        out.truncate(end);
+    }
+
     /// glibc's output for `%s` of a C string.
-    fn write_str(&self, out: &mut String, s: &[u8], star: Option<i64>) {
+    fn write_str(&self, out: &mut Vec<u8>, s: &[u8], star: Option<i64>) {
         let (left, width, prec) = self.resolve(star);
         let s = match prec {
             Some(p) if p < s.len() => &s[..p],
@@ -475,15 +503,76 @@ impl CSpec {
     }
 }
 
+/// Writes `m` in `base` (10, 16 or 8) at the right end of `buf`; returns where the digits
+/// start.
+fn digits(buf: &mut [u8], mut m: u64, base: u32, upper: bool) -> usize {
+    let mut at = buf.len();
+    match base {
+        16 => {
+            let table = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+            let n = (64 - (m | 1).leading_zeros()).div_ceil(4) as usize;
+            for d in buf[at - n..].iter_mut().rev() {
+                *d = table[(m & 15) as usize];
+                m >>= 4;
+            }
+            at -= n;
+        }
+        8 => loop {
+            at -= 1;
+            buf[at] = b'0' + (m & 7) as u8;
+            m >>= 3;
+            if m == 0 {
+                break;
+            }
+        },
+        _ => {
+            // Two digits at a time.
+            while m >= 100 {
+                let pair = (m % 100) as usize * 2;
+                m /= 100;
+                at -= 2;
+                buf[at..at + 2].copy_from_slice(&DEC_PAIRS[pair..pair + 2]);
+            }
+            if m >= 10 {
+                let pair = m as usize * 2;
+                at -= 2;
+                buf[at..at + 2].copy_from_slice(&DEC_PAIRS[pair..pair + 2]);
+            } else {
+                at -= 1;
+                buf[at] = b'0' + m as u8;
+            }
+        }
+    }
+    at
+}
+
+/// How many digits [`digits`] writes for `m`.
+fn digit_count(m: u64, base: u32) -> usize {
+    let bits = 64 - (m | 1).leading_zeros();
+    (match base {
+        16 => bits.div_ceil(4),
+        8 => bits.div_ceil(3),
+        _ => m.checked_ilog10().unwrap_or(0) + 1,
+    }) as usize
+}
+
+/// "00" to "99".
+const DEC_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 const SPACES: &str = "                                ";
 const ZEROS: &str = "00000000000000000000000000000000";
 
-fn spaces(out: &mut String, n: usize) {
+fn spaces(out: &mut Vec<u8>, n: usize) {
     fill(out, SPACES, n);
 }
 
 /// Appends `n` copies of the one character `run` is made of.
-fn fill(out: &mut String, run: &str, mut n: usize) {
+fn fill(out: &mut Vec<u8>, run: &str, mut n: usize) {
     while n > 0 {
         let k = n.min(run.len());
         out.push_str(&run[..k]);
@@ -491,9 +580,23 @@ fn fill(out: &mut String, run: &str, mut n: usize) {
     }
 }
 
-fn push_bytes(out: &mut String, b: &[u8]) {
+/// Text is printed into bytes (all of it UTF-8): appending to a `Vec<u8>` needs no
+/// validation, where a `String` would check every piece.
+pub(crate) trait Text {
+    fn push_str(&mut self, s: &str);
+}
+
+impl Text for Vec<u8> {
+    #[inline]
+    fn push_str(&mut self, s: &str) {
+        self.extend_from_slice(s.as_bytes());
+    }
+}
+
+/// Appends record bytes as text (invalid UTF-8 replaced, as a `String` would have it).
+fn push_bytes(out: &mut Vec<u8>, b: &[u8]) {
     match core::str::from_utf8(b) {
-        Ok(s) => out.push_str(s),
+        Ok(_) => out.extend_from_slice(b),
         Err(_) => out.push_str(&String::from_utf8_lossy(b)),
     }
 }
@@ -505,13 +608,83 @@ fn c_str(b: &[u8]) -> &[u8] {
     }
 }
 
+/// A numeric argument that is a plain read of the record (`REC->field`, `REC->array[N]`,
+/// constants, and casts of those), resolved when the event is compiled: what
+/// [`Cx::eval`] gives for it, without walking the expression for every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Load {
+    Const(u64),
+    /// `size` bytes at `off` (0 if they are not all in the record or `size` is not 1, 2, 4
+    /// or 8), then masked.
+    Read {
+        off: usize,
+        size: usize,
+        mask: u64,
+    },
+}
+
+impl Load {
+    /// The load `e` evaluates to, if it is one.
+    fn of(e: &Expr, fields: &[LField]) -> Option<Load> {
+        Some(match e {
+            Expr::Null => Load::Const(0),
+            Expr::Atom { num, .. } => Load::Const(*num),
+            Expr::Field(None) => Load::Const(0),
+            Expr::Field(Some(i)) => {
+                let f = fields.get(*i)?;
+                Load::Read { off: f.offset, size: f.size, mask: u64::MAX }
+            }
+            Expr::Cast { mask, item } => match Load::of(item, fields)? {
+                Load::Const(v) => Load::Const(mask.apply(v)),
+                Load::Read { off, size, mask: m } => Load::Read { off, size, mask: m & mask.0 },
+            },
+            Expr::Index { cast, base: IndexBase::Field(Some(i)), idx } => {
+                let Load::Const(right) = Load::of(idx, fields)? else {
+                    return None;
+                };
+                let f = fields.get(*i)?;
+                let off = f.offset.wrapping_add((right as usize).wrapping_mul(f.elem));
+                Load::Read { off, size: f.elem, mask: cast.map_or(u64::MAX, |m| m.0) }
+            }
+            Expr::Index { base: IndexBase::Field(None) | IndexBase::Other, .. } => Load::Const(0),
+            _ => return None,
+        })
+    }
+
+    #[inline]
+    fn get(self, data: &[u8], endian: Endian) -> u64 {
+        match self {
+            Load::Const(v) => v,
+            Load::Read { off, size, mask } => match off.checked_add(size) {
+                Some(end) if end <= data.len() => endian.read_uint(data, off, size).unwrap_or(0) & mask,
+                _ => 0,
+            },
+        }
+    }
+}
+
 /// One piece of the print fmt (libtraceevent's `print_parse`).
 #[derive(Debug)]
 enum Seg {
     Lit(String),
-    Num { spec: CSpec, ls: i8, arg: usize, len: Option<usize> },
-    Ptr { ext: String, arg: usize, len: Option<usize> },
-    Str { spec: CSpec, arg: usize, len: Option<usize> },
+    /// `load` is `args[arg]` when that is a plain read.
+    Num {
+        spec: CSpec,
+        ls: i8,
+        arg: usize,
+        len: Option<usize>,
+        load: Option<Load>,
+    },
+    Ptr {
+        ext: String,
+        arg: usize,
+        len: Option<usize>,
+    },
+    Str {
+        spec: CSpec,
+        arg: usize,
+        len: Option<usize>,
+    },
 }
 
 /// An event compiled for libtraceevent's text.
@@ -572,7 +745,12 @@ impl LteEvent {
         }
         let mut lower = Lower { nodes: &p.nodes, ev: &out, syms };
         let args: Vec<Expr> = ids.iter().map(|&i| lower.lower(i)).collect();
-        let (segs, failed) = parse_args(&format, args.len());
+        let (mut segs, failed) = parse_args(&format, args.len());
+        for seg in &mut segs {
+            if let Seg::Num { arg, load, .. } = seg {
+                *load = args.get(*arg).and_then(|a| Load::of(a, &out.fields));
+            }
+        }
         out.args = args;
         out.segs = segs;
         out.failed = failed;
@@ -588,7 +766,7 @@ impl LteEvent {
     }
 
     /// Appends the record's info text to `out`.
-    pub(crate) fn print(&self, data: &[u8], ctx: &PrintContext, out: &mut String) {
+    pub(crate) fn print(&self, data: &[u8], ctx: &PrintContext, out: &mut Vec<u8>) {
         let cx = Cx { ev: self, data, long: ctx.long_size, endian: ctx.endian, syms: ctx.symbols };
         if let Some(p) = &self.plugin {
             if !p.print(&cx, out) {
@@ -598,9 +776,9 @@ impl LteEvent {
         if self.failed {
             out.push_str("[FAILED TO PARSE]");
             for f in &self.fields[self.ncommon..] {
-                out.push(' ');
+                out.push(b' ');
                 out.push_str(&f.name);
-                out.push('=');
+                out.push(b'=');
                 cx.print_field_raw(f, out);
             }
             return;
@@ -608,9 +786,12 @@ impl LteEvent {
         for seg in &self.segs {
             match seg {
                 Seg::Lit(s) => out.push_str(s),
-                Seg::Num { spec, ls, arg, len } => {
+                Seg::Num { spec, ls, arg, len, load } => {
                     let star = len.map(|l| cx.eval(&self.args[l]) as i32 as i64);
-                    let v = cx.eval(&self.args[*arg]);
+                    let v = match load {
+                        Some(load) => load.get(data, cx.endian),
+                        None => cx.eval(&self.args[*arg]),
+                    };
                     let v = match ls {
                         -2 => v as i8 as i64 as u64,
                         -1 => v as i16 as i64 as u64,
@@ -835,6 +1016,7 @@ fn parse_arg_format(
                     ls: ls.clamp(-2, 2) as i8,
                     arg: *next_arg,
                     len: len_arg,
+                    load: None,
                 });
                 *next_arg += 1;
                 return ret + 1;
@@ -1018,7 +1200,7 @@ impl Cx<'_> {
             Expr::Flags { .. } | Expr::Symbol { .. } | Expr::Hex { .. } | Expr::IntArray { .. } => 0,
             Expr::Cast { mask, item } => mask.apply(self.eval(item)),
             Expr::Str(_) | Expr::Bitmask(_) | Expr::Cpumask(_) => 0,
-            Expr::Func { name, args } => self.func(name, args, &mut String::new()),
+            Expr::Func { name, args } => self.func(name, args, &mut Vec::new()),
             Expr::Index { cast, base, idx } => {
                 let right = self.eval(idx);
                 let (offset, size) = match base {
@@ -1079,7 +1261,7 @@ impl Cx<'_> {
     }
 
     /// A registered print function: prints into `out`, returns its value.
-    fn func(&self, name: &str, args: &[Expr], out: &mut String) -> u64 {
+    fn func(&self, name: &str, args: &[Expr], out: &mut Vec<u8>) -> u64 {
         let a = args.first().map_or(0, |a| self.eval(a));
         match name {
             "jiffies_to_msecs" => {
@@ -1096,7 +1278,7 @@ impl Cx<'_> {
     }
 
     /// `print_str_arg`: an argument printed through a `%s` conversion.
-    fn print_str(&self, spec: &CSpec, star: Option<i64>, e: &Expr, out: &mut String) {
+    fn print_str(&self, spec: &CSpec, star: Option<i64>, e: &Expr, out: &mut Vec<u8>) {
         match e {
             Expr::Null => {}
             Expr::Atom { text, .. } => spec.write_str(out, text.as_bytes(), star),
@@ -1165,7 +1347,7 @@ impl Cx<'_> {
                 let b = self.bytes_from(start);
                 for (i, x) in b.iter().take(n).enumerate() {
                     if i > 0 && !concat {
-                        out.push(' ');
+                        out.push(b' ');
                     }
                     let _ = write!(out, "{x:02x}");
                 }
@@ -1178,7 +1360,7 @@ impl Cx<'_> {
                 let el = self.eval(el) as i32;
                 for i in 0..n {
                     if i > 0 {
-                        out.push(' ');
+                        out.push(b' ');
                     }
                     let step = match el {
                         1 | 2 | 4 | 8 => {
@@ -1213,13 +1395,13 @@ impl Cx<'_> {
                 let (off, len) = self.dyn_loc(f);
                 let end = (off + len).min(self.data.len());
                 let b = self.data.get(off..end).unwrap_or(&[]);
-                let mut s = String::new();
+                let mut s = Vec::new();
                 if matches!(e, Expr::Cpumask(_)) {
                     cpumask_list(&mut s, b, self.endian);
                 } else {
                     bitmask_hex(&mut s, b, self.endian);
                 }
-                spec.write_str(out, s.as_bytes(), star);
+                spec.write_str(out, &s, star);
             }
             Expr::Cond(c, a, b) => {
                 let branch = if self.eval(c) != 0 { a } else { b };
@@ -1251,7 +1433,7 @@ impl Cx<'_> {
         }
     }
 
-    fn print_pointer(&self, ext: &str, plen: i64, e: &Expr, out: &mut String) {
+    fn print_pointer(&self, ext: &str, plen: i64, e: &Expr, out: &mut Vec<u8>) {
         let x = ext.as_bytes();
         let at = |i: usize| x.get(i).copied().unwrap_or(0);
         if let Expr::Func { name, args } = e {
@@ -1326,7 +1508,7 @@ impl Cx<'_> {
                     let v = b[if guid { GUID[i] } else { i }];
                     let _ = if upper { write!(out, "{v:02X}") } else { write!(out, "{v:02x}") };
                     if matches!(i, 3 | 5 | 7 | 9) {
-                        out.push('-');
+                        out.push(b'-');
                     }
                 }
             }
@@ -1362,7 +1544,7 @@ impl Cx<'_> {
         }
     }
 
-    fn print_ip(&self, x: &[u8], e: &Expr, out: &mut String) {
+    fn print_ip(&self, x: &[u8], e: &Expr, out: &mut Vec<u8>) {
         let at = |i: usize| x.get(i).copied().unwrap_or(0);
         let i = at(0);
         let (field, other) = match self.field_arg(e) {
@@ -1452,7 +1634,7 @@ impl Cx<'_> {
                         return;
                     }
                     if have_p {
-                        out.push('[');
+                        out.push(b'[');
                     }
                     let a = sa.get(8..24).unwrap_or(&[0; 16]);
                     if have_c {
@@ -1470,7 +1652,7 @@ impl Cx<'_> {
     }
 
     /// `print_field_raw`: one field of a `[FAILED TO PARSE]` line.
-    fn print_field_raw(&self, f: &LField, out: &mut String) {
+    fn print_field_raw(&self, f: &LField, out: &mut Vec<u8>) {
         if f.has(F_ARRAY) {
             let (off, len) = if f.has(F_DYNAMIC) { self.dyn_loc(f) } else { (f.offset, f.size) };
             let b = self.data.get(off..(off + len).min(self.data.len())).unwrap_or(&[]);
@@ -1486,7 +1668,7 @@ impl Cx<'_> {
                     }
                     let _ = write!(out, "{x:02x}");
                 }
-                out.push(']');
+                out.push(b']');
                 f.not_string.store(true, Ordering::Relaxed);
             }
             return;
@@ -1536,7 +1718,7 @@ fn arg_type(e: &Expr) -> u32 {
     }
 }
 
-fn ip4(out: &mut String, i: u8, reverse: bool, b: &[u8]) {
+fn ip4(out: &mut Vec<u8>, i: u8, reverse: bool, b: &[u8]) {
     let o: [u8; 4] = if reverse { [b[3], b[2], b[1], b[0]] } else { [b[0], b[1], b[2], b[3]] };
     let _ = if i == b'i' {
         write!(out, "{:03}.{:03}.{:03}.{:03}", o[0], o[1], o[2], o[3])
@@ -1545,16 +1727,16 @@ fn ip4(out: &mut String, i: u8, reverse: bool, b: &[u8]) {
     };
 }
 
-fn ip6(out: &mut String, i: u8, b: &[u8]) {
+fn ip6(out: &mut Vec<u8>, i: u8, b: &[u8]) {
     for j in (0..16).step_by(2) {
         let _ = write!(out, "{:02x}{:02x}", b[j], b[j + 1]);
         if i == b'I' && j < 14 {
-            out.push(':');
+            out.push(b':');
         }
     }
 }
 
-fn ip6c(out: &mut String, a: &[u8]) {
+fn ip6c(out: &mut Vec<u8>, a: &[u8]) {
     let w = |k: usize| u16::from_be_bytes([a[2 * k], a[2 * k + 1]]);
     let w32 = |k: usize| u32::from_be_bytes([a[4 * k], a[4 * k + 1], a[4 * k + 2], a[4 * k + 3]]);
     let mapped = w32(0) | w32(1) == 0 && w32(2) == 0x0000_ffff;
@@ -1581,15 +1763,15 @@ fn ip6c(out: &mut String, a: &[u8]) {
     while i < range {
         if i as isize == colonpos {
             if needcolon || i == 0 {
-                out.push(':');
+                out.push(b':');
             }
-            out.push(':');
+            out.push(b':');
             needcolon = false;
             i += usize::from(longest);
             continue;
         }
         if needcolon {
-            out.push(':');
+            out.push(b':');
         }
         let word = w(i);
         let (hi, lo) = (word >> 8, word & 0xff);
@@ -1599,14 +1781,14 @@ fn ip6c(out: &mut String, a: &[u8]) {
     }
     if use4 {
         if needcolon {
-            out.push(':');
+            out.push(b':');
         }
         ip4(out, b'I', false, &a[12..16]);
     }
 }
 
 /// `print_bitmask_to_seq`: hex bytes, most significant first, a comma every 32 bits.
-fn bitmask_hex(out: &mut String, b: &[u8], endian: Endian) {
+fn bitmask_hex(out: &mut Vec<u8>, b: &[u8], endian: Endian) {
     let n = b.len();
     let mut groups: Vec<String> = Vec::new();
     let mut cur = String::new();
@@ -1622,14 +1804,14 @@ fn bitmask_hex(out: &mut String, b: &[u8], endian: Endian) {
     }
     for (i, g) in groups.iter().rev().enumerate() {
         if i > 0 {
-            out.push(',');
+            out.push(b',');
         }
         out.push_str(g);
     }
 }
 
 /// `print_cpumask_to_seq`: the set bits as a CPU list (`0-3,8`).
-fn cpumask_list(out: &mut String, b: &[u8], endian: Endian) {
+fn cpumask_list(out: &mut Vec<u8>, b: &[u8], endian: Endian) {
     let n = b.len();
     let bit = |i: usize| {
         let byte = i / 8;
@@ -1649,7 +1831,7 @@ fn cpumask_list(out: &mut String, b: &[u8], endian: Endian) {
             i += 1;
         }
         if !first {
-            out.push(',');
+            out.push(b',');
         }
         first = false;
         let _ = write!(out, "{start}");
@@ -1731,6 +1913,27 @@ mod tests {
         // conversions to libtraceevent 1.7.1 and print as `>c<` / `>+<`; `^` of a field evaluates
         // to 0 (only constants fold).
         assert_eq!(info(&ev, &d, &lte(None)), "-5 4294967291 0 0 pos 52 0 0   007|1   | >c< >+<d");
+    }
+
+    #[test]
+    fn plain_integer_conversions_pad_like_glibc() {
+        let ev = event(
+            "t",
+            "e",
+            "\tfield:int a;\toffset:8;\tsize:4;\tsigned:1;\n\tfield:unsigned long args[2];\toffset:16;\tsize:16;\tsigned:0;\n",
+            "\"%05d|%5d|%d|%2d|%x|0x%08lx|%X|%o|%3u|%ld|%lx|%hhd|%020lu\", REC->a, REC->a, REC->a, REC->a, 255, ((unsigned long)(REC->args[0])), 255, 8, 7, REC->args[1], REC->args[1], REC->a, REC->args[1]",
+        );
+        let d =
+            payload(32, &[(8, &(-5i32).to_le_bytes()), (16, &0x1234u64.to_le_bytes()), (24, &u64::MAX.to_le_bytes())]);
+        assert_eq!(
+            info(&ev, &d, &lte(None)),
+            "-0005|   -5|-5|-5|ff|0x00001234|FF|10|  7|-1|ffffffffffffffff|-5|18446744073709551615"
+        );
+        let d = payload(32, &[(8, &123_456i32.to_le_bytes())]);
+        assert_eq!(
+            info(&ev, &d, &lte(None)),
+            "123456|123456|123456|123456|ff|0x00000000|FF|10|  7|0|0|64|00000000000000000000"
+        );
     }
 
     #[test]

@@ -1,9 +1,9 @@
 //! The event handlers of libtraceevent's default plugins (`/usr/lib/*/traceevent/plugins`)
 //! whose events exist on current kernels: their text replaces (or precedes) the print fmt's.
 
-use core::fmt::Write as _;
+use std::io::Write as _;
 
-use super::{Cx, LField, LteEvent};
+use super::{Cx, LField, LteEvent, Text as _};
 use crate::endian::Endian;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,7 +41,7 @@ impl Plugin {
 
     /// Prints the handler's text; returns whether the print fmt's text follows (the
     /// handler returned non-zero).
-    pub(super) fn print(self, cx: &Cx<'_>, out: &mut String) -> bool {
+    pub(super) fn print(self, cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
         match self {
             Plugin::SchedSwitch => sched_switch(cx, out),
             Plugin::SchedWakeup => sched_wakeup(cx, out),
@@ -134,7 +134,7 @@ fn read(cx: &Cx<'_>, f: &LField) -> Option<u64> {
 }
 
 /// `tep_get_field_val`: the value, or an error note in `out` when `err`.
-fn get_val(cx: &Cx<'_>, out: &mut String, name: &str, err: bool) -> Option<u64> {
+fn get_val(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, err: bool) -> Option<u64> {
     let Some(f) = own(cx, name) else {
         if err {
             let _ = write!(out, "<CANT FIND FIELD {name}>");
@@ -149,7 +149,7 @@ fn get_val(cx: &Cx<'_>, out: &mut String, name: &str, err: bool) -> Option<u64> 
 }
 
 /// `tep_print_num_field` without the error text.
-fn num_field(cx: &Cx<'_>, out: &mut String, name: &str, fmt: NumFmt) -> Option<()> {
+fn num_field(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) -> Option<()> {
     let v = read(cx, own(cx, name)?)?;
     let _ = match fmt {
         Hex => write!(out, "0x{v:x}"),
@@ -159,14 +159,14 @@ fn num_field(cx: &Cx<'_>, out: &mut String, name: &str, fmt: NumFmt) -> Option<(
     Some(())
 }
 
-fn num_or_err(cx: &Cx<'_>, out: &mut String, name: &str, fmt: NumFmt) {
+fn num_or_err(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) {
     if num_field(cx, out, name, fmt).is_none() {
         let _ = write!(out, "CAN'T FIND FIELD \"{name}\"");
     }
 }
 
 /// `tep_print_func_field`: `name/0x<start - addr>` or `0x%08llx`.
-fn func_field(cx: &Cx<'_>, out: &mut String, prefix: &str, name: &str) {
+fn func_field(cx: &Cx<'_>, out: &mut Vec<u8>, prefix: &str, name: &str) {
     let Some(v) = own(cx, name).and_then(|f| read(cx, f)) else {
         return;
     };
@@ -182,7 +182,7 @@ fn func_field(cx: &Cx<'_>, out: &mut String, prefix: &str, name: &str) {
 }
 
 /// `write_and_save_comm`: the comm field, at most its size, up to a NUL.
-fn comm(cx: &Cx<'_>, out: &mut String, name: &str) -> bool {
+fn comm(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str) -> bool {
     let Some(f) = cx.ev.any_field(name).map(|i| &cx.ev.fields[i]) else {
         return false;
     };
@@ -191,13 +191,13 @@ fn comm(cx: &Cx<'_>, out: &mut String, name: &str) -> bool {
     true
 }
 
-fn sched_switch(cx: &Cx<'_>, out: &mut String) -> bool {
+fn sched_switch(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
     let Some(pid) = get_val(cx, out, "prev_pid", true) else {
-        out.push('!');
+        out.push(b'!');
         return true;
     };
     if comm(cx, out, "prev_comm") {
-        out.push(':');
+        out.push(b':');
     }
     let _ = write!(out, "{} ", pid as i64);
     if let Some(prio) = get_val(cx, out, "prev_prio", true) {
@@ -206,27 +206,27 @@ fn sched_switch(cx: &Cx<'_>, out: &mut String) -> bool {
     if let Some(state) = get_val(cx, out, "prev_state", true) {
         let state = state as i32;
         let mut found = false;
-        for (i, c) in "SDTtZXxW".chars().enumerate() {
+        for (i, c) in b"SDTtZXxW".iter().copied().enumerate() {
             if state & (1 << i) == 0 {
                 continue;
             }
             if found {
-                out.push('|');
+                out.push(b'|');
             }
             found = true;
             out.push(c);
         }
         if !found {
-            out.push('R');
+            out.push(b'R');
         }
     }
     out.push_str(" ==> ");
     let Some(pid) = get_val(cx, out, "next_pid", true) else {
-        out.push('!');
+        out.push(b'!');
         return true;
     };
     if comm(cx, out, "next_comm") {
-        out.push(':');
+        out.push(b':');
     }
     let _ = write!(out, "{}", pid as i64);
     if let Some(prio) = get_val(cx, out, "next_prio", true) {
@@ -235,13 +235,13 @@ fn sched_switch(cx: &Cx<'_>, out: &mut String) -> bool {
     false
 }
 
-fn sched_wakeup(cx: &Cx<'_>, out: &mut String) -> bool {
+fn sched_wakeup(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
     let Some(pid) = get_val(cx, out, "pid", true) else {
-        out.push('!');
+        out.push(b'!');
         return true;
     };
     if comm(cx, out, "comm") {
-        out.push(':');
+        out.push(b':');
     }
     let _ = write!(out, "{}", pid as i64);
     if let Some(prio) = get_val(cx, out, "prio", true) {
@@ -276,7 +276,7 @@ const FUTEX_OPS: [FutexOp; 13] = [
     ("FUTEX_CMP_REQUEUE_PI", Some("u"), Some("val2"), true, true),
 ];
 
-fn futex(cx: &Cx<'_>, out: &mut String) -> bool {
+fn futex(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
     let mut v = [0u64; 6];
     for (slot, name) in v.iter_mut().zip(["uaddr", "op", "val", "utime", "uaddr2", "val3"]) {
         match get_val(cx, out, name, true) {
