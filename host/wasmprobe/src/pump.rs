@@ -246,9 +246,16 @@ fn reader_thread(
         pids.push(std::process::id().to_string());
         std::fs::write(&notrace, pids.join(" "))
     });
-    // Ahead of the busy tasks we trace, when allowed (root): losing events is worse.
-    // SAFETY: setpriority on our own thread id.
-    unsafe { libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10) };
+    // Ahead of the busy tasks we trace, when allowed (root): losing events is worse. The
+    // reader only copies pages and sleeps in poll, so a real-time priority costs others little;
+    // without the privilege, a raised nice level, or nothing.
+    let param = libc::sched_param { sched_priority: 1 };
+    // SAFETY: scheduling calls on our own thread id with a valid parameter.
+    unsafe {
+        if libc::sched_setscheduler(tid, libc::SCHED_FIFO, &param) != 0 {
+            libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
+        }
+    }
     loop {
         let finishing = commands.try_recv().is_ok();
         // Too far ahead of the consumer: let it catch up (the kernel buffers meanwhile).

@@ -56,7 +56,8 @@ struct LineSink<W: Write> {
     formats: EventFormats,
     /// Pids whose name was looked up in /proc (saved_cmdlines may name a reused pid's
     /// previous owner).
-    named: std::collections::HashSet<i32>,
+    named: rustc_hash::FxHashSet<i32>,
+    last_named: i32,
     lines: LineFormatter,
     out: W,
     buf: Vec<u8>,
@@ -65,15 +66,19 @@ struct LineSink<W: Write> {
 impl<W: Write> LineSink<W> {
     fn new(formats: EventFormats, time: TimeFormat, out: W) -> Self {
         let buf = Vec::with_capacity(OUT_CHUNK + 4096);
-        LineSink { formats, named: Default::default(), lines: LineFormatter::new(time), out, buf }
+        LineSink { formats, named: Default::default(), last_named: 0, lines: LineFormatter::new(time), out, buf }
     }
 }
 
 impl<W: Write> RecordSink for LineSink<W> {
     fn record(&mut self, _probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()> {
-        if pid > 0 && self.named.insert(pid) {
-            if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                self.formats.add_cmdline(pid, c.trim_end());
+        // Consecutive records mostly share a pid: skip the set then.
+        if pid > 0 && pid != self.last_named {
+            self.last_named = pid;
+            if self.named.insert(pid) {
+                if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                    self.formats.add_cmdline(pid, c.trim_end());
+                }
             }
         }
         let ev = self.formats.for_record(payload);
