@@ -28,19 +28,7 @@ fn cpu_seconds() -> f64 {
 }
 
 fn formats_of(dat: &TraceDat<std::fs::File>) -> EventFormats {
-    let mut formats = EventFormats::new(dat.page_header().expect("page header"));
-    formats.set_event_header(dat.event_header().expect("event header"));
-    formats.set_dialect(Dialect::LibTraceEvent);
-    for f in &dat.meta.ftrace_formats {
-        let _ = formats.add_format("ftrace", f);
-    }
-    for (sys, f) in &dat.meta.event_formats {
-        let _ = formats.add_format(sys, f);
-    }
-    formats.parse_cmdlines(&dat.meta.cmdlines);
-    formats.parse_kallsyms(&dat.meta.kallsyms);
-    formats.parse_printk_formats(&dat.meta.printk_formats);
-    formats
+    dat.event_formats(Dialect::LibTraceEvent).expect("the file's formats")
 }
 
 fn run(path: &str, mode: &str) {

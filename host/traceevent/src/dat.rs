@@ -367,6 +367,25 @@ impl<R: ReadAt> TraceDat<R> {
         }
     }
 
+    /// A registry of everything the file describes (formats, cmdlines, kallsyms, printk
+    /// formats) that prints in `dialect`. Formats that do not parse are left out (their
+    /// events print as unknown). Parses the metadata once; no I/O.
+    pub fn event_formats(&self, dialect: crate::print::Dialect) -> Result<crate::format::EventFormats> {
+        let mut formats = crate::format::EventFormats::new(self.page_header()?);
+        formats.set_event_header(self.event_header()?);
+        formats.set_dialect(dialect);
+        for f in &self.meta.ftrace_formats {
+            let _ = formats.add_format("ftrace", f);
+        }
+        for (sys, f) in &self.meta.event_formats {
+            let _ = formats.add_format(sys, f);
+        }
+        formats.parse_cmdlines(&self.meta.cmdlines);
+        formats.parse_kallsyms(&self.meta.kallsyms);
+        formats.parse_printk_formats(&self.meta.printk_formats);
+        Ok(formats)
+    }
+
     /// The event header description of the file.
     pub fn event_header(&self) -> Result<EventHeader> {
         if self.meta.header_event.trim().is_empty() {

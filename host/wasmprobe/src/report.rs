@@ -9,23 +9,9 @@ use std::io::Write;
 use anyhow::{Context, Result};
 use traceevent::{Dialect, EventFormat, EventFormats, MissedEvents, TraceDat};
 
-/// Loads the formats, cmdlines, kallsyms and printk formats of a trace.dat into a registry
-/// that prints like libtraceevent. Formats that do not parse are skipped (their events print
-/// as unknown).
+/// The registry of a trace.dat, printing like libtraceevent (as `trace-cmd report` does).
 pub fn formats_of<R: traceevent::ReadAt>(dat: &TraceDat<R>) -> Result<EventFormats> {
-    let mut formats = EventFormats::new(dat.page_header()?);
-    formats.set_event_header(dat.event_header()?);
-    formats.set_dialect(Dialect::LibTraceEvent);
-    for f in &dat.meta.ftrace_formats {
-        let _ = formats.add_format("ftrace", f);
-    }
-    for (sys, f) in &dat.meta.event_formats {
-        let _ = formats.add_format(sys, f);
-    }
-    formats.parse_cmdlines(&dat.meta.cmdlines);
-    formats.parse_kallsyms(&dat.meta.kallsyms);
-    formats.parse_printk_formats(&dat.meta.printk_formats);
-    Ok(formats)
+    Ok(dat.event_formats(Dialect::LibTraceEvent)?)
 }
 
 /// How `trace-cmd report` prints timestamps: microseconds for the clocks it knows to count
