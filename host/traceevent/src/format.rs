@@ -880,6 +880,13 @@ impl EventFormats {
 pub(crate) mod tests {
     use super::*;
 
+    /// The common fields every event format starts with, as the kernel lists them.
+    pub(crate) const COMMON: &str = "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
+\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
+\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
+\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+";
+
     pub(crate) const SCHED_SWITCH: &str = "name: sched_switch
 ID: 372
 format:

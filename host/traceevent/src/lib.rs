@@ -22,6 +22,9 @@ pub mod error;
 pub mod format;
 pub mod header;
 mod lte;
+
+/// "00" to "99", two ASCII digits per entry: the table the printers format numbers with.
+pub use lte::DEC_PAIRS;
 pub mod print;
 pub mod subbuf;
 pub mod symbols;

@@ -1963,11 +1963,7 @@ mod tests {
     use super::*;
     use crate::format::tests::SCHED_SWITCH;
 
-    const COMMON: &str = "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-";
+    use crate::format::tests::COMMON;
 
     fn event(text: &str) -> EventFormat {
         let ev = EventFormat::parse("test", text, Endian::Little).unwrap();

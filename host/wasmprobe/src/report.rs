@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use traceevent::{Dialect, EventFormat, EventFormats, MissedEvents, TraceDat};
+use traceevent::{Dialect, EventFormat, EventFormats, MissedEvents, TraceDat, DEC_PAIRS};
 
 /// The registry of a trace.dat, printing like libtraceevent (as `trace-cmd report` does).
 pub fn formats_of<R: traceevent::ReadAt>(dat: &TraceDat<R>) -> Result<EventFormats> {
@@ -157,14 +157,6 @@ impl LineFormatter {
         label
     }
 }
-
-/// "00" to "99".
-const DEC_PAIRS: &[u8; 200] = b"\
-0001020304050607080910111213141516171819\
-2021222324252627282930313233343536373839\
-4041424344454647484950515253545556575859\
-6061626364656667686970717273747576777879\
-8081828384858687888990919293949596979899";
 
 /// How much text [`report`] gathers before writing it.
 pub const OUT_CHUNK: usize = 1 << 16;

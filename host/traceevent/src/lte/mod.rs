@@ -556,8 +556,11 @@ fn digit_count(m: u64, base: u32) -> usize {
     }) as usize
 }
 
-/// "00" to "99".
-const DEC_PAIRS: &[u8; 200] = b"\
+/// Zeros read in place of a field that lies outside the record.
+const ZERO_BYTES: [u8; 16] = [0; 16];
+
+/// "00" to "99": two decimal digits per lookup (also used by wasmprobe's report lines).
+pub const DEC_PAIRS: &[u8; 200] = b"\
 0001020304050607080910111213141516171819\
 2021222324252627282930313233343536373839\
 4041424344454647484950515253545556575859\
@@ -1423,6 +1426,24 @@ impl Cx<'_> {
     }
 
     /// The field an argument names, looking through casts (`%pM` and friends).
+    /// The bytes of field argument `e` when it is `size` bytes long; otherwise libtraceevent's
+    /// complaint (`ARG TYPE NOT FIELD BUT ...`, or `invalid`) is printed and `None` returned.
+    fn sized_field_arg(&self, e: &Expr, size: usize, invalid: &str, out: &mut Vec<u8>) -> Option<&[u8]> {
+        let f = match self.field_arg(e) {
+            Ok(Some(f)) => f,
+            Ok(None) => return None,
+            Err(other) => {
+                let _ = write!(out, "ARG TYPE NOT FIELD BUT {}", arg_type(other));
+                return None;
+            }
+        };
+        if f.size != size {
+            out.extend_from_slice(invalid.as_bytes());
+            return None;
+        }
+        Some(self.data.get(f.offset..f.offset + size).unwrap_or(&ZERO_BYTES[..size]))
+    }
+
     fn field_arg<'e>(&self, mut e: &'e Expr) -> Result<Option<&LField>, &'e Expr> {
         while let Expr::Cast { item, .. } = e {
             e = item;
@@ -1458,19 +1479,7 @@ impl Cx<'_> {
                 }
             }
             b'M' | b'm' => {
-                let f = match self.field_arg(e) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return,
-                    Err(other) => {
-                        let _ = write!(out, "ARG TYPE NOT FIELD BUT {}", arg_type(other));
-                        return;
-                    }
-                };
-                if f.size != 6 {
-                    out.push_str("INVALIDMAC");
-                    return;
-                }
-                let b = self.data.get(f.offset..f.offset + 6).unwrap_or(&[0; 6]);
+                let Some(b) = self.sized_field_arg(e, 6, "INVALIDMAC", out) else { return };
                 let sep = if at(0) == b'm' {
                     ""
                 } else if at(1) == b'F' {
@@ -1488,19 +1497,7 @@ impl Cx<'_> {
             }
             b'I' | b'i' => self.print_ip(x, e, out),
             b'U' => {
-                let f = match self.field_arg(e) {
-                    Ok(Some(f)) => f,
-                    Ok(None) => return,
-                    Err(other) => {
-                        let _ = write!(out, "ARG TYPE NOT FIELD BUT {}", arg_type(other));
-                        return;
-                    }
-                };
-                if f.size != 16 {
-                    out.push_str("INVALIDUUID");
-                    return;
-                }
-                let b = self.data.get(f.offset..f.offset + 16).unwrap_or(&[0; 16]);
+                let Some(b) = self.sized_field_arg(e, 16, "INVALIDUUID", out) else { return };
                 let upper = matches!(at(1), b'L' | b'B');
                 let guid = matches!(at(1), b'L' | b'l');
                 const GUID: [usize; 16] = [3, 2, 1, 0, 5, 4, 7, 6, 8, 9, 10, 11, 12, 13, 14, 15];
@@ -1850,11 +1847,7 @@ mod tests {
     use crate::symbols::Symbols;
     use crate::Endian;
 
-    const COMMON: &str = "\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-";
+    use crate::format::tests::COMMON;
 
     fn event(system: &str, name: &str, fields: &str, fmt: &str) -> EventFormat {
         let text = format!("name: {name}\nID: 99\nformat:\n{COMMON}\n{fields}\nprint fmt: {fmt}\n");
