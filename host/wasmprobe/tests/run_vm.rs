@@ -11,12 +11,18 @@ fn exec_open_uses_kprobes_where_the_kernel_has_them() {
         eprintln!("SKIP exec_open_uses_kprobes: this kernel has no kprobe events");
         return;
     }
-    // The host root is read-only in the VM: compile cache in the guest's /tmp.
-    let o = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
-        .args(["run", "exec-open", "--", "cat", "/etc/hostname"])
-        .env("WASMPROBE_CACHE", "/tmp/wasmprobe-cache")
-        .output()
-        .unwrap();
+    // The host root is read-only in the VM: compile cache in the guest's /tmp. The guest CPU is
+    // emulated (TCG), tens of times slower than this machine's: the default 100 ms budget per
+    // batch is for real CPUs.
+    let run = |cmd: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+            .args(["run", "exec-open", "--cpu-budget", "10s", "--"])
+            .args(cmd)
+            .env("WASMPROBE_CACHE", "/tmp/wasmprobe-cache")
+            .output()
+            .unwrap()
+    };
+    let o = run(&["cat", "/etc/hostname"]);
     let out = String::from_utf8_lossy(&o.stdout);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{out}\n{err}");
@@ -25,13 +31,11 @@ fn exec_open_uses_kprobes_where_the_kernel_has_them() {
     let pid = open.split('-').next().unwrap();
     assert!(open.starts_with(&format!("{pid}-cat: ")), "{open}");
     assert!(out.lines().any(|l| l.starts_with(&format!("{pid}-cat: open ret=")) && !l.contains("ret=-")), "{out}");
-    let failed = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
-        .args(["run", "exec-open", "--", "cat", "/nonexistent"])
-        .env("WASMPROBE_CACHE", "/tmp/wasmprobe-cache")
-        .output()
-        .unwrap();
+    let failed = run(&["cat", "/nonexistent"]);
     let out = String::from_utf8_lossy(&failed.stdout);
-    assert!(out.contains("open file='/nonexistent'") && out.contains("open ret=-2"), "{out}");
+    let err = String::from_utf8_lossy(&failed.stderr);
+    assert_eq!(failed.status.code(), Some(1), "cat's exit code is passed on:\n{out}\n{err}");
+    assert!(out.contains("open file='/nonexistent'") && out.contains("open ret=-2"), "{out}\n{err}");
     let k = std::fs::read_to_string("/sys/kernel/tracing/kprobe_events").unwrap();
     assert!(!k.contains("wasmprobe_"), "probes left behind:\n{k}");
 }
