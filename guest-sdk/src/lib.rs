@@ -159,6 +159,7 @@ impl Plan {
             fetchargs: fetchargs.to_string(),
             filter: None,
             maxactive: None,
+            fields: None,
         });
         ProbeId(self.probes.len() as u32 - 1)
     }
@@ -202,6 +203,16 @@ impl Plan {
     /// Sets maxactive of kretprobe `id`.
     pub fn maxactive(&mut self, id: ProbeId, n: u32) -> &mut Self {
         self.probes[id.0 as usize].maxactive = Some(n);
+        self
+    }
+
+    /// Says that the plugin reads only `fields` of probe `id`'s events (format-file names,
+    /// e.g. `&["file", "ret"]`; `common_pid` and the like are fields too, while `ev.pid()`,
+    /// `ev.ts()` and `ev.cpu()` always work). The host then delivers just those fields:
+    /// less to copy per event. Reading any other field gives 0 / "" (and `Event::field`
+    /// `None`); a field the event does not have stops the run with an error naming it.
+    pub fn fields(&mut self, id: ProbeId, fields: &[&str]) -> &mut Self {
+        self.probes[id.0 as usize].fields = Some(fields.iter().map(|f| f.to_string()).collect());
         self
     }
 

@@ -16,7 +16,8 @@ impl Plugin for Count {
     fn init(&mut self, args: &Args) -> Result<Plan, String> {
         self.no_work = args.get("work") == Some("none");
         let mut plan = Plan::new();
-        plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
+        let enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
+        plan.fields(enter, &["id"]);
         Ok(plan)
     }
 

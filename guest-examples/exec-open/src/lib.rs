@@ -23,15 +23,18 @@ impl Plugin for ExecOpen {
         if kernel_supports("kprobe") {
             let open =
                 plan.kprobe("open", "do_sys_openat2", "file=+0($arg2):ustring flags=+0($arg3):x64 mode=+8($arg3):x64");
-            plan.kretprobe("openret", "do_sys_openat2", "ret=%ax");
+            let ret = plan.kretprobe("openret", "do_sys_openat2", "ret=%ax");
+            plan.fields(open, &["file"]).fields(ret, &["ret"]);
             self.opens = vec![open];
         } else {
             log(Level::Info, "the kernel has no kprobes: tracing libc open/openat with uprobes instead");
             let open = plan.uprobe("open", "libc:open", "file=+0(%di):ustring");
             let openat = plan.uprobe("openat", "libc:openat", "file=+0(%si):ustring");
             // libc returns an int (-1 and errno on failure): fetch it as one.
-            plan.uretprobe("openret", "libc:open", "ret=$retval:s32");
-            plan.uretprobe("openatret", "libc:openat", "ret=$retval:s32");
+            let ret = plan.uretprobe("openret", "libc:open", "ret=$retval:s32");
+            let atret = plan.uretprobe("openatret", "libc:openat", "ret=$retval:s32");
+            // Only these fields are delivered: less to copy per event.
+            plan.fields(open, &["file"]).fields(openat, &["file"]).fields(ret, &["ret"]).fields(atret, &["ret"]);
             self.opens = vec![open, openat];
         }
         Ok(plan)

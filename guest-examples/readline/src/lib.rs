@@ -10,7 +10,8 @@ impl Plugin for Readline {
     fn init(&mut self, args: &Args) -> Result<Plan, String> {
         let bash = args.get("bash").unwrap_or("/bin/bash");
         let mut plan = Plan::new();
-        plan.uretprobe("readline", &format!("{bash}:readline"), "line=+0($retval):string");
+        let rl = plan.uretprobe("readline", &format!("{bash}:readline"), "line=+0($retval):string");
+        plan.fields(rl, &["line"]);
         println!("{:<7} {:<16} {}", "PID", "COMM", "COMMAND");
         Ok(plan)
     }

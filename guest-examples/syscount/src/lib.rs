@@ -22,7 +22,8 @@ impl Plugin for Syscount {
         self.top = args.parse("top")?.unwrap_or(10);
         self.records = args.parse::<u8>("records")?.unwrap_or(0) != 0;
         let mut plan = Plan::new();
-        plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
+        let enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
+        plan.fields(enter, &["id"]);
         Ok(plan)
     }
 

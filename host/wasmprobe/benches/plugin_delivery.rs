@@ -1,22 +1,37 @@
 //! Delivery into a Wasm plugin through the packed batch path, against the same work done by a
-//! native Rust callback over the same packed buffers; and plugin start-up, cold (compile)
-//! against warm (compiled code from the cache).
+//! native Rust callback over the same records; and plugin start-up, cold (compile) against
+//! warm (compiled code from the cache).
+//!
+//! Both sides start from the same records (raw kernel payloads, walked with `BatchReader`). The
+//! native callback works on each record in place. The Wasm side packs each record into the
+//! plugin's batch (projected onto the one field the plugin declares, `id`), hands the batch to
+//! `on-batch`, and the guest SDK calls the plugin's `on_event` per record: building the batch,
+//! copying it into the plugin and walking it are all counted against Wasm.
 //!
 //! The work per event, on both sides: count it per pid in the guest SDK's `FxHashMap` (std's
 //! `HashMap` with the Fx hash; the same source file on both sides) and add its `id` field (a
 //! u64 read through a field offset resolved once). The plugin is guest-examples/bench-count.
 //!
-//! Run: `cargo bench -p wasmprobe --bench plugin_delivery [-- EVENTS]` (default 1,000,000
-//! events of 64-byte raw_syscalls:sys_enter payloads, 100 pids). Medians of 5 runs.
+//! Run: `cargo bench -p wasmprobe --bench plugin_delivery [-- EVENTS] [TRACE.dat]` (default
+//! 1,000,000 events of 64-byte raw_syscalls:sys_enter payloads, 100 pids). Medians of 5 runs.
+//!
+//! With a TRACE.dat holding raw_syscalls:sys_enter events, the same comparison is also made end
+//! to end, the way `wasmprobe run --replay` works: the recorded kernel pages are read, decoded
+//! and merged by timestamp, and each sys_enter record goes to a native callback (a
+//! `RecordSink` doing the work) or through the plugin's batches into the plugin. Make one with
+//! `host/wasmprobe/benches/record-syscalls.sh` (needs root).
 
 use std::hint::black_box;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use traceevent::{EventFormat, TraceDat};
 use wasmprobe::plugin::{
     BatchReader, BatchWriter, Field, FixedKernel, Layout, Level, Output, Plugin, PluginSource, Sandbox, Stdio, Value,
 };
+use wasmprobe::pump::RecordSink;
+use wasmprobe::run::{self, ProbeIds};
 
 /// The guest SDK's hasher, the very file the plugin is built with: both sides count per pid with
 /// the same hasher and the same `HashMap`.
@@ -48,10 +63,10 @@ fn layout() -> Layout {
     Layout { system: "raw_syscalls".into(), event: "sys_enter".into(), id: 21, fields }
 }
 
-/// The batches to deliver: `events` sys_enter records in batches of `batch` events. Only
-/// [`DISTINCT`] different batches are built and they are delivered in turn, so that a batch is
-/// in the CPU's cache when it is delivered, as in the run loop, which delivers a batch right
-/// after building it (88 MB of never-reused batches would measure DRAM bandwidth instead).
+/// The source records: `events` sys_enter records, in chunks of `batch` events. Only
+/// [`DISTINCT`] different chunks are built and they are used in turn, so that the records are
+/// in the CPU's cache, as they are in the run loop, which delivers records it has just read
+/// (88 MB of never-reused records would measure DRAM bandwidth instead).
 fn batches(events: usize, batch: usize) -> Vec<&'static BatchWriter> {
     let mut distinct = Vec::new();
     let mut payload = [0u8; 64];
@@ -119,6 +134,18 @@ fn load(sandbox: &Sandbox, out: &Lines) -> Plugin {
     load_with(sandbox, out, &[])
 }
 
+/// What the run loop does per batch: pack each record as the plugin's plan asks (projected
+/// onto the fields it declared) and deliver the batch.
+fn deliver(p: &mut Plugin, source: &[&BatchWriter], batch: &mut BatchWriter) {
+    for b in source {
+        for rec in BatchReader::new(b.as_bytes()) {
+            p.pack(batch, rec.probe_index, rec.cpu, rec.pid, rec.ts, rec.payload);
+        }
+        p.on_batch(batch.as_bytes(), 0).unwrap();
+        batch.clear();
+    }
+}
+
 fn load_with(sandbox: &Sandbox, out: &Lines, args: &[(String, String)]) -> Plugin {
     let mut p = Plugin::load(&guest_source(), sandbox, Box::new(out.clone())).unwrap();
     p.init(args, Arc::new(FixedKernel::default())).unwrap();
@@ -126,8 +153,79 @@ fn load_with(sandbox: &Sandbox, out: &Lines, args: &[(String, String)]) -> Plugi
     p
 }
 
+/// The native callback of the end-to-end comparison: the same work as [`native`], per record
+/// handed over by the replay loop.
+struct NativeSink {
+    id_offset: usize,
+    per_pid: FxHashMap<i32, u64>,
+    sum: u64,
+}
+
+impl RecordSink for NativeSink {
+    fn record(&mut self, _: usize, _: u32, pid: i32, _: u64, payload: &[u8]) -> anyhow::Result<()> {
+        *self.per_pid.entry(pid).or_default() += 1;
+        let v =
+            payload.get(self.id_offset..self.id_offset + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()));
+        self.sum = self.sum.wrapping_add(v);
+        Ok(())
+    }
+
+    fn flush(&mut self, _: &[u64]) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// End to end from a recorded trace: native callback vs Wasm plugin, same replay loop.
+fn end_to_end(path: &std::path::Path, sandbox: &Sandbox) {
+    let dat = TraceDat::open(std::fs::File::open(path).unwrap()).unwrap();
+    let (layout, text) = dat
+        .meta
+        .event_formats
+        .iter()
+        .find_map(|(sys, text)| {
+            let f = EventFormat::parse(sys, text, dat.meta.endian).ok()?;
+            (f.system == "raw_syscalls" && f.name == "sys_enter").then(|| (f, text.clone()))
+        })
+        .expect("the trace has raw_syscalls:sys_enter events");
+    let layout = run::layout_of("raw_syscalls", "sys_enter", layout.id as u16, &text).unwrap();
+    let mut ids = ProbeIds::default();
+    ids.insert(layout.id as u16, 0);
+    let id_offset = layout.fields.iter().find(|f| f.name == "id").unwrap().offset as usize;
+    let (mut nat, mut wasm) = (Vec::new(), Vec::new());
+    let mut events = 0;
+    for _ in 0..5 {
+        let mut sink = NativeSink { id_offset, per_pid: FxHashMap::default(), sum: 0 };
+        let t = cpu_time();
+        let (n, _) = run::replay_records(&dat, &ids, &mut sink).unwrap();
+        nat.push(cpu_time() - t);
+        events = n;
+
+        let out = Lines::default();
+        let mut p = Plugin::load(&guest_source(), sandbox, Box::new(out.clone())).unwrap();
+        p.init(&[], Arc::new(FixedKernel::default())).unwrap();
+        p.set_layouts(vec![layout.clone()]).unwrap();
+        let t = cpu_time();
+        let mut psink = run::PluginSink::new(&mut p, 1);
+        let (n, lost) = run::replay_records(&dat, &ids, &mut psink).unwrap();
+        psink.deliver(lost).unwrap();
+        drop(psink);
+        wasm.push(cpu_time() - t);
+        p.finish().unwrap();
+        let want = format!("pids={} events={n} sum={}", sink.per_pid.len(), sink.sum);
+        assert_eq!(out.0.lock().unwrap().clone(), [want]);
+    }
+    let per = |d: Duration| d.as_nanos() as f64 / events as f64;
+    let (n, w) = (median(nat), median(wasm));
+    println!(
+        "end to end from {} ({events} sys_enter records; read, decode, merge, deliver):",
+        path.file_name().unwrap().to_string_lossy()
+    );
+    println!("  native callback {:.1} ns/ev, wasm plugin {:.1} ns/ev: {:.2}x", per(n), per(w), per(w) / per(n));
+}
+
 fn main() {
     let events: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
+    let trace = std::env::args().skip(1).find(|a| a.ends_with(".dat")).map(PathBuf::from);
     // BENCH_CACHE=DIR keeps the compiled plugin (e.g. to disassemble it); default a temp dir.
     let cache = tempfile::tempdir().unwrap();
     let dir = std::env::var_os("BENCH_CACHE").map(PathBuf::from).unwrap_or_else(|| cache.path().to_path_buf());
@@ -147,10 +245,10 @@ fn main() {
 
             let out = Lines::default();
             let mut p = load(&sandbox, &out);
+            // The run loop reuses one writer: its allocation is made once, before timing.
+            let mut batch = BatchWriter::with_capacity(batch * 88);
             let t = cpu_time();
-            for b in &bs {
-                p.on_batch(b.as_bytes(), 0).unwrap();
-            }
+            deliver(&mut p, &bs, &mut batch);
             wasm.push(cpu_time() - t);
             p.finish().unwrap();
             let (pids, sum) = native(&bs, &layout);
@@ -178,10 +276,9 @@ fn main() {
         nat.push(cpu_time() - t);
         let out = Lines::default();
         let mut p = load_with(&sandbox, &out, &[("work".into(), "none".into())]);
+        let mut batch = BatchWriter::with_capacity(1024 * 88);
         let t = cpu_time();
-        for b in &bs {
-            p.on_batch(b.as_bytes(), 0).unwrap();
-        }
+        deliver(&mut p, &bs, &mut batch);
         wasm.push(cpu_time() - t);
         p.finish().unwrap();
         assert_eq!(out.0.lock().unwrap().clone(), [format!("pids=0 events={events} sum={events}")]);
@@ -193,6 +290,10 @@ fn main() {
         per(n),
         per(w)
     );
+
+    if let Some(path) = &trace {
+        end_to_end(path, &sandbox);
+    }
 
     // Start-up: load (compile or map) + instantiate + init.
     let out = Lines::default();

@@ -444,7 +444,8 @@ fn inspect(plugin: &str, args: Vec<(String, String)>, allow: Option<&str>) -> Re
     for d in &plan.probes {
         let verdict = if policy.allows(d.kind) { "allowed" } else { "REFUSED by --allow" };
         let filter = d.filter.as_deref().map(|f| format!(" if {f}")).unwrap_or_default();
-        println!("  {:<10} {:<16} {} {}{filter}  [{verdict}]", d.kind.name(), d.name, d.target, d.fetchargs);
+        let fields = d.fields.as_ref().map(|f| format!(" reads {}", f.join(","))).unwrap_or_default();
+        println!("  {:<10} {:<16} {} {}{filter}{fields}  [{verdict}]", d.kind.name(), d.name, d.target, d.fetchargs);
     }
     match plan.validate(&policy) {
         Ok(()) => println!("plan: valid under this policy"),

@@ -117,8 +117,9 @@ fn tag_of(plugin: &str) -> String {
     t
 }
 
-/// Batches records and hands each full batch (and each round's end) to the plugin.
-struct PluginSink<'p> {
+/// Batches records and hands each full batch (and each round's end) to the plugin, each record
+/// packed as the plugin's plan asks (whole, or projected onto the fields it declared).
+pub struct PluginSink<'p> {
     plugin: &'p mut Plugin,
     /// Probes of the plan; events of other armed probes (recorded only) are not delivered.
     planned: usize,
@@ -131,8 +132,15 @@ struct PluginSink<'p> {
 /// the per-call CPU budget meaningful.
 const MAX_BATCH: usize = 4096;
 
-impl PluginSink<'_> {
-    fn deliver(&mut self, lost_total: u64) -> Result<()> {
+impl<'p> PluginSink<'p> {
+    /// A sink delivering the records of the first `planned` probes to `plugin` (layouts set).
+    pub fn new(plugin: &'p mut Plugin, planned: usize) -> Self {
+        PluginSink { plugin, planned, batch: BatchWriter::new(), pending: 0, lost_reported: 0 }
+    }
+
+    /// Delivers the records collected so far, and the events lost since the last delivery
+    /// (`lost_total` counts them from the start of the run).
+    pub fn deliver(&mut self, lost_total: u64) -> Result<()> {
         let lost = lost_total - self.lost_reported;
         if self.pending == 0 && lost == 0 {
             return Ok(());
@@ -150,7 +158,7 @@ impl RecordSink for PluginSink<'_> {
         if probe >= self.planned {
             return Ok(());
         }
-        self.batch.push(probe as u32, cpu, pid, ts, payload);
+        self.plugin.pack(&mut self.batch, probe as u32, cpu, pid, ts, payload);
         self.pending += 1;
         if self.pending >= MAX_BATCH {
             self.deliver(self.lost_reported)?;
@@ -337,13 +345,7 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
     }
     let start = Instant::now();
     let mut null = NullSink;
-    let mut plugin_sink = loaded.as_mut().map(|(plugin, _)| PluginSink {
-        plugin,
-        planned,
-        batch: BatchWriter::new(),
-        pending: 0,
-        lost_reported: 0,
-    });
+    let mut plugin_sink = loaded.as_mut().map(|(plugin, _)| PluginSink::new(plugin, planned));
     let sink: &mut dyn RecordSink = match &mut plugin_sink {
         Some(s) => s,
         None => &mut null,
@@ -514,7 +516,7 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
         .filter_map(|(sys, text)| Some((EventFormat::parse(sys, text, dat.meta.endian).ok()?, text.as_str())))
         .collect();
     let mut layouts = Vec::new();
-    let mut by_id: std::collections::HashMap<u32, u32> = std::collections::HashMap::new();
+    let mut by_id = ProbeIds::default();
     for (i, d) in plan.probes.iter().enumerate() {
         let recorded_event = recorded.as_ref().and_then(|r| r.probes.iter().find(|(n, _, _)| *n == d.name));
         let found = formats.iter().find(|(f, _)| match recorded_event {
@@ -535,7 +537,7 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
             );
         };
         layouts.push(layout_of(&f.system, &f.name, f.id as u16, text)?);
-        by_id.insert(f.id, i as u32);
+        by_id.insert(f.id as u16, i);
     }
     plugin.set_layouts(layouts)?;
     let mut names: BTreeMap<i32, String> = tracefs::parse_cmdlines(&dat.meta.cmdlines).into_iter().collect();
@@ -543,32 +545,61 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
         names.extend(r.comms.iter().map(|(p, c)| (*p, c.clone())));
     }
     plugin.set_comm_lookup(Box::new(move |pid: i32| names.get(&pid).cloned()));
-    let mut sink = PluginSink {
-        plugin: &mut plugin,
-        planned: plan.probes.len(),
-        batch: BatchWriter::new(),
-        pending: 0,
-        lost_reported: 0,
-    };
+    let mut sink = PluginSink::new(&mut plugin, plan.probes.len());
+    let (events, lost) =
+        replay_records(&dat, &by_id, &mut sink).with_context(|| format!("reading {}", file.display()))?;
+    sink.deliver(lost)?;
+    drop(sink);
+    plugin.finish()?;
+    Ok(RunOutcome { events, lost, exit_code: None })
+}
+
+/// The replay loop: every record of `dat` in timestamp order whose event id `probes` maps to
+/// a probe index goes to `sink` (no flush at the end). Returns the records delivered and the
+/// events the file says were lost.
+pub fn replay_records<R: traceevent::ReadAt>(
+    dat: &TraceDat<R>,
+    probes: &ProbeIds,
+    sink: &mut dyn RecordSink,
+) -> Result<(u64, u64)> {
     let mut records = dat.records(0)?;
     let (mut events, mut lost) = (0u64, 0u64);
     while let Some(rec) = records.next_record() {
-        let rec = rec.with_context(|| format!("reading {}", file.display()))?;
+        let rec = rec?;
         match rec.missed_events {
             traceevent::MissedEvents::Count(n) => lost += n,
             traceevent::MissedEvents::Unknown => lost += 1,
             traceevent::MissedEvents::None => {}
         }
-        let id = dat.meta.endian.read_u16(rec.data, 0).unwrap_or(0) as u32;
-        let Some(&probe) = by_id.get(&id) else { continue };
+        let id = dat.meta.endian.read_u16(rec.data, 0).unwrap_or(0);
+        let Some(probe) = probes.get(id) else { continue };
         let pid = dat.meta.endian.read_int(rec.data, 4, 4).unwrap_or(0) as i32;
-        sink.record(probe as usize, rec.cpu, pid, rec.ts, rec.data)?;
+        sink.record(probe, rec.cpu, pid, rec.ts, rec.data)?;
         events += 1;
     }
-    sink.deliver(lost)?;
-    drop(sink);
-    plugin.finish()?;
-    Ok(RunOutcome { events, lost, exit_code: None })
+    Ok((events, lost))
+}
+
+/// Which probe (index in the plan) an event id belongs to: a table indexed by id, since the
+/// lookup is made for every record of a replay.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeIds(Vec<u32>);
+
+impl ProbeIds {
+    /// Records that events with id `id` are probe `probe`'s.
+    pub fn insert(&mut self, id: u16, probe: usize) {
+        let i = id as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, u32::MAX);
+        }
+        self.0[i] = probe as u32;
+    }
+
+    /// The probe of events with id `id`, if any.
+    #[inline]
+    pub fn get(&self, id: u16) -> Option<usize> {
+        self.0.get(id as usize).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
+    }
 }
 
 fn system_page_size() -> u32 {

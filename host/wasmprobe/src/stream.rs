@@ -44,6 +44,7 @@ pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<Pr
                     fetchargs: String::new(),
                     filter: None,
                     maxactive: None,
+                    fields: None,
                 });
             }
         }

@@ -53,9 +53,9 @@ fn exec_open_uses_the_man_page_kprobes_when_the_kernel_has_them() {
         .data_loc_str(16, "/etc/ld.so.cache")
         .u64_at(20, 0x80000)
         .u64_at(28, 0);
-    b.push(0, 1, 1234, 1_000, &open.bytes);
-    b.push(1, 1, 1234, 2_000, &Payload::new(1501, 1234, 24).u64_at(24, 3).bytes);
-    b.push(1, 0, 1234, 3_000, &Payload::new(1501, 1234, 24).u64_at(24, (-2i64) as u64).bytes);
+    p.pack(&mut b, 0, 1, 1234, 1_000, &open.bytes);
+    p.pack(&mut b, 1, 1, 1234, 2_000, &Payload::new(1501, 1234, 24).u64_at(24, 3).bytes);
+    p.pack(&mut b, 1, 0, 1234, 3_000, &Payload::new(1501, 1234, 24).u64_at(24, (-2i64) as u64).bytes);
     p.on_batch(b.as_bytes(), 0).unwrap();
     assert_eq!(
         out.lines(),
@@ -92,10 +92,10 @@ fn exec_open_falls_back_to_libc_uprobes_without_kprobes_and_says_so() {
     ])
     .unwrap();
     let mut b = BatchWriter::new();
-    b.push(1, 0, 1234, 10, &Payload::new(2002, 1234, 12).data_loc_str(16, "/etc/passwd").bytes);
-    b.push(3, 0, 1234, 20, &Payload::new(2004, 1234, 20).u32_at(24, 3).bytes);
-    b.push(0, 1, 99, 30, &Payload::new(2001, 99, 12).data_loc_str(16, "").bytes);
-    b.push(2, 1, 99, 40, &Payload::new(2003, 99, 20).u32_at(24, u32::MAX).bytes);
+    p.pack(&mut b, 1, 0, 1234, 10, &Payload::new(2002, 1234, 12).data_loc_str(16, "/etc/passwd").bytes);
+    p.pack(&mut b, 3, 0, 1234, 20, &Payload::new(2004, 1234, 20).u32_at(24, 3).bytes);
+    p.pack(&mut b, 0, 1, 99, 30, &Payload::new(2001, 99, 12).data_loc_str(16, "").bytes);
+    p.pack(&mut b, 2, 1, 99, 40, &Payload::new(2003, 99, 20).u32_at(24, u32::MAX).bytes);
     p.on_batch(b.as_bytes(), 0).unwrap();
     assert_eq!(
         out.lines(),
@@ -116,7 +116,7 @@ fn syscount_counts_per_syscall_and_per_process() {
     p.set_layouts(vec![sys_enter_layout(21)]).unwrap();
     let mut b = BatchWriter::new();
     for (pid, id) in [(1234, 0), (1234, 0), (77, 1), (1234, 257), (77, 0), (4321, 1)] {
-        b.push(0, 0, pid, 0, &Payload::new(21, pid, 56).u64_at(8, id).bytes);
+        p.pack(&mut b, 0, 0, pid, 0, &Payload::new(21, pid, 56).u64_at(8, id).bytes);
     }
     p.on_batch(b.as_bytes(), 0).unwrap();
     p.on_batch(&[], 5).unwrap();
@@ -165,11 +165,11 @@ fn openlat_prints_a_log2_histogram_like_bpftrace() {
     let mut ts = 1_000_000;
     // Latencies in us: 0, 3, 3, 5, 1500; and a return without an entry (ignored).
     for (pid, us) in [(1, 0u64), (2, 3), (3, 3), (4, 5), (5, 1500)] {
-        b.push(1, 0, pid, ts, &Payload::new(2, pid, 8).bytes);
-        b.push(3, 0, pid, ts + us * 1000 + 10, &Payload::new(4, pid, 24).bytes);
+        p.pack(&mut b, 1, 0, pid, ts, &Payload::new(2, pid, 8).bytes);
+        p.pack(&mut b, 3, 0, pid, ts + us * 1000 + 10, &Payload::new(4, pid, 24).bytes);
         ts += 10_000_000;
     }
-    b.push(2, 0, 9, ts, &Payload::new(3, 9, 24).bytes);
+    p.pack(&mut b, 2, 0, 9, ts, &Payload::new(3, 9, 24).bytes);
     p.on_batch(b.as_bytes(), 0).unwrap();
     p.finish().unwrap();
     let bar = |n: usize| format!("{:<52}", "@".repeat(n));
@@ -212,7 +212,7 @@ fn readline_prints_pid_comm_and_the_line() {
     };
     p.set_layouts(vec![layout]).unwrap();
     let mut b = BatchWriter::new();
-    b.push(0, 0, 4321, 5, &Payload::new(7, 4321, 20).data_loc_str(24, "ls -l /tmp").bytes);
+    p.pack(&mut b, 0, 0, 4321, 5, &Payload::new(7, 4321, 20).data_loc_str(24, "ls -l /tmp").bytes);
     p.on_batch(b.as_bytes(), 0).unwrap();
     assert_eq!(out.lines(), ["PID     COMM             COMMAND", "4321    bash             ls -l /tmp"]);
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_support::*;
-use wasmprobe::plugin::{BatchWriter, Error, FixedKernel, Plugin, Policy, Sandbox};
+use wasmprobe::plugin::{BatchWriter, Error, Field, FixedKernel, Layout, Plugin, Policy, Sandbox};
 
 fn kernel() -> Arc<FixedKernel> {
     Arc::new(FixedKernel::with_features(&["uprobe", "tracepoint"]))
@@ -35,7 +35,7 @@ fn events(n: usize) -> BatchWriter {
 /// exec-open, loaded before the hostile plugin misbehaved, still answers correctly.
 fn assert_well_behaved(p: &mut Plugin, out: &Capture) {
     let mut b = BatchWriter::new();
-    b.push(1, 0, 1234, 10, &Payload::new(2002, 1234, 12).data_loc_str(16, "/etc/hosts").bytes);
+    p.pack(&mut b, 1, 0, 1234, 10, &Payload::new(2002, 1234, 12).data_loc_str(16, "/etc/hosts").bytes);
     p.on_batch(b.as_bytes(), 0).unwrap();
     assert_eq!(out.lines(), ["1234-cat: open file='/etc/hosts'"]);
 }
@@ -151,6 +151,10 @@ fn injected_probe_declarations_are_refused_by_validate() {
              chooses the group)",
         ),
         ("long", "name is 200 bytes long; at most 63 are allowed"),
+        (
+            "field-name",
+            "probe \"enter\": field id\\n-:kprobes/victim is not a field name (a C identifier of at most 63 bytes)",
+        ),
     ];
     for (case, expected) in cases {
         let mut p = Plugin::load(&guest_path("hostile_plan"), &sandbox(), Box::new(Capture::default())).unwrap();
@@ -165,6 +169,24 @@ fn injected_probe_declarations_are_refused_by_validate() {
         "probe \"open\": kprobe probes are not allowed by the policy (allowed: uprobe, tracepoint; see --allow)"
     );
     assert_well_behaved(&mut good, &good_out);
+}
+
+#[test]
+fn a_field_the_event_lacks_stops_the_run_before_any_batch_and_names_what_it_has() {
+    let mut p = Plugin::load(&guest_path("hostile_plan"), &sandbox(), Box::new(Capture::default())).unwrap();
+    let plan = p.init(&[("case".into(), "no-such-field".into())], kernel()).unwrap();
+    plan.validate(&Policy::default()).unwrap();
+    assert_eq!(plan.probes[0].fields.as_deref(), Some(&["id".to_string(), "fd".to_string()][..]));
+    let mut fields = Layout::common_fields();
+    fields.push(Field::from_format("long", "id", 8, 8, true));
+    let layout = Layout { system: "raw_syscalls".into(), event: "sys_enter".into(), id: 21, fields };
+    let err = p.set_layouts(vec![layout]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "plugin hostile_plan: probe \"enter\": raw_syscalls:sys_enter has no field \"fd\" (its fields: \
+         common_type, common_flags, common_preempt_count, common_pid, id)"
+    );
+    assert!(!err.poisons());
 }
 
 #[test]

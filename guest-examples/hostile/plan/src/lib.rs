@@ -15,6 +15,16 @@ impl Plugin for BadPlan {
             "group-target" => plan.kprobe("open", "p:kprobes/victim", ""),
             "long" => plan.kprobe(&"n".repeat(200), "do_sys_openat2", ""),
             "kprobe" => plan.kprobe("open", "do_sys_openat2", ""),
+            "field-name" => {
+                let p = plan.tracepoint("enter", "raw_syscalls:sys_enter");
+                plan.fields(p, &["id\n-:kprobes/victim"]);
+                p
+            }
+            "no-such-field" => {
+                let p = plan.tracepoint("enter", "raw_syscalls:sys_enter");
+                plan.fields(p, &["id", "fd"]);
+                p
+            }
             other => return Err(format!("unknown case {other:?}")),
         };
         Ok(plan)

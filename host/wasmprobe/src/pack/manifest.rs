@@ -158,6 +158,7 @@ impl Manifest {
                 fetchargs: p.fetchargs.clone().unwrap_or_default(),
                 filter: None,
                 maxactive: None,
+                fields: None,
             };
             Plan { probes: vec![decl] }
                 .validate(&crate::plugin::Policy::default())

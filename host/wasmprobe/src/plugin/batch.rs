@@ -1,6 +1,8 @@
 //! The packed batch the host hands a plugin's `on-batch` (format in `wit/wasmprobe.wit`):
 //! records of a 24-byte little-endian header and the raw kernel payload, each padded to 8 bytes.
 
+use super::project::Projection;
+
 /// Bytes of a record header: probe index u32, payload length u32, ts u64, pid i32, cpu u32.
 pub const HEADER_LEN: usize = 24;
 
@@ -37,6 +39,25 @@ impl BatchWriter {
         self.buf.extend_from_slice(&cpu.to_le_bytes());
         self.buf.extend_from_slice(&payload[..len]);
         self.buf.resize(start + padded, 0);
+        self.records += 1;
+    }
+
+    /// Appends one event projected onto the fields a plugin asked for (see [`Projection`]).
+    #[inline]
+    pub fn push_projected(&mut self, probe_index: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8], p: &Projection) {
+        let start = self.buf.len();
+        // The header as three words (the length is patched in below when data follows).
+        let word0 = probe_index as u64 | (p.fixed_len() as u64) << 32;
+        self.buf.extend_from_slice(&word0.to_le_bytes());
+        self.buf.extend_from_slice(&ts.to_le_bytes());
+        self.buf.extend_from_slice(&(pid as u32 as u64 | (cpu as u64) << 32).to_le_bytes());
+        if p.append_words(payload, &mut self.buf) {
+            return self.records += 1;
+        }
+        p.append(payload, &mut self.buf);
+        let len = (self.buf.len() - start - HEADER_LEN) as u32;
+        self.buf[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+        self.buf.resize((self.buf.len() + 7) & !7, 0);
         self.records += 1;
     }
 

@@ -23,7 +23,7 @@ impl fmt::Display for Call {
     }
 }
 
-/// A plugin error. All but [`Error::Load`], [`Error::Failed`] and [`Error::Usage`] poison the
+/// A plugin error. Only [`Error::CpuBudget`], [`Error::MemoryLimit`] and [`Error::Trap`] poison the
 /// plugin: its instance may be in any state, so every later call returns the same error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -42,6 +42,10 @@ pub enum Error {
     /// The plugin returned an error of its own (e.g. bad `--arg`s in init).
     #[error("plugin {plugin}: {call} failed: {message}")]
     Failed { plugin: String, call: Call, message: String },
+    /// A probe's declaration does not fit the event the kernel made of it (e.g. it asks for
+    /// a field the event lacks).
+    #[error("plugin {plugin}: probe {probe:?}: {message}")]
+    Probe { plugin: String, probe: String, message: String },
     /// The host called the plugin out of order (e.g. on_batch before init).
     #[error("plugin {plugin}: {message}")]
     Usage { plugin: String, message: String },

@@ -17,7 +17,7 @@
 //! // ... create plan.probes in the kernel, read their format files ...
 //! plugin.set_layouts(layouts_from_format_files())?;             // one per probe, plan order
 //! let mut batch = BatchWriter::new();
-//! batch.push(0, 1, 1234, 5_000_000, &[/* raw event payload */]);
+//! plugin.pack(&mut batch, 0, 1, 1234, 5_000_000, &[/* raw event payload */]); // whole or projected
 //! plugin.on_batch(batch.as_bytes(), 0)?;                        // many times
 //! batch.clear();
 //! plugin.finish()?;
@@ -30,6 +30,8 @@
 //! - A plugin that traps, runs past its CPU budget or grows past its memory limit gets an
 //!   [`Error`] naming it and the reason, and is poisoned (later calls return the same error);
 //!   the host and other plugins go on.
+//! - A probe that declares `fields` gets only those delivered ([`Projection`]): [`Plugin::pack`]
+//!   packs each record the way its plugin asked.
 //! - [`Plan::validate`] refuses declarations that would escape the plugin's probe group or
 //!   that the [`Policy`] (`--allow`) does not permit.
 //!
@@ -44,6 +46,7 @@ pub mod kernel;
 pub mod layout;
 pub mod output;
 pub mod plan;
+pub mod project;
 pub mod run;
 pub mod runtime;
 pub mod sandbox;
@@ -55,6 +58,7 @@ pub use kernel::{CommLookup, FixedKernel, KernelInfo, ProcComm};
 pub use layout::{Field, FieldKind, Layout};
 pub use output::{Level, Output, StdOutput, Stdio, Value};
 pub use plan::{Plan, PlanError, Policy, ProbeDecl, ProbeKind};
+pub use project::Projection;
 pub use runtime::{LoadInfo, Plugin, PluginSource};
 pub use sandbox::Sandbox;
 

@@ -75,6 +75,9 @@ pub struct ProbeDecl {
     pub filter: Option<String>,
     /// kretprobe only: maxactive.
     pub maxactive: Option<u32>,
+    /// The fields the plugin reads; when given, only these are delivered (see
+    /// [`super::Projection`]). `None`: the whole record.
+    pub fields: Option<Vec<String>>,
 }
 
 /// What a plugin's `init` returned: its probes, in the order batch records refer to them.
@@ -197,6 +200,7 @@ impl Plan {
                 }
                 (kind, Some(_)) => return Err(refuse(format!("maxactive is for kretprobes, not {kind}"))),
             }
+            check_fields(p.fields.as_deref()).map_err(refuse)?;
         }
         Ok(())
     }
@@ -227,6 +231,26 @@ fn check_name(name: &str) -> Result<(), String> {
     }
     if !is_ident(name) {
         return Err("name must be a C identifier (letters, digits, '_'; no group or '/')".into());
+    }
+    Ok(())
+}
+
+/// Most fields one probe may ask for (the kernel's MAX_TRACE_ARGS plus the common ones).
+pub const MAX_FIELDS: usize = 136;
+
+/// Field names: C identifiers (the format file's names), not too many.
+fn check_fields(fields: Option<&[String]>) -> Result<(), String> {
+    let Some(fields) = fields else { return Ok(()) };
+    if fields.len() > MAX_FIELDS {
+        return Err(format!("asks for {} fields; at most {MAX_FIELDS} are allowed", fields.len()));
+    }
+    for f in fields {
+        if f.len() > MAX_NAME_LEN || !is_ident(f) {
+            return Err(format!(
+                "field {} is not a field name (a C identifier of at most {MAX_NAME_LEN} bytes)",
+                shown(f)
+            ));
+        }
     }
     Ok(())
 }
@@ -355,6 +379,7 @@ mod tests {
             fetchargs: fetchargs.into(),
             filter: None,
             maxactive: None,
+            fields: None,
         }
     }
 

@@ -8,6 +8,7 @@ use wasmtime::component::{Linker, ResourceTable};
 use wasmtime::{Store, Trap};
 use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
+use super::batch::BatchWriter;
 use super::bindings::{self, types as wit};
 use super::cache::{self, CacheOutcome};
 use super::error::{Call, Error};
@@ -15,6 +16,7 @@ use super::kernel::{CommLookup, FixedKernel, KernelInfo, ProcComm};
 use super::layout::Layout;
 use super::output::{CapturedStream, Level, Output, OutputCap, Stdio};
 use super::plan::{Plan, ProbeDecl, ProbeKind};
+use super::project::Projection;
 use super::sandbox::{budget_ticks, engine, Limits, Sandbox};
 
 /// Where a plugin comes from.
@@ -89,6 +91,7 @@ pub struct Plugin {
     stderr: CapturedStream,
     sandbox: Sandbox,
     plan: Option<Plan>,
+    projections: Vec<Option<Projection>>,
     poisoned: Option<Error>,
     load_info: LoadInfo,
 }
@@ -184,6 +187,7 @@ impl Plugin {
             stderr,
             sandbox: sandbox.clone(),
             plan: None,
+            projections: Vec::new(),
             poisoned: None,
             load_info,
         })
@@ -246,6 +250,7 @@ impl Plugin {
                     fetchargs: p.fetchargs,
                     filter: p.filter,
                     maxactive: p.maxactive,
+                    fields: p.fields,
                 })
                 .collect(),
         };
@@ -261,10 +266,44 @@ impl Plugin {
             let msg = format!("{} layouts for {} probes", layouts.len(), plan.probes.len());
             return Err(self.usage(&msg));
         }
-        let wit: Vec<wit::Layout> =
-            layouts.iter().zip(&plan.probes).enumerate().map(|(i, (l, p))| l.to_wit(i as u32, &p.name)).collect();
+        let mut projections = Vec::with_capacity(layouts.len());
+        for (l, p) in layouts.iter().zip(&plan.probes) {
+            projections.push(match &p.fields {
+                Some(fields) => Some(Projection::new(l, fields).map_err(|message| Error::Probe {
+                    plugin: self.name.clone(),
+                    probe: p.name.clone(),
+                    message,
+                })?),
+                None => None,
+            });
+        }
+        let wit: Vec<wit::Layout> = layouts
+            .iter()
+            .zip(&projections)
+            .zip(&plan.probes)
+            .enumerate()
+            .map(|(i, ((l, proj), p))| proj.as_ref().map_or(l, |pr| pr.layout()).to_wit(i as u32, &p.name))
+            .collect();
         self.store.data_mut().layouts = wit;
+        self.projections = projections;
         Ok(())
+    }
+
+    /// Appends one record of plan probe `probe` to `batch` the way this plugin asked for it:
+    /// whole, or projected onto the fields it declared.
+    #[inline]
+    pub fn pack(&self, batch: &mut BatchWriter, probe: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8]) {
+        match self.projection(probe as usize) {
+            Some(p) => batch.push_projected(probe, cpu, pid, ts, payload, p),
+            None => batch.push(probe, cpu, pid, ts, payload),
+        }
+    }
+
+    /// How records of plan probe `probe` are to be packed: `Some` if it declared `fields`
+    /// (use [`super::BatchWriter::push_projected`]), `None` for whole records. Known once
+    /// [`Plugin::set_layouts`] has returned.
+    pub fn projection(&self, probe: usize) -> Option<&Projection> {
+        self.projections.get(probe).and_then(Option::as_ref)
     }
 
     /// Delivers one packed batch (see [`super::BatchWriter`]); `lost` events were lost since
