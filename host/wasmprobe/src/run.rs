@@ -20,6 +20,7 @@ use tracefs::{kprobes_supported, uprobes_supported, Tracefs};
 use crate::child::{install_stop_handlers, stop_requested, HeldChild};
 use crate::plugin::{self, BatchWriter, KernelInfo, Layout, Plan, Plugin, Policy, Sandbox, StdOutput};
 use crate::pump::{Pump, RecordSink};
+pub use crate::session::ProbeIds;
 use crate::session::Session;
 
 /// What `run` needs to know.
@@ -578,28 +579,6 @@ pub fn replay_records<R: traceevent::ReadAt>(
         events += 1;
     }
     Ok((events, lost))
-}
-
-/// Which probe (index in the plan) an event id belongs to: a table indexed by id, since the
-/// lookup is made for every record of a replay.
-#[derive(Debug, Clone, Default)]
-pub struct ProbeIds(Vec<u32>);
-
-impl ProbeIds {
-    /// Records that events with id `id` are probe `probe`'s.
-    pub fn insert(&mut self, id: u16, probe: usize) {
-        let i = id as usize;
-        if self.0.len() <= i {
-            self.0.resize(i + 1, u32::MAX);
-        }
-        self.0[i] = probe as u32;
-    }
-
-    /// The probe of events with id `id`, if any.
-    #[inline]
-    pub fn get(&self, id: u16) -> Option<usize> {
-        self.0.get(id as usize).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
-    }
 }
 
 fn system_page_size() -> u32 {

@@ -3,8 +3,6 @@
 //! events in a group of our own, enables them in an instance of our own, and takes everything
 //! down again when dropped, whatever happened in between.
 
-use std::collections::HashMap;
-
 use anyhow::{bail, Context, Result};
 use tracefs::{
     event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, DynEvent, Errno,
@@ -36,7 +34,8 @@ pub struct Session {
     instance: Option<Instance>,
     created: Vec<DynEvent>,
     armed: Vec<ArmedProbe>,
-    by_id: HashMap<u16, usize>,
+    /// Armed probe by event id: looked up for every record.
+    by_id: ProbeIds,
 }
 
 impl Session {
@@ -49,7 +48,7 @@ impl Session {
             instance: Some(instance),
             created: Vec::new(),
             armed: Vec::new(),
-            by_id: HashMap::new(),
+            by_id: ProbeIds::default(),
         };
         let group = owned::group_name(tag);
         for (index, req) in requests.iter().enumerate() {
@@ -111,7 +110,7 @@ impl Session {
 
     /// The armed probe whose records carry `common_type == id`.
     pub fn probe_by_id(&self, id: u16) -> Option<&ArmedProbe> {
-        self.by_id.get(&id).map(|&i| &self.armed[i])
+        self.by_id.get(id).map(|i| &self.armed[i])
     }
 
     /// Restricts tracing to `pid` and, through `options/event-fork`, the children it forks.
@@ -179,6 +178,28 @@ fn resolve_library(target: &str) -> String {
     match found {
         Some(path) => format!("{path}:{sym}"),
         None => target.to_string(),
+    }
+}
+
+/// Which probe (index in the plan) an event id belongs to: a table indexed by id, since the
+/// lookup is made for every record of a replay.
+#[derive(Debug, Clone, Default)]
+pub struct ProbeIds(Vec<u32>);
+
+impl ProbeIds {
+    /// Records that events with id `id` are probe `probe`'s.
+    pub fn insert(&mut self, id: u16, probe: usize) {
+        let i = id as usize;
+        if self.0.len() <= i {
+            self.0.resize(i + 1, u32::MAX);
+        }
+        self.0[i] = probe as u32;
+    }
+
+    /// The probe of events with id `id`, if any.
+    #[inline]
+    pub fn get(&self, id: u16) -> Option<usize> {
+        self.0.get(id as usize).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
     }
 }
 
