@@ -468,10 +468,15 @@ impl CSpec {
         };
         let len = digit_count(mag, base) + usize::from(neg);
         let total = len.max(self.width.unwrap_or(0));
-        // Laid out from the left in a buffer of fixed size, appended whole and cut to
-        // length: two fixed-size copies instead of a call to `memcpy`.
-        let mut buf = [b' '; 64];
-        let at = digits(&mut buf[..total], mag, base, upper);
+        // Laid out in `out` itself: a fixed-size run of spaces (copied from read-only memory,
+        // no `memcpy` call), cut to length, then the digits written over its right end.
+        // Building the text in a stack buffer and copying that instead made the copy's wide
+        // loads wait for the digits' byte stores (a store-forwarding stall per number).
+        let start = out.len();
+        out.extend_from_slice(&PAD);
+        out.truncate(start + total);
+        let buf = &mut out[start..];
+        let at = digits(buf, mag, base, upper);
         if self.zero {
             buf[..at].fill(b'0');
             if neg {
@@ -480,9 +485,6 @@ impl CSpec {
         } else if neg {
             buf[at - 1] = b'-';
         }
-        let end = out.len() + total;
-        out.extend_from_slice(&buf);
-        out.truncate(end);
     }
 
     /// glibc's output for `%s` of a C string.
@@ -555,6 +557,9 @@ fn digit_count(m: u64, base: u32) -> usize {
         _ => m.checked_ilog10().unwrap_or(0) + 1,
     }) as usize
 }
+
+/// What [`CSpec::write_plain_int`] pads with: longer than any plain number it writes.
+const PAD: [u8; 64] = [b' '; 64];
 
 /// Zeros read in place of a field that lies outside the record.
 const ZERO_BYTES: [u8; 16] = [0; 16];
