@@ -58,17 +58,63 @@ pub fn format_line_with(formats: &EventFormats, time: TimeFormat, cpu: u32, ts: 
 pub struct LineFormatter {
     time: TimeFormat,
     /// By CPU: the pid and [`EventFormats::comm_generation`] its prefix was made for.
-    prefixes: Vec<(i32, u64, Vec<u8>)>,
+    prefixes: Vec<(i32, u64, Snippet)>,
     /// The whole seconds of the last timestamp and their text, ` %5lu.`.
-    secs: (u64, Vec<u8>),
+    secs: (u64, Snippet),
     /// By event id: ` NAME: ` padded to 20 columns (empty until first needed).
-    labels: Vec<Vec<u8>>,
+    labels: Vec<Snippet>,
+    scratch: Vec<u8>,
+}
+
+/// Text appended to nearly every line: kept in a fixed-size array when it fits, so that
+/// appending it is one fixed-size copy and a cut rather than a `memcpy` call.
+#[derive(Debug, Clone)]
+struct Snippet {
+    short: [u8; Snippet::SHORT],
+    len: usize,
+    long: Vec<u8>,
+}
+
+impl Default for Snippet {
+    fn default() -> Self {
+        Snippet { short: [0; Snippet::SHORT], len: 0, long: Vec::new() }
+    }
+}
+
+impl Snippet {
+    const SHORT: usize = 48;
+
+    fn set(&mut self, text: &[u8]) {
+        self.len = text.len();
+        if text.len() <= Self::SHORT {
+            self.short[..text.len()].copy_from_slice(text);
+        } else {
+            self.long = text.to_vec();
+        }
+    }
+
+    #[inline]
+    fn append_to(&self, out: &mut Vec<u8>) {
+        if self.len <= Self::SHORT {
+            let end = out.len() + self.len;
+            out.extend_from_slice(&self.short);
+            out.truncate(end);
+        } else {
+            out.extend_from_slice(&self.long);
+        }
+    }
 }
 
 impl LineFormatter {
     /// A formatter printing timestamps as `time` says.
     pub fn new(time: TimeFormat) -> Self {
-        LineFormatter { time, prefixes: Vec::new(), secs: (u64::MAX, Vec::new()), labels: Vec::new() }
+        LineFormatter {
+            time,
+            prefixes: Vec::new(),
+            secs: (u64::MAX, Snippet::default()),
+            labels: Vec::new(),
+            scratch: Vec::new(),
+        }
     }
 
     /// Appends one report line (without newline) for a record whose format is `ev` (what
@@ -89,17 +135,18 @@ impl LineFormatter {
             return;
         };
         let pid = data.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-        out.extend_from_slice(self.prefix(formats, cpu, pid));
+        self.append_prefix(formats, cpu, pid, out);
         match self.time {
             TimeFormat::Usecs => {
                 let usecs = (ts + 500) / 1000;
                 let secs = usecs / 1_000_000;
-                if self.secs.0 != secs || self.secs.1.is_empty() {
-                    self.secs.1.clear();
-                    let _ = write!(self.secs.1, " {secs:5}.");
+                if self.secs.0 != secs {
+                    self.scratch.clear();
+                    let _ = write!(self.scratch, " {secs:5}.");
+                    self.secs.1.set(&self.scratch);
                     self.secs.0 = secs;
                 }
-                out.extend_from_slice(&self.secs.1);
+                self.secs.1.append_to(out);
                 let frac = (usecs % 1_000_000) as usize;
                 let (hi, mid, lo) = (frac / 10_000, frac / 100 % 100, frac % 100);
                 out.extend_from_slice(&[
@@ -117,7 +164,7 @@ impl LineFormatter {
                 let _ = write!(out, "{:5}.{:012}:", ts / p10, ts % p10);
             }
         }
-        out.extend_from_slice(self.label(ev));
+        self.append_label(ev, out);
         ev.print_info_bytes(data, &formats.print_context(), out);
         // trace-cmd drops one trailing newline of the line.
         if out.len() > start && out.ends_with(b"\n") {
@@ -125,36 +172,40 @@ impl LineFormatter {
         }
     }
 
-    /// `%16s-%-5d [%03d]` for this CPU's record of `pid`.
-    fn prefix(&mut self, formats: &EventFormats, cpu: u32, pid: i32) -> &[u8] {
+    /// Appends `%16s-%-5d [%03d]` for this CPU's record of `pid`.
+    fn append_prefix(&mut self, formats: &EventFormats, cpu: u32, pid: i32, out: &mut Vec<u8>) {
         let cpu_index = cpu as usize;
         if self.prefixes.len() <= cpu_index {
-            self.prefixes.resize(cpu_index + 1, (0, u64::MAX, Vec::new()));
+            self.prefixes.resize(cpu_index + 1, (0, u64::MAX, Snippet::default()));
         }
         let generation = formats.comm_generation();
         let (cached_pid, cached_generation, text) = &mut self.prefixes[cpu_index];
         if (*cached_pid, *cached_generation) != (pid, generation) {
             let comm = formats.comm(pid);
-            text.clear();
-            text.resize(16usize.saturating_sub(comm.len()), b' ');
-            text.extend_from_slice(comm.as_bytes());
-            let _ = write!(text, "-{pid:<5} [{cpu:03}]");
+            let t = &mut self.scratch;
+            t.clear();
+            t.resize(16usize.saturating_sub(comm.len()), b' ');
+            t.extend_from_slice(comm.as_bytes());
+            let _ = write!(t, "-{pid:<5} [{cpu:03}]");
+            text.set(t);
             (*cached_pid, *cached_generation) = (pid, generation);
         }
-        text
+        text.append_to(out);
     }
 
-    /// ` NAME: ` padded to 20 columns.
-    fn label(&mut self, ev: &EventFormat) -> &[u8] {
+    /// Appends ` NAME: ` padded to 20 columns.
+    fn append_label(&mut self, ev: &EventFormat, out: &mut Vec<u8>) {
         let id = ev.id as usize;
         if self.labels.len() <= id {
-            self.labels.resize(id + 1, Vec::new());
+            self.labels.resize(id + 1, Snippet::default());
         }
         let label = &mut self.labels[id];
-        if label.is_empty() {
-            let _ = write!(label, " {}: {:2$}", ev.name, "", 20usize.saturating_sub(ev.name.len()));
+        if label.len == 0 {
+            self.scratch.clear();
+            let _ = write!(self.scratch, " {}: {:2$}", ev.name, "", 20usize.saturating_sub(ev.name.len()));
+            label.set(&self.scratch);
         }
-        label
+        label.append_to(out);
     }
 }
 

@@ -671,10 +671,42 @@ impl Load {
     }
 }
 
+/// Literal text of a print fmt. Most are short (`", "`, `") "`): those are kept in a
+/// fixed-size array and appended with one fixed-size copy and a cut, not a `memcpy` call.
+#[derive(Debug)]
+enum Lit {
+    Short([u8; 16], u8),
+    Long(String),
+}
+
+impl Lit {
+    fn new(s: String) -> Lit {
+        if s.len() <= 16 {
+            let mut b = [0u8; 16];
+            b[..s.len()].copy_from_slice(s.as_bytes());
+            Lit::Short(b, s.len() as u8)
+        } else {
+            Lit::Long(s)
+        }
+    }
+
+    #[inline]
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Lit::Short(b, n) => {
+                let end = out.len() + *n as usize;
+                out.extend_from_slice(b);
+                out.truncate(end);
+            }
+            Lit::Long(s) => out.push_str(s),
+        }
+    }
+}
+
 /// One piece of the print fmt (libtraceevent's `print_parse`).
 #[derive(Debug)]
 enum Seg {
-    Lit(String),
+    Lit(Lit),
     /// `load` is `args[arg]` when that is a plain read.
     Num {
         spec: CSpec,
@@ -793,7 +825,7 @@ impl LteEvent {
         }
         for seg in &self.segs {
             match seg {
-                Seg::Lit(s) => out.push_str(s),
+                Seg::Lit(lit) => lit.write(out),
                 Seg::Num { spec, ls, arg, len, load } => {
                     let star = len.map(|l| cx.eval(&self.args[l]) as i32 as i64);
                     let v = match load {
@@ -905,7 +937,7 @@ fn parse_arg_string(b: &[u8], start: usize, segs: &mut Vec<Seg>) -> usize {
         ret += 1;
         i += 1;
     }
-    segs.push(Seg::Lit(String::from_utf8_lossy(&s).into_owned()));
+    segs.push(Seg::Lit(Lit::new(String::from_utf8_lossy(&s).into_owned())));
     ret
 }
 
@@ -1039,7 +1071,7 @@ fn parse_arg_format(
                 return ret + 1;
             }
             c => {
-                segs.push(Seg::Lit(format!(">{}<", c as char)));
+                segs.push(Seg::Lit(Lit::new(format!(">{}<", c as char))));
                 return ret + 1;
             }
         }
