@@ -36,6 +36,13 @@ pub struct PageHeader {
 }
 
 impl PageHeader {
+    /// Bytes of event data a sub-buffer says it holds (its commit, without the flags), if
+    /// `page` is long enough to have a header.
+    pub fn commit_len(&self, page: &[u8]) -> Option<usize> {
+        let commit = self.endian.read_uint(page, self.commit_offset, self.commit_size)?;
+        Some((commit as u32 & crate::subbuf::COMMIT_MASK) as usize)
+    }
+
     /// Parses the text of `events/header_page`; the byte order is not in the text, so the caller
     /// names it ([`Endian::native`] for a live kernel). Allocates nothing.
     pub fn parse(text: &str, endian: Endian) -> Result<Self> {
@@ -281,5 +288,14 @@ mod tests {
         assert!(EventHeader::parse(&HEADER_EVENT_6_18.replace("5 bits", "6 bits")).is_err());
         assert!(EventHeader::parse("type_len : x bits").is_err());
         assert!(EventHeader::parse(&HEADER_EVENT_6_18.replace("== 28", "== 30")).is_err());
+    }
+
+    #[test]
+    fn commit_len_drops_the_flags() {
+        let h = PageHeader::standard(8, Endian::Little, 4096).unwrap();
+        let mut page = vec![0u8; 4096];
+        page[8..16].copy_from_slice(&((1u64 << 31) | (1 << 30) | 4000).to_le_bytes());
+        assert_eq!(h.commit_len(&page), Some(4000));
+        assert_eq!(h.commit_len(&page[..12]), None);
     }
 }

@@ -26,7 +26,7 @@ use crate::header::{EventHeader, PageHeader};
 
 const MISSED_EVENTS: u32 = 1 << 31;
 const MISSED_STORED: u32 = 1 << 30;
-const COMMIT_MASK: u32 = (1 << 27) - 1;
+pub(crate) const COMMIT_MASK: u32 = (1 << 27) - 1;
 const TS_MSB: u64 = 0xf8 << 56;
 
 /// Events lost before a sub-buffer, as the kernel reports them in the commit flags.

@@ -98,7 +98,7 @@ impl Pump {
         let q = queued.clone();
         let thread = std::thread::Builder::new()
             .name("wasmprobe-reader".into())
-            .spawn(move || reader_thread(readers, subbuf, notrace, round_tx, q, spare_rx, command_rx))
+            .spawn(move || reader_thread(readers, page_header, notrace, round_tx, q, spare_rx, command_rx))
             .context("starting the reader thread")?;
         Ok(Pump {
             rounds,
@@ -228,9 +228,13 @@ impl Drop for Pump {
     }
 }
 
+/// A sub-buffer with less data than its capacity less this is taken for a partial page (a
+/// full page leaves less unused than one event; a larger one only ends a round early).
+const FULL_SLACK: usize = 512;
+
 fn reader_thread(
     mut readers: Vec<CpuReader>,
-    subbuf: usize,
+    page_header: PageHeader,
     notrace: std::path::PathBuf,
     rounds: Sender<Result<Round>>,
     queued: Arc<AtomicUsize>,
@@ -275,8 +279,9 @@ fn reader_thread(
         }
         let mut round = Round { arena: spare.try_recv().unwrap_or_default(), pages: Vec::new() };
         round.arena.clear();
+        let subbuf = page_header.subbuf_size();
         for (cpu, reader) in readers.iter_mut().enumerate() {
-            loop {
+            for nth in 0.. {
                 let start = round.arena.len();
                 round.arena.resize(start + subbuf, 0);
                 match reader.read_subbuf(&mut round.arena[start..]) {
@@ -287,6 +292,16 @@ fn reader_thread(
                     Ok(n) => {
                         round.arena.truncate(start + n);
                         round.pages.push((cpu as u32, start, n));
+                        // A page with room left is the page the writer is on (copied as far
+                        // as it got), or the rest of a page an earlier round read in part.
+                        // Reading on after the first would chase the writer: a syscall and a
+                        // page copy for a few events each time. The rest waits for the next
+                        // round (poll wakes us when the buffer is `buffer_percent` full). At
+                        // the end, everything is read.
+                        let data = page_header.commit_len(&round.arena[start..]).unwrap_or(0);
+                        if !finishing && nth > 0 && data + FULL_SLACK < page_header.data_size {
+                            break;
+                        }
                     }
                     Err(e) => {
                         let _ = rounds.send(Err(anyhow!(e)));
