@@ -680,6 +680,8 @@ enum Lit {
 }
 
 impl Lit {
+    const EMPTY: Lit = Lit::Short([0; 16], 0);
+
     fn new(s: String) -> Lit {
         if s.len() <= 16 {
             let mut b = [0u8; 16];
@@ -703,12 +705,43 @@ impl Lit {
     }
 }
 
+/// Moves each short literal into the number after it (`"NR %ld (%lx, %lx"` becomes three
+/// numbers with `"NR "`, `" ("` and `", "` before them): fewer pieces to dispatch on per
+/// record, and the dispatch is mostly the same one.
+fn fuse_literals(segs: Vec<Seg>) -> Vec<Seg> {
+    let mut out = Vec::with_capacity(segs.len());
+    let mut pending: Option<Lit> = None;
+    for seg in segs {
+        match seg {
+            Seg::Lit(lit @ Lit::Short(..)) => {
+                if let Some(p) = pending.replace(lit) {
+                    out.push(Seg::Lit(p));
+                }
+            }
+            Seg::Num { pre: _, spec, ls, arg, len, load } => {
+                let pre = pending.take().unwrap_or(Lit::EMPTY);
+                out.push(Seg::Num { pre, spec, ls, arg, len, load });
+            }
+            other => {
+                if let Some(p) = pending.take() {
+                    out.push(Seg::Lit(p));
+                }
+                out.push(other);
+            }
+        }
+    }
+    out.extend(pending.map(Seg::Lit));
+    out
+}
+
 /// One piece of the print fmt (libtraceevent's `print_parse`).
 #[derive(Debug)]
 enum Seg {
     Lit(Lit),
-    /// `load` is `args[arg]` when that is a plain read.
+    /// `load` is `args[arg]` when that is a plain read. `pre` is the short literal before the
+    /// number (see [`fuse_literals`]).
     Num {
+        pre: Lit,
         spec: CSpec,
         ls: i8,
         arg: usize,
@@ -792,7 +825,7 @@ impl LteEvent {
             }
         }
         out.args = args;
-        out.segs = segs;
+        out.segs = fuse_literals(segs);
         out.failed = failed;
         out
     }
@@ -826,7 +859,8 @@ impl LteEvent {
         for seg in &self.segs {
             match seg {
                 Seg::Lit(lit) => lit.write(out),
-                Seg::Num { spec, ls, arg, len, load } => {
+                Seg::Num { pre, spec, ls, arg, len, load } => {
+                    pre.write(out);
                     let star = len.map(|l| cx.eval(&self.args[l]) as i32 as i64);
                     let v = match load {
                         Some(load) => load.get(data, cx.endian),
@@ -1052,6 +1086,7 @@ fn parse_arg_format(
                     *failed = true;
                 }
                 segs.push(Seg::Num {
+                    pre: Lit::EMPTY,
                     spec: CSpec::parse(&chunk(j)),
                     ls: ls.clamp(-2, 2) as i8,
                     arg: *next_arg,
