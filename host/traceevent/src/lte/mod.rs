@@ -469,14 +469,14 @@ impl CSpec {
         let len = digit_count(mag, base) + usize::from(neg);
         let total = len.max(self.width.unwrap_or(0));
         // Laid out in `out` itself: a fixed-size run of spaces (copied from read-only memory,
-        // no `memcpy` call), cut to length, then the digits written over its right end.
+        // no `memcpy` call), the digits written at the right end of the first `total` bytes,
+        // the rest cut off.
         // Building the text in a stack buffer and copying that instead made the copy's wide
         // loads wait for the digits' byte stores (a store-forwarding stall per number).
         let start = out.len();
         out.extend_from_slice(&PAD);
-        out.truncate(start + total);
         let buf = &mut out[start..];
-        let at = digits(buf, mag, base, upper);
+        let at = digits(&mut buf[..total], mag, base, upper);
         if self.zero {
             buf[..at].fill(b'0');
             if neg {
@@ -485,6 +485,7 @@ impl CSpec {
         } else if neg {
             buf[at - 1] = b'-';
         }
+        out.truncate(start + total);
     }
 
     /// glibc's output for `%s` of a C string.
@@ -1913,6 +1914,24 @@ fn cpumask_list(out: &mut Vec<u8>, b: &[u8], endian: Endian) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn plain_hex_numbers_match_printf() {
+        for &v in &[0u64, 1, 9, 10, 15, 16, 0xabc, 0x7ffd_1234_5678, u64::MAX, 1 << 63, 0x0123_4567_89ab_cdef] {
+            for (spec, want) in [
+                ("%lx", format!("{v:x}")),
+                ("%16lx", format!("{v:16x}")),
+                ("%016llx", format!("{v:016x}")),
+                ("%llX", format!("{v:X}")),
+                ("%32lx", format!("{v:32x}")),
+                ("%x", format!("{:x}", v as u32)),
+            ] {
+                let mut out = b"<".to_vec();
+                super::CSpec::parse(spec).write_int(&mut out, v, None);
+                assert_eq!(String::from_utf8(out).unwrap(), format!("<{want}"), "{spec} of {v:#x}");
+            }
+        }
+    }
+
     use crate::format::{EventFormat, EventFormats};
     use crate::header::PageHeader;
     use crate::print::{Dialect, PrintContext};
