@@ -37,7 +37,10 @@ pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
 
 /// The pages of one round: every CPU read to empty once.
 struct Round {
+    /// The pages, back to back in `arena[..used]`. A reused arena keeps its length, so that
+    /// its bytes are not zeroed again before each read (the kernel overwrites them).
     arena: Vec<u8>,
+    used: usize,
     /// (cpu, start, len) of each page in `arena`.
     pages: Vec<(u32, usize, usize)>,
 }
@@ -174,7 +177,7 @@ impl Pump {
     }
 
     fn consume(&mut self, round: Round, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
-        self.queued.fetch_sub(round.arena.len(), Ordering::Relaxed);
+        self.queued.fetch_sub(round.used, Ordering::Relaxed);
         self.pending.clear();
         for &(cpu, start, len) in &round.pages {
             let page_bytes = &round.arena[start..start + len];
@@ -277,20 +280,18 @@ fn reader_thread(
                 }
             }
         }
-        let mut round = Round { arena: spare.try_recv().unwrap_or_default(), pages: Vec::new() };
-        round.arena.clear();
+        let mut round = Round { arena: spare.try_recv().unwrap_or_default(), used: 0, pages: Vec::new() };
         let subbuf = page_header.subbuf_size();
         for (cpu, reader) in readers.iter_mut().enumerate() {
             for nth in 0.. {
-                let start = round.arena.len();
-                round.arena.resize(start + subbuf, 0);
-                match reader.read_subbuf(&mut round.arena[start..]) {
-                    Ok(0) => {
-                        round.arena.truncate(start);
-                        break;
-                    }
+                let start = round.used;
+                if round.arena.len() < start + subbuf {
+                    round.arena.resize(start + subbuf, 0);
+                }
+                match reader.read_subbuf(&mut round.arena[start..start + subbuf]) {
+                    Ok(0) => break,
                     Ok(n) => {
-                        round.arena.truncate(start + n);
+                        round.used += n;
                         round.pages.push((cpu as u32, start, n));
                         // A page with room left is the page the writer is on (copied as far
                         // as it got), or the rest of a page an earlier round read in part.
@@ -298,7 +299,7 @@ fn reader_thread(
                         // page copy for a few events each time. The rest waits for the next
                         // round (poll wakes us when the buffer is `buffer_percent` full). At
                         // the end, everything is read.
-                        let data = page_header.commit_len(&round.arena[start..]).unwrap_or(0);
+                        let data = page_header.commit_len(&round.arena[start..start + n]).unwrap_or(0);
                         if !finishing && nth > 0 && data + FULL_SLACK < page_header.data_size {
                             break;
                         }
@@ -311,7 +312,7 @@ fn reader_thread(
             }
         }
         if !round.pages.is_empty() {
-            queued.fetch_add(round.arena.len(), Ordering::Relaxed);
+            queued.fetch_add(round.used, Ordering::Relaxed);
             if rounds.send(Ok(round)).is_err() {
                 return;
             }
