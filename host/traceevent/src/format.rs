@@ -567,6 +567,14 @@ impl EventFormat {
         self.print_raw.as_deref()
     }
 
+    /// Whether this event's [`Dialect::LibTraceEvent`] text can depend on kernel symbols (so
+    /// that a caller can skip reading kallsyms when no event needs them): a name in the print
+    /// fmt that only kallsyms resolves, a `%pS`-style pointer, or a plugin that prints
+    /// function names.
+    pub fn lte_wants_symbols(&self, long_size: u8) -> bool {
+        LteEvent::compile(self, long_size, None).wants_symbols()
+    }
+
     /// The event compiled for [`Dialect::LibTraceEvent`] (on first use, with the context's
     /// long size and symbols: names in the print fmt that are not numbers resolve through
     /// kallsyms, as libtraceevent does).

@@ -135,9 +135,13 @@ pub fn stream(
     if let Ok(c) = tracefs::read_text(&inst.tracefs().file("saved_cmdlines")) {
         formats.parse_cmdlines(&c);
     }
-    // Symbols for %ps-style fields and the hrtimer/timer function names, as trace-cmd shows them.
-    if let Ok(k) = std::fs::read_to_string("/proc/kallsyms") {
-        formats.parse_kallsyms(&k);
+    // Symbols for %ps-style fields and the hrtimer/timer function names, as trace-cmd shows
+    // them; read only if an event can print them (reading kallsyms costs tens of ms).
+    let long = formats.long_size() as u8;
+    if formats.iter().any(|f| f.lte_wants_symbols(long)) {
+        if let Ok(k) = std::fs::read_to_string("/proc/kallsyms") {
+            formats.parse_kallsyms(&k);
+        }
     }
     if let Ok(p) = tracefs::read_text(&inst.tracefs().file("printk_formats")) {
         formats.parse_printk_formats(&p);

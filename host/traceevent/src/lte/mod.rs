@@ -770,6 +770,8 @@ pub(crate) struct LteEvent {
     args: Vec<Expr>,
     segs: Vec<Seg>,
     plugin: Option<plugins::Plugin>,
+    /// Whether printing may look anything up in kallsyms (see [`LteEvent::wants_symbols`]).
+    wants_symbols: bool,
 }
 
 /// Everything evaluation needs.
@@ -787,7 +789,10 @@ impl LteEvent {
         let fields: Vec<LField> = ev.all_fields().map(|f| LField::from_field(f, long_size)).collect();
         let ncommon = ev.common_fields.len();
         let plugin = plugins::Plugin::for_event(&ev.system, &ev.name);
-        let mut out = LteEvent { fields, ncommon, failed: true, args: Vec::new(), segs: Vec::new(), plugin };
+        // Plugins print function names; an fmt that cannot be parsed may have needed them.
+        let wants_symbols = plugin.is_some();
+        let mut out =
+            LteEvent { fields, ncommon, failed: true, args: Vec::new(), segs: Vec::new(), plugin, wants_symbols };
         let Some(raw) = ev.print_fmt_raw() else {
             return out;
         };
@@ -817,9 +822,12 @@ impl LteEvent {
                 ids.push(p.nodes.len() - 1);
             }
         }
-        let mut lower = Lower { nodes: &p.nodes, ev: &out, syms };
+        let mut lower = Lower { nodes: &p.nodes, ev: &out, syms, looked_up: false };
         let args: Vec<Expr> = ids.iter().map(|&i| lower.lower(i)).collect();
+        let looked_up = lower.looked_up;
         let (mut segs, failed) = parse_args(&format, args.len());
+        out.wants_symbols |= looked_up
+            || segs.iter().any(|s| matches!(s, Seg::Ptr { ext, .. } if ext.starts_with(['F', 'f', 'S', 's', 'B'])));
         for seg in &mut segs {
             if let Seg::Num { arg, load, .. } = seg {
                 *load = args.get(*arg).and_then(|a| Load::of(a, &out.fields));
@@ -837,6 +845,12 @@ impl LteEvent {
 
     fn own_field(&self, name: &str) -> Option<usize> {
         self.fields[self.ncommon..].iter().position(|f| f.name == name).map(|i| i + self.ncommon)
+    }
+
+    /// Whether the text depends on kernel symbols: names in the fmt resolved through
+    /// kallsyms, `%pS`-style pointers, or a plugin that prints function names.
+    pub(crate) fn wants_symbols(&self) -> bool {
+        self.wants_symbols
     }
 
     /// Appends the record's info text to `out`.
@@ -1122,6 +1136,8 @@ struct Lower<'a> {
     nodes: &'a [Node],
     ev: &'a LteEvent,
     syms: Option<&'a Symbols>,
+    /// Set when a name had to be looked up in the symbols.
+    looked_up: bool,
 }
 
 impl Lower<'_> {
@@ -1147,6 +1163,7 @@ impl Lower<'_> {
             Node::Atom(a) => {
                 let mut num = strtoull(a);
                 if num == 0 && !a.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                    self.looked_up = true;
                     num = self.syms.and_then(|s| s.lte_symbol_addr(a)).unwrap_or(0);
                 }
                 Expr::Atom { text: a.clone(), num }
@@ -1962,6 +1979,19 @@ mod tests {
         let mut s = String::new();
         ev.print_info(d, ctx, &mut s);
         s
+    }
+
+    #[test]
+    fn only_events_that_can_print_symbols_want_kallsyms() {
+        let args = "\tfield:long id;\toffset:8;\tsize:8;\tsigned:1;\n\tfield:unsigned long args[6];\toffset:16;\tsize:48;\tsigned:0;\n";
+        let sys_enter =
+            event("raw_syscalls", "sys_enter", args, "\"NR %ld (%lx, %lx)\", REC->id, REC->args[0], REC->args[1]");
+        assert!(!sys_enter.lte_wants_symbols(8));
+        let f = "\tfield:void * function;\toffset:8;\tsize:8;\tsigned:0;\n";
+        assert!(event("workqueue", "workqueue_execute_start", f, "\"func=%ps\", REC->function").lte_wants_symbols(8));
+        assert!(event("t", "e", f, "\"mode=%d\", HRTIMER_MODE_ABS").lte_wants_symbols(8));
+        assert!(event("timer", "hrtimer_start", f, "\"%p\", REC->function").lte_wants_symbols(8));
+        assert!(!event("t", "e", f, "\"%p\", REC->function").lte_wants_symbols(8));
     }
 
     #[test]
