@@ -58,7 +58,9 @@ struct LineSink<W: Write> {
     /// Pids whose name was looked up in /proc (saved_cmdlines may name a reused pid's
     /// previous owner).
     named: rustc_hash::FxHashSet<i32>,
-    last_named: i32,
+    /// Pids known to be in `named`, by the pid's low bits: records mostly come from a few
+    /// busy tasks (interleaved across CPUs), checked here without hashing.
+    recent: [i32; 16],
     lines: LineFormatter,
     out: W,
     buf: Vec<u8>,
@@ -67,15 +69,16 @@ struct LineSink<W: Write> {
 impl<W: Write> LineSink<W> {
     fn new(formats: EventFormats, time: TimeFormat, out: W) -> Self {
         let buf = Vec::with_capacity(OUT_CHUNK + 4096);
-        LineSink { formats, named: Default::default(), last_named: 0, lines: LineFormatter::new(time), out, buf }
+        LineSink { formats, named: Default::default(), recent: [0; 16], lines: LineFormatter::new(time), out, buf }
     }
 }
 
 impl<W: Write> RecordSink for LineSink<W> {
     fn record(&mut self, _probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()> {
-        // Consecutive records mostly share a pid: skip the set then.
-        if pid > 0 && pid != self.last_named {
-            self.last_named = pid;
+        // A pid seen lately (in `recent`) is not looked up in the set again.
+        let slot = &mut self.recent[pid as usize % 16];
+        if pid > 0 && *slot != pid {
+            *slot = pid;
             if self.named.insert(pid) {
                 if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
                     self.formats.add_cmdline(pid, c.trim_end());
