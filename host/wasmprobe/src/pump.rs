@@ -18,7 +18,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use crossbeam::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, SubBuffer};
+use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, Record, Records, SubBuffer};
 use tracefs::{CpuReader, Instance};
 
 use crate::session::Session;
@@ -51,15 +51,6 @@ enum Command {
     Finish,
 }
 
-/// One entry of a round: where a record's payload sits in the round's arena.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    ts: u64,
-    cpu: u32,
-    start: u32,
-    len: u32,
-}
-
 /// Bytes of pages the reader may be ahead of the consumer. A burst the consumer cannot follow
 /// at once (a syscall storm printed as text) is held here rather than lost in the kernel.
 const MAX_QUEUED_BYTES: usize = 512 << 20;
@@ -76,7 +67,6 @@ pub struct Pump {
     tap: Option<PageTap>,
     page_header: PageHeader,
     event_header: EventHeader,
-    pending: Vec<Pending>,
     lost: Vec<u64>,
     records: u64,
     done: bool,
@@ -112,7 +102,6 @@ impl Pump {
             tap: None,
             page_header,
             event_header,
-            pending: Vec::new(),
             lost: vec![0; cpus],
             records: 0,
             done: false,
@@ -178,43 +167,87 @@ impl Pump {
 
     fn consume(&mut self, round: Round, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
         self.queued.fetch_sub(round.used, Ordering::Relaxed);
-        self.pending.clear();
-        for &(cpu, start, len) in &round.pages {
-            let page_bytes = &round.arena[start..start + len];
-            if let Some(tap) = &mut self.tap {
-                tap(cpu as usize, page_bytes).with_context(|| format!("saving CPU {cpu}'s pages"))?;
-            }
-            let page = SubBuffer::with_event_header(page_bytes, &self.page_header, &self.event_header)
-                .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
-            match page.missed_events() {
-                MissedEvents::None => {}
-                MissedEvents::Unknown => self.lost[cpu as usize] += 1,
-                MissedEvents::Count(n) => self.lost[cpu as usize] += n,
-            }
-            for rec in page.records() {
-                let rec = rec.with_context(|| format!("CPU {cpu}: malformed record"))?;
-                self.pending.push(Pending {
-                    ts: rec.ts,
-                    cpu,
-                    start: (start + rec.payload_offset) as u32,
-                    len: rec.data.len() as u32,
-                });
+        if let Some(tap) = &mut self.tap {
+            for &(cpu, start, len) in &round.pages {
+                tap(cpu as usize, &round.arena[start..start + len])
+                    .with_context(|| format!("saving CPU {cpu}'s pages"))?;
             }
         }
-        // Records of one CPU are already in order; a stable sort merges the CPUs.
-        self.pending.sort_by_key(|p| p.ts);
-        for p in &self.pending {
-            let payload = &round.arena[p.start as usize..(p.start + p.len) as usize];
-            let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else { continue };
-            let Some(probe) = session.probe_by_id(id) else { continue };
-            let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            sink.record(probe.index, p.cpu, pid, p.ts, payload)?;
-            self.records += 1;
+        // The reader reads one CPU after another: each CPU's pages are one run of `pages`,
+        // its records already in time order. Merge the runs by timestamp (ties to the lower
+        // CPU), as trace-cmd merges its per-CPU streams.
+        let mut cursors: Vec<CpuCursor<'_>> = round
+            .pages
+            .chunk_by(|a, b| a.0 == b.0)
+            .map(|pages| CpuCursor { pages, records: None, head: None })
+            .collect();
+        for c in &mut cursors {
+            c.advance(&round.arena, &self.page_header, &self.event_header, &mut self.lost)?;
+        }
+        loop {
+            let mut best: Option<usize> = None;
+            for (i, c) in cursors.iter().enumerate() {
+                if let Some(h) = &c.head {
+                    if best.is_none_or(|b| h.ts < cursors[b].head.as_ref().map_or(u64::MAX, |b| b.ts)) {
+                        best = Some(i);
+                    }
+                }
+            }
+            let Some(i) = best else { break };
+            let c = &mut cursors[i];
+            let (cpu, rec) = (c.pages[0].0, c.head.take().expect("chosen for its head"));
+            let payload = rec.data;
+            if let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
+                if let Some(probe) = session.probe_by_id(id) {
+                    let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    sink.record(probe.index, cpu, pid, rec.ts, payload)?;
+                    self.records += 1;
+                }
+            }
+            c.advance(&round.arena, &self.page_header, &self.event_header, &mut self.lost)?;
         }
         sink.flush(&self.lost)?;
         // Give the arena back for reuse (dropped if the reader has enough).
         let _ = self.spare.try_send(round.arena);
         Ok(())
+    }
+}
+
+/// One CPU's records in a round: its pages, the page being read and its next record.
+struct CpuCursor<'p> {
+    /// (cpu, start, len) of this CPU's pages not yet opened.
+    pages: &'p [(u32, usize, usize)],
+    records: Option<Records<'p>>,
+    head: Option<Record<'p>>,
+}
+
+impl<'p> CpuCursor<'p> {
+    /// Moves `head` to the next record, opening the next page when one runs out (and counting
+    /// the events the kernel lost before it).
+    fn advance(&mut self, arena: &'p [u8], ph: &PageHeader, eh: &EventHeader, lost: &mut [u64]) -> Result<()> {
+        loop {
+            if let Some(records) = &mut self.records {
+                if let Some(rec) = records.next() {
+                    let cpu = self.pages.first().map_or(0, |p| p.0);
+                    self.head = Some(rec.with_context(|| format!("CPU {cpu}: malformed record"))?);
+                    return Ok(());
+                }
+                self.records = None;
+                self.pages = &self.pages[1..];
+            }
+            let Some(&(cpu, start, len)) = self.pages.first() else {
+                self.head = None;
+                return Ok(());
+            };
+            let page = SubBuffer::with_event_header(&arena[start..start + len], ph, eh)
+                .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
+            match page.missed_events() {
+                MissedEvents::None => {}
+                MissedEvents::Unknown => lost[cpu as usize] += 1,
+                MissedEvents::Count(n) => lost[cpu as usize] += n,
+            }
+            self.records = Some(page.records());
+        }
     }
 }
 
