@@ -559,8 +559,9 @@ fn digit_count(m: u64, base: u32) -> usize {
     }) as usize
 }
 
-/// What [`CSpec::write_plain_int`] pads with: longer than any plain number it writes.
-const PAD: [u8; 64] = [b' '; 64];
+/// What [`CSpec::write_plain_int`] pads with: as long as the longest plain number it writes
+/// (a width of at most [`PLAIN_WIDTH`], or 22 octal digits and a sign).
+const PAD: [u8; PLAIN_WIDTH] = [b' '; PLAIN_WIDTH];
 
 /// Zeros read in place of a field that lies outside the record.
 const ZERO_BYTES: [u8; 16] = [0; 16];
