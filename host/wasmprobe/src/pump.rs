@@ -51,6 +51,12 @@ enum Command {
     Finish,
 }
 
+/// Sub-buffer size (KiB) live runs ask for in their own instance (kernels 6.8+): a quarter of
+/// the reads of 4 KiB pages for the same data. Under a syscall storm on the 6.18 host this
+/// halved the reader's kernel time (34 -> 16-26 ns/event, tests/bench/stream-storm.sh);
+/// 32 KiB measured the same, 64 KiB lost events in some runs.
+pub const LIVE_SUBBUF_KB: u64 = 16;
+
 /// Bytes of pages the reader may be ahead of the consumer. A burst the consumer cannot follow
 /// at once (a syscall storm printed as text) is held here rather than lost in the kernel.
 const MAX_QUEUED_BYTES: usize = 512 << 20;

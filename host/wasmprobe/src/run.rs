@@ -326,6 +326,10 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
         plugin.set_layouts(layouts)?;
         plugin.set_comm_lookup(Box::new(LiveComm { tracefs: tracefs.clone(), given: given.clone() }));
     }
+    if record.is_none() {
+        // A recording keeps the kernel's page-sized sub-buffers, as trace.dat readers expect.
+        session.prefer_subbuf_kb(crate::pump::LIVE_SUBBUF_KB);
+    }
     let inst = session.instance();
     let mut pump = Pump::open(inst)?;
     let pages = match record {

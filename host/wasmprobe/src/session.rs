@@ -97,6 +97,12 @@ impl Session {
         self.created.push(ev.clone());
         Ok((ev.system, ev.event))
     }
+    /// Asks for sub-buffers of `kb` KiB in our instance (kernel 6.8+), before anything reads
+    /// it; the ring buffer keeps its size. Best effort: a kernel that cannot, or refuses the
+    /// size, keeps its own, which every reader handles.
+    pub fn prefer_subbuf_kb(&self, kb: u64) {
+        let _ = self.instance().set_subbuf_size_kb(kb);
+    }
 
     /// Our instance.
     pub fn instance(&self) -> &Instance {

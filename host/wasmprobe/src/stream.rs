@@ -128,6 +128,7 @@ pub fn stream(
     let requests = tracepoint_requests(&tracefs, specs)?;
     install_stop_handlers()?;
     let session = Session::arm(&tracefs, "stream", &requests)?;
+    session.prefer_subbuf_kb(crate::pump::LIVE_SUBBUF_KB);
     let inst = session.instance();
     let mut formats =
         EventFormats::new(PageHeader::parse(&inst.read_file("events/header_page")?, traceevent::Endian::native())?);
