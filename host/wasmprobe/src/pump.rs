@@ -60,6 +60,8 @@ pub const LIVE_SUBBUF_KB: u64 = 16;
 /// Bytes of pages the reader may be ahead of the consumer. A burst the consumer cannot follow
 /// at once (a syscall storm printed as text) is held here rather than lost in the kernel.
 const MAX_QUEUED_BYTES: usize = 512 << 20;
+/// Longest wait for trace data, in milliseconds.
+const POLL_MS: u8 = 10;
 /// Spare arenas kept for reuse.
 const SPARES: usize = 16;
 
@@ -311,7 +313,9 @@ fn reader_thread(
         }
         if !finishing {
             let mut fds: Vec<PollFd> = readers.iter().map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN)).collect();
-            match poll(&mut fds, PollTimeout::from(20u8)) {
+            // Woken when a buffer is `buffer_percent` full; the timeout is the fallback, shorter
+            // than a syscall storm takes to fill a default-sized buffer here (about 18 ms).
+            match poll(&mut fds, PollTimeout::from(POLL_MS)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
                     let _ = rounds.send(Err(anyhow!("waiting for trace data: {e}")));
