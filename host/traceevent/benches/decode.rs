@@ -6,8 +6,9 @@ use std::time::Instant;
 
 use traceevent::{Endian, EventFormat, PageHeader, PrintContext, SubBuffer};
 
-/// A 4 KiB page of 24-byte sched_switch-sized records (type_len 6) with small deltas.
-fn page() -> (Vec<u8>, usize) {
+/// A 4 KiB page of 64-byte sched_switch records (type_len 16) with small deltas; the n-th
+/// record's `prev_pid` (at `pid_offset` in the payload) is n.
+fn page(pid_offset: usize) -> (Vec<u8>, usize) {
     let mut p = vec![0u8; 4096];
     p[0..8].copy_from_slice(&1_000_000u64.to_le_bytes());
     let mut at = 16;
@@ -17,6 +18,7 @@ fn page() -> (Vec<u8>, usize) {
         p[at..at + 4].copy_from_slice(&w.to_le_bytes());
         p[at + 4..at + 6].copy_from_slice(&372u16.to_le_bytes());
         p[at + 4 + 8..at + 4 + 13].copy_from_slice(b"bash\0");
+        p[at + 4 + pid_offset..at + 4 + pid_offset + 4].copy_from_slice(&(n as i32).to_le_bytes());
         at += 4 + 64;
         n += 1;
     }
@@ -26,7 +28,10 @@ fn page() -> (Vec<u8>, usize) {
 
 fn main() {
     let hdr = PageHeader::standard(8, Endian::Little, 4096).unwrap();
-    let (p, per_page) = page();
+    let fmt = include_str!("../tests/data/sched_switch.format");
+    let ev = EventFormat::parse("sched", fmt, Endian::Little).unwrap();
+    let pid = ev.field("prev_pid").unwrap().layout();
+    let (p, per_page) = page(pid.offset);
     let pages = 200_000;
     let t = Instant::now();
     let mut sum = 0u64;
@@ -41,9 +46,6 @@ fn main() {
     let n = (pages * per_page) as f64;
     println!("decode: {:.1} M records/s ({sum})", n / dt / 1e6);
 
-    let fmt = include_str!("../tests/data/sched_switch.format");
-    let ev = EventFormat::parse("sched", fmt, Endian::Little).unwrap();
-    let pid = ev.field("prev_pid").unwrap().layout();
     let t = Instant::now();
     let mut sum = 0u64;
     for _ in 0..pages {
@@ -53,6 +55,8 @@ fn main() {
         }
     }
     let dt = t.elapsed().as_secs_f64();
+    // Each page's prev_pids are 0..per_page: the sum says every record was read.
+    assert_eq!(sum, (pages * per_page * (per_page - 1) / 2) as u64);
     println!("decode + field read: {:.1} M records/s ({sum})", n / dt / 1e6);
 
     let ctx = PrintContext::default();
