@@ -1,17 +1,20 @@
-//! Moving events from the kernel to a consumer. A reader thread drains every CPU's
-//! `trace_pipe_raw` of our instance in rounds (each CPU read to empty, partial pages too) and
+//! Moving events from the kernel to a consumer. One reader thread per CPU drains that CPU's
+//! `trace_pipe_raw` of our instance in rounds (full pages, then at most one partial page) and
 //! hands each round's pages over a channel; the caller's thread splits them into records,
-//! orders a round's records by timestamp across CPUs and gives them to a [`RecordSink`]. Lost
-//! events are counted per CPU from the sub-buffers' missed-events flags.
+//! merges the records of every round it has received by timestamp across CPUs and gives them
+//! to a [`RecordSink`]. Lost events are counted per CPU from the sub-buffers' missed-events
+//! flags.
 //!
 //! Reading and consuming overlap, so a slow consumer (text formatting, a plugin) does not
-//! leave the kernel's buffers unread: that is where events get lost. The reader thread keeps
-//! itself out of the trace (`set_event_notrace_pid`) and runs at a raised priority when it
-//! may. Rounds wait in a bounded queue; when the consumer falls that far behind, the reader
-//! waits and the kernel counts what it drops.
+//! leave the kernel's buffers unread: that is where events get lost. A reader per CPU, on that
+//! CPU, keeps one stalled CPU (or a virtual CPU its host has paused) from holding up the
+//! draining of the others. The readers keep themselves out of the trace
+//! (`set_event_notrace_pid`) and run at a raised priority when they may. Rounds wait in a
+//! bounded queue; when the consumer falls that far behind, the readers wait and the kernel
+//! counts what it drops.
 
 use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -35,20 +38,14 @@ pub trait RecordSink {
 /// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
 pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
 
-/// The pages of one round: every CPU read to empty once.
+/// The pages of one round of one CPU's reader.
 struct Round {
     /// The pages, back to back in `arena[..used]`. A reused arena keeps its length, so that
     /// its bytes are not zeroed again before each read (the kernel overwrites them).
     arena: Vec<u8>,
     used: usize,
-    /// (cpu, start, len) of each page in `arena`.
+    /// (cpu, start, len) of each page in `arena`, in the order read.
     pages: Vec<(u32, usize, usize)>,
-}
-
-/// What the consumer tells the reader.
-enum Command {
-    /// Read one last round, send it, and stop.
-    Finish,
 }
 
 /// Sub-buffer size (KiB) live runs ask for in their own instance (kernels 6.8+): a quarter of
@@ -65,13 +62,14 @@ const POLL_MS: u8 = 10;
 /// Spare arenas kept for reuse.
 const SPARES: usize = 16;
 
-/// The reader thread of an instance and what decodes its rounds.
+/// The reader threads of an instance and what decodes their rounds.
 pub struct Pump {
     rounds: Receiver<Result<Round>>,
     queued: Arc<AtomicUsize>,
     spare: Sender<Vec<u8>>,
-    commands: Sender<Command>,
-    thread: Option<std::thread::JoinHandle<()>>,
+    /// Tells the readers to read everything one last time and stop.
+    finish: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
     tap: Option<PageTap>,
     page_header: PageHeader,
     event_header: EventHeader,
@@ -81,7 +79,7 @@ pub struct Pump {
 }
 
 impl Pump {
-    /// Opens every CPU's `trace_pipe_raw` of `instance` and starts the reader thread.
+    /// Opens every CPU's `trace_pipe_raw` of `instance` and starts a reader thread for each.
     pub fn open(instance: &Instance) -> Result<Pump> {
         let t = instance.tracefs();
         let page_text = tracefs::read_text(&t.file("events/header_page")).context("reading header_page")?;
@@ -91,22 +89,44 @@ impl Pump {
         let event_header = EventHeader::parse(&event_text)?;
         let cpus = instance.cpu_count()?;
         let readers = (0..cpus).map(|c| CpuReader::open(instance, c, true)).collect::<tracefs::Result<Vec<_>>>()?;
-        let notrace = instance.file("set_event_notrace_pid");
         let (round_tx, rounds) = unbounded();
-        let (spare, spare_rx) = bounded(SPARES);
-        let (commands, command_rx) = bounded(1);
+        let (spare, spare_rx) = bounded(SPARES * cpus.max(1));
+        let (tid_tx, tid_rx) = bounded(cpus.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
-        let q = queued.clone();
-        let thread = std::thread::Builder::new()
-            .name("wasmprobe-reader".into())
-            .spawn(move || reader_thread(readers, page_header, notrace, round_tx, q, spare_rx, command_rx))
-            .context("starting the reader thread")?;
+        let finish = Arc::new(AtomicBool::new(false));
+        let mut threads = Vec::with_capacity(cpus);
+        for (cpu, reader) in readers.into_iter().enumerate() {
+            let shared = Shared {
+                page_header,
+                rounds: round_tx.clone(),
+                queued: queued.clone(),
+                spare: spare_rx.clone(),
+                finish: finish.clone(),
+            };
+            let tid_tx = tid_tx.clone();
+            let thread = std::thread::Builder::new()
+                .name(format!("wasmprobe-cpu{cpu}"))
+                .spawn(move || reader_thread(cpu, reader, shared, tid_tx))
+                .context("starting a reader thread")?;
+            threads.push(thread);
+        }
+        drop(round_tx);
+        drop(tid_tx);
+        // Out of the trace: our own reads would otherwise feed the buffers we drain.
+        let tids: Vec<i32> = (0..cpus).filter_map(|_| tid_rx.recv_timeout(Duration::from_secs(5)).ok()).collect();
+        let notrace = instance.file("set_event_notrace_pid");
+        let _ = tracefs::read_text(&notrace).map(|cur| {
+            let mut pids: Vec<String> = cur.split_whitespace().map(str::to_string).collect();
+            pids.extend(tids.iter().map(|t| t.to_string()));
+            pids.push(std::process::id().to_string());
+            std::fs::write(&notrace, pids.join(" "))
+        });
         Ok(Pump {
             rounds,
             queued,
             spare,
-            commands,
-            thread: Some(thread),
+            finish,
+            threads,
             tap: None,
             page_header,
             event_header,
@@ -136,72 +156,77 @@ impl Pump {
         self.records
     }
 
-    /// Waits up to `timeout` for the reader, then consumes every round it has sent.
+    /// Waits up to `timeout` for the readers, then consumes every round they have sent, merged.
     pub fn step(&mut self, session: &Session, sink: &mut dyn RecordSink, timeout: Duration) -> Result<()> {
-        match self.rounds.recv_timeout(timeout) {
-            Ok(r) => self.consume(r?, session, sink)?,
+        let first = match self.rounds.recv_timeout(timeout) {
+            Ok(r) => r?,
             Err(RecvTimeoutError::Timeout) => return Ok(()),
             Err(RecvTimeoutError::Disconnected) => return Err(self.reader_gone()),
-        }
+        };
+        let mut rounds = vec![first];
         while let Ok(r) = self.rounds.try_recv() {
-            self.consume(r?, session, sink)?;
+            rounds.push(r?);
         }
-        Ok(())
+        self.consume(rounds, session, sink)
     }
 
-    /// After the events are disabled: has the reader drain every CPU one last time, consumes
-    /// everything, and stops the thread.
+    /// After the events are disabled: has every reader drain its CPU one last time, consumes
+    /// everything, and stops the threads.
     pub fn finish(&mut self, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
         if self.done {
             return Ok(());
         }
         self.done = true;
-        let _ = self.commands.send(Command::Finish);
+        self.finish.store(true, Ordering::Relaxed);
+        // The channel closes when the last reader has sent its last round.
+        let mut rounds = Vec::new();
         while let Ok(r) = self.rounds.recv() {
-            self.consume(r?, session, sink)?;
+            rounds.push(r?);
         }
-        if let Some(t) = self.thread.take() {
-            t.join().map_err(|_| anyhow!("the reader thread panicked"))?;
+        self.consume(rounds, session, sink)?;
+        for t in self.threads.drain(..) {
+            t.join().map_err(|_| anyhow!("a reader thread panicked"))?;
         }
         Ok(())
     }
 
     fn reader_gone(&mut self) -> anyhow::Error {
-        match self.thread.take().map(|t| t.join()) {
-            Some(Err(_)) => anyhow!("the reader thread panicked"),
-            _ => anyhow!("the reader thread stopped"),
+        match self.threads.drain(..).map(|t| t.join()).find(Result::is_err) {
+            Some(_) => anyhow!("a reader thread panicked"),
+            None => anyhow!("the reader threads stopped"),
         }
     }
 
-    fn consume(&mut self, round: Round, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
-        self.queued.fetch_sub(round.used, Ordering::Relaxed);
+    fn consume(&mut self, rounds: Vec<Round>, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
+        for r in &rounds {
+            self.queued.fetch_sub(r.used, Ordering::Relaxed);
+        }
         if let Some(tap) = &mut self.tap {
-            for &(cpu, start, len) in &round.pages {
-                tap(cpu as usize, &round.arena[start..start + len])
-                    .with_context(|| format!("saving CPU {cpu}'s pages"))?;
+            for r in &rounds {
+                for &(cpu, start, len) in &r.pages {
+                    tap(cpu as usize, &r.arena[start..start + len])
+                        .with_context(|| format!("saving CPU {cpu}'s pages"))?;
+                }
             }
         }
-        // The reader reads one CPU after another: each CPU's pages are one run of `pages`,
-        // its records already in time order. Merge the runs by timestamp (ties to the lower
-        // CPU), as trace-cmd merges its per-CPU streams.
-        let mut cursors: Vec<CpuCursor<'_>> = round
-            .pages
-            .chunk_by(|a, b| a.0 == b.0)
-            .map(|pages| CpuCursor { pages, records: None, head: None })
-            .collect();
+        // Each round is one CPU's pages, its records in time order (a CPU's later round after
+        // its earlier one). Merge them by timestamp, ties to the earlier round, as trace-cmd
+        // merges its per-CPU streams.
+        let mut cursors: Vec<CpuCursor<'_>> =
+            rounds.iter().map(|r| CpuCursor { arena: &r.arena, pages: &r.pages, records: None, head: None }).collect();
         for c in &mut cursors {
-            c.advance(&round.arena, &self.page_header, &self.event_header, &mut self.lost)?;
+            c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
         loop {
-            let mut best: Option<usize> = None;
+            let mut best: Option<(usize, u64)> = None;
             for (i, c) in cursors.iter().enumerate() {
                 if let Some(h) = &c.head {
-                    if best.is_none_or(|b| h.ts < cursors[b].head.as_ref().map_or(u64::MAX, |b| b.ts)) {
-                        best = Some(i);
+                    if best.is_none_or(|(_, ts)| h.ts < ts) {
+                        best = Some((i, h.ts));
                     }
                 }
             }
-            let Some(i) = best else { break };
+            let Some((i, _)) = best else { break };
             let c = &mut cursors[i];
             let (cpu, rec) = (c.pages[0].0, c.head.take().expect("chosen for its head"));
             let payload = rec.data;
@@ -212,17 +237,21 @@ impl Pump {
                     self.records += 1;
                 }
             }
-            c.advance(&round.arena, &self.page_header, &self.event_header, &mut self.lost)?;
+            c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
+        drop(cursors);
         sink.flush(&self.lost)?;
-        // Give the arena back for reuse (dropped if the reader has enough).
-        let _ = self.spare.try_send(round.arena);
+        // Give the arenas back for reuse (dropped if the readers have enough).
+        for r in rounds {
+            let _ = self.spare.try_send(r.arena);
+        }
         Ok(())
     }
 }
 
 /// One CPU's records in a round: its pages, the page being read and its next record.
 struct CpuCursor<'p> {
+    arena: &'p [u8],
     /// (cpu, start, len) of this CPU's pages not yet opened.
     pages: &'p [(u32, usize, usize)],
     records: Option<Records<'p>>,
@@ -232,7 +261,7 @@ struct CpuCursor<'p> {
 impl<'p> CpuCursor<'p> {
     /// Moves `head` to the next record, opening the next page when one runs out (and counting
     /// the events the kernel lost before it).
-    fn advance(&mut self, arena: &'p [u8], ph: &PageHeader, eh: &EventHeader, lost: &mut [u64]) -> Result<()> {
+    fn advance(&mut self, ph: &PageHeader, eh: &EventHeader, lost: &mut [u64]) -> Result<()> {
         loop {
             if let Some(records) = &mut self.records {
                 if let Some(rec) = records.next() {
@@ -247,7 +276,7 @@ impl<'p> CpuCursor<'p> {
                 self.head = None;
                 return Ok(());
             };
-            let page = SubBuffer::with_event_header(&arena[start..start + len], ph, eh)
+            let page = SubBuffer::with_event_header(&self.arena[start..start + len], ph, eh)
                 .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
             match page.missed_events() {
                 MissedEvents::None => {}
@@ -262,11 +291,11 @@ impl<'p> CpuCursor<'p> {
 impl Drop for Pump {
     fn drop(&mut self) {
         if !self.done {
-            let _ = self.commands.send(Command::Finish);
-            // Unblock a reader waiting on a full queue, then let it end.
+            self.finish.store(true, Ordering::Relaxed);
+            // Let readers waiting on a full queue see it empty, then end.
             while self.rounds.recv_timeout(Duration::from_millis(200)).is_ok() {}
         }
-        if let Some(t) = self.thread.take() {
+        for t in self.threads.drain(..) {
             let _ = t.join();
         }
     }
@@ -276,24 +305,26 @@ impl Drop for Pump {
 /// full page leaves less unused than one event; a larger one only ends a round early).
 const FULL_SLACK: usize = 512;
 
-fn reader_thread(
-    mut readers: Vec<CpuReader>,
+/// What every reader thread shares with the others and the consumer.
+struct Shared {
     page_header: PageHeader,
-    notrace: std::path::PathBuf,
     rounds: Sender<Result<Round>>,
     queued: Arc<AtomicUsize>,
     spare: Receiver<Vec<u8>>,
-    commands: Receiver<Command>,
-) {
-    // Out of the trace: our own reads would otherwise feed the buffers we drain.
+    finish: Arc<AtomicBool>,
+}
+
+fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i32>) {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
-    let _ = tracefs::read_text(&notrace).map(|cur| {
-        let mut pids: Vec<String> = cur.split_whitespace().map(str::to_string).collect();
-        pids.push(tid.to_string());
-        pids.push(std::process::id().to_string());
-        std::fs::write(&notrace, pids.join(" "))
-    });
+    let _ = tid_tx.send(tid);
+    drop(tid_tx);
+    // On the CPU it drains, when allowed: it then competes with that CPU's writers only, and
+    // a CPU that stalls holds up no other CPU's reader.
+    let mut on_cpu = nix::sched::CpuSet::new();
+    if on_cpu.set(cpu).is_ok() {
+        let _ = nix::sched::sched_setaffinity(nix::unistd::Pid::from_raw(tid), &on_cpu);
+    }
     // Ahead of the busy tasks we trace, when allowed (root): losing events is worse. The
     // reader only copies pages and sleeps in poll, so a real-time priority costs others little;
     // without the privilege, a raised nice level, or nothing.
@@ -304,59 +335,57 @@ fn reader_thread(
             libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
         }
     }
+    let ph = sh.page_header;
+    let subbuf = ph.subbuf_size();
     loop {
-        let finishing = commands.try_recv().is_ok();
+        let finishing = sh.finish.load(Ordering::Relaxed);
         // Too far ahead of the consumer: let it catch up (the kernel buffers meanwhile).
-        if !finishing && queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
+        if !finishing && sh.queued.load(Ordering::Relaxed) > MAX_QUEUED_BYTES {
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
         if !finishing {
-            let mut fds: Vec<PollFd> = readers.iter().map(|r| PollFd::new(r.as_fd(), PollFlags::POLLIN)).collect();
-            // Woken when a buffer is `buffer_percent` full; the timeout is the fallback, shorter
-            // than a syscall storm takes to fill a default-sized buffer here (about 18 ms).
+            // Woken when the buffer is `buffer_percent` full; the timeout is the fallback,
+            // shorter than a syscall storm takes to fill a default-sized buffer here (18 ms).
+            let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(POLL_MS)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
-                    let _ = rounds.send(Err(anyhow!("waiting for trace data: {e}")));
+                    let _ = sh.rounds.send(Err(anyhow!("waiting for CPU {cpu}'s trace data: {e}")));
                     return;
                 }
             }
         }
-        let mut round = Round { arena: spare.try_recv().unwrap_or_default(), used: 0, pages: Vec::new() };
-        let subbuf = page_header.subbuf_size();
-        for (cpu, reader) in readers.iter_mut().enumerate() {
-            for nth in 0.. {
-                let start = round.used;
-                if round.arena.len() < start + subbuf {
-                    round.arena.resize(start + subbuf, 0);
+        let mut round = Round { arena: sh.spare.try_recv().unwrap_or_default(), used: 0, pages: Vec::new() };
+        for nth in 0.. {
+            let start = round.used;
+            if round.arena.len() < start + subbuf {
+                round.arena.resize(start + subbuf, 0);
+            }
+            match reader.read_subbuf(&mut round.arena[start..start + subbuf]) {
+                Ok(0) => break,
+                Ok(n) => {
+                    round.used += n;
+                    round.pages.push((cpu as u32, start, n));
+                    // A page with room left is the page the writer is on (copied as far as it
+                    // got), or the rest of a page an earlier round read in part. Reading on
+                    // after the first would chase the writer: a syscall and a page copy for a
+                    // few events each time. The rest waits for the next round (poll wakes us
+                    // when the buffer is `buffer_percent` full). At the end, everything is read.
+                    let data = ph.commit_len(&round.arena[start..start + n]).unwrap_or(0);
+                    if !finishing && nth > 0 && data + FULL_SLACK < ph.data_size {
+                        break;
+                    }
                 }
-                match reader.read_subbuf(&mut round.arena[start..start + subbuf]) {
-                    Ok(0) => break,
-                    Ok(n) => {
-                        round.used += n;
-                        round.pages.push((cpu as u32, start, n));
-                        // A page with room left is the page the writer is on (copied as far
-                        // as it got), or the rest of a page an earlier round read in part.
-                        // Reading on after the first would chase the writer: a syscall and a
-                        // page copy for a few events each time. The rest waits for the next
-                        // round (poll wakes us when the buffer is `buffer_percent` full). At
-                        // the end, everything is read.
-                        let data = page_header.commit_len(&round.arena[start..start + n]).unwrap_or(0);
-                        if !finishing && nth > 0 && data + FULL_SLACK < page_header.data_size {
-                            break;
-                        }
-                    }
-                    Err(e) => {
-                        let _ = rounds.send(Err(anyhow!(e)));
-                        return;
-                    }
+                Err(e) => {
+                    let _ = sh.rounds.send(Err(anyhow!(e)));
+                    return;
                 }
             }
         }
         if !round.pages.is_empty() {
-            queued.fetch_add(round.used, Ordering::Relaxed);
-            if rounds.send(Ok(round)).is_err() {
+            sh.queued.fetch_add(round.used, Ordering::Relaxed);
+            if sh.rounds.send(Ok(round)).is_err() {
                 return;
             }
         }
