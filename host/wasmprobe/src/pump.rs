@@ -21,7 +21,7 @@ use std::time::Duration;
 use anyhow::{anyhow, Context, Result};
 use crossbeam::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, Record, Records, SubBuffer};
+use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, SubBuffer};
 use tracefs::{CpuReader, Instance};
 
 use crate::session::Session;
@@ -76,7 +76,30 @@ pub struct Pump {
     lost: Vec<u64>,
     records: u64,
     done: bool,
+    /// Rounds whose records are not all delivered yet, the oldest first; the first is round
+    /// number `first_round`.
+    held: std::collections::VecDeque<(Round, usize)>,
+    first_round: u64,
+    /// Records decoded but not delivered, per CPU, each in timestamp order.
+    pending: Vec<std::collections::VecDeque<Pending>>,
+    /// The newest timestamp seen.
+    newest: u64,
 }
+
+/// A decoded record waiting in [`Pump::pending`]: where its payload is.
+#[derive(Debug, Clone, Copy)]
+struct Pending {
+    ts: u64,
+    round: u64,
+    cpu: u32,
+    start: u32,
+    len: u32,
+}
+
+/// How long (trace-clock ns) a record is held back behind the newest one seen, so that a
+/// CPU's round that arrives a little later can still put its older records before it: the
+/// readers read every CPU at least every [`POLL_MS`].
+const HOLD_BACK_NS: u64 = 4 * POLL_MS as u64 * 1_000_000;
 
 impl Pump {
     /// Opens every CPU's `trace_pipe_raw` of `instance` and starts a reader thread for each.
@@ -133,6 +156,10 @@ impl Pump {
             lost: vec![0; cpus],
             records: 0,
             done: false,
+            held: Default::default(),
+            first_round: 0,
+            pending: vec![Default::default(); cpus],
+            newest: 0,
         })
     }
 
@@ -156,21 +183,22 @@ impl Pump {
         self.records
     }
 
-    /// Waits up to `timeout` for the readers, then consumes every round they have sent, merged.
+    /// Waits up to `timeout` for the readers, then delivers, in timestamp order, the records
+    /// that are older than the newest one by more than the hold-back (all of them when no
+    /// reader had anything within `timeout`: every CPU is then idle).
     pub fn step(&mut self, session: &Session, sink: &mut dyn RecordSink, timeout: Duration) -> Result<()> {
-        let first = match self.rounds.recv_timeout(timeout) {
-            Ok(r) => r?,
-            Err(RecvTimeoutError::Timeout) => return Ok(()),
+        match self.rounds.recv_timeout(timeout) {
+            Ok(r) => self.take(r?)?,
+            Err(RecvTimeoutError::Timeout) => return self.deliver(session, sink, u64::MAX),
             Err(RecvTimeoutError::Disconnected) => return Err(self.reader_gone()),
-        };
-        let mut rounds = vec![first];
-        while let Ok(r) = self.rounds.try_recv() {
-            rounds.push(r?);
         }
-        self.consume(rounds, session, sink)
+        while let Ok(r) = self.rounds.try_recv() {
+            self.take(r?)?;
+        }
+        self.deliver(session, sink, self.newest.saturating_sub(HOLD_BACK_NS))
     }
 
-    /// After the events are disabled: has every reader drain its CPU one last time, consumes
+    /// After the events are disabled: has every reader drain its CPU one last time, delivers
     /// everything, and stops the threads.
     pub fn finish(&mut self, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
         if self.done {
@@ -179,11 +207,10 @@ impl Pump {
         self.done = true;
         self.finish.store(true, Ordering::Relaxed);
         // The channel closes when the last reader has sent its last round.
-        let mut rounds = Vec::new();
         while let Ok(r) = self.rounds.recv() {
-            rounds.push(r?);
+            self.take(r?)?;
         }
-        self.consume(rounds, session, sink)?;
+        self.deliver(session, sink, u64::MAX)?;
         for t in self.threads.drain(..) {
             t.join().map_err(|_| anyhow!("a reader thread panicked"))?;
         }
@@ -197,94 +224,70 @@ impl Pump {
         }
     }
 
-    fn consume(&mut self, rounds: Vec<Round>, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
-        for r in &rounds {
-            self.queued.fetch_sub(r.used, Ordering::Relaxed);
-        }
+    /// Decodes a round into `pending` (its pages to the tap first) and holds it.
+    fn take(&mut self, round: Round) -> Result<()> {
+        self.queued.fetch_sub(round.used, Ordering::Relaxed);
         if let Some(tap) = &mut self.tap {
-            for r in &rounds {
-                for &(cpu, start, len) in &r.pages {
-                    tap(cpu as usize, &r.arena[start..start + len])
-                        .with_context(|| format!("saving CPU {cpu}'s pages"))?;
-                }
+            for &(cpu, start, len) in &round.pages {
+                tap(cpu as usize, &round.arena[start..start + len])
+                    .with_context(|| format!("saving CPU {cpu}'s pages"))?;
             }
         }
-        // Each round is one CPU's pages, its records in time order (a CPU's later round after
-        // its earlier one). Merge them by timestamp, ties to the earlier round, as trace-cmd
-        // merges its per-CPU streams.
-        let mut cursors: Vec<CpuCursor<'_>> =
-            rounds.iter().map(|r| CpuCursor { arena: &r.arena, pages: &r.pages, records: None, head: None }).collect();
-        for c in &mut cursors {
-            c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
+        let id = self.first_round + self.held.len() as u64;
+        let mut count = 0;
+        for &(cpu, start, len) in &round.pages {
+            let page =
+                SubBuffer::with_event_header(&round.arena[start..start + len], &self.page_header, &self.event_header)
+                    .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
+            match page.missed_events() {
+                MissedEvents::None => {}
+                MissedEvents::Unknown => self.lost[cpu as usize] += 1,
+                MissedEvents::Count(n) => self.lost[cpu as usize] += n,
+            }
+            for rec in page.records() {
+                let rec = rec.with_context(|| format!("CPU {cpu}: malformed record"))?;
+                self.newest = self.newest.max(rec.ts);
+                let start = (start + rec.payload_offset) as u32;
+                let pending = Pending { ts: rec.ts, round: id, cpu, start, len: rec.data.len() as u32 };
+                self.pending.get_mut(cpu as usize).context("a page of a CPU we do not read")?.push_back(pending);
+                count += 1;
+            }
         }
+        self.held.push_back((round, count));
+        Ok(())
+    }
+
+    /// Delivers the pending records with timestamps up to `upto`, in timestamp order: a merge
+    /// of the CPUs' queues (ties to the lower CPU, as trace-cmd merges its per-CPU streams),
+    /// each CPU's records in the order they were written. Releases the rounds they came from.
+    fn deliver(&mut self, session: &Session, sink: &mut dyn RecordSink, upto: u64) -> Result<()> {
         loop {
             let mut best: Option<(usize, u64)> = None;
-            for (i, c) in cursors.iter().enumerate() {
-                if let Some(h) = &c.head {
-                    if best.is_none_or(|(_, ts)| h.ts < ts) {
-                        best = Some((i, h.ts));
+            for (cpu, q) in self.pending.iter().enumerate() {
+                if let Some(p) = q.front() {
+                    if p.ts <= upto && best.is_none_or(|(_, ts)| p.ts < ts) {
+                        best = Some((cpu, p.ts));
                     }
                 }
             }
-            let Some((i, _)) = best else { break };
-            let c = &mut cursors[i];
-            let (cpu, rec) = (c.pages[0].0, c.head.take().expect("chosen for its head"));
-            let payload = rec.data;
-            if let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
-                if let Some(probe) = session.probe_by_id(id) {
-                    let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    sink.record(probe.index, cpu, pid, rec.ts, payload)?;
-                    self.records += 1;
-                }
-            }
-            c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
+            let Some((cpu, _)) = best else { break };
+            let p = self.pending[cpu].pop_front().expect("chosen for its front");
+            let (round, left) = &mut self.held[(p.round - self.first_round) as usize];
+            *left -= 1;
+            let payload = &round.arena[p.start as usize..(p.start + p.len) as usize];
+            let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else { continue };
+            let Some(probe) = session.probe_by_id(id) else { continue };
+            let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            sink.record(probe.index, p.cpu, pid, p.ts, payload)?;
+            self.records += 1;
         }
-        drop(cursors);
-        sink.flush(&self.lost)?;
-        // Give the arenas back for reuse (dropped if the readers have enough).
-        for r in rounds {
-            let _ = self.spare.try_send(r.arena);
+        // Rounds all of whose records are delivered go back to the readers for reuse.
+        while self.held.front().is_some_and(|(_, left)| *left == 0) {
+            let (round, _) = self.held.pop_front().expect("checked");
+            self.first_round += 1;
+            let _ = self.spare.try_send(round.arena);
         }
-        Ok(())
-    }
-}
-
-/// One CPU's records in a round: its pages, the page being read and its next record.
-struct CpuCursor<'p> {
-    arena: &'p [u8],
-    /// (cpu, start, len) of this CPU's pages not yet opened.
-    pages: &'p [(u32, usize, usize)],
-    records: Option<Records<'p>>,
-    head: Option<Record<'p>>,
-}
-
-impl<'p> CpuCursor<'p> {
-    /// Moves `head` to the next record, opening the next page when one runs out (and counting
-    /// the events the kernel lost before it).
-    fn advance(&mut self, ph: &PageHeader, eh: &EventHeader, lost: &mut [u64]) -> Result<()> {
-        loop {
-            if let Some(records) = &mut self.records {
-                if let Some(rec) = records.next() {
-                    let cpu = self.pages.first().map_or(0, |p| p.0);
-                    self.head = Some(rec.with_context(|| format!("CPU {cpu}: malformed record"))?);
-                    return Ok(());
-                }
-                self.records = None;
-                self.pages = &self.pages[1..];
-            }
-            let Some(&(cpu, start, len)) = self.pages.first() else {
-                self.head = None;
-                return Ok(());
-            };
-            let page = SubBuffer::with_event_header(&self.arena[start..start + len], ph, eh)
-                .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
-            match page.missed_events() {
-                MissedEvents::None => {}
-                MissedEvents::Unknown => lost[cpu as usize] += 1,
-                MissedEvents::Count(n) => lost[cpu as usize] += n,
-            }
-            self.records = Some(page.records());
-        }
+        sink.flush(&self.lost)
     }
 }
 

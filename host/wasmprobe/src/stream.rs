@@ -54,6 +54,7 @@ pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<Pr
 
 /// Formats records as report lines, a round at a time, into a writer.
 struct LineSink<W: Write> {
+    tracefs: Tracefs,
     formats: EventFormats,
     /// Pids whose name was looked up in /proc (saved_cmdlines may name a reused pid's
     /// previous owner).
@@ -67,9 +68,10 @@ struct LineSink<W: Write> {
 }
 
 impl<W: Write> LineSink<W> {
-    fn new(formats: EventFormats, time: TimeFormat, out: W) -> Self {
+    fn new(tracefs: Tracefs, formats: EventFormats, time: TimeFormat, out: W) -> Self {
         let buf = Vec::with_capacity(OUT_CHUNK + 4096);
-        LineSink { formats, named: Default::default(), recent: [0; 16], lines: LineFormatter::new(time), out, buf }
+        let lines = LineFormatter::new(time);
+        LineSink { tracefs, formats, named: Default::default(), recent: [0; 16], lines, out, buf }
     }
 }
 
@@ -80,8 +82,16 @@ impl<W: Write> RecordSink for LineSink<W> {
         if pid > 0 && *slot != pid {
             *slot = pid;
             if self.named.insert(pid) {
-                if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                    self.formats.add_cmdline(pid, c.trim_end());
+                match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+                    Ok(c) => self.formats.add_cmdline(pid, c.trim_end()),
+                    // Gone before its events were printed (a short-lived child): the kernel
+                    // saved its name when it ran.
+                    Err(_) => {
+                        if let Some(c) = tracefs::saved_cmdlines(&self.tracefs).ok().and_then(|m| m.get(&pid).cloned())
+                        {
+                            self.formats.add_cmdline(pid, &c);
+                        }
+                    }
                 }
             }
         }
@@ -163,7 +173,7 @@ pub fn stream(
     if let Some(c) = &mut child {
         c.release()?;
     }
-    let mut sink = LineSink::new(formats, time, out);
+    let mut sink = LineSink::new(tracefs.clone(), formats, time, out);
     let start = Instant::now();
     loop {
         if stop_requested() || duration.is_some_and(|d| start.elapsed() >= d) {

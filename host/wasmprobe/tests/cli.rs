@@ -186,3 +186,37 @@ fn tracefs_is_mounted_when_missing() {
     let o = Command::new("unshare").args(["-m", "--propagation", "private", "sh", "-c", &script]).output().unwrap();
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
 }
+
+#[test]
+fn stream_follows_a_command_and_prints_every_event_in_time_order() {
+    let Some(_) = root_tracefs("stream_follows_a_command_and_prints_every_event_in_time_order") else { return };
+    // Two processes making syscalls at once, on both CPUs when there are two: the readers
+    // of the CPUs hand over their pages separately, and the lines must still be in order.
+    let script = "dd if=/dev/zero of=/dev/null bs=1 count=20000 2>/dev/null & \
+                  dd if=/dev/zero of=/dev/null bs=1 count=20000 2>/dev/null; wait";
+    let o = wasmprobe(&["stream", "-e", "raw_syscalls", "--", "sh", "-c", script]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let text = String::from_utf8_lossy(&o.stdout);
+    let summary = stderr(&o);
+    let (events, lost) = summary
+        .lines()
+        .find_map(|l| {
+            let rest = l.strip_prefix("wasmprobe: ")?;
+            let (e, rest) = rest.split_once(" events, ")?;
+            Some((e.parse::<usize>().ok()?, rest.strip_suffix(" lost")?.parse::<u64>().ok()?))
+        })
+        .unwrap_or_else(|| panic!("no summary line in {summary:?}"));
+    assert_eq!(text.lines().count(), events, "one line per event");
+    // Each dd: 20000 reads and 20000 writes, each a sys_enter and a sys_exit.
+    let dd = text.lines().filter(|l| l.trim_start().starts_with("dd-")).count();
+    assert!(dd as u64 + lost >= 160_000, "{dd} dd lines, {lost} lost");
+    let mut last = 0.0f64;
+    for line in text.lines() {
+        let ts: f64 = line
+            .split_whitespace()
+            .find_map(|w| w.strip_suffix(':').and_then(|t| t.parse().ok()))
+            .unwrap_or_else(|| panic!("no timestamp in {line:?}"));
+        assert!(ts >= last, "{line:?} comes after a line at {last}");
+        last = ts;
+    }
+}
