@@ -79,7 +79,7 @@ pub struct Pump {
     /// Rounds whose records are not all delivered yet, the oldest first; the first is round
     /// number `first_round`.
     held: std::collections::VecDeque<(Round, usize)>,
-    first_round: u64,
+    first_round: u32,
     /// Records decoded but not delivered, per CPU, each in timestamp order.
     pending: Vec<std::collections::VecDeque<Pending>>,
     /// The newest timestamp seen.
@@ -90,8 +90,8 @@ pub struct Pump {
 #[derive(Debug, Clone, Copy)]
 struct Pending {
     ts: u64,
-    round: u64,
-    cpu: u32,
+    /// Index of its round in `held`, counted from `first_round`.
+    round: u32,
     start: u32,
     len: u32,
 }
@@ -99,7 +99,7 @@ struct Pending {
 /// How long (trace-clock ns) a record is held back behind the newest one seen, so that a
 /// CPU's round that arrives a little later can still put its older records before it: the
 /// readers read every CPU at least every [`POLL_MS`].
-const HOLD_BACK_NS: u64 = 4 * POLL_MS as u64 * 1_000_000;
+const HOLD_BACK_NS: u64 = 2 * POLL_MS as u64 * 1_000_000;
 
 impl Pump {
     /// Opens every CPU's `trace_pipe_raw` of `instance` and starts a reader thread for each.
@@ -233,7 +233,7 @@ impl Pump {
                     .with_context(|| format!("saving CPU {cpu}'s pages"))?;
             }
         }
-        let id = self.first_round + self.held.len() as u64;
+        let id = self.first_round.wrapping_add(self.held.len() as u32);
         let mut count = 0;
         for &(cpu, start, len) in &round.pages {
             let page =
@@ -248,7 +248,7 @@ impl Pump {
                 let rec = rec.with_context(|| format!("CPU {cpu}: malformed record"))?;
                 self.newest = self.newest.max(rec.ts);
                 let start = (start + rec.payload_offset) as u32;
-                let pending = Pending { ts: rec.ts, round: id, cpu, start, len: rec.data.len() as u32 };
+                let pending = Pending { ts: rec.ts, round: id, start, len: rec.data.len() as u32 };
                 self.pending.get_mut(cpu as usize).context("a page of a CPU we do not read")?.push_back(pending);
                 count += 1;
             }
@@ -272,19 +272,19 @@ impl Pump {
             }
             let Some((cpu, _)) = best else { break };
             let p = self.pending[cpu].pop_front().expect("chosen for its front");
-            let (round, left) = &mut self.held[(p.round - self.first_round) as usize];
+            let (round, left) = &mut self.held[p.round.wrapping_sub(self.first_round) as usize];
             *left -= 1;
             let payload = &round.arena[p.start as usize..(p.start + p.len) as usize];
             let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else { continue };
             let Some(probe) = session.probe_by_id(id) else { continue };
             let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            sink.record(probe.index, p.cpu, pid, p.ts, payload)?;
+            sink.record(probe.index, cpu as u32, pid, p.ts, payload)?;
             self.records += 1;
         }
         // Rounds all of whose records are delivered go back to the readers for reuse.
         while self.held.front().is_some_and(|(_, left)| *left == 0) {
             let (round, _) = self.held.pop_front().expect("checked");
-            self.first_round += 1;
+            self.first_round = self.first_round.wrapping_add(1);
             let _ = self.spare.try_send(round.arena);
         }
         sink.flush(&self.lost)
