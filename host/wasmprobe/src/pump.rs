@@ -1,8 +1,10 @@
 //! Moving events from the kernel to a consumer. One reader thread per CPU drains that CPU's
 //! `trace_pipe_raw` of our instance in rounds (full pages, then at most one partial page) and
 //! hands each round's pages over a channel; the caller's thread splits them into records,
-//! merges the records of every round it has received by timestamp across CPUs and gives them
-//! to a [`RecordSink`]. Lost events are counted per CPU from the sub-buffers' missed-events
+//! merges a round's records by timestamp across CPUs and gives them to a [`RecordSink`]. The
+//! readers keep in step: when one of them starts a round (its buffer is `buffer_percent` full,
+//! or the poll timeout passed), it wakes the others to read for the same round, and the
+//! consumer takes a round once every CPU has sent its part. Lost events are counted per CPU from the sub-buffers' missed-events
 //! flags.
 //!
 //! Reading and consuming overlap, so a slow consumer (text formatting, a plugin) does not
@@ -13,15 +15,17 @@
 //! bounded queue; when the consumer falls that far behind, the readers wait and the kernel
 //! counts what it drops.
 
-use std::os::fd::AsFd;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::BTreeMap;
+use std::os::fd::{AsFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
 use crossbeam::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
-use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, SubBuffer};
+use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, Record, Records, SubBuffer};
 use tracefs::{CpuReader, Instance};
 
 use crate::session::Session;
@@ -38,8 +42,9 @@ pub trait RecordSink {
 /// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
 pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
 
-/// The pages of one round of one CPU's reader.
+/// The pages of one CPU's part of round `gen`.
 struct Round {
+    gen: u64,
     /// The pages, back to back in `arena[..used]`. A reused arena keeps its length, so that
     /// its bytes are not zeroed again before each read (the kernel overwrites them).
     arena: Vec<u8>,
@@ -76,30 +81,12 @@ pub struct Pump {
     lost: Vec<u64>,
     records: u64,
     done: bool,
-    /// Rounds whose records are not all delivered yet, the oldest first; the first is round
-    /// number `first_round`.
-    held: std::collections::VecDeque<(Round, usize)>,
-    first_round: u32,
-    /// Records decoded but not delivered, per CPU, each in timestamp order.
-    pending: Vec<std::collections::VecDeque<Pending>>,
-    /// The newest timestamp seen.
-    newest: u64,
+    /// Rounds whose every CPU's part has not arrived yet, by round number.
+    partial: BTreeMap<u64, Vec<Round>>,
+    /// The next round to consume.
+    next_gen: u64,
+    cpus: usize,
 }
-
-/// A decoded record waiting in [`Pump::pending`]: where its payload is.
-#[derive(Debug, Clone, Copy)]
-struct Pending {
-    ts: u64,
-    /// Index of its round in `held`, counted from `first_round`.
-    round: u32,
-    start: u32,
-    len: u32,
-}
-
-/// How long (trace-clock ns) a record is held back behind the newest one seen, so that a
-/// CPU's round that arrives a little later can still put its older records before it: the
-/// readers read every CPU at least every [`POLL_MS`].
-const HOLD_BACK_NS: u64 = 2 * POLL_MS as u64 * 1_000_000;
 
 impl Pump {
     /// Opens every CPU's `trace_pipe_raw` of `instance` and starts a reader thread for each.
@@ -117,14 +104,27 @@ impl Pump {
         let (tid_tx, tid_rx) = bounded(cpus.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
         let finish = Arc::new(AtomicBool::new(false));
+        let generation = Arc::new(AtomicU64::new(0));
+        // A pipe per reader: a byte in it asks the reader to read for the current round.
+        let mut wake_rx = Vec::with_capacity(cpus);
+        let mut wake_tx = Vec::with_capacity(cpus);
+        for _ in 0..cpus {
+            let (r, w) = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).context("making a wake-up pipe")?;
+            wake_rx.push(r);
+            wake_tx.push(w);
+        }
+        let wake_tx = Arc::new(wake_tx);
         let mut threads = Vec::with_capacity(cpus);
-        for (cpu, reader) in readers.into_iter().enumerate() {
+        for ((cpu, reader), wake) in readers.into_iter().enumerate().zip(wake_rx) {
             let shared = Shared {
                 page_header,
                 rounds: round_tx.clone(),
                 queued: queued.clone(),
                 spare: spare_rx.clone(),
                 finish: finish.clone(),
+                generation: generation.clone(),
+                wake_all: wake_tx.clone(),
+                wake,
             };
             let tid_tx = tid_tx.clone();
             let thread = std::thread::Builder::new()
@@ -156,10 +156,9 @@ impl Pump {
             lost: vec![0; cpus],
             records: 0,
             done: false,
-            held: Default::default(),
-            first_round: 0,
-            pending: vec![Default::default(); cpus],
-            newest: 0,
+            partial: BTreeMap::new(),
+            next_gen: 1,
+            cpus,
         })
     }
 
@@ -183,22 +182,30 @@ impl Pump {
         self.records
     }
 
-    /// Waits up to `timeout` for the readers, then delivers, in timestamp order, the records
-    /// that are older than the newest one by more than the hold-back (all of them when no
-    /// reader had anything within `timeout`: every CPU is then idle).
+    /// Waits up to `timeout` for the readers, then consumes every round all CPUs have sent.
     pub fn step(&mut self, session: &Session, sink: &mut dyn RecordSink, timeout: Duration) -> Result<()> {
         match self.rounds.recv_timeout(timeout) {
-            Ok(r) => self.take(r?)?,
-            Err(RecvTimeoutError::Timeout) => return self.deliver(session, sink, u64::MAX),
+            Ok(r) => self.file(r?),
+            Err(RecvTimeoutError::Timeout) => return Ok(()),
             Err(RecvTimeoutError::Disconnected) => return Err(self.reader_gone()),
         }
         while let Ok(r) = self.rounds.try_recv() {
-            self.take(r?)?;
+            self.file(r?);
         }
-        self.deliver(session, sink, self.newest.saturating_sub(HOLD_BACK_NS))
+        while self.partial.get(&self.next_gen).is_some_and(|parts| parts.len() == self.cpus) {
+            let parts = self.partial.remove(&self.next_gen).expect("checked");
+            self.next_gen += 1;
+            self.consume(parts, session, sink)?;
+        }
+        Ok(())
     }
 
-    /// After the events are disabled: has every reader drain its CPU one last time, delivers
+    /// Files a CPU's part of a round under its round number.
+    fn file(&mut self, round: Round) {
+        self.partial.entry(round.gen).or_default().push(round);
+    }
+
+    /// After the events are disabled: has every reader drain its CPU one last time, consumes
     /// everything, and stops the threads.
     pub fn finish(&mut self, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
         if self.done {
@@ -208,9 +215,11 @@ impl Pump {
         self.finish.store(true, Ordering::Relaxed);
         // The channel closes when the last reader has sent its last round.
         while let Ok(r) = self.rounds.recv() {
-            self.take(r?)?;
+            self.file(r?);
         }
-        self.deliver(session, sink, u64::MAX)?;
+        // The last rounds may be incomplete (each reader ends on its own): merge them all.
+        let rest: Vec<Round> = std::mem::take(&mut self.partial).into_values().flatten().collect();
+        self.consume(rest, session, sink)?;
         for t in self.threads.drain(..) {
             t.join().map_err(|_| anyhow!("a reader thread panicked"))?;
         }
@@ -224,70 +233,95 @@ impl Pump {
         }
     }
 
-    /// Decodes a round into `pending` (its pages to the tap first) and holds it.
-    fn take(&mut self, round: Round) -> Result<()> {
-        self.queued.fetch_sub(round.used, Ordering::Relaxed);
+    fn consume(&mut self, mut rounds: Vec<Round>, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
+        // A CPU's earlier round first, so that ties keep its records in order.
+        rounds.sort_by_key(|r| (r.gen, r.pages.first().map_or(0, |p| p.0)));
+        for r in &rounds {
+            self.queued.fetch_sub(r.used, Ordering::Relaxed);
+        }
         if let Some(tap) = &mut self.tap {
-            for &(cpu, start, len) in &round.pages {
-                tap(cpu as usize, &round.arena[start..start + len])
-                    .with_context(|| format!("saving CPU {cpu}'s pages"))?;
+            for r in &rounds {
+                for &(cpu, start, len) in &r.pages {
+                    tap(cpu as usize, &r.arena[start..start + len])
+                        .with_context(|| format!("saving CPU {cpu}'s pages"))?;
+                }
             }
         }
-        let id = self.first_round.wrapping_add(self.held.len() as u32);
-        let mut count = 0;
-        for &(cpu, start, len) in &round.pages {
-            let page =
-                SubBuffer::with_event_header(&round.arena[start..start + len], &self.page_header, &self.event_header)
-                    .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
-            match page.missed_events() {
-                MissedEvents::None => {}
-                MissedEvents::Unknown => self.lost[cpu as usize] += 1,
-                MissedEvents::Count(n) => self.lost[cpu as usize] += n,
-            }
-            for rec in page.records() {
-                let rec = rec.with_context(|| format!("CPU {cpu}: malformed record"))?;
-                self.newest = self.newest.max(rec.ts);
-                let start = (start + rec.payload_offset) as u32;
-                let pending = Pending { ts: rec.ts, round: id, start, len: rec.data.len() as u32 };
-                self.pending.get_mut(cpu as usize).context("a page of a CPU we do not read")?.push_back(pending);
-                count += 1;
-            }
+        // Each part is one CPU's pages, its records in time order. Merge them by timestamp,
+        // ties to the earlier part, as trace-cmd merges its per-CPU streams.
+        let mut cursors: Vec<CpuCursor<'_>> =
+            rounds.iter().map(|r| CpuCursor { arena: &r.arena, pages: &r.pages, records: None, head: None }).collect();
+        for c in &mut cursors {
+            c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
-        self.held.push_back((round, count));
-        Ok(())
-    }
-
-    /// Delivers the pending records with timestamps up to `upto`, in timestamp order: a merge
-    /// of the CPUs' queues (ties to the lower CPU, as trace-cmd merges its per-CPU streams),
-    /// each CPU's records in the order they were written. Releases the rounds they came from.
-    fn deliver(&mut self, session: &Session, sink: &mut dyn RecordSink, upto: u64) -> Result<()> {
         loop {
             let mut best: Option<(usize, u64)> = None;
-            for (cpu, q) in self.pending.iter().enumerate() {
-                if let Some(p) = q.front() {
-                    if p.ts <= upto && best.is_none_or(|(_, ts)| p.ts < ts) {
-                        best = Some((cpu, p.ts));
+            for (i, c) in cursors.iter().enumerate() {
+                if let Some(h) = &c.head {
+                    if best.is_none_or(|(_, ts)| h.ts < ts) {
+                        best = Some((i, h.ts));
                     }
                 }
             }
-            let Some((cpu, _)) = best else { break };
-            let p = self.pending[cpu].pop_front().expect("chosen for its front");
-            let (round, left) = &mut self.held[p.round.wrapping_sub(self.first_round) as usize];
-            *left -= 1;
-            let payload = &round.arena[p.start as usize..(p.start + p.len) as usize];
-            let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) else { continue };
-            let Some(probe) = session.probe_by_id(id) else { continue };
-            let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-            sink.record(probe.index, cpu as u32, pid, p.ts, payload)?;
-            self.records += 1;
+            let Some((i, _)) = best else { break };
+            let c = &mut cursors[i];
+            let (cpu, rec) = (c.pages[0].0, c.head.take().expect("chosen for its head"));
+            let payload = rec.data;
+            if let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
+                if let Some(probe) = session.probe_by_id(id) {
+                    let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                    sink.record(probe.index, cpu, pid, rec.ts, payload)?;
+                    self.records += 1;
+                }
+            }
+            c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
-        // Rounds all of whose records are delivered go back to the readers for reuse.
-        while self.held.front().is_some_and(|(_, left)| *left == 0) {
-            let (round, _) = self.held.pop_front().expect("checked");
-            self.first_round = self.first_round.wrapping_add(1);
-            let _ = self.spare.try_send(round.arena);
+        drop(cursors);
+        sink.flush(&self.lost)?;
+        // Give the arenas back for reuse (dropped if the readers have enough).
+        for r in rounds {
+            let _ = self.spare.try_send(r.arena);
         }
-        sink.flush(&self.lost)
+        Ok(())
+    }
+}
+
+/// One CPU's records in a round: its pages, the page being read and its next record.
+struct CpuCursor<'p> {
+    arena: &'p [u8],
+    /// (cpu, start, len) of this CPU's pages not yet opened.
+    pages: &'p [(u32, usize, usize)],
+    records: Option<Records<'p>>,
+    head: Option<Record<'p>>,
+}
+
+impl<'p> CpuCursor<'p> {
+    /// Moves `head` to the next record, opening the next page when one runs out (and counting
+    /// the events the kernel lost before it).
+    fn advance(&mut self, ph: &PageHeader, eh: &EventHeader, lost: &mut [u64]) -> Result<()> {
+        loop {
+            if let Some(records) = &mut self.records {
+                if let Some(rec) = records.next() {
+                    let cpu = self.pages.first().map_or(0, |p| p.0);
+                    self.head = Some(rec.with_context(|| format!("CPU {cpu}: malformed record"))?);
+                    return Ok(());
+                }
+                self.records = None;
+                self.pages = &self.pages[1..];
+            }
+            let Some(&(cpu, start, len)) = self.pages.first() else {
+                self.head = None;
+                return Ok(());
+            };
+            let page = SubBuffer::with_event_header(&self.arena[start..start + len], ph, eh)
+                .with_context(|| format!("CPU {cpu}: malformed sub-buffer"))?;
+            match page.missed_events() {
+                MissedEvents::None => {}
+                MissedEvents::Unknown => lost[cpu as usize] += 1,
+                MissedEvents::Count(n) => lost[cpu as usize] += n,
+            }
+            self.records = Some(page.records());
+        }
     }
 }
 
@@ -315,6 +349,11 @@ struct Shared {
     queued: Arc<AtomicUsize>,
     spare: Receiver<Vec<u8>>,
     finish: Arc<AtomicBool>,
+    /// The newest round any reader has started.
+    generation: Arc<AtomicU64>,
+    /// The wake-up pipes of all readers, and this reader's own.
+    wake_all: Arc<Vec<OwnedFd>>,
+    wake: OwnedFd,
 }
 
 fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i32>) {
@@ -340,6 +379,8 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
     }
     let ph = sh.page_header;
     let subbuf = ph.subbuf_size();
+    // The last round this reader has sent its part of.
+    let mut last = 0u64;
     loop {
         let finishing = sh.finish.load(Ordering::Relaxed);
         // Too far ahead of the consumer: let it catch up (the kernel buffers meanwhile).
@@ -347,10 +388,13 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
             std::thread::sleep(Duration::from_millis(5));
             continue;
         }
+        let mut asked = false;
         if !finishing {
-            // Woken when the buffer is `buffer_percent` full; the timeout is the fallback,
-            // shorter than a syscall storm takes to fill a default-sized buffer here (18 ms).
-            let mut fds = [PollFd::new(reader.as_fd(), PollFlags::POLLIN)];
+            // Woken when the buffer is `buffer_percent` full, or by another reader starting a
+            // round; the timeout is the fallback, shorter than a syscall storm takes to fill a
+            // default-sized buffer here (18 ms).
+            let mut fds =
+                [PollFd::new(reader.as_fd(), PollFlags::POLLIN), PollFd::new(sh.wake.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(POLL_MS)) {
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
                 Err(e) => {
@@ -358,8 +402,38 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
                     return;
                 }
             }
+            asked = fds[1].revents().is_some_and(|r| r.contains(PollFlags::POLLIN));
+            let mut drain = [0u8; 64];
+            while nix::unistd::read(&sh.wake, &mut drain).is_ok_and(|n| n > 0) {}
         }
-        let mut round = Round { arena: sh.spare.try_recv().unwrap_or_default(), used: 0, pages: Vec::new() };
+        // The round to read for: the newest one started, if we have not read for it yet;
+        // else (our own buffer is ready, or the timeout passed) a new one, and the others
+        // are asked to read for it too.
+        let started = sh.generation.load(Ordering::Acquire);
+        let gen = if started > last {
+            started
+        } else if asked && !finishing {
+            continue;
+        } else {
+            let gen = last + 1;
+            if sh.generation.fetch_max(gen, Ordering::AcqRel) < gen {
+                for (other, w) in sh.wake_all.iter().enumerate() {
+                    if other != cpu {
+                        let _ = nix::unistd::write(w, &[1]);
+                    }
+                }
+            }
+            gen
+        };
+        // Rounds this reader slept through get an empty part, so that none waits for it.
+        for skipped in last + 1..gen {
+            let empty = Round { gen: skipped, arena: Vec::new(), used: 0, pages: Vec::new() };
+            if sh.rounds.send(Ok(empty)).is_err() {
+                return;
+            }
+        }
+        last = gen;
+        let mut round = Round { gen, arena: sh.spare.try_recv().unwrap_or_default(), used: 0, pages: Vec::new() };
         for nth in 0.. {
             let start = round.used;
             if round.arena.len() < start + subbuf {
@@ -386,11 +460,10 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
                 }
             }
         }
-        if !round.pages.is_empty() {
-            sh.queued.fetch_add(round.used, Ordering::Relaxed);
-            if sh.rounds.send(Ok(round)).is_err() {
-                return;
-            }
+        // Sent even when empty: the consumer waits for every CPU's part of a round.
+        sh.queued.fetch_add(round.used, Ordering::Relaxed);
+        if sh.rounds.send(Ok(round)).is_err() {
+            return;
         }
         if finishing {
             return;
