@@ -279,7 +279,7 @@ impl Pump {
         drop(cursors);
         sink.flush(&self.lost)?;
         // Give the arenas back for reuse (dropped if the readers have enough).
-        for r in rounds {
+        for r in rounds.into_iter().filter(|r| r.arena.capacity() > 0) {
             let _ = self.spare.try_send(r.arena);
         }
         Ok(())
