@@ -29,34 +29,33 @@ impl BatchWriter {
     /// Payloads longer than `u32::MAX` bytes cannot occur in a ring buffer and are truncated.
     pub fn push(&mut self, probe_index: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8]) {
         let len = payload.len().min(u32::MAX as usize);
-        let padded = (HEADER_LEN + len + 7) & !7;
-        let start = self.buf.len();
-        self.buf.reserve(padded);
-        self.buf.extend_from_slice(&probe_index.to_le_bytes());
-        self.buf.extend_from_slice(&(len as u32).to_le_bytes());
-        self.buf.extend_from_slice(&ts.to_le_bytes());
-        self.buf.extend_from_slice(&pid.to_le_bytes());
-        self.buf.extend_from_slice(&cpu.to_le_bytes());
+        self.buf.reserve((HEADER_LEN + len + 7) & !7);
+        self.header(probe_index, len as u32, ts, pid, cpu);
         self.buf.extend_from_slice(&payload[..len]);
-        self.buf.resize(start + padded, 0);
-        self.records += 1;
+        self.end_record();
     }
 
     /// Appends one event projected onto the fields a plugin asked for (see [`Projection`]).
     #[inline]
     pub fn push_projected(&mut self, probe_index: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8], p: &Projection) {
         let start = self.buf.len();
-        // The header as three words (the length is patched in below when data follows).
-        let word0 = probe_index as u64 | (p.fixed_len() as u64) << 32;
-        self.buf.extend_from_slice(&word0.to_le_bytes());
+        self.header(probe_index, 0, ts, pid, cpu);
+        let len = p.append(payload, &mut self.buf) as u32;
+        self.buf[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+        self.end_record();
+    }
+
+    /// The record header, as three little-endian words.
+    #[inline]
+    fn header(&mut self, probe_index: u32, len: u32, ts: u64, pid: i32, cpu: u32) {
+        self.buf.extend_from_slice(&(probe_index as u64 | (len as u64) << 32).to_le_bytes());
         self.buf.extend_from_slice(&ts.to_le_bytes());
         self.buf.extend_from_slice(&(pid as u32 as u64 | (cpu as u64) << 32).to_le_bytes());
-        if p.append_words(payload, &mut self.buf) {
-            return self.records += 1;
-        }
-        p.append(payload, &mut self.buf);
-        let len = (self.buf.len() - start - HEADER_LEN) as u32;
-        self.buf[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+    }
+
+    /// Pads the record just written to a multiple of 8 bytes and counts it.
+    #[inline]
+    fn end_record(&mut self) {
         self.buf.resize((self.buf.len() + 7) & !7, 0);
         self.records += 1;
     }

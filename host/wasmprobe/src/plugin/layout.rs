@@ -90,6 +90,14 @@ impl Field {
         Field { name: name.to_string(), c_type, offset, size, signed, kind, elem_size }
     }
 
+    /// Whether this field's data is located by a `__data_loc` / `__rel_loc` word.
+    pub fn is_located(&self) -> bool {
+        matches!(
+            self.kind,
+            FieldKind::DataLocString | FieldKind::DataLocArray | FieldKind::RelLocString | FieldKind::RelLocArray
+        )
+    }
+
     pub(crate) fn to_wit(&self) -> wit::Field {
         wit::Field {
             name: self.name.clone(),

@@ -9,7 +9,7 @@
 //! locator (offset from the payload's start in the low 16 bits, length in the high 16), so
 //! the plugin never sees a `__rel_loc`.
 
-use super::layout::{Field, FieldKind, Layout};
+use super::layout::{FieldKind, Layout};
 
 /// How one probe's payloads are projected. Built from its layout by [`Projection::new`].
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,43 +122,35 @@ impl Projection {
         &self.layout
     }
 
-    /// Bytes of the fixed-size part of a projected payload.
+    /// Appends the projection of `payload` to `out`; returns its length. An all-integer
+    /// projection is built as whole little-endian words, so what follows the returned length
+    /// up to the next multiple of 8 is already zero padding. A field the payload is too short
+    /// for reads as zeros, and a locator pointing outside the payload as empty data: the
+    /// kernel's records never do either, a corrupt trace file may.
     #[inline]
-    pub fn fixed_len(&self) -> usize {
-        self.fixed_len
-    }
-
-    /// Whether projected payloads carry variable-size data after the fixed part.
-    #[inline]
-    pub fn has_variable(&self) -> bool {
-        !self.dynamic.is_empty()
-    }
-
-    /// Writes the fixed-size fields of `payload` into `out` (exactly [`Projection::fixed_len`]
-    /// bytes, zeroed by the caller). A field the payload is too short for stays zero: the
-    /// kernel's records never are, a corrupt trace file may be.
-    #[inline]
-    pub fn copy_fixed(&self, payload: &[u8], out: &mut [u8]) {
-        for c in &self.fixed {
-            // The common sizes as fixed-size copies (a load and a store, not a memcpy call).
-            match c.len {
-                8 => copy_n::<8>(payload, c.src, out, c.dst),
-                4 => copy_n::<4>(payload, c.src, out, c.dst),
-                2 => copy_n::<2>(payload, c.src, out, c.dst),
-                1 => copy_n::<1>(payload, c.src, out, c.dst),
-                len => {
-                    if let (Some(src), Some(dst)) = (payload.get(c.src..c.src + len), out.get_mut(c.dst..c.dst + len)) {
-                        dst.copy_from_slice(src);
-                    }
-                }
+    pub fn append(&self, payload: &[u8], out: &mut Vec<u8>) -> usize {
+        let base = out.len();
+        match &self.words {
+            Some(parts) => {
+                append_words(parts, payload, out);
+                self.fixed_len
+            }
+            None => {
+                self.append_bytes(payload, out);
+                out.len() - base
             }
         }
     }
 
-    /// Appends the variable-size data of `payload` to `out` and points the locators of the
-    /// projected payload starting at `out[base..]` (fixed part already written) at it. A
-    /// locator pointing outside the payload gives empty data.
-    pub fn append_variable(&self, payload: &[u8], out: &mut Vec<u8>, base: usize) {
+    /// The general case: the fixed part copied field by field, then the variable data.
+    fn append_bytes(&self, payload: &[u8], out: &mut Vec<u8>) {
+        let base = out.len();
+        out.resize(base + self.fixed_len, 0);
+        for c in &self.fixed {
+            if let Some(src) = payload.get(c.src..c.src + c.len) {
+                out[base + c.dst..base + c.dst + c.len].copy_from_slice(src);
+            }
+        }
         for d in &self.dynamic {
             let data = locate(payload, d.src, d.relative).unwrap_or(&[]);
             let off = out.len() - base;
@@ -168,47 +160,28 @@ impl Projection {
             out[base + d.dst..base + d.dst + 4].copy_from_slice(&loc.to_le_bytes());
         }
     }
-
-    /// Appends the projection of `payload` to `out` as whole words (its length padded to 8,
-    /// the padding zero) if this projection is all integers; else returns false and appends
-    /// nothing.
-    #[inline]
-    pub fn append_words(&self, payload: &[u8], out: &mut Vec<u8>) -> bool {
-        let Some(parts) = &self.words else { return false };
-        let (mut word, mut index) = (0u64, 0u32);
-        for c in parts {
-            if c.word != index {
-                out.extend_from_slice(&word.to_le_bytes());
-                (word, index) = (0, c.word);
-            }
-            let v = match c.len {
-                8 => payload.get(c.src..c.src + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap())),
-                4 => payload.get(c.src..c.src + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as u64),
-                2 => payload.get(c.src..c.src + 2).map(|b| u16::from_le_bytes(b.try_into().unwrap()) as u64),
-                _ => payload.get(c.src).map(|&b| b as u64),
-            };
-            word |= v.unwrap_or(0) << c.shift;
-        }
-        if !parts.is_empty() {
-            out.extend_from_slice(&word.to_le_bytes());
-        }
-        true
-    }
-
-    /// Appends the projection of `payload` to `out`.
-    pub fn append(&self, payload: &[u8], out: &mut Vec<u8>) {
-        let base = out.len();
-        out.resize(base + self.fixed_len, 0);
-        self.copy_fixed(payload, &mut out[base..]);
-        self.append_variable(payload, out, base);
-    }
 }
 
-#[inline(always)]
-fn copy_n<const N: usize>(src: &[u8], at: usize, dst: &mut [u8], to: usize) {
-    if let (Some(s), Some(d)) = (src.get(at..at + N), dst.get_mut(to..to + N)) {
-        let s: &[u8; N] = s.try_into().unwrap();
-        d.copy_from_slice(s);
+/// [`Projection::append`] for an all-integer projection: each word put together in a register
+/// and appended whole (no zero-filling first, no byte copies).
+#[inline]
+fn append_words(parts: &[WordPart], payload: &[u8], out: &mut Vec<u8>) {
+    let (mut word, mut index) = (0u64, 0u32);
+    for c in parts {
+        if c.word != index {
+            out.extend_from_slice(&word.to_le_bytes());
+            (word, index) = (0, c.word);
+        }
+        let v = match c.len {
+            8 => payload.get(c.src..c.src + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap())),
+            4 => payload.get(c.src..c.src + 4).map(|b| u32::from_le_bytes(b.try_into().unwrap()) as u64),
+            2 => payload.get(c.src..c.src + 2).map(|b| u16::from_le_bytes(b.try_into().unwrap()) as u64),
+            _ => payload.get(c.src).map(|&b| b as u64),
+        };
+        word |= v.unwrap_or(0) << c.shift;
+    }
+    if !parts.is_empty() {
+        out.extend_from_slice(&word.to_le_bytes());
     }
 }
 
@@ -222,19 +195,10 @@ fn locate(payload: &[u8], at: usize, relative: bool) -> Option<&[u8]> {
     payload.get(off..off + (loc >> 16) as usize)
 }
 
-impl Field {
-    /// Whether this field's data is located by a `__data_loc` / `__rel_loc` word.
-    pub fn is_located(&self) -> bool {
-        matches!(
-            self.kind,
-            FieldKind::DataLocString | FieldKind::DataLocArray | FieldKind::RelLocString | FieldKind::RelLocArray
-        )
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::plugin::layout::Field;
 
     /// sys_enter_openat-like: common fields, `int __syscall_nr` at 8, `const char *filename`
     /// at 16, a `__data_loc char[] file` at 24, a `__rel_loc char[] name` at 28, `long ret`
@@ -289,6 +253,28 @@ mod tests {
         assert_eq!(&out[24..36], b"/etc/passwd\0");
         assert_eq!(&out[36..40], b"abc\0");
         assert_eq!(out.len(), 40);
+    }
+
+    #[test]
+    fn integers_alone_are_packed_as_words_exactly_as_byte_by_byte() {
+        let (layout, payload) = layout();
+        let want: Vec<String> = ["common_type", "ret", "common_pid", "__syscall_nr"].map(String::from).to_vec();
+        let p = Projection::new(&layout, &want).unwrap();
+        assert!(p.words.is_some());
+        let mut words = Vec::new();
+        assert_eq!(p.append(&payload, &mut words), 24);
+        let mut bytes = Vec::new();
+        p.append_bytes(&payload, &mut bytes);
+        assert_eq!(&words[..24], &bytes[..]);
+        assert_eq!(words.len(), 24);
+        assert_eq!(&words[0..2], &7u16.to_le_bytes());
+        assert_eq!(&words[8..16], &(-2i64).to_le_bytes());
+        assert_eq!(&words[16..20], &1234i32.to_le_bytes());
+        assert_eq!(&words[20..24], &257i32.to_le_bytes());
+        // Too short a payload reads as zeros either way.
+        let mut short = Vec::new();
+        p.append(&payload[..6], &mut short);
+        assert_eq!(short, [vec![7, 0, 0, 0, 0, 0, 0, 0], vec![0; 16]].concat());
     }
 
     #[test]
