@@ -45,12 +45,13 @@ pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
 /// The pages of one CPU's part of round `gen`.
 struct Round {
     gen: u64,
+    cpu: u32,
     /// The pages, back to back in `arena[..used]`. A reused arena keeps its length, so that
     /// its bytes are not zeroed again before each read (the kernel overwrites them).
     arena: Vec<u8>,
     used: usize,
-    /// (cpu, start, len) of each page in `arena`, in the order read.
-    pages: Vec<(u32, usize, usize)>,
+    /// (start, len) of each page in `arena`, in the order read.
+    pages: Vec<(usize, usize)>,
 }
 
 /// Sub-buffer size (KiB) live runs ask for in their own instance (kernels 6.8+): a quarter of
@@ -235,22 +236,24 @@ impl Pump {
 
     fn consume(&mut self, mut rounds: Vec<Round>, session: &Session, sink: &mut dyn RecordSink) -> Result<()> {
         // A CPU's earlier round first, so that ties keep its records in order.
-        rounds.sort_by_key(|r| (r.gen, r.pages.first().map_or(0, |p| p.0)));
+        rounds.sort_by_key(|r| (r.gen, r.cpu));
         for r in &rounds {
             self.queued.fetch_sub(r.used, Ordering::Relaxed);
         }
         if let Some(tap) = &mut self.tap {
             for r in &rounds {
-                for &(cpu, start, len) in &r.pages {
-                    tap(cpu as usize, &r.arena[start..start + len])
-                        .with_context(|| format!("saving CPU {cpu}'s pages"))?;
+                for &(start, len) in &r.pages {
+                    tap(r.cpu as usize, &r.arena[start..start + len])
+                        .with_context(|| format!("saving CPU {}'s pages", r.cpu))?;
                 }
             }
         }
         // Each part is one CPU's pages, its records in time order. Merge them by timestamp,
         // ties to the earlier part, as trace-cmd merges its per-CPU streams.
-        let mut cursors: Vec<CpuCursor<'_>> =
-            rounds.iter().map(|r| CpuCursor { arena: &r.arena, pages: &r.pages, records: None, head: None }).collect();
+        let mut cursors: Vec<CpuCursor<'_>> = rounds
+            .iter()
+            .map(|r| CpuCursor { cpu: r.cpu, arena: &r.arena, pages: &r.pages, records: None, head: None })
+            .collect();
         for c in &mut cursors {
             c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
@@ -265,7 +268,7 @@ impl Pump {
             }
             let Some((i, _)) = best else { break };
             let c = &mut cursors[i];
-            let (cpu, rec) = (c.pages[0].0, c.head.take().expect("chosen for its head"));
+            let (cpu, rec) = (c.cpu, c.head.take().expect("chosen for its head"));
             let payload = rec.data;
             if let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
                 if let Some(probe) = session.probe_by_id(id) {
@@ -289,8 +292,9 @@ impl Pump {
 /// One CPU's records in a round: its pages, the page being read and its next record.
 struct CpuCursor<'p> {
     arena: &'p [u8],
-    /// (cpu, start, len) of this CPU's pages not yet opened.
-    pages: &'p [(u32, usize, usize)],
+    cpu: u32,
+    /// (start, len) of this CPU's pages not yet opened.
+    pages: &'p [(usize, usize)],
     records: Option<Records<'p>>,
     head: Option<Record<'p>>,
 }
@@ -299,17 +303,17 @@ impl<'p> CpuCursor<'p> {
     /// Moves `head` to the next record, opening the next page when one runs out (and counting
     /// the events the kernel lost before it).
     fn advance(&mut self, ph: &PageHeader, eh: &EventHeader, lost: &mut [u64]) -> Result<()> {
+        let cpu = self.cpu;
         loop {
             if let Some(records) = &mut self.records {
                 if let Some(rec) = records.next() {
-                    let cpu = self.pages.first().map_or(0, |p| p.0);
                     self.head = Some(rec.with_context(|| format!("CPU {cpu}: malformed record"))?);
                     return Ok(());
                 }
                 self.records = None;
                 self.pages = &self.pages[1..];
             }
-            let Some(&(cpu, start, len)) = self.pages.first() else {
+            let Some(&(start, len)) = self.pages.first() else {
                 self.head = None;
                 return Ok(());
             };
@@ -378,7 +382,6 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
         }
     }
     let ph = sh.page_header;
-    let subbuf = ph.subbuf_size();
     // The last round this reader has sent its part of.
     let mut last = 0u64;
     loop {
@@ -406,59 +409,20 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
             let mut drain = [0u8; 64];
             while nix::unistd::read(&sh.wake, &mut drain).is_ok_and(|n| n > 0) {}
         }
-        // The round to read for: the newest one started, if we have not read for it yet;
-        // else (our own buffer is ready, or the timeout passed) a new one, and the others
-        // are asked to read for it too.
-        let started = sh.generation.load(Ordering::Acquire);
-        let gen = if started > last {
-            started
-        } else if asked && !finishing {
-            continue;
-        } else {
-            let gen = last + 1;
-            if sh.generation.fetch_max(gen, Ordering::AcqRel) < gen {
-                for (other, w) in sh.wake_all.iter().enumerate() {
-                    if other != cpu {
-                        let _ = nix::unistd::write(w, &[1]);
-                    }
-                }
-            }
-            gen
-        };
+        let Some(gen) = round_to_read(&sh, cpu, last, asked && !finishing) else { continue };
         // Rounds this reader slept through get an empty part, so that none waits for it.
         for skipped in last + 1..gen {
-            let empty = Round { gen: skipped, arena: Vec::new(), used: 0, pages: Vec::new() };
+            let empty = Round { gen: skipped, cpu: cpu as u32, arena: Vec::new(), used: 0, pages: Vec::new() };
             if sh.rounds.send(Ok(empty)).is_err() {
                 return;
             }
         }
         last = gen;
-        let mut round = Round { gen, arena: sh.spare.try_recv().unwrap_or_default(), used: 0, pages: Vec::new() };
-        for nth in 0.. {
-            let start = round.used;
-            if round.arena.len() < start + subbuf {
-                round.arena.resize(start + subbuf, 0);
-            }
-            match reader.read_subbuf(&mut round.arena[start..start + subbuf]) {
-                Ok(0) => break,
-                Ok(n) => {
-                    round.used += n;
-                    round.pages.push((cpu as u32, start, n));
-                    // A page with room left is the page the writer is on (copied as far as it
-                    // got), or the rest of a page an earlier round read in part. Reading on
-                    // after the first would chase the writer: a syscall and a page copy for a
-                    // few events each time. The rest waits for the next round (poll wakes us
-                    // when the buffer is `buffer_percent` full). At the end, everything is read.
-                    let data = ph.commit_len(&round.arena[start..start + n]).unwrap_or(0);
-                    if !finishing && nth > 0 && data + FULL_SLACK < ph.data_size {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let _ = sh.rounds.send(Err(anyhow!(e)));
-                    return;
-                }
-            }
+        let arena = sh.spare.try_recv().unwrap_or_default();
+        let mut round = Round { gen, cpu: cpu as u32, arena, used: 0, pages: Vec::new() };
+        if let Err(e) = read_round(&mut reader, &mut round, &ph, finishing) {
+            let _ = sh.rounds.send(Err(anyhow!(e)));
+            return;
         }
         // Sent even when empty: the consumer waits for every CPU's part of a round.
         sh.queued.fetch_add(round.used, Ordering::Relaxed);
@@ -469,4 +433,53 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
             return;
         }
     }
+}
+
+/// The round a reader reads for: the newest one started, if it has not read for it yet; else
+/// (its own buffer is ready, or the poll timed out) a new one, and the other readers are woken
+/// to read for it too. `None` when it was only woken for a round it has already read.
+fn round_to_read(sh: &Shared, cpu: usize, last: u64, only_asked: bool) -> Option<u64> {
+    let started = sh.generation.load(Ordering::Acquire);
+    if started > last {
+        return Some(started);
+    }
+    if only_asked {
+        return None;
+    }
+    let gen = last + 1;
+    if sh.generation.fetch_max(gen, Ordering::AcqRel) < gen {
+        for (other, w) in sh.wake_all.iter().enumerate() {
+            if other != cpu {
+                let _ = nix::unistd::write(w, &[1]);
+            }
+        }
+    }
+    Some(gen)
+}
+
+/// Reads one CPU's pages into `round`: the full ones, then at most one partial page after the
+/// first read (everything when `finishing`).
+fn read_round(reader: &mut CpuReader, round: &mut Round, ph: &PageHeader, finishing: bool) -> tracefs::Result<()> {
+    let subbuf = ph.subbuf_size();
+    for nth in 0.. {
+        let start = round.used;
+        if round.arena.len() < start + subbuf {
+            round.arena.resize(start + subbuf, 0);
+        }
+        let n = reader.read_subbuf(&mut round.arena[start..start + subbuf])?;
+        if n == 0 {
+            break;
+        }
+        round.used += n;
+        round.pages.push((start, n));
+        // A page with room left is the page the writer is on (copied as far as it got), or the
+        // rest of a page an earlier round read in part. Reading on after the first would chase
+        // the writer: a syscall and a page copy for a few events each time. The rest waits for
+        // the next round (poll wakes us when the buffer is `buffer_percent` full).
+        let data = ph.commit_len(&round.arena[start..start + n]).unwrap_or(0);
+        if !finishing && nth > 0 && data + FULL_SLACK < ph.data_size {
+            break;
+        }
+    }
+    Ok(())
 }
