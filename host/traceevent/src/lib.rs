@@ -28,6 +28,7 @@ pub use lte::DEC_PAIRS;
 pub mod print;
 pub mod subbuf;
 pub mod symbols;
+pub mod text;
 
 pub use dat::{Buffer, Compression, CpuData, DatMeta, DatRecord, DatRecords, ReadAt, TraceDat};
 pub use endian::Endian;
@@ -37,3 +38,4 @@ pub use header::{EventHeader, PageHeader};
 pub use print::{Dialect, PrintContext, Program};
 pub use subbuf::{MissedEvents, Record, Records, SubBuffer};
 pub use symbols::{SymbolRef, Symbols};
+pub use text::ShortText;

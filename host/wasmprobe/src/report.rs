@@ -7,7 +7,7 @@
 use std::io::Write;
 
 use anyhow::{Context, Result};
-use traceevent::{Dialect, EventFormat, EventFormats, MissedEvents, TraceDat, DEC_PAIRS};
+use traceevent::{Dialect, EventFormat, EventFormats, MissedEvents, ShortText, TraceDat, DEC_PAIRS};
 
 /// The registry of a trace.dat, printing like libtraceevent (as `trace-cmd report` does).
 pub fn formats_of<R: traceevent::ReadAt>(dat: &TraceDat<R>) -> Result<EventFormats> {
@@ -66,44 +66,8 @@ pub struct LineFormatter {
     scratch: Vec<u8>,
 }
 
-/// Text appended to nearly every line: kept in a fixed-size array when it fits, so that
-/// appending it is one fixed-size copy and a cut rather than a `memcpy` call.
-#[derive(Debug, Clone)]
-struct Snippet {
-    short: [u8; Snippet::SHORT],
-    len: usize,
-    long: Vec<u8>,
-}
-
-impl Default for Snippet {
-    fn default() -> Self {
-        Snippet { short: [0; Snippet::SHORT], len: 0, long: Vec::new() }
-    }
-}
-
-impl Snippet {
-    const SHORT: usize = 48;
-
-    fn set(&mut self, text: &[u8]) {
-        self.len = text.len();
-        if text.len() <= Self::SHORT {
-            self.short[..text.len()].copy_from_slice(text);
-        } else {
-            self.long = text.to_vec();
-        }
-    }
-
-    #[inline]
-    fn append_to(&self, out: &mut Vec<u8>) {
-        if self.len <= Self::SHORT {
-            let end = out.len() + self.len;
-            out.extend_from_slice(&self.short);
-            out.truncate(end);
-        } else {
-            out.extend_from_slice(&self.long);
-        }
-    }
-}
+/// A piece of text appended to nearly every line (see [`ShortText`]).
+type Snippet = ShortText<48>;
 
 impl LineFormatter {
     /// A formatter printing timestamps as `time` says.
@@ -200,7 +164,7 @@ impl LineFormatter {
             self.labels.resize(id + 1, Snippet::default());
         }
         let label = &mut self.labels[id];
-        if label.len == 0 {
+        if label.is_empty() {
             self.scratch.clear();
             let _ = write!(self.scratch, " {}: {:2$}", ev.name, "", 20usize.saturating_sub(ev.name.len()));
             label.set(&self.scratch);

@@ -673,39 +673,9 @@ impl Load {
     }
 }
 
-/// Literal text of a print fmt. Most are short (`", "`, `") "`): those are kept in a
-/// fixed-size array and appended with one fixed-size copy and a cut, not a `memcpy` call.
-#[derive(Debug)]
-enum Lit {
-    Short([u8; 16], u8),
-    Long(String),
-}
-
-impl Lit {
-    const EMPTY: Lit = Lit::Short([0; 16], 0);
-
-    fn new(s: String) -> Lit {
-        if s.len() <= 16 {
-            let mut b = [0u8; 16];
-            b[..s.len()].copy_from_slice(s.as_bytes());
-            Lit::Short(b, s.len() as u8)
-        } else {
-            Lit::Long(s)
-        }
-    }
-
-    #[inline]
-    fn write(&self, out: &mut Vec<u8>) {
-        match self {
-            Lit::Short(b, n) => {
-                let end = out.len() + *n as usize;
-                out.extend_from_slice(b);
-                out.truncate(end);
-            }
-            Lit::Long(s) => out.push_str(s),
-        }
-    }
-}
+/// Literal text of a print fmt. Most are short (`", "`, `") "`): appended as one fixed-size
+/// copy.
+type Lit = crate::text::ShortText<16>;
 
 /// Moves each short literal into the number after it (`"NR %ld (%lx, %lx"` becomes three
 /// numbers with `"NR "`, `" ("` and `", "` before them): fewer pieces to dispatch on per
@@ -715,7 +685,7 @@ fn fuse_literals(segs: Vec<Seg>) -> Vec<Seg> {
     let mut pending: Option<Lit> = None;
     for seg in segs {
         match seg {
-            Seg::Lit(lit @ Lit::Short(..)) => {
+            Seg::Lit(lit) if lit.fits() => {
                 if let Some(p) = pending.replace(lit) {
                     out.push(Seg::Lit(p));
                 }
@@ -874,9 +844,9 @@ impl LteEvent {
         }
         for seg in &self.segs {
             match seg {
-                Seg::Lit(lit) => lit.write(out),
+                Seg::Lit(lit) => lit.append_to(out),
                 Seg::Num { pre, spec, ls, arg, len, load } => {
-                    pre.write(out);
+                    pre.append_to(out);
                     let star = len.map(|l| cx.eval(&self.args[l]) as i32 as i64);
                     let v = match load {
                         Some(load) => load.get(data, cx.endian),
@@ -987,7 +957,7 @@ fn parse_arg_string(b: &[u8], start: usize, segs: &mut Vec<Seg>) -> usize {
         ret += 1;
         i += 1;
     }
-    segs.push(Seg::Lit(Lit::new(String::from_utf8_lossy(&s).into_owned())));
+    segs.push(Seg::Lit(Lit::new(String::from_utf8_lossy(&s).as_bytes())));
     ret
 }
 
@@ -1122,7 +1092,7 @@ fn parse_arg_format(
                 return ret + 1;
             }
             c => {
-                segs.push(Seg::Lit(Lit::new(format!(">{}<", c as char))));
+                segs.push(Seg::Lit(Lit::new(format!(">{}<", c as char).as_bytes())));
                 return ret + 1;
             }
         }
