@@ -84,13 +84,7 @@ fn exec_open_falls_back_to_libc_uprobes_without_kprobes_and_says_so() {
     );
     plan.validate(&"uprobe,uretprobe".parse().unwrap()).unwrap();
 
-    p.set_layouts(vec![
-        uprobe_file_layout("open", 2001),
-        uprobe_file_layout("openat", 2002),
-        uretprobe_s32_ret_layout("openret", 2003),
-        uretprobe_s32_ret_layout("openatret", 2004),
-    ])
-    .unwrap();
+    p.set_layouts(exec_open_uprobe_layouts()).unwrap();
     let mut b = BatchWriter::new();
     p.pack(&mut b, 1, 0, 1234, 10, &Payload::new(2002, 1234, 12).data_loc_str(16, "/etc/passwd").bytes);
     p.pack(&mut b, 3, 0, 1234, 20, &Payload::new(2004, 1234, 20).u32_at(24, 3).bytes);

@@ -43,13 +43,7 @@ fn assert_well_behaved(p: &mut Plugin, out: &Capture) {
 fn well_behaved() -> (Plugin, Capture) {
     let (mut p, out) = load_builtin("exec-open");
     p.init(&[], kernel()).unwrap();
-    p.set_layouts(vec![
-        uprobe_file_layout("open", 2001),
-        uprobe_file_layout("openat", 2002),
-        uretprobe_s32_ret_layout("openret", 2003),
-        uretprobe_s32_ret_layout("openatret", 2004),
-    ])
-    .unwrap();
+    p.set_layouts(exec_open_uprobe_layouts()).unwrap();
     out.take();
     (p, out)
 }

@@ -175,3 +175,14 @@ pub fn sys_enter_layout(id: u32) -> Layout {
 pub fn bare_layout(event: &str, id: u32) -> Layout {
     layout(event, id, vec![Field::from_format("unsigned long", "__probe_ip", 8, 8, false)])
 }
+
+/// exec-open's four probes without kprobes (uprobes on libc open/openat and their returns),
+/// ids 2001-2004, in plan order.
+pub fn exec_open_uprobe_layouts() -> Vec<Layout> {
+    vec![
+        uprobe_file_layout("open", 2001),
+        uprobe_file_layout("openat", 2002),
+        uretprobe_s32_ret_layout("openret", 2003),
+        uretprobe_s32_ret_layout("openatret", 2004),
+    ]
+}
