@@ -228,13 +228,19 @@ impl CommLookup for LiveComm {
         if let Some(c) = self.given.lock().unwrap().get(&pid) {
             return Some(c.clone());
         }
-        let c = std::fs::read_to_string(format!("/proc/{pid}/comm"))
-            .ok()
-            .map(|c| c.trim_end().to_string())
-            .or_else(|| tracefs::saved_cmdlines(&self.tracefs).ok().and_then(|m| m.get(&pid).cloned()))?;
+        let c = live_comm(&self.tracefs, pid)?;
         self.given.lock().unwrap().insert(pid, c.clone());
         Some(c)
     }
+}
+
+/// The command name of a live process: `/proc/<pid>/comm`, else (it is gone) the kernel's
+/// `saved_cmdlines`.
+pub(crate) fn live_comm(tracefs: &Tracefs, pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm"))
+        .ok()
+        .map(|c| c.trim_end().to_string())
+        .or_else(|| tracefs::saved_cmdlines(tracefs).ok().and_then(|m| m.get(&pid).cloned()))
 }
 
 /// What a recording stores about the plugin run that made it (option [`OPTION_WASMPROBE`]).

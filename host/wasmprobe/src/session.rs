@@ -97,6 +97,7 @@ impl Session {
         self.created.push(ev.clone());
         Ok((ev.system, ev.event))
     }
+
     /// Asks for sub-buffers of `kb` KiB in our instance (kernel 6.8+), before anything reads
     /// it; the ring buffer keeps its size. Best effort: a kernel that cannot, or refuses the
     /// size, keeps its own, which every reader handles.
@@ -188,7 +189,7 @@ fn resolve_library(target: &str) -> String {
 }
 
 /// Which probe (index in the plan) an event id belongs to: a table indexed by id, since the
-/// lookup is made for every record of a replay.
+/// lookup is made for every record, live and in a replay.
 #[derive(Debug, Clone, Default)]
 pub struct ProbeIds(Vec<u32>);
 

@@ -82,16 +82,9 @@ impl<W: Write> RecordSink for LineSink<W> {
         if pid > 0 && *slot != pid {
             *slot = pid;
             if self.named.insert(pid) {
-                match std::fs::read_to_string(format!("/proc/{pid}/comm")) {
-                    Ok(c) => self.formats.add_cmdline(pid, c.trim_end()),
-                    // Gone before its events were printed (a short-lived child): the kernel
-                    // saved its name when it ran.
-                    Err(_) => {
-                        if let Some(c) = tracefs::saved_cmdlines(&self.tracefs).ok().and_then(|m| m.get(&pid).cloned())
-                        {
-                            self.formats.add_cmdline(pid, &c);
-                        }
-                    }
+                // A short-lived child may be gone before its events are printed.
+                if let Some(c) = crate::run::live_comm(&self.tracefs, pid) {
+                    self.formats.add_cmdline(pid, &c);
                 }
             }
         }
