@@ -470,9 +470,8 @@ impl CSpec {
         let total = len.max(self.width.unwrap_or(0));
         // Laid out in `out` itself: a fixed-size run of spaces (copied from read-only memory,
         // no `memcpy` call), the digits written at the right end of the first `total` bytes,
-        // the rest cut off.
-        // Building the text in a stack buffer and copying that instead made the copy's wide
-        // loads wait for the digits' byte stores (a store-forwarding stall per number).
+        // the rest cut off. (Building it in a stack buffer and copying that made the copy's wide
+        // loads wait for the digits' byte stores: a store-forwarding stall per number.)
         let start = out.len();
         out.extend_from_slice(&PAD);
         let buf = &mut out[start..];
@@ -760,7 +759,7 @@ impl LteEvent {
         let fields: Vec<LField> = ev.all_fields().map(|f| LField::from_field(f, long_size)).collect();
         let ncommon = ev.common_fields.len();
         let plugin = plugins::Plugin::for_event(&ev.system, &ev.name);
-        // Plugins print function names; an fmt that cannot be parsed may have needed them.
+        // Plugins print function names.
         let wants_symbols = plugin.is_some();
         let mut out =
             LteEvent { fields, ncommon, failed: true, args: Vec::new(), segs: Vec::new(), plugin, wants_symbols };
