@@ -39,9 +39,13 @@ impl BatchWriter {
     #[inline]
     pub fn push_projected(&mut self, probe_index: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8], p: &Projection) {
         let start = self.buf.len();
-        self.header(probe_index, 0, ts, pid, cpu);
-        let len = p.append(payload, &mut self.buf) as u32;
-        self.buf[start + 4..start + 8].copy_from_slice(&len.to_le_bytes());
+        let fixed = p.fixed_len();
+        self.header(probe_index, fixed as u32, ts, pid, cpu);
+        let len = p.append(payload, &mut self.buf);
+        if len != fixed {
+            // Variable-size data followed the fixed part.
+            self.buf[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
+        }
         self.end_record();
     }
 
@@ -56,7 +60,10 @@ impl BatchWriter {
     /// Pads the record just written to a multiple of 8 bytes and counts it.
     #[inline]
     fn end_record(&mut self) {
-        self.buf.resize((self.buf.len() + 7) & !7, 0);
+        let padded = (self.buf.len() + 7) & !7;
+        if padded != self.buf.len() {
+            self.buf.resize(padded, 0);
+        }
         self.records += 1;
     }
 

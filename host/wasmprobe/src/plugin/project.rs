@@ -122,6 +122,13 @@ impl Projection {
         &self.layout
     }
 
+    /// Bytes of the fixed-size part: the length of every projected payload without
+    /// variable-size fields.
+    #[inline]
+    pub fn fixed_len(&self) -> usize {
+        self.fixed_len
+    }
+
     /// Appends the projection of `payload` to `out`; returns its length. An all-integer
     /// projection is built as whole little-endian words, so what follows the returned length
     /// up to the next multiple of 8 is already zero padding. A field the payload is too short
