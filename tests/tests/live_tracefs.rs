@@ -168,6 +168,23 @@ fn the_same_probe_twice_is_eexist() {
 }
 
 #[test]
+fn an_instance_someone_briefly_holds_open_is_still_removed() {
+    let Some(t) = live_tracefs("instance_held_open") else { return };
+    let name = instance_name("held");
+    let inst = Instance::create(&t, &name).unwrap();
+    // While this file is open the kernel refuses to remove the instance (EBUSY), as it does
+    // when another thread disables a probe in every instance during a force-destroy.
+    let held = std::fs::File::open(inst.file("trace_clock")).unwrap();
+    let closer = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(held);
+    });
+    drop(inst);
+    closer.join().unwrap();
+    assert!(!tracefs::instances(&t).unwrap().contains(&name), "the instance is gone once the file closed");
+}
+
+#[test]
 fn instances_sizes_clear_and_raii() {
     let Some(t) = live_tracefs("instances") else { return };
     let name = instance_name("raii");

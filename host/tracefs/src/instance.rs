@@ -194,11 +194,27 @@ impl Instance {
         // probes can be deleted after us.
         let _ = self.write_file("events/enable", "0");
         let _ = self.write_file("tracing_on", "0");
-        fs::remove_dir(&self.dir).map_err(|e| {
-            Error::io(format!("cannot remove instance {}", self.name.as_deref().unwrap_or("")), &self.dir, &e)
-        })
+        // The kernel refuses (EBUSY) while anyone has a file of the instance open, for instance
+        // a force-destroy elsewhere disabling a probe in every instance: give that a moment.
+        let mut tries = 0;
+        loop {
+            match fs::remove_dir(&self.dir) {
+                Ok(()) => return Ok(()),
+                Err(e) if e.kind() == std::io::ErrorKind::ResourceBusy && tries < REMOVE_TRIES => {
+                    tries += 1;
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => {
+                    let name = self.name.as_deref().unwrap_or("");
+                    return Err(Error::io(format!("cannot remove instance {name}"), &self.dir, &e));
+                }
+            }
+        }
     }
 }
+
+/// How many times [`Instance::remove`] tries an instance that is busy (10 ms apart).
+const REMOVE_TRIES: u32 = 100;
 
 impl Drop for Instance {
     fn drop(&mut self) {
