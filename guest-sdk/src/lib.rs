@@ -242,10 +242,18 @@ macro_rules! println {
     };
 }
 
-/// Emits one structured record (`--json` prints it as a JSON object).
+/// Emits one structured record (`--json` prints it as a JSON object, its fields in this order;
+/// without `--json` it is printed as `name=value` pairs).
 pub fn emit_record(fields: &[(&str, Value)]) {
     let owned: Vec<(String, Value)> = fields.iter().map(|(k, v)| (k.to_string(), v.clone())).collect();
     output::emit(&owned);
+}
+
+/// Whether the user asked for records (`wasmprobe run --json`): then every line of output is a
+/// JSON object (a [`println!`] line becomes `{"plugin": NAME, "line": LINE}`), and a plugin
+/// with data should [`emit_record`] its fields instead of printing text. Fixed for the run.
+pub fn wants_records() -> bool {
+    output::wants_records()
 }
 
 /// Logs a message about the plugin itself, to the host's stderr.

@@ -8,17 +8,25 @@
 //!
 //! Kernels without kprobes (kernel_supports("kprobe") is false) get the same output from
 //! uprobes on libc's `open` and `openat` and uretprobes on their returns.
+//!
+//! With `--json` each event is a record instead: `{"pid":1234,"comm":"cat","file":"/etc/passwd"}`
+//! and `{"pid":1234,"comm":"cat","ret":3}`.
 
-use wasmprobe_guest::{kernel_supports, log, println, Args, Event, Level, Plan, Plugin, ProbeId};
+use wasmprobe_guest::{
+    emit_record, kernel_supports, log, println, wants_records, Args, Event, Level, Plan, Plugin, ProbeId, Value,
+};
 
 #[derive(Default)]
 struct ExecOpen {
     /// Probes whose events carry `file`.
     opens: Vec<ProbeId>,
+    /// Emit records (`--json`) rather than print lines.
+    records: bool,
 }
 
 impl Plugin for ExecOpen {
     fn init(&mut self, _args: &Args) -> Result<Plan, String> {
+        self.records = wants_records();
         let mut plan = Plan::new();
         if kernel_supports("kprobe") {
             let open =
@@ -41,7 +49,14 @@ impl Plugin for ExecOpen {
     }
 
     fn on_event(&mut self, ev: &Event) {
-        if self.opens.contains(&ev.probe()) {
+        let open = self.opens.contains(&ev.probe());
+        if self.records {
+            let last = match open {
+                true => ("file", Value::Str(ev.str("file").into_owned())),
+                false => ("ret", Value::S64(ev.i64("ret"))),
+            };
+            emit_record(&[("pid", Value::S64(ev.pid().into())), ("comm", Value::Str(ev.comm().to_string())), last]);
+        } else if open {
             println!("{}-{}: open file='{}'", ev.pid(), ev.comm(), ev.str("file"));
         } else {
             println!("{}-{}: open ret={}", ev.pid(), ev.comm(), ev.i64("ret"));

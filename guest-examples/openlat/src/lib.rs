@@ -1,10 +1,15 @@
 //! openlat: how long open() takes, from entry to return per thread, as a power-of-2
 //! histogram in microseconds printed at the end like bpftrace's `hist()`. kprobes on
 //! do_sys_openat2 where the kernel has them, else uprobes on libc's open and openat.
+//!
+//! With `--json`, one record per row of the histogram instead, `low` inclusive and `high`
+//! exclusive: `{"hist":"@usecs","low":4,"high":8,"count":12}`.
 
 use std::collections::HashMap;
 
-use wasmprobe_guest::{kernel_supports, println, Args, Event, Plan, Plugin, ProbeId};
+use wasmprobe_guest::{
+    emit_record, kernel_supports, println, wants_records, Args, Event, Plan, Plugin, ProbeId, Value,
+};
 
 #[derive(Default)]
 struct OpenLat {
@@ -48,21 +53,45 @@ impl Plugin for OpenLat {
     }
 
     fn finish(&mut self) {
+        if wants_records() {
+            emit_hist("@usecs", &self.hist);
+            return;
+        }
         println!("@usecs:");
         print_hist(&self.hist);
+    }
+}
+
+/// The rows [`print_hist`] prints, first to last non-empty bucket: `(k, low, high, count)`,
+/// bucket `k` holding the values in `[low, high)`.
+fn rows(hist: &[u64]) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
+    let first = hist.iter().position(|&n| n > 0).unwrap_or(hist.len());
+    let last = hist.iter().rposition(|&n| n > 0).unwrap_or(0);
+    hist.iter().enumerate().take(last + 1).skip(first).map(|(k, &n)| match k {
+        0 => (k, 0, 1, n),
+        _ => (k, 1 << (k - 1), 1 << k, n),
+    })
+}
+
+/// The histogram as records, one per row of [`print_hist`].
+fn emit_hist(name: &str, hist: &[u64]) {
+    for (_, low, high, n) in rows(hist) {
+        emit_record(&[
+            ("hist", Value::Str(name.to_string())),
+            ("low", Value::U64(low)),
+            ("high", Value::U64(high)),
+            ("count", Value::U64(n)),
+        ]);
     }
 }
 
 /// Prints a log2 histogram the way bpftrace does: `[lo, hi)` ranges, counts, 52-wide bars.
 fn print_hist(hist: &[u64]) {
     let max = hist.iter().copied().max().unwrap_or(0);
-    let Some(first) = hist.iter().position(|&n| n > 0) else { return };
-    let last = hist.iter().rposition(|&n| n > 0).unwrap_or(first);
-    for (k, &n) in hist.iter().enumerate().take(last + 1).skip(first) {
+    for (k, low, high, n) in rows(hist) {
         let range = match k {
-            0 => "[0]".to_string(),
-            1 => "[1]".to_string(),
-            _ => format!("[{}, {})", short(1 << (k - 1)), short(1 << k)),
+            0 | 1 => format!("[{low}]"),
+            _ => format!("[{}, {})", short(low), short(high)),
         };
         let bar = "@".repeat((n * 52 / max) as usize);
         println!("{range:<16}{n:>8} |{bar:<52}|");

@@ -2,11 +2,13 @@
 //! and per syscall id; the top of both tables is printed at the end.
 //!
 //! `--arg top=N` (default 10); `--arg records=1` emits structured records instead of tables
-//! (`{"syscall":0,"count":3}`, `{"pid":1234,"comm":"cat","count":3}` with `--json`).
+//! (`{"syscall":0,"count":3}`, `{"pid":1234,"comm":"cat","count":3}` with `--json`, and
+//! `{"lost":N}` when the kernel lost events). Records are the default with `--json`
+//! (`--arg records=0` keeps the tables, each line then a `{"plugin":..,"line":..}` object).
 
 use std::collections::HashMap;
 
-use wasmprobe_guest::{emit_record, lost_events, println, Args, Event, Plan, Plugin, Value};
+use wasmprobe_guest::{emit_record, lost_events, println, wants_records, Args, Event, Plan, Plugin, Value};
 
 #[derive(Default)]
 struct Syscount {
@@ -20,7 +22,7 @@ struct Syscount {
 impl Plugin for Syscount {
     fn init(&mut self, args: &Args) -> Result<Plan, String> {
         self.top = args.parse("top")?.unwrap_or(10);
-        self.records = args.parse::<u8>("records")?.unwrap_or(0) != 0;
+        self.records = args.parse::<u8>("records")?.map_or_else(wants_records, |r| r != 0);
         let mut plan = Plan::new();
         let enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
         plan.fields(enter, &["id"]);
@@ -44,6 +46,10 @@ impl Plugin for Syscount {
             for (pid, (comm, n)) in pids.iter().take(self.top) {
                 let comm = Value::Str(comm.clone());
                 emit_record(&[("pid", Value::S64(**pid as i64)), ("comm", comm), ("count", Value::U64(*n))]);
+            }
+            let lost = lost_events();
+            if lost > 0 {
+                emit_record(&[("lost", Value::U64(lost))]);
             }
             return;
         }

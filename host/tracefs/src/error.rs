@@ -19,6 +19,8 @@ pub struct Error {
     what: String,
     path: Option<PathBuf>,
     kernel: Option<Box<ErrorLogEntry>>,
+    /// Refused by us before anything reached the kernel (see [`Error::refused`]).
+    refused: bool,
 }
 
 /// Result alias of the crate.
@@ -27,7 +29,20 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 impl Error {
     /// An error with an errno and a sentence naming what failed (no path, no kernel log).
     pub fn new(errno: Errno, what: impl Into<String>) -> Self {
-        Error { errno, what: what.into(), path: None, kernel: None }
+        Error { errno, what: what.into(), path: None, kernel: None, refused: false }
+    }
+
+    /// A request that wasmprobe itself refuses before anything is written to tracefs: shown as
+    /// `SUBJECT: refused by wasmprobe: REASON`, without an errno meaning (which would read as
+    /// if the kernel had said no). `errno` still classifies it for callers (`ENOENT`,
+    /// `EINVAL`, ...).
+    pub fn refused(errno: Errno, subject: impl fmt::Display, reason: impl fmt::Display) -> Self {
+        Error { refused: true, ..Error::new(errno, format!("{subject}: refused by wasmprobe: {reason}")) }
+    }
+
+    /// Whether this is a refusal of ours ([`Error::refused`]) rather than a failed operation.
+    pub fn is_refusal(&self) -> bool {
+        self.refused
     }
 
     /// The same error, naming the file that was read or written.
@@ -88,6 +103,9 @@ fn errno_meaning(e: Errno) -> &'static str {
 
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.refused {
+            return f.write_str(&self.what);
+        }
         write!(f, "{}: {} ({})", self.what, errno_meaning(self.errno), self.errno)?;
         if let Some(p) = &self.path {
             write!(f, " [{}]", p.display())?;

@@ -13,6 +13,16 @@ use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal
 use nix::sys::wait::{waitid, waitpid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::{fork, pipe2, ForkResult, Pid};
 
+/// Where the followed command's stdout goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommandStdout {
+    /// Ours: the terminal, or wherever our stdout goes.
+    #[default]
+    Inherit,
+    /// Our stderr, so that our stdout holds our output alone (`run --json` without `-o`).
+    ToStderr,
+}
+
 /// A forked command waiting for [`HeldChild::release`] before it execs.
 #[derive(Debug)]
 pub struct HeldChild {
@@ -25,6 +35,12 @@ impl HeldChild {
     /// Forks `argv` (looked up in `PATH`); the child blocks until released. If exec fails the
     /// child prints why and exits 127.
     pub fn spawn(argv: &[String]) -> Result<HeldChild> {
+        Self::spawn_with(argv, CommandStdout::Inherit)
+    }
+
+    /// [`HeldChild::spawn`], with the command's stdout sent where `stdout` says (its stderr is
+    /// always ours). If that cannot be set up the child exits 126 without running the command.
+    pub fn spawn_with(argv: &[String], stdout: CommandStdout) -> Result<HeldChild> {
         if argv.is_empty() {
             bail!("no command given");
         }
@@ -36,9 +52,10 @@ impl HeldChild {
         let mut ptrs: Vec<*const libc::c_char> = args.iter().map(|a| a.as_ptr()).collect();
         ptrs.push(std::ptr::null());
         let msg = format!("wasmprobe: cannot run {}: ", argv[0]);
+        let redirect_msg = format!("wasmprobe: cannot run {}: its stdout cannot go to stderr\n", argv[0]);
         let (r, w) = pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
         // SAFETY: between fork and exec the child only calls async-signal-safe functions
-        // (read, close, execvp, write, strerror-free reporting, _exit) on memory prepared before.
+        // (read, close, dup2, execvp, write, strerror-free reporting, _exit) on memory prepared before.
         match unsafe { fork() }.context("fork")? {
             ForkResult::Child => unsafe {
                 drop(w);
@@ -46,6 +63,10 @@ impl HeldChild {
                 let n = libc::read(r.as_raw_fd(), b.as_mut_ptr().cast(), 1);
                 if n != 1 {
                     // The parent gave up (its end closed without a byte): never run the command.
+                    libc::_exit(126);
+                }
+                if stdout == CommandStdout::ToStderr && libc::dup2(2, 1) != 1 {
+                    libc::write(2, redirect_msg.as_ptr().cast(), redirect_msg.len());
                     libc::_exit(126);
                 }
                 libc::execvp(ptrs[0], ptrs.as_ptr());

@@ -361,7 +361,8 @@ fn uprobe(cmd: UprobeCmd) -> Result<()> {
     let t = Tracefs::open()?;
     match cmd {
         UprobeCmd::Add(a) => {
-            let target = resolve_target(&a.target)?;
+            let system = a.system.as_deref().unwrap_or(tracefs::uprobe::UPROBE_DEFAULT_SYSTEM);
+            let target = resolve_target(&a.target).with_context(|| format!("probe {system}/{}", a.event))?;
             let path = target.path.to_str().context("uprobe path is not UTF-8")?;
             let fmt = joined(&a.fetchargs);
             let alloc = if a.ret { uretprobe_alloc } else { uprobe_alloc };
@@ -441,15 +442,26 @@ fn inspect(plugin: &str, args: Vec<(String, String)>, allow: Option<&str>) -> Re
     )?;
     let plan = p.init(&args, std::sync::Arc::new(crate::run::LiveKernel::new(&tracefs)))?;
     println!("plugin {plugin}: {} probe(s)", plan.probes.len());
+    // A uprobe target that is not a program or library is refused when the run arms it.
+    let mut target_refusal = None;
     for d in &plan.probes {
-        let verdict = if policy.allows(d.kind) { "allowed" } else { "REFUSED by --allow" };
+        let uprobe = matches!(d.kind, crate::plugin::ProbeKind::Uprobe | crate::plugin::ProbeKind::Uretprobe);
+        let verdict = match uprobe.then(|| resolve_target(&d.target)) {
+            _ if !policy.allows(d.kind) => "REFUSED by --allow".to_string(),
+            Some(Err(e)) => {
+                target_refusal.get_or_insert(format!("probe {}: {e}", d.name));
+                format!("REFUSED: {e}")
+            }
+            _ => "allowed".to_string(),
+        };
         let filter = d.filter.as_deref().map(|f| format!(" if {f}")).unwrap_or_default();
         let fields = d.fields.as_ref().map(|f| format!(" reads {}", f.join(","))).unwrap_or_default();
         println!("  {:<10} {:<16} {} {}{filter}{fields}  [{verdict}]", d.kind.name(), d.name, d.target, d.fetchargs);
     }
-    match plan.validate(&policy) {
-        Ok(()) => println!("plan: valid under this policy"),
-        Err(e) => println!("plan: refused: {e}"),
+    match (plan.validate(&policy), target_refusal) {
+        (Err(e), _) => println!("plan: refused: {e}"),
+        (Ok(()), Some(e)) => println!("plan: refused: {e}"),
+        (Ok(()), None) => println!("plan: valid under this policy"),
     }
     Ok(())
 }

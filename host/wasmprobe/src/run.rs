@@ -17,7 +17,7 @@ use crate::datwrite::{write_dat, CpuPages, OPTION_WASMPROBE};
 use crate::plugin::CommLookup;
 use tracefs::{kprobes_supported, uprobes_supported, Tracefs};
 
-use crate::child::{install_stop_handlers, stop_requested, HeldChild};
+use crate::child::{install_stop_handlers, stop_requested, CommandStdout, HeldChild};
 use crate::plugin::{self, BatchWriter, KernelInfo, Layout, Plan, Plugin, Policy, Sandbox, StdOutput};
 use crate::pump::{Pump, RecordSink};
 pub use crate::session::ProbeIds;
@@ -34,8 +34,11 @@ pub struct RunOptions {
     pub pid: Option<i32>,
     /// Stop after this long.
     pub duration: Option<Duration>,
-    /// Structured records as JSON lines.
+    /// Structured records as JSON lines: every line of our output is one JSON object, and the
+    /// command's stdout goes to our stderr unless `output` is set.
     pub json: bool,
+    /// Write the plugin's output to this file (`-o`) instead of stdout.
+    pub output: Option<PathBuf>,
     /// Which probe kinds the plugin may use.
     pub policy: Policy,
     /// Memory and CPU limits.
@@ -272,7 +275,14 @@ pub struct RecordTo {
 /// Loads the plugin and returns it with its validated plan (nothing touches the kernel).
 pub fn plan(opts: &RunOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin, Plan)> {
     let source = crate::pack::RunSource::resolve(&opts.plugin, &opts.trust)?;
-    let mut plugin = source.load(&opts.sandbox, Box::new(StdOutput { json: opts.json }))?;
+    let sink = match &opts.output {
+        Some(path) => {
+            let file = std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?;
+            StdOutput::to_file(opts.json, file)
+        }
+        None => StdOutput::new(opts.json),
+    };
+    let mut plugin = source.load(&opts.sandbox, Box::new(sink))?;
     let plan = plugin.init(&opts.args, kernel)?;
     plan.validate(&opts.policy).with_context(|| format!("plugin {}: its probe plan was refused", opts.plugin))?;
     source.check_plan(&plan)?;
@@ -346,7 +356,15 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
         let files = r.files.clone();
         pump.set_tap(Box::new(move |cpu, page| files[cpu].lock().unwrap().write_all(page)));
     }
-    let mut child = if opts.command.is_empty() { None } else { Some(HeldChild::spawn(&opts.command)?) };
+    // With --json our stdout holds JSON alone: the command's stdout goes to our stderr.
+    let command_stdout = match plugin_opts {
+        Some(p) if p.json && p.output.is_none() => CommandStdout::ToStderr,
+        _ => CommandStdout::Inherit,
+    };
+    let mut child = match opts.command.is_empty() {
+        true => None,
+        false => Some(HeldChild::spawn_with(&opts.command, command_stdout)?),
+    };
     if let Some(pid) = child.as_ref().map(HeldChild::pid).or(opts.pid) {
         session.follow_pid(pid)?;
     }

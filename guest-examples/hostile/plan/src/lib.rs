@@ -15,6 +15,13 @@ impl Plugin for BadPlan {
             "group-target" => plan.kprobe("open", "p:kprobes/victim", ""),
             "long" => plan.kprobe(&"n".repeat(200), "do_sys_openat2", ""),
             "kprobe" => plan.kprobe("open", "do_sys_openat2", ""),
+            // A uprobe on whatever `--arg target=PATH:WHAT` names, after a tracepoint (so a
+            // late refusal would have written the instance and the tracepoint's filter first).
+            "uprobe" => {
+                let enter = plan.tracepoint("enter", "raw_syscalls:sys_enter");
+                plan.filter(enter, "id == 0");
+                plan.uprobe("target", args.get("target").unwrap_or(""), "")
+            }
             "field-name" => {
                 let p = plan.tracepoint("enter", "raw_syscalls:sys_enter");
                 plan.fields(p, &["id\n-:kprobes/victim"]);

@@ -102,31 +102,105 @@ pub trait Output: Send {
         let level = if stream == Stdio::Stderr { Level::Warn } else { Level::Info };
         self.log(plugin, level, line);
     }
+    /// Whether the user asked for records (`--json`): the plugin's `output.wants-records`.
+    fn wants_records(&self) -> bool {
+        false
+    }
 }
 
-/// The terminal sink: lines and records to stdout (records as JSON objects with `json`, else
-/// `name=value` pairs), logs and WASI stdio to stderr prefixed with the plugin's name.
-/// Write errors (a closed pipe) are ignored: output is best effort, the run goes on.
-#[derive(Debug, Default, Clone)]
+/// The run's sink. Lines, records and the plugin's WASI stdout go to our output (stdout, or
+/// the file of `-o`); logs and the plugin's WASI stderr go to stderr, prefixed with the
+/// plugin's name. Without `json`: lines as printed, records as `name=value` pairs, WASI
+/// stdout lines as `[NAME] LINE`. With `json`, every line of our output is one JSON object:
+///
+/// ```text
+/// {"pid":1234,"comm":"cat","file":"/etc/hostname"}      a record (output.emit), its fields in order
+/// {"plugin":"exec-open","line":"some text"}            a line (output.print)
+/// {"plugin":"exec-open","stream":"stdout","line":"x"}  a line on the plugin's WASI stdout
+/// ```
+///
+/// Write errors (a closed pipe, a full disk) are ignored: output is best effort, the run goes on.
+#[derive(Default)]
 pub struct StdOutput {
-    /// Print records as one JSON object per line.
-    pub json: bool,
+    json: bool,
+    /// The `-o` file; `None`: stdout.
+    file: Option<std::io::LineWriter<std::fs::File>>,
+}
+
+impl std::fmt::Debug for StdOutput {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StdOutput").field("json", &self.json).field("to_file", &self.file.is_some()).finish()
+    }
+}
+
+impl StdOutput {
+    /// Output to stdout; JSON lines when `json`.
+    pub fn new(json: bool) -> Self {
+        StdOutput { json, file: None }
+    }
+
+    /// Output to `file` (written line by line); JSON lines when `json`.
+    pub fn to_file(json: bool, file: std::fs::File) -> Self {
+        StdOutput { json, file: Some(std::io::LineWriter::new(file)) }
+    }
+
+    fn write_line(&mut self, text: &str) {
+        let _ = match &mut self.file {
+            Some(f) => writeln!(f, "{text}"),
+            None => writeln!(std::io::stdout().lock(), "{text}"),
+        };
+    }
+}
+
+/// `s` as a JSON string.
+fn json_str(s: &str) -> String {
+    serde_json::Value::from(s).to_string()
+}
+
+/// A record as one JSON object: its fields in the order given; a name given twice keeps its
+/// first place and its last value.
+fn record_json(fields: &[(String, Value)]) -> String {
+    let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::with_capacity(fields.len());
+    let mut obj: Vec<(&str, serde_json::Value)> = Vec::with_capacity(fields.len());
+    for (k, v) in fields {
+        match at.get(k.as_str()) {
+            Some(&i) => obj[i].1 = v.to_json(),
+            None => {
+                at.insert(k, obj.len());
+                obj.push((k, v.to_json()));
+            }
+        }
+    }
+    let mut text = String::from("{");
+    for (i, (k, v)) in obj.iter().enumerate() {
+        if i > 0 {
+            text.push(',');
+        }
+        text.push_str(&json_str(k));
+        text.push(':');
+        text.push_str(&v.to_string());
+    }
+    text.push('}');
+    text
 }
 
 impl Output for StdOutput {
-    fn line(&mut self, _plugin: &str, line: &str) {
-        let _ = writeln!(std::io::stdout().lock(), "{line}");
+    fn line(&mut self, plugin: &str, line: &str) {
+        if self.json {
+            let text = format!("{{\"plugin\":{},\"line\":{}}}", json_str(plugin), json_str(line));
+            self.write_line(&text);
+        } else {
+            self.write_line(line);
+        }
     }
 
     fn record(&mut self, _plugin: &str, fields: &[(String, Value)]) {
         let text = if self.json {
-            let obj: serde_json::Map<String, serde_json::Value> =
-                fields.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
-            serde_json::Value::Object(obj).to_string()
+            record_json(fields)
         } else {
             fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
         };
-        let _ = writeln!(std::io::stdout().lock(), "{text}");
+        self.write_line(&text);
     }
 
     fn log(&mut self, plugin: &str, level: Level, message: &str) {
@@ -134,10 +208,21 @@ impl Output for StdOutput {
     }
 
     fn stdio(&mut self, plugin: &str, stream: Stdio, line: &str) {
-        let _ = match stream {
-            Stdio::Stdout => writeln!(std::io::stdout().lock(), "[{plugin}] {line}"),
-            Stdio::Stderr => writeln!(std::io::stderr().lock(), "[{plugin}] {line}"),
-        };
+        match (stream, self.json) {
+            (Stdio::Stdout, true) => {
+                let text =
+                    format!("{{\"plugin\":{},\"stream\":\"stdout\",\"line\":{}}}", json_str(plugin), json_str(line));
+                self.write_line(&text);
+            }
+            (Stdio::Stdout, false) => self.write_line(&format!("[{plugin}] {line}")),
+            (Stdio::Stderr, _) => {
+                let _ = writeln!(std::io::stderr().lock(), "[{plugin}] {line}");
+            }
+        }
+    }
+
+    fn wants_records(&self) -> bool {
+        self.json
     }
 }
 
@@ -187,6 +272,10 @@ impl output::Host for State {
             };
             self.sink.log(&self.name, level, &message);
         }
+    }
+
+    fn wants_records(&mut self) -> bool {
+        self.sink.wants_records()
     }
 }
 

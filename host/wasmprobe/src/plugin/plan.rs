@@ -67,7 +67,9 @@ pub struct ProbeDecl {
     /// The plugin's name for the probe (validated: C identifier, at most 63 bytes).
     pub name: String,
     /// kprobe: `SYM[+OFF]`; uprobe: `PATH:SYMBOL[+OFF]` or `PATH:0xOFF` (PATH absolute or a
-    /// bare library name such as `libc`); tracepoint: `SYSTEM:EVENT`; eprobe: `SYSTEM.EVENT`.
+    /// bare library name such as `libc`, looked up as ld.so does; the file is checked when the
+    /// probe is armed, see `tracefs::resolve_target`); tracepoint: `SYSTEM:EVENT`; eprobe:
+    /// `SYSTEM.EVENT`.
     pub target: String,
     /// Fetch arguments in the kernel's syntax; empty for none.
     pub fetchargs: String,
@@ -315,6 +317,11 @@ fn check_target(kind: ProbeKind, target: &str) -> Result<(), String> {
             if !path.starts_with('/') && path.contains('/') {
                 return Err("PATH must be absolute or a bare library name such as libc".into());
             }
+            if !path.contains('/') && !tracefs::uprobe::is_library_name(path) {
+                return Err("a PATH without '/' is a shared library's name such as libc (letters, digits, '.', \
+                            '_', '+', '-'), looked up as ld.so does, never in the current directory"
+                    .into());
+            }
             if path.contains(':') {
                 return Err("PATH contains ':'".into());
             }
@@ -447,6 +454,10 @@ mod tests {
         refused(probe(ProbeKind::Kprobe, "a", "p:evil/ev", ""), "no ':' or '/'");
         refused(probe(ProbeKind::Kprobe, "a", "f x=%ax", ""), "whitespace");
         refused(probe(ProbeKind::Uprobe, "a", "bin/sh:main", ""), "absolute or a bare library name");
+        for bare in ["..:0x10", ".:main", "-lib:main"] {
+            refused(probe(ProbeKind::Uprobe, "a", bare, ""), "a PATH without '/' is a shared library's name");
+        }
+        one(probe(ProbeKind::Uprobe, "a", "libstdc++.so.6:main", "")).unwrap();
         refused(probe(ProbeKind::Uprobe, "a", "/bin/sh", ""), "PATH:SYMBOL");
         refused(probe(ProbeKind::Tracepoint, "a", "sched/sched_switch", ""), "SYSTEM:EVENT");
         refused(probe(ProbeKind::Tracepoint, "a", "sched:sched_switch", "x=1"), "takes no fetchargs");
