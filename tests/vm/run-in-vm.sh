@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # run-in-vm.sh: run one host command inside a Linux kernel that has kprobe events.
 #
-#   tests/vm/run-in-vm.sh [--setup] [-t SECS] [-e VAR[=VAL]]... [-s DIR] [-v] [-q] -- CMD [ARGS...]
+#   tests/vm/run-in-vm.sh [--setup] [-k 6.12|6.1|PKG] [-t SECS] [-e VAR[=VAL]]... [-s DIR] [-v] [-q]
+#                         -- CMD [ARGS...]
 #
 # Why: the development and CI machines run a kernel without kprobe_events, so the kprobe tier
-# of the test suite runs in Debian's 6.12 kernel (linux-image-6.12-amd64 from
-# bookworm-security) under QEMU with software emulation (TCG; KVM on these hosts is a nested
-# PVM hypervisor that cannot run a stock kernel).
+# of the test suite runs in Debian 12's own kernels under QEMU with software emulation (TCG;
+# KVM on these hosts is a nested PVM hypervisor that cannot run a stock kernel): 6.12
+# (linux-image-6.12-amd64, bookworm-security; it can map the ring buffer) and 6.1, the kernel
+# a Debian 12 machine boots by default (linux-image-amd64, bookworm and bookworm-security).
 #
 # How: the kernel .deb is downloaded and unpacked into a cache, never installed. A small
 # busybox initramfs loads the virtio/9p modules, mounts the host's root filesystem read-only
@@ -17,6 +19,8 @@
 #
 # Options:
 #   --setup           only prepare: install host packages, fetch the kernel, build the initramfs
+#   -k, --kernel K    the guest kernel: 6.12 (default, or $WASMPROBE_VM_KERNEL), 6.1, or an exact
+#                     linux-image-* package name; each is cached on its own
 #   -t, --timeout S   stop the VM after S seconds (default $WASMPROBE_VM_TIMEOUT or 900); exit 124
 #   -e, --env V=X     set V=X in the guest; "-e V" passes the host's value of V (repeatable)
 #   -s, --share DIR   the directory shared read-write (default: the git top level of this script)
@@ -34,11 +38,10 @@
 #
 # Environment: WASMPROBE_VM_CACHE (default ~/.cache/wasmprobe-vm), WASMPROBE_VM_TIMEOUT,
 # WASMPROBE_VM_BOOT_RETRIES (default 2: boots that die before CMD starts are retried; CMD itself
-# is never run twice), WASMPROBE_VM_KERNEL_PKG (an exact linux-image-* package instead of the
-# newest 6.12), WASMPROBE_VM_QEMU_ARGS (extra QEMU arguments, split on spaces).
+# is never run twice), WASMPROBE_VM_KERNEL (as -k), WASMPROBE_VM_QEMU_ARGS (extra QEMU
+# arguments, split on spaces).
 set -euo pipefail
 
-readonly KERNEL_META=linux-image-6.12-amd64
 readonly HOST_PACKAGES=(qemu-system-x86 busybox-static cpio xz-utils zstd)
 # Guest modules, loaded with their dependencies; a name that is built into the kernel is skipped.
 readonly GUEST_MODULES=(virtio_pci 9pnet_virtio 9p)
@@ -47,6 +50,7 @@ self_dir=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd -P)
 cache=${WASMPROBE_VM_CACHE:-$HOME/.cache/wasmprobe-vm}
 timeout_s=${WASMPROBE_VM_TIMEOUT:-900}
 retries=${WASMPROBE_VM_BOOT_RETRIES:-2}
+kernel=${WASMPROBE_VM_KERNEL:-6.12}
 setup_only=0 verbose=0 quiet=0 share=
 guest_env=()
 
@@ -55,13 +59,14 @@ die() { echo "run-in-vm: error: $*" >&2; exit 125; }
 usage() { sed -n '2,/^set -euo/{/^set -euo/d;s/^# \{0,1\}//;p}' "$0"; }
 bad_usage() {
   echo "run-in-vm: $*" >&2
-  echo "usage: $0 [--setup] [-t SECS] [-e VAR[=VAL]]... [-s DIR] [-v] [-q] -- CMD [ARGS...] (--help)" >&2
+  echo "usage: $0 [--setup] [-k 6.12|6.1|PKG] [-t SECS] [-e VAR[=VAL]]... [-s DIR] [-v] [-q] -- CMD [ARGS...] (--help)" >&2
   exit 2
 }
 
 while [ $# -gt 0 ]; do
   case $1 in
     --setup) setup_only=1; shift ;;
+    -k|--kernel) [ $# -ge 2 ] || bad_usage "$1 needs 6.12, 6.1 or a linux-image-* package"; kernel=$2; shift 2 ;;
     -t|--timeout) [ $# -ge 2 ] || bad_usage "$1 needs seconds"; timeout_s=$2; shift 2 ;;
     -e|--env) [ $# -ge 2 ] || bad_usage "$1 needs VAR=VALUE"; guest_env+=("$2"); shift 2 ;;
     -s|--share) [ $# -ge 2 ] || bad_usage "$1 needs a directory"; share=$2; shift 2 ;;
@@ -76,6 +81,14 @@ if [ "$setup_only" = 0 ] && [ $# -eq 0 ]; then
   bad_usage "no command given"
 fi
 [[ $timeout_s =~ ^[0-9]+$ ]] || die "timeout must be a number of seconds, not '$timeout_s'"
+# The kernel: a Debian meta package that names the newest build of a series (resolved with
+# apt-cache, as point releases leave the mirror), or an exact package.
+case $kernel in
+  6.12) kernel_meta=linux-image-6.12-amd64 ;;
+  6.1) kernel_meta=linux-image-amd64 ;;   # bookworm's default kernel, 6.1.0-N-amd64
+  linux-image-*) kernel_meta= ;;
+  *) bad_usage "unknown kernel '$kernel' (6.12, 6.1 or an exact linux-image-* package)" ;;
+esac
 
 # ------------------------------------------------------------------------------------------
 # 1. Host packages. apt-get update runs only when an install cannot be done without it.
@@ -108,15 +121,17 @@ fi
 # 2. The guest kernel: the .deb is unpacked (dpkg-deb -x) into the cache, with no dpkg
 #    database entry, no initramfs-tools or bootloader hooks. A kernel already in the cache is
 #    used as it is, so a prepared machine needs no package lists and no network.
-#    Layout: $cache/<package>/root/ (the unpacked .deb), .../initrd.img, $cache/current.
+#    Layout: $cache/<package>/root/ (the unpacked .deb), .../initrd.img, and for each series
+#    the package last resolved for it: $cache/current-6.12, $cache/current-6.1.
 # ------------------------------------------------------------------------------------------
 mkdir -p "$cache"
 exec 9>"$cache/.lock"
 flock 9   # one preparer at a time; released before the VM boots
 
 resolve_kernel_pkg() {
-  { apt-cache depends "$KERNEL_META" 2>/dev/null || true; } \
-    | awk '$1 == "Depends:" && $2 ~ /^linux-image-/ { print $2; exit }'
+  [ -n "$kernel_meta" ] || { echo "$kernel"; return 0; }
+  { apt-cache depends "$kernel_meta" 2>/dev/null || true; } \
+    | awk '$1 == "Depends:" && $2 ~ /^linux-image-[0-9]/ { print $2; exit }'
 }
 download_kernel() {  # $1 = package; unpack it into $cache/$1/root
   local pkg=$1 tmp
@@ -128,27 +143,29 @@ download_kernel() {  # $1 = package; unpack it into $cache/$1/root
   mv "$tmp" "$cache/$pkg"
 }
 
-kpkg=${WASMPROBE_VM_KERNEL_PKG:-}
-if [ -z "$kpkg" ] && [ -f "$cache/current" ]; then
-  kpkg=$(cat "$cache/current")
+kpkg= current=$cache/current-$kernel
+# Caches made before there was a choice name their 6.12 package in $cache/current.
+[ "$kernel" = 6.12 ] && [ ! -f "$current" ] && [ -f "$cache/current" ] && mv "$cache/current" "$current"
+if [ -n "$kernel_meta" ] && [ -f "$current" ]; then
+  kpkg=$(cat "$current")
   [ -d "$cache/$kpkg/root/boot" ] || kpkg=
 fi
 if [ -z "$kpkg" ]; then
   kpkg=$(resolve_kernel_pkg)
   if [ -z "$kpkg" ]; then apt_update_once; kpkg=$(resolve_kernel_pkg); fi
-  [ -n "$kpkg" ] || die "apt cannot resolve $KERNEL_META (is bookworm-security in the apt sources?)"
+  [ -n "$kpkg" ] || die "apt cannot resolve $kernel_meta (is bookworm-security in the apt sources?)"
 fi
 if [ ! -d "$cache/$kpkg/root/boot" ]; then
-  log "downloading $kpkg (about 110 MB)"
+  log "downloading $kpkg (70-110 MB)"
   if ! download_kernel "$kpkg"; then
     # Point releases leave the mirror: refresh the lists, resolve the meta package again.
     apt_update_once
-    [ -n "${WASMPROBE_VM_KERNEL_PKG:-}" ] || kpkg=$(resolve_kernel_pkg)
-    [ -n "$kpkg" ] || die "apt cannot resolve $KERNEL_META"
+    kpkg=$(resolve_kernel_pkg)
+    [ -n "$kpkg" ] || die "apt cannot resolve $kernel_meta"
     download_kernel "$kpkg" || die "apt-get download $kpkg failed"
   fi
 fi
-[ -n "${WASMPROBE_VM_KERNEL_PKG:-}" ] || echo "$kpkg" > "$cache/current"
+[ -z "$kernel_meta" ] || echo "$kpkg" > "$current"
 
 kroot=$cache/$kpkg/root
 kernels=("$kroot"/boot/vmlinuz-*)

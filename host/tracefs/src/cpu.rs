@@ -11,10 +11,19 @@
 //!   writer is still on it: [`Chunk::skip`] says how much of its data was handed out before.
 //!
 //! Reads consume: a page read here is gone from the kernel's buffer.
+//!
+//! No reader ever waits inside the kernel: the file is always opened `O_NONBLOCK`, and a
+//! blocking reader waits in `poll(2)` on its buffer and its stopper's eventfd, with a timeout.
+//! A `read(2)` blocked in the kernel is ended on 6.12 by `ioctl(fd, 0)` and closing a
+//! descriptor of the file (its `flush` marks the reader closed), but not on 6.1, Debian 12's
+//! own kernel: the woken read finds the buffer empty and waits on, and its open file keeps
+//! the instance busy (`rmdir`: EBUSY). libtracefs also sets `O_NONBLOCK` on the shared file
+//! before the ioctl, which 6.1 honours, but leaves a window between the read's flag check and
+//! its wait.
 
 use std::fs::File;
 use std::io::Read;
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
@@ -50,6 +59,21 @@ pub struct CpuReader {
     cpu: usize,
     subbuf_size: usize,
     mode: Mode,
+    /// A blocking reader's stop signal (an eventfd its [`CpuStopper`]s write to); `None` for a
+    /// non-blocking reader.
+    stop: Option<OwnedFd>,
+}
+
+/// Longest a blocking reader sleeps in `poll` before it reads again, in milliseconds. `poll`
+/// on `trace_pipe_raw` reports data only once the buffer is `buffer_percent` full, where a
+/// blocking `read(2)` returned as soon as there was any: this bounds the difference.
+const WAIT_MS: u16 = 10;
+
+/// How a blocking reader's wait ended.
+enum Wait {
+    Stopped,
+    Ready,
+    TimedOut,
 }
 
 #[derive(Debug)]
@@ -61,22 +85,31 @@ enum Mode {
 
 impl CpuReader {
     /// Opens `per_cpu/cpu<cpu>/trace_pipe_raw` of `instance` for plain reads (non-blocking when
-    /// `nonblock`).
+    /// `nonblock`). A blocking reader's reads wait for data or for its [`CpuStopper`], polling
+    /// the buffer at least every 10 ms; they never wait in the kernel.
     pub fn open(instance: &Instance, cpu: usize, nonblock: bool) -> Result<CpuReader> {
         Self::open_with(instance, cpu, nonblock, ReadMode::Read)
     }
 
     /// Opens the reader with the given mode. `Mmap` is `ENODEV` on kernels that cannot map the
-    /// ring buffer (before 6.10); mapped readers are always non-blocking.
+    /// ring buffer (before 6.10).
     pub fn open_with(instance: &Instance, cpu: usize, nonblock: bool, mode: ReadMode) -> Result<CpuReader> {
         let path = instance.file(&format!("per_cpu/cpu{cpu}/trace_pipe_raw"));
         let subbuf_size = instance.subbuf_size()?;
         let mut opts = std::fs::OpenOptions::new();
-        opts.read(true);
-        if nonblock || mode == ReadMode::Mmap {
-            opts.custom_flags(libc::O_NONBLOCK);
-        }
+        opts.read(true).custom_flags(libc::O_NONBLOCK);
         let file = opts.open(&path).map_err(|e| Error::io(format!("cannot open CPU {cpu}'s buffer"), &path, &e))?;
+        let stop = if nonblock {
+            None
+        } else {
+            // SAFETY: eventfd takes no pointers; a valid result is a new descriptor we own.
+            let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+            if fd < 0 {
+                return Err(Error::new(Errno::last(), "cannot make an eventfd to stop a blocking reader"));
+            }
+            // SAFETY: `fd` is a fresh descriptor, owned by nothing else.
+            Some(unsafe { OwnedFd::from_raw_fd(fd) })
+        };
         let mode = match mode {
             ReadMode::Read => Mode::Read,
             ReadMode::Splice => {
@@ -90,7 +123,7 @@ impl CpuReader {
                 Mapping::new(&file).map_err(|e| e_with_path(e, &format!("cannot map CPU {cpu}'s buffer"), &path))?,
             ),
         };
-        Ok(CpuReader { file, cpu, subbuf_size, mode })
+        Ok(CpuReader { file, cpu, subbuf_size, mode, stop })
     }
 
     /// The CPU this reader drains.
@@ -113,15 +146,58 @@ impl CpuReader {
     }
 
     /// Reads one sub-buffer into `buf` (at least [`subbuf_size`](Self::subbuf_size) bytes).
-    /// Returns its length, or 0 when a non-blocking reader finds nothing. For mapped readers
-    /// use [`read_chunk`](Self::read_chunk), which also says what to skip.
+    /// Returns its length, or 0 when a non-blocking reader finds nothing (a blocking one: when
+    /// it was stopped). For mapped readers use [`read_chunk`](Self::read_chunk), which also
+    /// says what to skip.
     pub fn read_subbuf(&mut self, buf: &mut [u8]) -> Result<usize> {
         Ok(self.read_chunk(buf)?.map_or(0, |c| c.len))
     }
 
     /// Reads the next piece of this CPU's buffer into `buf`, or `None` when there is nothing
-    /// (non-blocking). One or two syscalls (read; splice + read; ioctl for a new mapped page).
+    /// (non-blocking) or the reader was stopped (blocking). One or two syscalls when there is
+    /// data (read; splice + read; ioctl for a new mapped page).
     pub fn read_chunk(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>> {
+        let mut ready = false;
+        loop {
+            let got = self.try_read_chunk(buf)?;
+            if got.is_some() || self.stop.is_none() {
+                return Ok(got);
+            }
+            // A buffer that said it had data and then had none is not asked again this time.
+            match self.wait(!ready)? {
+                Wait::Stopped => return Ok(None),
+                Wait::Ready => ready = true,
+                Wait::TimedOut => ready = false,
+            }
+        }
+    }
+
+    /// A blocking reader's wait: up to [`WAIT_MS`] for data (polled only when `ask_buffer`),
+    /// ended at once by a stop.
+    fn wait(&self, ask_buffer: bool) -> Result<Wait> {
+        let stop = self.stop.as_ref().expect("blocking readers have a stop fd");
+        let mut fds = [
+            libc::pollfd { fd: stop.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: self.file.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        let n = if ask_buffer { 2 } else { 1 };
+        // SAFETY: `fds` holds at least `n` valid pollfd entries for the duration of the call.
+        if unsafe { libc::poll(fds.as_mut_ptr(), n, i32::from(WAIT_MS)) } < 0 {
+            let e = Errno::last();
+            if e != Errno::EINTR {
+                return Err(Error::new(e, format!("cannot wait for CPU {}'s buffer", self.cpu)));
+            }
+        }
+        Ok(if fds[0].revents & libc::POLLIN != 0 {
+            Wait::Stopped
+        } else if fds[1].revents != 0 {
+            Wait::Ready
+        } else {
+            Wait::TimedOut
+        })
+    }
+
+    fn try_read_chunk(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>> {
         let size = self.subbuf_size;
         if buf.len() < size {
             return Err(Error::new(Errno::EINVAL, format!("buffer of {} bytes is under a sub-buffer", buf.len())));
@@ -159,37 +235,43 @@ fn read_once(f: &mut File, buf: &mut [u8]) -> std::io::Result<Option<Chunk>> {
     }
 }
 
-/// Wakes a [`CpuReader`] blocked in a read, from another thread (`tracefs_cpu_stop`).
+/// Wakes a [`CpuReader`] waiting in a read, from another thread (`tracefs_cpu_stop`).
 #[derive(Debug)]
 pub struct CpuStopper {
-    fd: OwnedFd,
+    /// A copy of the reader's eventfd; `None` for a non-blocking reader, which never waits.
+    fd: Option<OwnedFd>,
 }
 
 impl CpuStopper {
-    /// Stops the reader: a read blocked on this CPU buffer returns with nothing, and later
-    /// reads no longer wait (libtracefs' `tracefs_cpu_stop`, which also switches to
-    /// non-blocking for good). The kernel wakes waiters on `ioctl(fd, 0)`, but a woken read
-    /// that still finds the buffer empty waits again; closing a descriptor of the file marks
-    /// the reader closed (the `flush` of trace_pipe_raw), so the read returns. Two syscalls.
+    /// Stops the reader: a read waiting on this CPU buffer returns with nothing at once, and
+    /// later reads no longer wait (they still hand over what is there), like libtracefs'
+    /// `tracefs_cpu_stop`. One `write(2)` to the reader's eventfd, the same on every kernel
+    /// (the module comment says why not the kernel's own wake-up).
     pub fn stop(self) -> Result<()> {
-        // SAFETY: ioctl 0 on our own trace_pipe_raw descriptor takes no argument.
-        if unsafe { libc::ioctl(self.fd.as_raw_fd(), 0) } < 0 {
-            return Err(Error::new(Errno::last(), "cannot wake the reader of a CPU buffer"));
+        let Some(fd) = self.fd else { return Ok(()) };
+        let one = 1u64.to_ne_bytes();
+        // SAFETY: an 8-byte write from a live buffer to our own eventfd.
+        if unsafe { libc::write(fd.as_raw_fd(), one.as_ptr().cast(), one.len()) } < 0 {
+            let e = Errno::last();
+            // EAGAIN: the counter is at its maximum, so the reader is stopped already.
+            if e != Errno::EAGAIN {
+                return Err(Error::new(e, "cannot stop the reader of a CPU buffer"));
+            }
         }
-        drop(self.fd);
         Ok(())
     }
 }
 
 impl CpuReader {
-    /// A handle that wakes this reader when it blocks in a read (it shares the open file, so
-    /// the kernel wakes this reader's waits).
+    /// A handle that stops this reader's waits from another thread.
     pub fn stopper(&self) -> Result<CpuStopper> {
-        let fd = self
-            .file
-            .as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::io("cannot share the reader", "trace_pipe_raw", &e))?;
+        let fd = match &self.stop {
+            None => None,
+            Some(fd) => Some(fd.try_clone().map_err(|e| {
+                let errno = e.raw_os_error().map_or(Errno::EIO, Errno::from_raw);
+                Error::new(errno, "cannot share the stop signal of a CPU buffer's reader")
+            })?),
+        };
         Ok(CpuStopper { fd })
     }
 }
