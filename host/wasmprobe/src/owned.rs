@@ -4,7 +4,7 @@
 //! Every probe group is `wasmprobe_<pid>[_<tag>]` and every instance `wasmprobe-<pid>[-<tag>]`,
 //! where `<pid>` is the process that made it. `cleanup` removes the ones whose process is gone.
 
-use tracefs::{dynevent_get_all, instances, DynEvent, DynEventType, Instance, Tracefs};
+use tracefs::{dynevent_get_all, instances, DynEvent, DynEventType, Errno, Instance, Tracefs};
 
 /// Prefix of every probe group we create (a C identifier, as the kernel wants).
 pub const GROUP_PREFIX: &str = "wasmprobe_";
@@ -64,6 +64,8 @@ pub fn cleanup(tracefs: &Tracefs, all: bool) -> tracefs::Result<Cleaned> {
         }
         match Instance::open(tracefs, &name).and_then(Instance::destroy) {
             Ok(()) => out.instances.push(name),
+            // Removed meanwhile by someone else (another run sweeping): not ours to report.
+            Err(e) if e.errno() == Errno::ENOENT => {}
             Err(e) => out.failures.push(e.to_string()),
         }
     }
@@ -74,10 +76,52 @@ pub fn cleanup(tracefs: &Tracefs, all: bool) -> tracefs::Result<Cleaned> {
     for ev in probes {
         match ev.destroy(tracefs, true) {
             Ok(()) => out.probes.push(format!("{} {}", ev.kind.name(), ev.full_name())),
+            Err(e) if e.errno() == Errno::ENOENT => {}
             Err(e) => out.failures.push(e.to_string()),
         }
     }
     Ok(out)
+}
+
+/// Opens the tracing directory for a run (`run`, `record`, `stream`), after removing what runs
+/// of ours that died without cleaning up (`kill -9`) left in it, as `wasmprobe cleanup` does:
+/// only instances and probe groups whose owner process is gone. Quiet when there is nothing;
+/// otherwise one stderr line per object removed (and per object that could not be). Skipped
+/// when this process cannot see every owner: outside the initial pid namespace (a run in
+/// another namespace would look dead) or without `/proc`.
+pub fn open_for_run() -> tracefs::Result<Tracefs> {
+    let tracefs = Tracefs::open()?;
+    if sees_every_process() {
+        if let Ok(done) = cleanup(&tracefs, false) {
+            for line in sweep_report(&done) {
+                eprintln!("{line}");
+            }
+        }
+    }
+    Ok(tracefs)
+}
+
+/// The lines [`open_for_run`] prints for what it removed.
+pub fn sweep_report(done: &Cleaned) -> Vec<String> {
+    let by = |name: &str| owner_pid(name).map_or(String::new(), |pid| format!(" left by exited process {pid}"));
+    let mut lines: Vec<String> =
+        done.instances.iter().map(|i| format!("wasmprobe: removed instance {i}{}", by(i))).collect();
+    for p in &done.probes {
+        // `KIND GROUP/EVENT`
+        let group = p.split_once(' ').and_then(|(_, name)| name.split('/').next()).unwrap_or("");
+        lines.push(format!("wasmprobe: removed {p}{}", by(group)));
+    }
+    lines.extend(done.failures.iter().map(|f| format!("wasmprobe: warning: leftover of an exited run: {f}")));
+    lines
+}
+
+/// The inode number of the initial pid namespace (the kernel's PROC_PID_INIT_INO).
+const INITIAL_PID_NS: &str = "pid:[4026531836]";
+
+/// Whether `/proc` shows every process that could own our objects: we are in the initial pid
+/// namespace and `/proc` is mounted.
+fn sees_every_process() -> bool {
+    std::fs::read_link("/proc/self/ns/pid").is_ok_and(|l| l.as_os_str() == INITIAL_PID_NS)
 }
 
 #[cfg(test)]
@@ -94,5 +138,23 @@ mod tests {
         assert_eq!(owner_pid("my_kprobes"), None);
         assert_eq!(owner_pid("wasmprobe_abc"), None);
         assert_eq!(owner_pid("wasmprobe-"), None);
+    }
+
+    #[test]
+    fn the_sweep_says_what_it_removed_and_whose_it_was() {
+        let done = Cleaned {
+            instances: vec!["wasmprobe-1234-syscount".into()],
+            probes: vec!["uprobe wasmprobe_1234_exec_open/open".into()],
+            failures: vec!["remove instance wasmprobe-99: busy".into()],
+        };
+        assert_eq!(
+            sweep_report(&done),
+            [
+                "wasmprobe: removed instance wasmprobe-1234-syscount left by exited process 1234",
+                "wasmprobe: removed uprobe wasmprobe_1234_exec_open/open left by exited process 1234",
+                "wasmprobe: warning: leftover of an exited run: remove instance wasmprobe-99: busy",
+            ]
+        );
+        assert!(sweep_report(&Cleaned::default()).is_empty());
     }
 }

@@ -305,7 +305,7 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
     if let Some(p) = plugin_opts {
         crate::pack::RunSource::resolve(&p.plugin, &p.trust)?;
     }
-    let tracefs = Tracefs::open()?;
+    let tracefs = crate::owned::open_for_run()?;
     install_stop_handlers()?;
     let mut recorded = RecordedRun::default();
     let mut loaded = match plugin_opts {

@@ -127,7 +127,7 @@ pub fn stream(
     duration: Option<Duration>,
     out: impl Write,
 ) -> Result<StreamStats> {
-    let tracefs = Tracefs::open()?;
+    let tracefs = crate::owned::open_for_run()?;
     let requests = tracepoint_requests(&tracefs, specs)?;
     install_stop_handlers()?;
     let session = Session::arm(&tracefs, "stream", &requests)?;

@@ -119,6 +119,10 @@ fn kprobe_add_on_a_kernel_without_kprobes_is_a_clear_error() {
     );
 }
 
+/// Held by tests that make leftovers of a dead run and by tests that start a `run`, `record`
+/// or `stream` (which sweeps such leftovers away on start), so the two never overlap.
+static SWEEPS: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A pid no process has (so what is named after it is a leftover of a dead run).
 fn dead_pid() -> u32 {
     (4_000_000..u32::MAX).find(|p| !std::path::Path::new(&format!("/proc/{p}")).exists()).unwrap()
@@ -127,6 +131,7 @@ fn dead_pid() -> u32 {
 #[test]
 fn cleanup_removes_only_what_dead_runs_of_ours_left() {
     let Some(t) = root_tracefs("cleanup") else { return };
+    let _sweeps = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
     let dead = dead_pid();
     let me = std::process::id();
     let libc = libc_path();
@@ -190,6 +195,7 @@ fn tracefs_is_mounted_when_missing() {
 #[test]
 fn stream_follows_a_command_and_prints_every_event_in_time_order() {
     let Some(_) = root_tracefs("stream_follows_a_command_and_prints_every_event_in_time_order") else { return };
+    let _sweeps = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
     // Two processes making syscalls at once, on both CPUs when there are two: the readers
     // of the CPUs hand over their pages separately, and the lines must still be in order.
     let script = "dd if=/dev/zero of=/dev/null bs=1 count=20000 2>/dev/null & \
