@@ -96,9 +96,14 @@ pub struct RunArgs {
     /// Stop after this long (e.g. 10s, 500ms, 2m).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,
-    /// Print the plugin's structured records as JSON lines.
+    /// Print JSON lines: every line of our output is one JSON object (a record the plugin
+    /// emits; a line it prints as {"plugin":NAME,"line":LINE}). Without -o, COMMAND's stdout
+    /// goes to stderr, so that stdout holds JSON alone. Logs and warnings stay on stderr.
     #[arg(long)]
     pub json: bool,
+    /// Write the plugin's output to FILE instead of stdout (COMMAND keeps the terminal).
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<std::path::PathBuf>,
     /// Probe kinds the plugin may use, e.g. `uprobe,tracepoint` (default: all).
     #[arg(long)]
     pub allow: Option<String>,
@@ -131,9 +136,13 @@ pub struct RecordArgs {
     /// `K=V` arguments for the plugin's init (repeatable).
     #[arg(long = "arg", value_parser = parse_kv)]
     pub args: Vec<(String, String)>,
-    /// Print the plugin's structured records as JSON lines.
+    /// Print the plugin's output as JSON lines (as `run --json` does; without
+    /// --plugin-output, COMMAND's stdout goes to stderr).
     #[arg(long)]
     pub json: bool,
+    /// Write the plugin's output to FILE instead of stdout.
+    #[arg(long, value_name = "FILE", requires = "plugin")]
+    pub plugin_output: Option<std::path::PathBuf>,
     /// trace.dat version to write: 6 (read by every trace-cmd) or 7.
     #[arg(long, default_value_t = 6, value_parser = clap::value_parser!(u32).range(6..=7))]
     pub file_version: u32,
@@ -269,6 +278,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 pid: a.pid,
                 duration: a.duration,
                 json: a.json,
+                output: a.output,
                 sandbox,
                 command: a.command,
             };
@@ -293,6 +303,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 pid: r.pid,
                 duration: r.duration,
                 json: r.json,
+                output: r.plugin_output,
                 sandbox: crate::plugin::Sandbox::default(),
                 command: r.command,
             };
@@ -438,7 +449,7 @@ fn inspect(plugin: &str, args: Vec<(String, String)>, allow: Option<&str>) -> Re
     let mut p = crate::plugin::Plugin::load(
         &source,
         &crate::plugin::Sandbox::default(),
-        Box::new(crate::plugin::StdOutput { json: false }),
+        Box::new(crate::plugin::StdOutput::default()),
     )?;
     let plan = p.init(&args, std::sync::Arc::new(crate::run::LiveKernel::new(&tracefs)))?;
     println!("plugin {plugin}: {} probe(s)", plan.probes.len());
