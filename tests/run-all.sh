@@ -17,6 +17,9 @@
 # Needs: cargo, jq, and what tests/vm/run-in-vm.sh --setup installs (.ci/setup does both).
 set -euo pipefail
 
+# Here every prerequisite exists: a test that would skip for want of one fails instead.
+export WASMPROBE_REQUIRE_ALL=1
+
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$root"
 logs=$(mktemp -d)

@@ -19,6 +19,7 @@
 pub mod dat;
 pub mod endian;
 pub mod error;
+pub mod filter;
 pub mod format;
 pub mod header;
 mod lte;

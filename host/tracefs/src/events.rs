@@ -96,6 +96,35 @@ impl Instance {
     pub fn enabled_events(&self) -> Result<Vec<String>> {
         Ok(self.read_file("set_event")?.lines().filter(|l| !l.is_empty()).map(str::to_string).collect())
     }
+
+    /// `tracefs_event_filter_apply`: sets the filter of `system`/`event` in this instance
+    /// (`0` clears it). A filter the kernel rejects is an `EINVAL` error carrying the kernel's
+    /// reason: the `parse_error:` line it leaves in the event's `filter` file, and the entry
+    /// it adds to `error_log` (whatever errno the write returned: the kernel answers some bad
+    /// filters with `EPERM`, which would read as a missing privilege).
+    pub fn event_filter_apply(&self, system: &str, event: &str, filter: &str) -> Result<()> {
+        check_component("system", system)?;
+        check_component("event", event)?;
+        let name = format!("events/{system}/{event}/filter");
+        let before = self.error_last().ok().flatten();
+        let Err(e) = self.write_file(&name, filter) else { return Ok(()) };
+        if e.errno() != Errno::EINVAL && e.errno() != Errno::EPERM {
+            return Err(e);
+        }
+        let after = self.error_last().ok().flatten().filter(|a| Some(a) != before.as_ref());
+        let shown = self.read_file(&name).unwrap_or_default();
+        let reason = shown
+            .lines()
+            .find_map(|l| l.trim().strip_prefix("parse_error:").map(|r| r.trim().to_string()))
+            .or_else(|| after.as_ref().map(|a| a.message.clone()).filter(|m| m != "Error"))
+            .unwrap_or_else(|| "not a valid filter".to_string());
+        // The reason once: in the message, or in the error_log entry that follows it.
+        let what = match &after {
+            Some(a) if a.message == reason => format!("event filter {filter:?} for {system}:{event}"),
+            _ => format!("event filter {filter:?} for {system}:{event}: {reason}"),
+        };
+        Err(Error::new(Errno::EINVAL, what).with_path(self.file(&name)).with_kernel(after))
+    }
 }
 
 fn list_dirs(path: &std::path::Path, what: &str, need_file: &str) -> Result<Vec<String>> {

@@ -110,9 +110,17 @@ pub struct RunArgs {
     /// Largest memory the plugin may use, in MiB.
     #[arg(long, default_value_t = 64)]
     pub memory_mib: u64,
-    /// CPU time one event batch may take in the plugin (e.g. 100ms).
+    /// Wall-clock time one event batch (`on-batch`) may take in the plugin, host calls
+    /// included (e.g. 100ms).
     #[arg(long, value_parser = parse_duration, default_value = "100ms")]
     pub cpu_budget: std::time::Duration,
+    /// Wall-clock time the plugin's start (instantiation and `init`) and its `finish` may each
+    /// take (e.g. 1s). After Ctrl-C/SIGTERM a call gets at most 300 ms, `finish` 400 ms.
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub setup_budget: std::time::Duration,
+    /// Largest plugin component file that is read, in MiB (a pack is at most 128 MiB).
+    #[arg(long, default_value_t = 256)]
+    pub max_plugin_mib: u64,
     /// Run the plugin over a recorded trace.dat instead of the live kernel (no root needed).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<std::path::PathBuf>,
@@ -268,6 +276,8 @@ pub fn run(cli: Cli) -> Result<()> {
             let sandbox = crate::plugin::Sandbox {
                 memory_limit_bytes: a.memory_mib << 20,
                 callback_budget: a.cpu_budget,
+                setup_budget: a.setup_budget,
+                max_plugin_bytes: a.max_plugin_mib << 20,
                 ..Default::default()
             };
             let opts = crate::run::RunOptions {
@@ -465,11 +475,16 @@ fn inspect(plugin: &str, args: Vec<(String, String)>, allow: Option<&str>) -> Re
             }
             _ => "allowed".to_string(),
         };
-        let filter = d.filter.as_deref().map(|f| format!(" if {f}")).unwrap_or_default();
-        let fields = d.fields.as_ref().map(|f| format!(" reads {}", f.join(","))).unwrap_or_default();
-        println!("  {:<10} {:<16} {} {}{filter}{fields}  [{verdict}]", d.kind.name(), d.name, d.target, d.fetchargs);
+        // Everything the plugin chose is shown escaped and cut (see `plan::shown`).
+        let shown = crate::plugin::plan::shown;
+        let filter = d.filter.as_deref().map(|f| format!(" if {}", shown(f))).unwrap_or_default();
+        let fields = d.fields.as_ref().map(|f| format!(" reads {}", shown(&f.join(",")))).unwrap_or_default();
+        let (name, target, fetchargs) = (shown(&d.name), shown(&d.target), shown(&d.fetchargs));
+        println!("  {:<10} {name:<16} {target} {fetchargs}{filter}{fields}  [{verdict}]", d.kind.name());
     }
-    match (plan.validate(&policy), target_refusal) {
+    let groups = crate::run::dynamic_groups(&tracefs)?;
+    let validated = plan.validate(&policy).and_then(|()| crate::plugin::plan::check_sources(&plan.probes, &groups));
+    match (validated, target_refusal) {
         (Err(e), _) => println!("plan: refused: {e}"),
         (Ok(()), Some(e)) => println!("plan: refused: {e}"),
         (Ok(()), None) => println!("plan: valid under this policy"),

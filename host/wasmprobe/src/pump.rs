@@ -257,6 +257,7 @@ impl Pump {
         for c in &mut cursors {
             c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
+        let routes = session.routes();
         loop {
             let mut best: Option<(usize, u64)> = None;
             for (i, c) in cursors.iter().enumerate() {
@@ -271,11 +272,9 @@ impl Pump {
             let (cpu, rec) = (c.cpu, c.head.take().expect("chosen for its head"));
             let payload = rec.data;
             if let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
-                if let Some(probe) = session.probe_by_id(id) {
-                    let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
-                    sink.record(probe.index, cpu, pid, rec.ts, payload)?;
-                    self.records += 1;
-                }
+                let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+                self.records +=
+                    routes.route(id, payload, cpu, |probe| sink.record(probe, cpu, pid, rec.ts, payload))?;
             }
             c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }

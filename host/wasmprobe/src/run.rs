@@ -88,6 +88,10 @@ impl KernelInfo for LiveKernel {
     }
 
     fn has_symbol(&self, name: &str) -> bool {
+        // KSYM_NAME_LEN: no longer name is a kernel symbol (nor worth reading kallsyms for).
+        if name.is_empty() || name.len() > 512 || name.contains(char::is_whitespace) {
+            return false;
+        }
         let Ok(text) = std::fs::read_to_string("/proc/kallsyms") else { return false };
         text.lines().any(|l| l.split_whitespace().nth(2) == Some(name))
     }
@@ -191,16 +195,26 @@ pub struct Answers {
     pub symbols: BTreeMap<String, bool>,
 }
 
+/// The features `kernel.supports` knows; any other name is answered no.
+const FEATURES: [&str; 6] = ["kprobe", "kretprobe", "uprobe", "uretprobe", "tracepoint", "eprobe"];
+
+/// Only what a replay could not answer alone is kept: the known features, and the symbols
+/// that exist (a replay says no to any other question, as the live kernel did). A plugin
+/// asking about a million made-up names in `init` therefore costs the host nothing to keep.
 impl KernelInfo for RecordingKernel {
     fn supports(&self, feature: &str) -> bool {
         let v = self.inner.supports(feature);
-        self.answers.lock().unwrap().supports.insert(feature.to_string(), v);
+        if let Some(known) = FEATURES.iter().find(|f| **f == feature) {
+            self.answers.lock().unwrap().supports.insert(known.to_string(), v);
+        }
         v
     }
 
     fn has_symbol(&self, name: &str) -> bool {
         let v = self.inner.has_symbol(name);
-        self.answers.lock().unwrap().symbols.insert(name.to_string(), v);
+        if v {
+            self.answers.lock().unwrap().symbols.insert(name.to_string(), v);
+        }
         v
     }
 }
@@ -272,6 +286,20 @@ pub struct RecordTo {
     pub events: Vec<String>,
 }
 
+/// Refuses a plan whose tracepoints or eprobes read somebody's dynamic events (see
+/// [`plugin::plan::check_sources`]): the groups are read from tracefs' listings, before
+/// anything is written.
+pub fn check_sources(tracefs: &Tracefs, plan: &Plan, plugin: &Plugin) -> Result<()> {
+    let groups = dynamic_groups(tracefs)?;
+    plugin::plan::check_sources(&plan.probes, &groups)
+        .with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))
+}
+
+/// The systems of every dynamic event on the machine (kprobes, uprobes, eprobes, synthetic).
+pub fn dynamic_groups(tracefs: &Tracefs) -> Result<std::collections::HashSet<String>> {
+    Ok(tracefs::dynevent_get_all(tracefs, &[], None)?.into_iter().map(|e| e.system).collect())
+}
+
 /// Loads the plugin and returns it with its validated plan (nothing touches the kernel).
 pub fn plan(opts: &RunOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin, Plan)> {
     let source = crate::pack::RunSource::resolve(&opts.plugin, &opts.trust)?;
@@ -284,7 +312,7 @@ pub fn plan(opts: &RunOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin, P
     };
     let mut plugin = source.load(&opts.sandbox, Box::new(sink))?;
     let plan = plugin.init(&opts.args, kernel)?;
-    plan.validate(&opts.policy).with_context(|| format!("plugin {}: its probe plan was refused", opts.plugin))?;
+    plan.validate(&opts.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
     source.check_plan(&plan)?;
     Ok((plugin, plan))
 }
@@ -312,6 +340,7 @@ fn live(plugin_opts: Option<&RunOptions>, opts: &RunOptions, record: Option<&Rec
         Some(p) => {
             let kernel = Arc::new(RecordingKernel { inner: LiveKernel::new(&tracefs), answers: Mutex::default() });
             let (plugin, plan) = self::plan(p, kernel.clone())?;
+            check_sources(&tracefs, &plan, &plugin)?;
             recorded.plugin = Some(p.plugin.clone());
             recorded.args = p.args.clone();
             recorded.answers = kernel.answers.lock().unwrap().clone();
@@ -546,7 +575,8 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
         .collect();
     let mut layouts = Vec::new();
     let mut by_id = ProbeIds::default();
-    for (i, d) in plan.probes.iter().enumerate() {
+    let mut found_formats: Vec<&EventFormat> = Vec::new();
+    for d in &plan.probes {
         let recorded_event = recorded.as_ref().and_then(|r| r.probes.iter().find(|(n, _, _)| *n == d.name));
         let found = formats.iter().find(|(f, _)| match recorded_event {
             Some((_, sys, ev)) => f.system == *sys && f.name == *ev,
@@ -558,7 +588,7 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
         let Some((f, text)) = found else {
             anyhow::bail!(
                 "plugin {}: probe {} ({} {}) has no events in {}",
-                opts.plugin,
+                plugin.name(),
                 d.name,
                 d.kind.name(),
                 d.target,
@@ -566,7 +596,14 @@ pub fn replay(opts: &RunOptions, file: &Path) -> Result<RunOutcome> {
             );
         };
         layouts.push(layout_of(&f.system, &f.name, f.id as u16, text)?);
-        by_id.insert(f.id as u16, i);
+        found_formats.push(f);
+    }
+    // An event declared once is delivered whole (a recording of ours was filtered by the
+    // kernel); one declared several times is routed by each declaration's own filter, as live.
+    for (i, f) in found_formats.iter().enumerate() {
+        let shared = found_formats.iter().filter(|g| g.id == f.id).count() > 1;
+        let filter = if shared { crate::session::routing_filter(&plan.probes[i], f)? } else { None };
+        by_id.insert_filtered(f.id as u16, i, filter);
     }
     plugin.set_layouts(layouts)?;
     let mut names: BTreeMap<i32, String> = tracefs::parse_cmdlines(&dat.meta.cmdlines).into_iter().collect();
@@ -601,10 +638,8 @@ pub fn replay_records<R: traceevent::ReadAt>(
             traceevent::MissedEvents::None => {}
         }
         let id = dat.meta.endian.read_u16(rec.data, 0).unwrap_or(0);
-        let Some(probe) = probes.get(id) else { continue };
         let pid = dat.meta.endian.read_int(rec.data, 4, 4).unwrap_or(0) as i32;
-        sink.record(probe, rec.cpu, pid, rec.ts, rec.data)?;
-        events += 1;
+        events += probes.route(id, rec.data, rec.cpu, |probe| sink.record(probe, rec.cpu, pid, rec.ts, rec.data))?;
     }
     Ok((events, lost))
 }

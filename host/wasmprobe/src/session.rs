@@ -9,6 +9,9 @@ use tracefs::{
     Instance, Tracefs,
 };
 
+use traceevent::filter::Filter;
+use traceevent::{Endian, EventFormat};
+
 use crate::owned;
 use crate::plugin::{ProbeDecl, ProbeKind};
 
@@ -58,17 +61,57 @@ impl Session {
         let group = owned::group_name(tag);
         for (index, req) in requests.iter().enumerate() {
             let (system, event) = s.create(&group, req).with_context(|| format!("probe {}", req.name))?;
-            let inst = s.instance();
-            if let Some(f) = &req.filter {
-                inst.write_file(&format!("events/{system}/{event}/filter"), f)
-                    .with_context(|| format!("probe {}: kernel filter {f:?}", req.name))?;
-            }
             let format = event_format(tracefs, &system, &event)?;
             let id = parse_id(&format).with_context(|| format!("probe {}: no ID in its format", req.name))?;
-            s.by_id.insert(id, s.armed.len());
             s.armed.push(ArmedProbe { index, system, event, format, id });
         }
+        s.set_filters(requests)?;
         Ok(s)
+    }
+
+    /// Gives each event its filter in our instance, and fills the routing table. An event
+    /// declared once gets its declaration's filter. An event declared several times gets the
+    /// disjunction of theirs (none if one has none), and each declaration's own filter is
+    /// applied to each record by [`ProbeIds::route`]. Every filter is first written alone, so
+    /// a bad one is refused with the kernel's own reason and named.
+    fn set_filters(&mut self, requests: &[ProbeDecl]) -> Result<()> {
+        let mut by_id: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
+        for (i, a) in self.armed.iter().enumerate() {
+            by_id.entry(a.id).or_default().push(i);
+        }
+        for members in by_id.values() {
+            let first = &self.armed[members[0]];
+            for &m in members {
+                let req = &requests[self.armed[m].index];
+                if let Some(f) = &req.filter {
+                    self.instance()
+                        .event_filter_apply(&first.system, &first.event, f)
+                        .with_context(|| format!("probe {}", req.name))?;
+                }
+            }
+            if members.len() == 1 {
+                self.by_id.insert(first.id, first.index);
+                continue;
+            }
+            let format = EventFormat::parse(&first.system, &first.format, Endian::native())
+                .with_context(|| format!("format of {}/{}", first.system, first.event))?;
+            let filters: Vec<Option<&String>> =
+                members.iter().map(|&m| requests[self.armed[m].index].filter.as_ref()).collect();
+            let combined = if filters.iter().all(Option::is_some) {
+                filters.iter().flatten().map(|f| format!("({f})")).collect::<Vec<_>>().join(" || ")
+            } else {
+                "0".to_string() // clears the filter
+            };
+            self.instance()
+                .event_filter_apply(&first.system, &first.event, &combined)
+                .with_context(|| format!("{}:{}: the declarations' filters joined", first.system, first.event))?;
+            for &m in members {
+                let req = &requests[self.armed[m].index];
+                let filter = routing_filter(req, &format)?;
+                self.by_id.insert_filtered(first.id, self.armed[m].index, filter);
+            }
+        }
+        Ok(())
     }
 
     fn create(&mut self, group: &str, req: &ProbeDecl) -> Result<(String, String)> {
@@ -119,9 +162,9 @@ impl Session {
         &self.armed
     }
 
-    /// The armed probe whose records carry `common_type == id`.
-    pub fn probe_by_id(&self, id: u16) -> Option<&ArmedProbe> {
-        self.by_id.get(id).map(|i| &self.armed[i])
+    /// Where records of each event id go (see [`ProbeIds::route`]).
+    pub fn routes(&self) -> &ProbeIds {
+        &self.by_id
     }
 
     /// Restricts tracing to `pid` and, through `options/event-fork`, the children it forks.
@@ -174,26 +217,90 @@ pub fn parse_id(format: &str) -> Option<u16> {
     format.lines().find_map(|l| l.strip_prefix("ID:")).and_then(|v| v.trim().parse().ok())
 }
 
-/// Which probe (index in the plan) an event id belongs to: a table indexed by id, since the
-/// lookup is made for every record, live and in a replay.
+/// Which probes (indexes in the plan) the records of an event id go to: a table indexed by
+/// id, since the lookup is made for every record, live and in a replay. An id declared once
+/// maps to its probe (the kernel applied its filter). An id declared several times (two
+/// probes on one tracepoint) maps to all of them, each with its own filter, evaluated here on
+/// each record ([`traceevent::filter`]): every declaration gets exactly what passes its own.
 #[derive(Debug, Clone, Default)]
-pub struct ProbeIds(Vec<u32>);
+pub struct ProbeIds {
+    table: Vec<u32>,
+    shared: Vec<Vec<(usize, Option<Filter>)>>,
+}
+
+const NO_PROBE: u32 = u32::MAX;
+const SHARED: u32 = 1 << 31;
 
 impl ProbeIds {
-    /// Records that events with id `id` are probe `probe`'s.
+    /// Records that events with id `id` are (also) probe `probe`'s, unfiltered.
     pub fn insert(&mut self, id: u16, probe: usize) {
-        let i = id as usize;
-        if self.0.len() <= i {
-            self.0.resize(i + 1, u32::MAX);
-        }
-        self.0[i] = probe as u32;
+        self.insert_filtered(id, probe, None);
     }
 
-    /// The probe of events with id `id`, if any.
-    #[inline]
-    pub fn get(&self, id: u16) -> Option<usize> {
-        self.0.get(id as usize).copied().filter(|&p| p != u32::MAX).map(|p| p as usize)
+    /// Records that events with id `id` that pass `filter` (all of them for `None`) are (also)
+    /// probe `probe`'s.
+    pub fn insert_filtered(&mut self, id: u16, probe: usize, filter: Option<Filter>) {
+        let i = id as usize;
+        if self.table.len() <= i {
+            self.table.resize(i + 1, NO_PROBE);
+        }
+        match self.table[i] {
+            NO_PROBE if filter.is_none() => self.table[i] = probe as u32,
+            NO_PROBE => self.share(i, vec![(probe, filter)]),
+            v if v & SHARED != 0 => self.shared[(v & !SHARED) as usize].push((probe, filter)),
+            v => self.share(i, vec![(v as usize, None), (probe, filter)]),
+        }
     }
+
+    fn share(&mut self, i: usize, members: Vec<(usize, Option<Filter>)>) {
+        self.table[i] = SHARED | self.shared.len() as u32;
+        self.shared.push(members);
+    }
+
+    /// The first probe of events with id `id`, if any.
+    pub fn get(&self, id: u16) -> Option<usize> {
+        match self.table.get(id as usize).copied()? {
+            NO_PROBE => None,
+            v if v & SHARED != 0 => self.shared[(v & !SHARED) as usize].first().map(|m| m.0),
+            v => Some(v as usize),
+        }
+    }
+
+    /// Calls `to` with each probe the record `payload` (id `id`, read on `cpu`) goes to;
+    /// returns how many.
+    #[inline]
+    pub fn route(&self, id: u16, payload: &[u8], cpu: u32, mut to: impl FnMut(usize) -> Result<()>) -> Result<u64> {
+        match self.table.get(id as usize).copied() {
+            None | Some(NO_PROBE) => Ok(0),
+            Some(v) if v & SHARED == 0 => to(v as usize).map(|()| 1),
+            Some(v) => {
+                let mut n = 0;
+                for (probe, filter) in &self.shared[(v & !SHARED) as usize] {
+                    if filter.as_ref().is_none_or(|f| f.matches(payload, cpu)) {
+                        to(*probe)?;
+                        n += 1;
+                    }
+                }
+                Ok(n)
+            }
+        }
+    }
+}
+
+/// The filter of probe `decl` compiled for host-side routing of event `format`: needed when
+/// the event is declared more than once, so the error says so.
+pub fn routing_filter(decl: &ProbeDecl, format: &EventFormat) -> Result<Option<Filter>> {
+    let Some(text) = &decl.filter else { return Ok(None) };
+    Filter::compile(text, format).map(Some).map_err(|why| {
+        anyhow::anyhow!(
+            "probe {}: {} {}:{} is declared more than once, so each declaration's filter is applied by \
+             wasmprobe, which cannot apply {text:?}: {why}",
+            decl.name,
+            decl.kind.name(),
+            format.system,
+            format.name
+        )
+    })
 }
 
 #[cfg(test)]

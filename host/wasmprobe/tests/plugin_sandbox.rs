@@ -133,6 +133,37 @@ fn a_flood_of_output_is_capped_per_call_and_said_once() {
 }
 
 #[test]
+fn wasi_stdout_recovers_after_one_oversized_write() {
+    // 60 MB to WASI stdout without a newline in the first batch, then ordinary lines: the cap
+    // cuts the first write (one notice), and every later line still comes through.
+    let sandbox = Sandbox { callback_budget: Duration::from_secs(20), ..sandbox() };
+    let (mut p, out) = hostile("hostile_stdout", &sandbox);
+    let t = Instant::now();
+    p.on_batch(events(1).as_bytes(), 0).unwrap();
+    let first = out.take();
+    let caps: Vec<_> = first.iter().filter(|l| l.contains("output capped")).collect();
+    assert_eq!(caps.len(), 1, "{caps:?}");
+    assert!(caps[0].ends_with("bytes dropped in on-batch (limit 1048576 bytes per call)"), "{}", caps[0]);
+    let kept: usize = first.iter().filter(|l| l.starts_with("stdio ")).map(|l| l.matches('z').count()).sum();
+    assert_eq!(kept, 1 << 20, "what fits the cap is delivered, cut into a line");
+    for round in 0..3u64 {
+        p.on_batch(events(2).as_bytes(), 0).unwrap();
+        let lines = out.take();
+        let n = 2 + 2 * round;
+        // `print` reaches the sink during the call, WASI stdout when the call returns.
+        let want = [
+            format!("print line {n}"),
+            format!("print line {}", n + 1),
+            format!("stdio hostile_stdout Stdout: wasi line {n}"),
+            format!("stdio hostile_stdout Stdout: wasi line {}", n + 1),
+        ];
+        assert_eq!(lines, want, "round {round}");
+    }
+    assert!(t.elapsed() < Duration::from_secs(20));
+    assert!(p.poisoned().is_none());
+}
+
+#[test]
 fn injected_probe_declarations_are_refused_by_validate() {
     let (mut good, good_out) = well_behaved();
     let cases = [

@@ -1,7 +1,6 @@
 //! The `WPK1` container (documented in the module above): writing it, and reading it as
 //! untrusted input (every length checked before use, every error a message, never a panic).
 
-use std::io::Read;
 use std::path::Path;
 
 use sha2::{Digest, Sha256};
@@ -61,19 +60,12 @@ impl Pack {
     /// Reads and checks the pack at `path` (see [`Pack::from_bytes`]).
     pub fn open(path: impl AsRef<Path>) -> Result<Pack, PackError> {
         let path = path.as_ref();
-        let file = std::fs::File::open(path).map_err(|e| PackError::io(path, e))?;
-        let len = file.metadata().map_err(|e| PackError::io(path, e))?.len();
-        if len > MAX_PACK_BYTES {
-            return Err(PackError::Malformed(format!(
-                "{} is {len} bytes; a pack is at most {MAX_PACK_BYTES} bytes",
-                path.display()
-            )));
-        }
-        let mut bytes = Vec::with_capacity(len as usize);
-        file.take(MAX_PACK_BYTES + 1).read_to_end(&mut bytes).map_err(|e| PackError::io(path, e))?;
-        if bytes.len() as u64 > MAX_PACK_BYTES {
-            return Err(PackError::Malformed(format!("{} is over {MAX_PACK_BYTES} bytes", path.display())));
-        }
+        let bytes = crate::plugin::read_plugin_file(path, MAX_PACK_BYTES).map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidData => {
+                PackError::Malformed(format!("{}: a pack is at most {MAX_PACK_BYTES} bytes", path.display()))
+            }
+            _ => PackError::io(path, e),
+        })?;
         Pack::from_bytes(&bytes)
     }
 

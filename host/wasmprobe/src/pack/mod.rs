@@ -86,11 +86,11 @@ pub use manifest::{
 #[derive(Debug, thiserror::Error)]
 pub enum PackError {
     /// The file could not be read or written.
-    #[error("{path}: {source}")]
+    #[error("{path}: {err}")]
     Io {
         path: String,
-        #[source]
-        source: std::io::Error,
+        /// What the system said (in the message, not repeated as a source).
+        err: std::io::Error,
     },
     /// Not a well-formed pack: wrong magic, truncated, absurd lengths, trailing bytes, ...
     #[error("not a valid probe pack: {0}")]
@@ -120,7 +120,7 @@ pub enum PackError {
 
 impl PackError {
     pub(crate) fn io(path: &Path, source: std::io::Error) -> PackError {
-        PackError::Io { path: path.display().to_string(), source }
+        PackError::Io { path: path.display().to_string(), err: source }
     }
 }
 
@@ -130,6 +130,10 @@ pub fn is_pack_path(arg: &str) -> bool {
     let path = Path::new(arg);
     if path.extension().is_some_and(|e| e == "wpk") {
         return true;
+    }
+    // Only a regular file is opened: opening a FIFO would block, reading a device never ends.
+    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        return false;
     }
     let mut magic = [0u8; 4];
     std::fs::File::open(path).and_then(|mut f| std::io::Read::read_exact(&mut f, &mut magic)).is_ok() && &magic == MAGIC
@@ -160,8 +164,11 @@ impl RunSource {
     /// Errors name `arg`.
     pub fn resolve(arg: &str, trust: &TrustPolicy) -> anyhow::Result<RunSource> {
         if is_pack_path(arg) {
-            let (pack, verified) =
-                open_for_run(arg, trust).map_err(|e| anyhow::Error::new(e).context(arg.to_string()))?;
+            let (pack, verified) = open_for_run(arg, trust).map_err(|e| match e {
+                // An I/O error names the file already.
+                PackError::Io { .. } => anyhow::Error::new(e),
+                e => anyhow::Error::new(e).context(arg.to_string()),
+            })?;
             return Ok(RunSource::Pack { pack: Box::new(pack), verified });
         }
         let source = PluginSource::parse(arg);

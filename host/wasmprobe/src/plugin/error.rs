@@ -23,7 +23,8 @@ impl fmt::Display for Call {
     }
 }
 
-/// A plugin error. Only [`Error::CpuBudget`], [`Error::MemoryLimit`] and [`Error::Trap`] poison the
+/// A plugin error. Only [`Error::CpuBudget`], [`Error::MemoryLimit`], [`Error::Stopped`] and
+/// [`Error::Trap`] poison the
 /// plugin: its instance may be in any state, so every later call returns the same error.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
@@ -36,6 +37,9 @@ pub enum Error {
     /// The plugin tried to grow its memory past the limit.
     #[error("plugin {plugin}: exceeded its memory limit of {} in {call}", fmt_bytes(*limit))]
     MemoryLimit { plugin: String, call: Call, limit: u64 },
+    /// The run was asked to stop (SIGINT/SIGTERM) and the call did not return within `grace`.
+    #[error("plugin {plugin}: interrupted in {call}: the run was asked to stop and it did not return within {}", fmt_duration(*grace))]
+    Stopped { plugin: String, call: Call, grace: Duration },
     /// The plugin trapped (a panic, unreachable, out-of-bounds access, stack overflow, ...).
     #[error("plugin {plugin}: trapped in {call}: {message}")]
     Trap { plugin: String, call: Call, message: String },
@@ -54,7 +58,7 @@ pub enum Error {
 impl Error {
     /// Whether the plugin is unusable after this error.
     pub fn poisons(&self) -> bool {
-        matches!(self, Error::CpuBudget { .. } | Error::MemoryLimit { .. } | Error::Trap { .. })
+        matches!(self, Error::CpuBudget { .. } | Error::MemoryLimit { .. } | Error::Trap { .. } | Error::Stopped { .. })
     }
 }
 
@@ -68,7 +72,40 @@ fn fmt_duration(d: Duration) -> String {
     }
 }
 
-fn fmt_bytes(n: u64) -> String {
+/// Joins the parts of a message into one line: each part's lines joined by "; ", runs of
+/// whitespace (wasmparser's byte arrays print one element per line) collapsed, parts joined
+/// by ": ".
+pub(crate) fn one_line<S: AsRef<str>>(parts: &[S]) -> String {
+    let mut out = String::new();
+    for part in parts {
+        let part = part.as_ref().trim();
+        if part.is_empty() {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        let mut pending_space = false;
+        for (i, line) in part.lines().map(str::trim).filter(|l| !l.is_empty()).enumerate() {
+            if i > 0 {
+                // A line that continues a list or a bracket joins with a space, others with "; ".
+                let joins_list = out.ends_with([',', '[', '(', '{']) || line.starts_with([']', ')', '}']);
+                out.push_str(if joins_list { " " } else { "; " });
+            }
+            for w in line.split_whitespace() {
+                if pending_space {
+                    out.push(' ');
+                }
+                out.push_str(w);
+                pending_space = true;
+            }
+            pending_space = false;
+        }
+    }
+    out
+}
+
+pub(crate) fn fmt_bytes(n: u64) -> String {
     if n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else if n.is_multiple_of(1 << 10) {
@@ -90,5 +127,11 @@ mod tests {
         let e = Error::MemoryLimit { plugin: "x".into(), call: Call::Init, limit: 64 << 20 };
         assert_eq!(e.to_string(), "plugin x: exceeded its memory limit of 64 MiB in init");
         assert!(e.poisons());
+    }
+
+    #[test]
+    fn one_line_joins_multi_line_messages() {
+        assert_eq!(one_line(&["failed to parse", "bytes [\n  0,\n  97,\n]\n"]), "failed to parse: bytes [ 0, 97, ]");
+        assert_eq!(one_line(&["a\nb", "", "c"]), "a; b: c");
     }
 }

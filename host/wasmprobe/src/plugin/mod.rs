@@ -79,3 +79,56 @@ pub fn builtin(name: &str) -> Option<&'static [u8]> {
 pub fn builtin_names() -> Vec<&'static str> {
     BUILTINS.iter().map(|(n, _)| *n).collect()
 }
+
+/// The most a plugin component file may hold unless `--max-plugin-mib` says otherwise.
+pub const DEFAULT_MAX_PLUGIN_BYTES: u64 = 256 << 20;
+
+/// Reads a plugin or pack file of at most `limit` bytes. Refuses what is not a regular file
+/// (a directory, a FIFO, a device such as `/dev/zero`, whatever a symlink points at) before
+/// reading a byte of it, and a file that turns out longer than `limit`, so an endless or huge
+/// file cannot grow the host. The file is opened non-blocking and checked on the open
+/// descriptor, so swapping it for a FIFO after a check cannot make the open hang.
+pub fn read_plugin_file(path: &std::path::Path, limit: u64) -> std::io::Result<Vec<u8>> {
+    use std::io::{Error, ErrorKind, Read};
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let refuse = |what: &str| Error::new(ErrorKind::InvalidInput, format!("not a regular file ({what})"));
+    let kind = |t: std::fs::FileType| {
+        if t.is_dir() {
+            "a directory"
+        } else if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() {
+            "a character device"
+        } else if t.is_block_device() {
+            "a block device"
+        } else if t.is_socket() {
+            "a socket"
+        } else {
+            "not a file"
+        }
+    };
+    let meta = std::fs::metadata(path)?;
+    if !meta.is_file() {
+        return Err(refuse(kind(meta.file_type())));
+    }
+    let file = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK).open(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(refuse(kind(meta.file_type())));
+    }
+    let too_big = |n: u64| {
+        Error::new(
+            ErrorKind::InvalidData,
+            format!("{n} bytes is over the limit of {} MiB (--max-plugin-mib)", limit.div_ceil(1 << 20)),
+        )
+    };
+    if meta.len() > limit {
+        return Err(too_big(meta.len()));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit {
+        return Err(too_big(bytes.len() as u64));
+    }
+    Ok(bytes)
+}

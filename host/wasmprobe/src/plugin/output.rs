@@ -308,11 +308,13 @@ impl CapturedStream {
         c.dropped += bytes.len() - keep;
     }
 
-    /// Takes the complete lines written so far (all of it when `all`), and the count of
-    /// bytes dropped over the limit; the allowance starts again.
+    /// Takes the complete lines written so far (all of it when `all`, or when the buffer is
+    /// full: a line longer than the limit is cut there, so the next call has room again), and
+    /// the count of bytes dropped over the limit; the allowance starts again.
     pub(crate) fn drain(&self, all: bool) -> (Vec<String>, usize) {
         let mut c = self.0.lock().unwrap_or_else(|p| p.into_inner());
-        let end = if all { c.buf.len() } else { c.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
+        let full = c.buf.len() >= c.limit;
+        let end = if all || full { c.buf.len() } else { c.buf.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1) };
         let taken: Vec<u8> = c.buf.drain(..end).collect();
         let dropped = std::mem::take(&mut c.dropped);
         let text = String::from_utf8_lossy(&taken);

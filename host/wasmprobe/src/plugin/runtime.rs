@@ -4,9 +4,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Linker, ResourceTable};
-use wasmtime::{Store, Trap};
-use wasmtime_wasi::{WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::{Store, StoreContextMut, Trap, UpdateDeadline};
+use wasmtime_wasi::p2::{DynPollable, Pollable};
+use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
 
 use super::batch::BatchWriter;
 use super::bindings::{self, types as wit};
@@ -17,7 +18,7 @@ use super::layout::Layout;
 use super::output::{CapturedStream, Level, Output, OutputCap, Stdio};
 use super::plan::{Plan, ProbeDecl, ProbeKind};
 use super::project::Projection;
-use super::sandbox::{budget_ticks, engine, Limits, Sandbox};
+use super::sandbox::{engine, Limits, Sandbox, STOP_FINISH, STOP_GRACE};
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -74,6 +75,107 @@ pub(crate) struct State {
     pub(crate) comm: Box<dyn CommLookup>,
     pub(crate) layouts: Vec<wit::Layout>,
     pub(crate) lost_total: u64,
+    clock: CallClock,
+    /// The plugin's monotonic clock (WASI's `now`), to tell whether a timer is due.
+    clock_base: PluginClock,
+}
+
+/// The monotonic clock a plugin reads through WASI: nanoseconds since it was loaded.
+#[derive(Clone, Copy)]
+struct PluginClock(Instant);
+
+impl HostMonotonicClock for PluginClock {
+    fn resolution(&self) -> u64 {
+        1
+    }
+
+    fn now(&self) -> u64 {
+        self.0.elapsed().as_nanos() as u64
+    }
+}
+
+/// The wall-clock accounting of the call in progress, checked by [`watchdog`] at every epoch
+/// tick while the plugin runs.
+struct CallClock {
+    started: Instant,
+    budget: Duration,
+    call: Call,
+    /// When a call of this plugin first saw the run's stop request.
+    stop_seen: Option<Instant>,
+}
+
+/// The error a call is interrupted with when the run was asked to stop and it did not return.
+#[derive(Debug, thiserror::Error)]
+#[error("interrupted: the run was asked to stop")]
+struct StopInterrupt;
+
+/// The error a plugin's attempt to wait on a timer traps with (see [`link_clocks`]).
+#[derive(Debug, thiserror::Error)]
+#[error("tried to wait {0} on a timer (wasi:clocks/monotonic-clock {1}): plugins may not sleep")]
+struct SleepRefused(String, &'static str);
+
+/// Runs at every epoch tick while a plugin executes: interrupts a call that is over its
+/// budget, or that goes on too long after the run was asked to stop.
+fn watchdog(mut cx: StoreContextMut<'_, State>) -> wasmtime::Result<UpdateDeadline> {
+    let c = &mut cx.data_mut().clock;
+    let now = Instant::now();
+    if now.duration_since(c.started) >= c.budget {
+        return Err(Trap::Interrupt.into());
+    }
+    if crate::child::stop_requested() {
+        let seen = *c.stop_seen.get_or_insert(now);
+        let grace = if c.call == Call::Finish { STOP_FINISH } else { STOP_GRACE };
+        if now.duration_since(seen) >= grace {
+            return Err(StopInterrupt.into());
+        }
+    }
+    Ok(UpdateDeadline::Continue(1))
+}
+
+/// A pollable that is ready at once: what a zero-length timer gives.
+struct Ready;
+
+#[wasmtime_wasi::async_trait]
+impl Pollable for Ready {
+    async fn ready(&mut self) {}
+}
+
+/// Replaces WASI's timers: a plugin has no reason to sleep, and a sleep would block inside a
+/// host call where no budget check runs. A timer that is already due (zero duration, or an
+/// instant not in the future: how a non-blocking poll is written) is ready at once; any other
+/// traps the plugin with [`SleepRefused`]. The clock's `now` and `resolution` stay WASI's.
+fn link_clocks(linker: &mut Linker<State>) -> wasmtime::Result<()> {
+    fn ready(table: &mut ResourceTable) -> wasmtime::Result<Resource<DynPollable>> {
+        let r = table.push(Ready)?;
+        wasmtime_wasi::p2::subscribe(table, r)
+    }
+    linker.allow_shadowing(true);
+    let mut clocks = linker.instance("wasi:clocks/monotonic-clock@0.2.12")?;
+    clocks.func_wrap("subscribe-duration", |mut cx: StoreContextMut<'_, State>, (ns,): (u64,)| {
+        if ns > 0 {
+            return Err(SleepRefused(fmt_ns(ns), "subscribe-duration").into());
+        }
+        Ok((ready(&mut cx.data_mut().table)?,))
+    })?;
+    clocks.func_wrap("subscribe-instant", |mut cx: StoreContextMut<'_, State>, (when,): (u64,)| {
+        let now = cx.data().clock_base.now();
+        if when > now {
+            return Err(SleepRefused(fmt_ns(when - now), "subscribe-instant").into());
+        }
+        Ok((ready(&mut cx.data_mut().table)?,))
+    })?;
+    linker.allow_shadowing(false);
+    Ok(())
+}
+
+/// `3600s`, `15ms`, `250ns`: a duration as a person would write it.
+fn fmt_ns(ns: u64) -> String {
+    match ns {
+        n if n.is_multiple_of(1_000_000_000) => format!("{}s", n / 1_000_000_000),
+        n if n.is_multiple_of(1_000_000) => format!("{}ms", n / 1_000_000),
+        n if n.is_multiple_of(1_000) => format!("{}us", n / 1_000),
+        n => format!("{n}ns"),
+    }
 }
 
 impl WasiView for State {
@@ -108,7 +210,7 @@ impl Plugin {
     /// well under a millisecond plus instantiation.
     pub fn load(source: &PluginSource, sandbox: &Sandbox, output: Box<dyn Output>) -> Result<Plugin, Error> {
         let name = source.name();
-        let load_err = |e: wasmtime::Error| Error::Load { plugin: name.clone(), message: format!("{e:#}") };
+        let load_err = |e: wasmtime::Error| Error::Load { plugin: name.clone(), message: host_error_text(&e) };
         let bytes: std::borrow::Cow<'static, [u8]> = match source {
             PluginSource::Builtin(b) => super::builtin(b)
                 .ok_or_else(|| {
@@ -118,7 +220,7 @@ impl Plugin {
                     ))
                 })?
                 .into(),
-            PluginSource::Path(p) => std::fs::read(p)
+            PluginSource::Path(p) => super::read_plugin_file(p, sandbox.max_plugin_bytes)
                 .map_err(|e| load_err(wasmtime::format_err!("cannot read {}: {e}", p.display())))?
                 .into(),
         };
@@ -127,7 +229,7 @@ impl Plugin {
 
     /// Like [`Plugin::load`] for component bytes in memory, named `name`.
     pub fn from_bytes(name: &str, wasm: &[u8], sandbox: &Sandbox, output: Box<dyn Output>) -> Result<Plugin, Error> {
-        let load_err = |e: wasmtime::Error| Error::Load { plugin: name.to_string(), message: format!("{e:#}") };
+        let load_err = |e: wasmtime::Error| Error::Load { plugin: name.to_string(), message: host_error_text(&e) };
         let engine = engine();
         let t0 = Instant::now();
         let (component, cache) = cache::load(engine, wasm, sandbox.cache_dir.as_deref()).map_err(load_err)?;
@@ -136,6 +238,7 @@ impl Plugin {
         let t1 = Instant::now();
         let mut linker = Linker::<State>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_err)?;
+        link_clocks(&mut linker).map_err(load_err)?;
         bindings::Plugin::add_to_linker::<State, wasmtime::component::HasSelf<State>>(&mut linker, |s| s)
             .map_err(load_err)?;
         let pre = linker.instantiate_pre(&component).map_err(load_err)?;
@@ -145,7 +248,9 @@ impl Plugin {
         let stderr = CapturedStream::new(sandbox.max_output_bytes_per_call);
         // No preopened directories, environment, arguments or sockets: WASI only so that a
         // Rust std guest links; its stdout and stderr come to us.
+        let clock_base = PluginClock(Instant::now());
         let wasi = WasiCtxBuilder::new()
+            .monotonic_clock(clock_base)
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -163,11 +268,18 @@ impl Plugin {
             comm: Box::new(ProcComm),
             layouts: Vec::new(),
             lost_total: 0,
+            clock: CallClock {
+                started: Instant::now(),
+                budget: sandbox.setup_budget,
+                call: Call::Instantiate,
+                stop_seen: None,
+            },
+            clock_base,
         };
         let mut store = Store::new(engine, state);
         store.limiter(|s| &mut s.limits);
-        store.epoch_deadline_trap();
-        store.set_epoch_deadline(budget_ticks(sandbox.setup_budget));
+        store.epoch_deadline_callback(watchdog);
+        store.set_epoch_deadline(1);
         let instance = match pre.instantiate(&mut store) {
             Ok(i) => i,
             Err(e) => {
@@ -230,7 +342,7 @@ impl Plugin {
         let args = args.to_vec();
         let budget = self.sandbox.setup_budget;
         let instance = &self.instance;
-        let result = call(&mut self.store, budget, |store| instance.call_init(store, &args));
+        let result = call(&mut self.store, Call::Init, budget, |store| instance.call_init(store, &args));
         let plan = self.finish_call(Call::Init, budget, result)?;
         let plan = Plan {
             probes: plan
@@ -317,7 +429,7 @@ impl Plugin {
         self.store.data_mut().lost_total += lost;
         let budget = self.sandbox.callback_budget;
         let instance = &self.instance;
-        let result = call(&mut self.store, budget, |store| instance.call_on_batch(store, batch, lost));
+        let result = call(&mut self.store, Call::OnBatch, budget, |store| instance.call_on_batch(store, batch, lost));
         self.finish_call(Call::OnBatch, budget, result)
     }
 
@@ -329,7 +441,7 @@ impl Plugin {
         }
         let budget = self.sandbox.setup_budget;
         let instance = &self.instance;
-        let result = call(&mut self.store, budget, |store| instance.call_finish(store));
+        let result = call(&mut self.store, Call::Finish, budget, |store| instance.call_finish(store));
         self.finish_call(Call::Finish, budget, result)
     }
 
@@ -399,17 +511,27 @@ impl Plugin {
     }
 }
 
-/// Runs one export call with a fresh epoch deadline of `budget`.
+/// Runs one export call under a fresh wall-clock `budget` (checked by [`watchdog`]).
 fn call<R>(
     store: &mut Store<State>,
+    what: Call,
     budget: Duration,
     f: impl FnOnce(&mut Store<State>) -> wasmtime::Result<R>,
 ) -> wasmtime::Result<R> {
-    store.set_epoch_deadline(budget_ticks(budget));
+    let clock = &mut store.data_mut().clock;
+    clock.started = Instant::now();
+    clock.budget = budget;
+    clock.call = what;
+    if what == Call::Finish {
+        // finish gets a window of its own after a stop, not what is left of the batches'.
+        clock.stop_seen = None;
+    }
+    store.set_epoch_deadline(1);
     f(store)
 }
 
-/// Says why a call that ran under `budget` failed, in the plugin's name.
+/// Says why a call that ran under `budget` failed, in the plugin's name, in one line.
+/// wasmtime's backtrace is left out (`RUST_BACKTRACE=1` prints it to stderr first).
 fn classify(
     name: &str,
     call: Call,
@@ -419,8 +541,18 @@ fn classify(
     err: wasmtime::Error,
 ) -> Error {
     let plugin = name.to_string();
+    if std::env::var_os("RUST_BACKTRACE").is_some_and(|v| v != "0") {
+        eprintln!("wasmprobe: {plugin}: {call} failed: {err:?}");
+    }
     if store.data().limits.memory_exceeded.is_some() {
         return Error::MemoryLimit { plugin, call, limit: sandbox.memory_limit_bytes };
+    }
+    if err.downcast_ref::<StopInterrupt>().is_some() {
+        let grace = if call == Call::Finish { STOP_FINISH } else { STOP_GRACE };
+        return Error::Stopped { plugin, call, grace: grace.min(budget) };
+    }
+    if let Some(sleep) = err.downcast_ref::<SleepRefused>() {
+        return Error::Trap { plugin, call, message: sleep.to_string() };
     }
     match err.downcast_ref::<Trap>() {
         Some(Trap::Interrupt) => Error::CpuBudget { plugin, call, budget },
@@ -438,8 +570,29 @@ fn classify(
             };
             Error::Trap { plugin, call, message }
         }
-        None => Error::Trap { plugin, call, message: format!("{err:#}") },
+        None => Error::Trap { plugin, call, message: host_error_text(&err) },
     }
+}
+
+/// A wasmtime error other than a trap, as one readable line: its causes without the
+/// backtrace, and wasmtime's words for the host-copy limit replaced by what they mean.
+fn host_error_text(err: &wasmtime::Error) -> String {
+    let text = super::error::one_line(
+        &err.chain()
+            .map(|c| c.to_string())
+            .filter(|c| !c.starts_with("error while executing at wasm backtrace"))
+            .collect::<Vec<_>>(),
+    );
+    if text.contains("fuel allocated for hostcalls has been exhausted") {
+        let limit = super::error::fmt_bytes(store_hostcall_limit() as u64);
+        return format!("copied more than {limit} between host and plugin in one call");
+    }
+    text
+}
+
+/// wasmtime's per-call limit on bytes copied between host and guest (its default).
+fn store_hostcall_limit() -> usize {
+    Store::new(engine(), ()).hostcall_fuel()
 }
 
 /// Frames of the guest's panic and abort machinery, skipped when naming where a trap happened.

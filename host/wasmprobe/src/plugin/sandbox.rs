@@ -11,6 +11,13 @@ pub const EPOCH_TICK: Duration = Duration::from_millis(5);
 
 /// Limits for one plugin. Defaults suit a trace plugin: 64 MiB of memory, 100 ms per
 /// `on-batch`, 1 s for `init` and `finish`, 1 MiB of output per call.
+///
+/// Budgets are wall-clock time, host calls included, checked at every [`EPOCH_TICK`] while
+/// the plugin runs. No host call can block (a plugin may not wait on a timer: see
+/// [`super::runtime`]), so no call outlives its budget by more than one host call's work.
+/// Once the run has been asked to stop (SIGINT/SIGTERM), a call that does not return within
+/// [`STOP_GRACE`] is interrupted, and `finish` gets at most [`STOP_FINISH`]: a stopped run ends
+/// well within a second whatever its plugin does.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sandbox {
     /// Largest linear memory the plugin may grow to, in bytes.
@@ -23,6 +30,8 @@ pub struct Sandbox {
     /// Bytes of output one call may produce through each of: the output interface (print,
     /// emit, log), WASI stdout, WASI stderr. The rest is dropped and the host says how much.
     pub max_output_bytes_per_call: usize,
+    /// Largest plugin component file `Plugin::load` reads, in bytes (and the largest pack).
+    pub max_plugin_bytes: u64,
     /// Where compiled components are cached; `None` compiles every time.
     /// Default: [`super::cache::default_dir`].
     pub cache_dir: Option<PathBuf>,
@@ -35,10 +44,17 @@ impl Default for Sandbox {
             callback_budget: Duration::from_millis(100),
             setup_budget: Duration::from_secs(1),
             max_output_bytes_per_call: 1 << 20,
+            max_plugin_bytes: super::DEFAULT_MAX_PLUGIN_BYTES,
             cache_dir: super::cache::default_dir(),
         }
     }
 }
+
+/// How long an `init` or `on-batch` call may go on after the run was asked to stop.
+pub const STOP_GRACE: Duration = Duration::from_millis(300);
+
+/// The most `finish` may take once the run was asked to stop (less if its budget is less).
+pub const STOP_FINISH: Duration = Duration::from_millis(400);
 
 /// The engine every plugin is compiled for and runs in (one code cache, one epoch ticker).
 /// Epoch interruption on; component-model concurrency off (it makes sync calls 3-4x slower).
@@ -68,11 +84,6 @@ pub fn engine() -> &'static Engine {
             .expect("spawning the epoch ticker thread");
         engine
     })
-}
-
-/// Epoch ticks for a budget: at least the budget, rounded up, plus the tick in progress.
-pub(crate) fn budget_ticks(budget: Duration) -> u64 {
-    (budget.as_nanos().div_ceil(EPOCH_TICK.as_nanos()) as u64).max(1) + 1
 }
 
 /// Refuses memory growth past the limit, remembering that it did so for the error message.
