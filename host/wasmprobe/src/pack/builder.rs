@@ -66,13 +66,24 @@ fn in_file(path: &Path, e: PackError) -> PackError {
     }
 }
 
-/// Reads `rel` inside `dir` (a relative path that stays inside it; files only, size-capped).
+/// Reads `rel` inside `dir` (a relative path that stays inside it, symbolic links resolved:
+/// a `README.md` that links to `/etc/shadow` would ship the secret in the pack; files only,
+/// size-capped).
 fn read_in(dir: &Path, rel: &str) -> Result<Vec<u8>, PackError> {
     let p = Path::new(rel);
     if !p.components().all(|c| matches!(c, Component::Normal(_) | Component::CurDir)) {
         return Err(PackError::Manifest(format!("{rel:?} must be a relative path inside the pack directory")));
     }
     let path = dir.join(p);
+    let root = dir.canonicalize().map_err(|e| PackError::io(dir, e))?;
+    let real = path.canonicalize().map_err(|e| PackError::io(&path, e))?;
+    if !real.starts_with(&root) {
+        return Err(PackError::Manifest(format!(
+            "{} leads outside the pack directory (to {}): a pack ships files of its own directory only",
+            path.display(),
+            real.display()
+        )));
+    }
     let meta = std::fs::metadata(&path).map_err(|e| PackError::io(&path, e))?;
     if !meta.is_file() {
         return Err(PackError::Manifest(format!("{} is not a file", path.display())));

@@ -191,6 +191,7 @@ impl Plan {
             }
             check_target(p.kind, &p.target).map_err(|e| refuse(format!("target {}: {e}", shown(&p.target))))?;
             check_fetchargs(p.kind, &p.fetchargs).map_err(refuse)?;
+            check_kernel_reads(p.kind, &p.fetchargs, policy).map_err(refuse)?;
             if let Some(f) = &p.filter {
                 check_line("filter", f, MAX_ARGS_LEN).map_err(refuse)?;
             }
@@ -208,8 +209,9 @@ impl Plan {
     }
 }
 
-/// A string as an error message shows it: escaped, and cut if long.
-fn shown(s: &str) -> String {
+/// A string as an error message (or `inspect`) shows it: escaped, and cut if long. Plugin
+/// text never reaches the terminal raw: an escape sequence in a target could hide the verdict.
+pub fn shown(s: &str) -> String {
     let cut: String = s.chars().take(80).collect();
     if cut.len() < s.len() {
         format!("{}...", cut.escape_debug())
@@ -335,11 +337,11 @@ fn check_target(kind: ProbeKind, target: &str) -> Result<(), String> {
             }
         }
         ProbeKind::Tracepoint => match target.split_once(':') {
-            Some((sys, ev)) if is_ident(sys) && is_ident(ev) => Ok(()),
+            Some((sys, ev)) if is_ident(sys) && is_ident(ev) => check_not_ours(sys),
             _ => Err("a tracepoint target is SYSTEM:EVENT".into()),
         },
         ProbeKind::Eprobe => match target.split_once('.') {
-            Some((sys, ev)) if is_ident(sys) && is_ident(ev) => Ok(()),
+            Some((sys, ev)) if is_ident(sys) && is_ident(ev) => check_not_ours(sys),
             _ => Err("an eprobe target is SYSTEM.EVENT".into()),
         },
     }
@@ -372,6 +374,119 @@ fn check_fetchargs(kind: ProbeKind, args: &str) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// A tracepoint or eprobe source in a probe group of a wasmprobe run (ours or another's): its
+/// events are that run's, and enabling them in our instance would keep its probes from being
+/// removed (`EBUSY`). ftrace's own events (`ftrace:function`, `ftrace:print`, ...) have no
+/// `enable` file: they are not tracepoints.
+fn check_not_ours(system: &str) -> Result<(), String> {
+    if system.starts_with(crate::owned::GROUP_PREFIX) {
+        return Err(format!(
+            "{system} is the probe group of a wasmprobe run, not a tracepoint (a plugin traces its own probes only)"
+        ));
+    }
+    if system == "ftrace" {
+        return Err("ftrace's own events (function, print, ...) are not tracepoints and cannot be enabled".into());
+    }
+    Ok(())
+}
+
+/// Refuses a tracepoint or eprobe whose source event is a dynamic event (a kprobe, uprobe,
+/// eprobe or synthetic event somebody created: its system is one of `dynamic_groups`, the
+/// groups listed in tracefs' `dynamic_events`, `kprobe_events` and `uprobe_events`).
+/// Enabling such an event in our instance would hand the plugin the data of a probe it was
+/// not allowed to make (a kprobe's, under `--allow tracepoint`), and keep its owner from
+/// removing it (`EBUSY`) while the run lasts. The kernel refuses eprobes on dynamic events
+/// itself (6.12); this says so before anything is written, for tracepoints too.
+pub fn check_sources(probes: &[ProbeDecl], dynamic_groups: &HashSet<String>) -> Result<(), PlanError> {
+    for p in probes {
+        let system = match p.kind {
+            ProbeKind::Tracepoint => p.target.split_once(':').map(|(s, _)| s),
+            ProbeKind::Eprobe => p.target.split_once('.').map(|(s, _)| s),
+            _ => None,
+        };
+        if let Some(system) = system.filter(|s| dynamic_groups.contains(*s)) {
+            return Err(PlanError::Probe {
+                probe: shown(&p.name),
+                reason: format!(
+                    "target {}: {} is a group of dynamic events (kprobes, uprobes, eprobes or synthetic events \
+                     somebody made), not a tracepoint",
+                    shown(&p.target),
+                    shown(system)
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Under a policy that does not allow kprobes, an eprobe may read its event's fields and the
+/// traced process's memory, but not kernel memory: the kernel dereferences an eprobe's
+/// `+N(...)`, `@ADDR` and `@SYMBOL` in kernel space, and its `string`, `symstr`, `%pd` and
+/// `%pD` types read a kernel pointer. (A uprobe's fetchargs read user memory only, and the
+/// kernel refuses `@SYMBOL` on uprobes; a tracepoint takes no fetchargs.)
+fn check_kernel_reads(kind: ProbeKind, args: &str, policy: &Policy) -> Result<(), String> {
+    if kind != ProbeKind::Eprobe || policy.allows(ProbeKind::Kprobe) {
+        return Ok(());
+    }
+    for w in args.split_ascii_whitespace() {
+        if let Some(why) = kernel_read(w) {
+            return Err(format!(
+                "fetcharg {} {why}: kernel memory needs kprobe in --allow (user memory: +uN(...) or :ustring)",
+                shown(w)
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Why one eprobe fetcharg (`[NAME=]VALUE[:TYPE]`) reads kernel memory, if it does.
+fn kernel_read(arg: &str) -> Option<&'static str> {
+    let value = match arg.split_once('=') {
+        Some((name, v)) if is_ident(name) => v,
+        _ => arg,
+    };
+    if value.starts_with("\\") {
+        return None; // an immediate value or string: reads nothing
+    }
+    // The type follows the last ':' outside parentheses.
+    let mut depth = 0i32;
+    let mut split = None;
+    for (i, c) in value.char_indices() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ':' if depth == 0 => split = Some(i),
+            _ => {}
+        }
+    }
+    let (fetch, ty) = match split {
+        Some(i) => (&value[..i], &value[i + 1..]),
+        None => (value, ""),
+    };
+    if fetch.contains('@') {
+        return Some("reads kernel memory at an address or symbol (@)");
+    }
+    if matches!(ty, "%pd" | "%pD") {
+        return Some("reads a kernel dentry or file (%pd, %pD)");
+    }
+    let string = ty.starts_with("string") || ty.starts_with("symstr");
+    if string && fetch != "$comm" {
+        return Some("reads a string from a kernel pointer (:string, :symstr)");
+    }
+    // Kernel dereferences: `+N(` or `-N(` without the `u` of a user dereference. With type
+    // ustring, the outermost dereference reads user memory.
+    let outermost_is_user = ty.starts_with("ustring") && fetch.starts_with(['+', '-']);
+    for (n, (i, _)) in fetch.match_indices('(').enumerate() {
+        let head = &fetch[..i];
+        let start = head.rfind(['+', '-']).map_or(0, |i| i + 1);
+        let user = head[start..].starts_with('u') || (n == 0 && outermost_is_user);
+        if !user {
+            return Some("dereferences kernel memory (+N(...))");
+        }
+    }
+    None
 }
 
 #[cfg(test)]
@@ -504,5 +619,68 @@ mod tests {
         assert!(Policy::from_allow_list("uprobe,bogus").unwrap_err().contains("unknown probe kind \"bogus\""));
         assert!(Policy::from_allow_list(" , ").is_err());
         assert_eq!(Policy::from_allow_list("all").unwrap(), Policy::default());
+    }
+
+    #[test]
+    fn eprobes_read_no_kernel_memory_unless_kprobes_are_allowed() {
+        let no_kprobes: Policy = "eprobe,tracepoint".parse().unwrap();
+        let check = |args: &str, policy: &Policy| {
+            Plan { probes: vec![probe(ProbeKind::Eprobe, "e", "syscalls.sys_enter_openat", args)] }
+                .validate(policy)
+                .map_err(|e| e.to_string())
+        };
+        for ok in [
+            "file=+0($filename):ustring",
+            "file=+u0($filename):ustring",
+            "x=+u8(+u0($filename)):u64",
+            "dfd=$dfd flags=$flags:x32 c=$comm c2=$comm:string",
+            "s=$dfd:symbol i=\\123 t=\\\"text\\\":string",
+        ] {
+            assert_eq!(check(ok, &no_kprobes), Ok(()), "{ok}");
+        }
+        for (bad, why) in [
+            ("x=+0(@0xffffffff81000000):x64", "(@)"),
+            ("x=@jiffies:u64", "(@)"),
+            ("x=@_text+8", "(@)"),
+            ("x=+0($filename):u64", "dereferences kernel memory"),
+            ("x=-8($filename)", "dereferences kernel memory"),
+            ("x=+0(+0($filename)):ustring", "dereferences kernel memory"),
+            ("x=+u0(+0($filename)):ustring", "dereferences kernel memory"),
+            ("x=+0($filename):string", "(:string, :symstr)"),
+            ("x=$filename:string", "(:string, :symstr)"),
+            ("x=$filename:symstr", "(:string, :symstr)"),
+            ("x=$filename:%pd", "(%pd, %pD)"),
+        ] {
+            let err = check(bad, &no_kprobes).unwrap_err();
+            assert!(err.contains(why) && err.contains("kernel memory needs kprobe in --allow"), "{bad}: {err}");
+        }
+        assert_eq!(
+            check("x=+0(@0xffffffff81000000):x64", &no_kprobes).unwrap_err(),
+            "probe \"e\": fetcharg x=+0(@0xffffffff81000000):x64 reads kernel memory at an address or symbol (@): \
+             kernel memory needs kprobe in --allow (user memory: +uN(...) or :ustring)"
+        );
+        // With kprobes allowed, an eprobe may read what a kprobe could.
+        assert_eq!(check("x=+0(@0xffffffff81000000):x64 y=$filename:string", &Policy::default()), Ok(()));
+    }
+
+    #[test]
+    fn other_runs_and_dynamic_events_are_no_tracepoints() {
+        refused(
+            probe(ProbeKind::Tracepoint, "t", "wasmprobe_123_exec_open:open", ""),
+            "wasmprobe_123_exec_open is the probe group of a wasmprobe run, not a tracepoint",
+        );
+        refused(probe(ProbeKind::Eprobe, "e", "wasmprobe_9.open", ""), "probe group of a wasmprobe run");
+        refused(probe(ProbeKind::Tracepoint, "t", "ftrace:print", ""), "ftrace's own events");
+        let dynamic: HashSet<String> = ["kprobes".to_string(), "mytool".to_string()].into();
+        let plan = |kind, target: &str| vec![probe(kind, "t", target, "")];
+        assert_eq!(
+            check_sources(&plan(ProbeKind::Tracepoint, "kprobes:victim"), &dynamic).unwrap_err().to_string(),
+            "probe \"t\": target kprobes:victim: kprobes is a group of dynamic events (kprobes, uprobes, eprobes \
+             or synthetic events somebody made), not a tracepoint"
+        );
+        assert!(check_sources(&plan(ProbeKind::Eprobe, "mytool.x"), &dynamic).is_err());
+        assert!(check_sources(&plan(ProbeKind::Tracepoint, "sched:sched_switch"), &dynamic).is_ok());
+        // A uprobe's own group is not a source.
+        assert!(check_sources(&plan(ProbeKind::Uprobe, "libc:open"), &dynamic).is_ok());
     }
 }
