@@ -248,12 +248,9 @@ fn check_name(name: &str) -> Result<()> {
 }
 
 pub(crate) fn page_size() -> usize {
-    // SAFETY: sysconf has no preconditions.
-    let v = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
-    if v > 0 {
-        v as usize
-    } else {
-        4096
+    match nix::unistd::sysconf(nix::unistd::SysconfVar::PAGE_SIZE) {
+        Ok(Some(v)) if v > 0 => v as usize,
+        _ => 4096,
     }
 }
 

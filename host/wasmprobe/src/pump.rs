@@ -360,8 +360,7 @@ struct Shared {
 }
 
 fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i32>) {
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
+    let tid = nix::unistd::gettid().as_raw();
     let _ = tid_tx.send(tid);
     drop(tid_tx);
     // On the CPU it drains, when allowed: it then competes with that CPU's writers only, and

@@ -78,8 +78,7 @@ pub fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
 /// Why `dir` (and `file`, if present) cannot be trusted, if so.
 fn untrusted(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let uid = unsafe { libc::geteuid() };
+    let uid = nix::unistd::geteuid().as_raw();
     if meta.uid() != uid {
         return Some(format!("{} belongs to uid {}, not to us ({uid})", path.display(), meta.uid()));
     }
