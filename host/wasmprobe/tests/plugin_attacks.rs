@@ -502,6 +502,274 @@ fn with_core_instances(component: &[u8], modules: &[wasm_encoder::Module]) -> Ve
 }
 
 // ------------------------------------------------------------------------------------------
+// Live (root and tracefs)
+// ------------------------------------------------------------------------------------------
+
+const TRACEFS: &str = "/sys/kernel/tracing";
+
+fn root(test: &str) -> bool {
+    if !nix::unistd::geteuid().is_root() || !Path::new(TRACEFS).join("uprobe_events").exists() {
+        eprintln!("SKIP {test}: needs root and tracefs with uprobe_events");
+        return false;
+    }
+    true
+}
+
+/// Runs the wasmprobe binary (no backtraces); returns its exit code, stdout, stderr, its pid
+/// and its peak RSS in KiB.
+fn wasmprobe(args: &[&str]) -> (i32, String, String, u32, u64) {
+    let dir = tempfile::tempdir().unwrap();
+    let (out, err) = (dir.path().join("out"), dir.path().join("err"));
+    #[allow(clippy::zombie_processes)] // reaped by wait4 in wait_rusage
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args(args)
+        .env_remove("RUST_BACKTRACE")
+        .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
+        .stdin(Stdio::null())
+        .stdout(std::fs::File::create(&out).unwrap())
+        .stderr(std::fs::File::create(&err).unwrap())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let (code, peak) = wait_rusage(pid as i32);
+    (code, std::fs::read_to_string(out).unwrap(), std::fs::read_to_string(err).unwrap(), pid, peak)
+}
+
+/// The line of ours on stderr, the lines that name what start-up cleanup removed aside.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| !l.starts_with("wasmprobe: removed ")).collect()
+}
+
+/// Nothing named after the finished wasmprobe process `pid` is left in the kernel.
+fn assert_kernel_clean(pid: u32) {
+    for f in ["uprobe_events", "dynamic_events"] {
+        let s = std::fs::read_to_string(Path::new(TRACEFS).join(f)).unwrap_or_default();
+        assert!(!s.lines().any(|l| l.contains(&format!(":wasmprobe_{pid}_"))), "{f} still has probes of {pid}:\n{s}");
+    }
+    let left: Vec<String> = std::fs::read_dir(Path::new(TRACEFS).join("instances"))
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with(&format!("wasmprobe-{pid}-")))
+        .collect();
+    assert!(left.is_empty(), "instances of {pid} left: {left:?}");
+}
+
+/// A uprobe of somebody else's (another tool's) in a group of its own, removed on drop.
+struct Victim {
+    group: String,
+}
+
+impl Victim {
+    fn new() -> Victim {
+        let group = format!("redteam_{}", std::process::id());
+        let libc = std::fs::read_to_string("/proc/self/maps")
+            .unwrap()
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(5))
+            .find(|p| p.contains("/libc.so"))
+            .unwrap()
+            .to_string();
+        let (code, _, err, _, _) =
+            wasmprobe(&["uprobe", "add", "--system", &group, "--event", "victim", &format!("{libc}:getppid")]);
+        assert_eq!(code, 0, "{err}");
+        Victim { group }
+    }
+
+    fn remove(&self) -> Result<(), String> {
+        let (code, _, err, _, _) = wasmprobe(&["uprobe", "remove", "--system", &self.group, "--event", "victim"]);
+        if code == 0 {
+            Ok(())
+        } else {
+            Err(err)
+        }
+    }
+}
+
+impl Drop for Victim {
+    fn drop(&mut self) {
+        let _ = self.remove();
+    }
+}
+
+/// Under `--allow tracepoint`, a plan naming somebody's dynamic event (here a uprobe another
+/// tool made; on a kprobe machine, a kprobe's data) as a tracepoint: before this was refused,
+/// the run read the victim's events and kept its owner from removing it (EBUSY) until the
+/// run ended. Now refused before anything is written, in one line; the victim stays
+/// removable.
+#[test]
+fn a_tracepoint_on_somebodys_dynamic_event_is_refused_before_anything_is_written() {
+    if !root("dynamic_event_source") {
+        return;
+    }
+    let victim = Victim::new();
+    let target = format!("{}.victim", victim.group);
+    let (code, _, err, pid, _) = wasmprobe(&[
+        "run",
+        guest_file("hostile_sneak").to_str().unwrap(),
+        "--arg",
+        "case=tracepoint-victim",
+        "--arg",
+        &format!("victim={target}"),
+        "--allow",
+        "tracepoint",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    assert_eq!(
+        error_lines(&err),
+        [format!(
+            "wasmprobe: error: plugin hostile_sneak: its probe plan was refused: probe \"t\": target {g}:victim: {g} \
+             is a group of dynamic events (kprobes, uprobes, eprobes or synthetic events somebody made), not a \
+             tracepoint",
+            g = victim.group
+        )]
+    );
+    assert_kernel_clean(pid);
+    victim.remove().unwrap();
+}
+
+/// `inspect` shows what the plugin declared escaped: a target or filter with terminal escape
+/// sequences (SGR 8 hides everything after it, the verdict included) reaches the terminal
+/// as text, not as control bytes.
+#[test]
+fn inspect_prints_no_control_characters_of_the_plugin() {
+    if !root("inspect_escapes") {
+        return;
+    }
+    for (case, shown) in [
+        ("escape", "  tracepoint t                raw_syscalls:sys_enter\\u{1b}[8m   [allowed]"),
+        (
+            "escape-filter",
+            "  tracepoint t                raw_syscalls:sys_enter  if id == 1\\u{1b}[2K\\u{1b}[8m  [allowed]",
+        ),
+    ] {
+        let (code, out, err, _, _) =
+            wasmprobe(&["inspect", guest_file("hostile_sneak").to_str().unwrap(), "--arg", &format!("case={case}")]);
+        assert_eq!(code, 0, "{err}");
+        assert!(!out.contains('\u{1b}'), "{case}: raw ESC in {out:?}");
+        assert!(out.lines().any(|l| l == shown), "{case}: {out}");
+        assert!(out.lines().last().unwrap().starts_with("plan: refused: probe \"t\": "), "{case}: {out}");
+    }
+}
+
+/// A uprobe fetcharg naming a kernel symbol is refused by the kernel ("Symbol is not
+/// available with uprobe"), in one line that quotes the kernel's error_log, and nothing is
+/// left behind.
+#[test]
+fn a_kernel_symbol_in_uprobe_fetchargs_is_refused_by_the_kernel() {
+    if !root("uprobe_ksym") {
+        return;
+    }
+    let (code, _, err, pid, _) = wasmprobe(&[
+        "run",
+        guest_file("hostile_sneak").to_str().unwrap(),
+        "--arg",
+        "case=uprobe-ksym",
+        "--allow",
+        "uprobe,tracepoint",
+        "--",
+        "true",
+    ]);
+    assert_eq!(code, 1, "{err}");
+    let lines = error_lines(&err);
+    assert_eq!(lines.len(), 1, "{err}");
+    assert!(lines[0].starts_with("wasmprobe: error: hostile_sneak: cannot arm the probes: probe u: "), "{err}");
+    assert!(lines[0].contains("trace_uprobe: Symbol is not available with uprobe"), "{err}");
+    assert_kernel_clean(pid);
+}
+
+/// `kernel.supports` and `kernel.has-symbol` asked about ever new names of MiBs in `init`:
+/// a live run remembers answers for its recording, and kept every name (1 GB in the one
+/// second of init). Now it keeps the known features and the symbols that exist only.
+#[test]
+fn made_up_feature_and_symbol_names_cost_the_host_nothing_to_keep() {
+    if !root("kernel_questions") {
+        return;
+    }
+    for case in ["supports-many", "symbol-huge"] {
+        let t = Instant::now();
+        let (code, _, err, pid, peak_kib) = wasmprobe(&[
+            "run",
+            guest_file("hostile_hostcalls").to_str().unwrap(),
+            "--arg",
+            &format!("case={case}"),
+            "--",
+            "true",
+        ]);
+        assert_eq!(code, 1, "{err}");
+        assert_eq!(
+            error_lines(&err),
+            ["wasmprobe: error: plugin hostile_hostcalls: exceeded its CPU budget of 1s in init"],
+            "{case}"
+        );
+        assert!(t.elapsed() < Duration::from_secs(10), "{case}: {:?}", t.elapsed());
+        assert!(peak_kib < 120 << 10, "{case}: peak RSS {peak_kib} KiB");
+        assert_kernel_clean(pid);
+    }
+}
+
+/// A plugin's print, log, WASI stdio, returned error and panic with newlines and terminal
+/// escapes: before, `log("fine\nwasmprobe: error: forged")` printed a second stderr line
+/// indistinguishable from ours, an error returned from init printed two lines, and escape
+/// sequences reached the terminal (SGR 8 hides what follows, OSC 0 sets the title). Now
+/// every control character is shown escaped, each print stays one line, and a plugin's
+/// error is one line of at most 1 KiB of its text.
+#[test]
+fn a_plugin_cannot_forge_our_lines_or_drive_the_terminal() {
+    if !root("forge") {
+        return;
+    }
+    let plugin = guest_file("hostile_hostcalls");
+    let plugin = plugin.to_str().unwrap();
+    let (code, out, err, pid, _) =
+        wasmprobe(&["run", plugin, "--arg", "case=forge", "--duration", "500ms", "--", "true"]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.lines().collect::<Vec<_>>(),
+        [
+            "line\\nwasmprobe: error: forged on stdout",
+            "\\u{1b}[2K\\r\\u{1b}]0;title set by the plugin\\u{7}\\u{1b}[8mhidden"
+        ]
+    );
+    assert_eq!(
+        error_lines(&err),
+        [
+            "wasmprobe: hostile_hostcalls: info: fine\\nwasmprobe: error: forged by the plugin",
+            "[hostile_hostcalls] wasi stderr\\u{1b}[8m"
+        ]
+    );
+    assert_kernel_clean(pid);
+
+    let (code, out, err, _, _) = wasmprobe(&["run", plugin, "--arg", "case=err-forge", "--", "true"]);
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert_eq!(
+        error_lines(&err),
+        ["wasmprobe: error: plugin hostile_hostcalls: init failed: bad args\\nwasmprobe: error: forged by the \
+          plugin\\u{1b}[8m"]
+    );
+
+    let (code, _, err, _, _) = wasmprobe(&["run", plugin, "--arg", "case=panic-forge", "--", "true"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(!err.contains('\u{1b}'), "{err:?}");
+    assert!(err.lines().all(|l| l.starts_with("[hostile_hostcalls] ") || l.starts_with("wasmprobe: ")), "{err}");
+    assert_eq!(err.lines().filter(|l| l.starts_with("wasmprobe: error: ")).count(), 1, "{err}");
+
+    let (code, _, err, _, _) =
+        wasmprobe(&["run", plugin, "--arg", "case=err-huge", "--memory-mib", "256", "--", "true"]);
+    assert_eq!(code, 1, "{err}");
+    let lines = error_lines(&err);
+    assert_eq!(lines.len(), 1, "{} bytes of stderr", err.len());
+    assert_eq!(
+        lines[0],
+        format!(
+            "wasmprobe: error: plugin hostile_hostcalls: init failed: {}... (33554432 bytes in all)",
+            "e".repeat(1024)
+        )
+    );
+}
+
+// ------------------------------------------------------------------------------------------
 // Helpers
 // ------------------------------------------------------------------------------------------
 

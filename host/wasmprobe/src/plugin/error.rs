@@ -41,10 +41,10 @@ pub enum Error {
     #[error("plugin {plugin}: interrupted in {call}: the run was asked to stop and it did not return within {}", fmt_duration(*grace))]
     Stopped { plugin: String, call: Call, grace: Duration },
     /// The plugin trapped (a panic, unreachable, out-of-bounds access, stack overflow, ...).
-    #[error("plugin {plugin}: trapped in {call}: {message}")]
+    #[error("plugin {plugin}: trapped in {call}: {}", plugin_text(message))]
     Trap { plugin: String, call: Call, message: String },
     /// The plugin returned an error of its own (e.g. bad `--arg`s in init).
-    #[error("plugin {plugin}: {call} failed: {message}")]
+    #[error("plugin {plugin}: {call} failed: {}", plugin_text(message))]
     Failed { plugin: String, call: Call, message: String },
     /// A probe's declaration does not fit the event the kernel made of it (e.g. it asks for
     /// a field the event lacks).
@@ -60,6 +60,24 @@ impl Error {
     pub fn poisons(&self) -> bool {
         matches!(self, Error::CpuBudget { .. } | Error::MemoryLimit { .. } | Error::Trap { .. } | Error::Stopped { .. })
     }
+}
+
+/// Most bytes of a plugin's own message (its error, its panic) an error shows.
+pub const MAX_PLUGIN_MESSAGE: usize = 1024;
+
+/// A message the plugin wrote, as our one-line error shows it: control characters escaped
+/// (a newline would start a forged `wasmprobe: error:` line, an escape sequence drive the
+/// terminal), and cut after [`MAX_PLUGIN_MESSAGE`] bytes (a plugin may return megabytes).
+fn plugin_text(message: &str) -> String {
+    let safe = super::output::terminal_safe(message);
+    if safe.len() <= MAX_PLUGIN_MESSAGE {
+        return safe.into_owned();
+    }
+    let mut end = MAX_PLUGIN_MESSAGE;
+    while !safe.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}... ({} bytes in all)", &safe[..end], message.len())
 }
 
 fn fmt_duration(d: Duration) -> String {
@@ -127,6 +145,19 @@ mod tests {
         let e = Error::MemoryLimit { plugin: "x".into(), call: Call::Init, limit: 64 << 20 };
         assert_eq!(e.to_string(), "plugin x: exceeded its memory limit of 64 MiB in init");
         assert!(e.poisons());
+    }
+
+    #[test]
+    fn a_plugins_own_message_is_one_safe_line() {
+        let e = Error::Failed {
+            plugin: "p".into(),
+            call: Call::Init,
+            message: "bad\nwasmprobe: error: forged\u{1b}[8m".into(),
+        };
+        assert_eq!(e.to_string(), "plugin p: init failed: bad\\nwasmprobe: error: forged\\u{1b}[8m");
+        let e = Error::Trap { plugin: "p".into(), call: Call::OnBatch, message: "é".repeat(2000) };
+        let shown = e.to_string();
+        assert!(shown.ends_with(&format!("{}... (4000 bytes in all)", "é".repeat(512))), "{shown}");
     }
 
     #[test]

@@ -184,13 +184,33 @@ fn record_json(fields: &[(String, Value)]) -> String {
     text
 }
 
+/// `s` with its control characters (all but tab) written as Rust escapes (`\n`, `\u{1b}`).
+/// What a plugin prints, trace data included (a traced process picks its file names), then
+/// cannot end our line and forge one of ours (`wasmprobe: error: ...`), nor drive the
+/// terminal with escape sequences (hide text, set the title, move the cursor).
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char = |c: char| c.is_control() && c != '\t';
+    if !s.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    for c in s.chars() {
+        if unsafe_char(c) {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 impl Output for StdOutput {
     fn line(&mut self, plugin: &str, line: &str) {
         if self.json {
             let text = format!("{{\"plugin\":{},\"line\":{}}}", json_str(plugin), json_str(line));
             self.write_line(&text);
         } else {
-            self.write_line(line);
+            self.write_line(&terminal_safe(line));
         }
     }
 
@@ -198,12 +218,14 @@ impl Output for StdOutput {
         let text = if self.json {
             record_json(fields)
         } else {
-            fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+            let text = fields.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+            terminal_safe(&text).into_owned()
         };
         self.write_line(&text);
     }
 
     fn log(&mut self, plugin: &str, level: Level, message: &str) {
+        let (plugin, message) = (terminal_safe(plugin), terminal_safe(message));
         let _ = writeln!(std::io::stderr().lock(), "wasmprobe: {plugin}: {level}: {message}");
     }
 
@@ -214,9 +236,9 @@ impl Output for StdOutput {
                     format!("{{\"plugin\":{},\"stream\":\"stdout\",\"line\":{}}}", json_str(plugin), json_str(line));
                 self.write_line(&text);
             }
-            (Stdio::Stdout, false) => self.write_line(&format!("[{plugin}] {line}")),
+            (Stdio::Stdout, false) => self.write_line(&format!("[{}] {}", terminal_safe(plugin), terminal_safe(line))),
             (Stdio::Stderr, _) => {
-                let _ = writeln!(std::io::stderr().lock(), "[{plugin}] {line}");
+                let _ = writeln!(std::io::stderr().lock(), "[{}] {}", terminal_safe(plugin), terminal_safe(line));
             }
         }
     }
