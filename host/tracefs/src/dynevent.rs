@@ -230,6 +230,55 @@ impl DynEvent {
     }
 }
 
+/// A dynamic event this process created and owns: removed from the kernel (disabled in every
+/// instance first) when dropped, so it cannot outlive its owner by accident, as aya's links
+/// detach on drop. The man page's C-shaped functions ([`DynEvent::create`],
+/// [`DynEvent::destroy`]) stay for callers that manage lifetimes themselves.
+#[derive(Debug)]
+pub struct OwnedDynEvent {
+    tracefs: Tracefs,
+    event: DynEvent,
+    armed: bool,
+}
+
+impl OwnedDynEvent {
+    /// Creates `event` in the kernel (see [`DynEvent::create`]) and owns it.
+    pub fn create(tracefs: &Tracefs, event: DynEvent) -> Result<OwnedDynEvent> {
+        event.create(tracefs)?;
+        Ok(OwnedDynEvent { tracefs: tracefs.clone(), event, armed: true })
+    }
+
+    /// The event.
+    pub fn event(&self) -> &DynEvent {
+        &self.event
+    }
+
+    /// Removes the event now, reporting a failure (dropping reports it on stderr instead). An
+    /// event someone else already removed (`ENOENT`) is not an error.
+    pub fn remove(mut self) -> Result<()> {
+        self.armed = false;
+        remove_owned(&self.tracefs, &self.event)
+    }
+}
+
+fn remove_owned(tracefs: &Tracefs, event: &DynEvent) -> Result<()> {
+    match event.destroy(tracefs, true) {
+        Err(e) if e.errno() == Errno::ENOENT => Ok(()),
+        r => r,
+    }
+}
+
+impl Drop for OwnedDynEvent {
+    fn drop(&mut self) {
+        if self.armed {
+            if let Err(e) = remove_owned(&self.tracefs, &self.event) {
+                // Nowhere to return it: leaving kernel state behind must at least be visible.
+                eprintln!("tracefs: warning: {e}");
+            }
+        }
+    }
+}
+
 /// Writes 0 to `events/SYS/EV/enable` in the top instance and every instance, ignoring
 /// failures (an instance may not have the event, or may be going away).
 fn disable_everywhere(tracefs: &Tracefs, system: &str, event: &str) {

@@ -5,7 +5,7 @@
 
 use anyhow::{bail, Context, Result};
 use tracefs::{
-    event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, DynEvent, Errno,
+    event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, OwnedDynEvent,
     Instance, Tracefs,
 };
 
@@ -35,7 +35,7 @@ pub struct ArmedProbe {
 pub struct Session {
     tracefs: Tracefs,
     instance: Option<Instance>,
-    created: Vec<DynEvent>,
+    created: Vec<OwnedDynEvent>,
     armed: Vec<ArmedProbe>,
     /// Armed probe by event id: looked up for every record.
     by_id: ProbeIds,
@@ -140,9 +140,9 @@ impl Session {
                 tracefs::eprobe_alloc(Some(group), &req.name, sys, ev, fetch)?
             }
         };
-        ev.create(&self.tracefs)?;
-        self.created.push(ev.clone());
-        Ok((ev.system, ev.event))
+        let (system, event) = (ev.system.clone(), ev.event.clone());
+        self.created.push(OwnedDynEvent::create(&self.tracefs, ev)?);
+        Ok((system, event))
     }
 
     /// Asks for sub-buffers of `kb` KiB in our instance (kernel 6.8+), before anything reads
@@ -196,17 +196,15 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Removing the instance disables every event in it.
+        // Removing the instance disables every event in it; then the probes go, newest first.
         if let Some(inst) = self.instance.take() {
             if let Err(e) = inst.destroy() {
                 eprintln!("wasmprobe: warning: {e}");
             }
         }
-        for ev in self.created.drain(..).rev() {
-            match ev.destroy(&self.tracefs, true) {
-                Ok(()) => {}
-                Err(e) if e.errno() == Errno::ENOENT => {}
-                Err(e) => eprintln!("wasmprobe: warning: {e}"),
+        while let Some(probe) = self.created.pop() {
+            if let Err(e) = probe.remove() {
+                eprintln!("wasmprobe: warning: {e}");
             }
         }
     }
