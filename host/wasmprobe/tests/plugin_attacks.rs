@@ -308,6 +308,18 @@ fn child_resource_floods() {
     }
 }
 
+/// `wasi:random` hands out up to 64 MiB per call by default, made byte by byte in the host
+/// where no budget check runs: one call of the plugin's `init` takes ~10 s in a debug build
+/// (2.5 s for 16 MiB) against a 1 s budget. A plugin needs a few bytes of randomness at
+/// most.
+#[test]
+#[ignore = "OPEN (runtime.rs): WasiCtxBuilder keeps wasmtime's 64 MiB max_random_size"]
+fn a_random_number_call_cannot_outlive_the_budget() {
+    let t = Instant::now();
+    let err = init("hostile_wasi", &[("case", "random"), ("mib", "64")], &sandbox()).2.unwrap_err();
+    assert!(t.elapsed() < Duration::from_millis(1500), "took {:?}: {err}", t.elapsed());
+}
+
 /// A component that imports an interface the host does not have (`wasi:http`) does not load,
 /// and the one-line message names the interface.
 #[test]
@@ -501,6 +513,41 @@ fn with_core_instances(component: &[u8], modules: &[wasm_encoder::Module]) -> Ve
     out
 }
 
+/// The compile cache holds native code that wasmtime maps without checking it: a cache
+/// directory others may write (a shared /tmp path, say), or a cache file of another user
+/// planted in ours, is never mapped; the component is compiled instead and says why.
+#[test]
+fn a_cache_others_can_write_is_never_mapped() {
+    use std::os::unix::fs::PermissionsExt;
+    use wasmprobe::plugin::CacheOutcome;
+    let wasm = std::fs::read(guest_file("hostile_trap")).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let shared = dir.path().join("shared");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let key = wasmprobe::plugin::cache::cache_key(wasmprobe::plugin::sandbox::engine(), &wasm);
+    std::fs::write(shared.join(&key), b"planted native code").unwrap();
+    let sandbox = Sandbox { cache_dir: Some(shared.clone()), ..Sandbox::default() };
+    let p = Plugin::from_bytes("trap", &wasm, &sandbox, Box::new(Capture::default())).unwrap();
+    assert_eq!(p.load_info().cache, CacheOutcome::Compiled(format!("{} is writable by others", shared.display())));
+
+    if !nix::unistd::geteuid().is_root() {
+        eprintln!("SKIP the planted-file half: needs root to give a file to another user");
+        return;
+    }
+    let ours = dir.path().join("ours");
+    let planted = ours.join(&key);
+    std::fs::create_dir(&ours).unwrap();
+    std::fs::set_permissions(&ours, std::fs::Permissions::from_mode(0o700)).unwrap();
+    std::fs::write(&planted, b"planted native code").unwrap();
+    nix::unistd::chown(&planted, Some(nix::unistd::Uid::from_raw(65534)), None).unwrap();
+    let sandbox = Sandbox { cache_dir: Some(ours.clone()), ..Sandbox::default() };
+    let p = Plugin::from_bytes("trap", &wasm, &sandbox, Box::new(Capture::default())).unwrap();
+    assert_eq!(p.load_info().cache, CacheOutcome::Stored(planted.clone()));
+    let p = Plugin::from_bytes("trap", &wasm, &sandbox, Box::new(Capture::default())).unwrap();
+    assert_eq!(p.load_info().cache, CacheOutcome::Hit(planted));
+}
+
 // ------------------------------------------------------------------------------------------
 // Live (root and tracefs)
 // ------------------------------------------------------------------------------------------
@@ -676,6 +723,55 @@ fn a_kernel_symbol_in_uprobe_fetchargs_is_refused_by_the_kernel() {
     assert_eq!(lines.len(), 1, "{err}");
     assert!(lines[0].starts_with("wasmprobe: error: hostile_sneak: cannot arm the probes: probe u: "), "{err}");
     assert!(lines[0].contains("trace_uprobe: Symbol is not available with uprobe"), "{err}");
+    assert_kernel_clean(pid);
+}
+
+/// A plan of 64 uprobes on a 200 MB library (libLLVM of the Rust toolchain): the host reads
+/// and parses the whole file once per probe while arming, outside any budget (40 s in a debug
+/// build), and a SIGTERM meanwhile is only seen once every probe is armed (31 s later).
+#[test]
+#[ignore = "OPEN (session.rs arm): arming reads the ELF once per probe and does not look at stop requests"]
+fn sigterm_while_arming_many_uprobes_on_a_huge_library_ends_the_run_within_a_second() {
+    if !root("arming_sigterm") {
+        return;
+    }
+    let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().unwrap();
+    let lib = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim()).join("lib");
+    let Some(llvm) = std::fs::read_dir(&lib)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("libLLVM"))
+    else {
+        eprintln!("SKIP arming_sigterm: no libLLVM in {}", lib.display());
+        return;
+    };
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args([
+            "run",
+            guest_file("hostile_sneak").to_str().unwrap(),
+            "--arg",
+            "case=big-elf",
+            "--arg",
+            &format!("path={}", llvm.display()),
+            "--arg",
+            "sym=FSE_NCountWriteBound",
+            "--allow",
+            "uprobe",
+            "--",
+            "sleep",
+            "30",
+        ])
+        .env_remove("RUST_BACKTRACE")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_secs(3));
+    let pid = child.id();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGTERM).unwrap();
+    let t = Instant::now();
+    let (code, _) = wait_rusage(pid as i32);
+    assert!(t.elapsed() < Duration::from_secs(1), "ended {:?} after SIGTERM (status {code})", t.elapsed());
     assert_kernel_clean(pid);
 }
 

@@ -88,6 +88,16 @@ impl Plugin for Sneak {
                     plan.add(wasmprobe_guest::ProbeKind::Uprobe, &format!("q{i}"), "libc:getppid", &fetch);
                 }
             }
+            // Many uprobes on one big library (`--arg path=P --arg sym=S --arg n=N`, default 64):
+            // the host reads the ELF file to resolve each.
+            "big-elf" => {
+                let path = args.get("path").unwrap_or("/usr/lib/x86_64-linux-gnu/libc.so.6");
+                let sym = args.get("sym").unwrap_or("getppid");
+                let n: usize = args.parse("n")?.unwrap_or(64);
+                for i in 0..n {
+                    plan.uprobe(&format!("u{i}"), &format!("{path}:{sym}"), "");
+                }
+            }
             // The same field 136 times (the most a probe may ask for), projected.
             "dup-fields" => {
                 let p = plan.tracepoint("t", "raw_syscalls:sys_enter");
