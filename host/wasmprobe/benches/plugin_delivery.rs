@@ -196,7 +196,7 @@ fn end_to_end(path: &std::path::Path, sandbox: &Sandbox) {
     for _ in 0..5 {
         let mut sink = NativeSink { id_offset, per_pid: FxHashMap::default(), sum: 0 };
         let t = cpu_time();
-        let (n, _) = run::replay_records(&dat, &ids, &mut sink).unwrap();
+        let (n, _) = wasmprobe::replay::replay_records(&dat, &ids, &mut sink).unwrap();
         nat.push(cpu_time() - t);
         events = n;
 
@@ -205,8 +205,8 @@ fn end_to_end(path: &std::path::Path, sandbox: &Sandbox) {
         p.init(&[], Arc::new(FixedKernel::default())).unwrap();
         p.set_layouts(vec![layout.clone()]).unwrap();
         let t = cpu_time();
-        let mut psink = run::PluginSink::new(&mut p, 1);
-        let (n, lost) = run::replay_records(&dat, &ids, &mut psink).unwrap();
+        let mut psink = wasmprobe::sink::PluginSink::new(&mut p, 1);
+        let (n, lost) = wasmprobe::replay::replay_records(&dat, &ids, &mut psink).unwrap();
         psink.deliver(lost).unwrap();
         drop(psink);
         wasm.push(cpu_time() - t);

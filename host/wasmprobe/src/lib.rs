@@ -4,11 +4,16 @@
 pub mod child;
 pub mod cli;
 pub mod datwrite;
+pub mod kernel_info;
 pub mod owned;
 pub mod pack;
+pub mod pipeline;
 pub mod plugin;
 pub mod pump;
+pub mod record;
+pub mod replay;
 pub mod report;
 pub mod run;
 pub mod session;
+pub mod sink;
 pub mod stream;

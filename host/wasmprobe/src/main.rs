@@ -1,10 +1,17 @@
+use std::process::ExitCode;
+
 use clap::Parser;
 
-fn main() {
+fn main() -> ExitCode {
     let cli = wasmprobe::cli::Cli::parse();
-    if let Err(e) = wasmprobe::cli::run(cli) {
-        // One line: the chain of causes, outermost first.
-        eprintln!("wasmprobe: error: {e:#}");
-        std::process::exit(1);
+    match wasmprobe::cli::run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            // One line: the chain of causes, outermost first (a cause's own line breaks joined).
+            let text = format!("{e:#}");
+            let line: Vec<&str> = text.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+            eprintln!("wasmprobe: error: {}", line.join("; "));
+            ExitCode::FAILURE
+        }
     }
 }

@@ -1,17 +1,17 @@
 //! `wasmprobe stream -e SYSTEM[:EVENT] ... [-- COMMAND]`: live events of this kernel, printed
 //! the way `trace-cmd report` prints them, until Ctrl-C or until COMMAND ends; then how many
-//! events were lost.
+//! events were lost. The live [`Pipeline`] with a text sink.
 
 use std::io::Write;
-use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use traceevent::{Dialect, EventFormat, EventFormats, PageHeader};
 use tracefs::{event_format, system_events, Tracefs};
 
-use crate::child::{install_stop_handlers, stop_requested, HeldChild};
+use crate::child::CommandStdout;
+use crate::pipeline::{Outcome, Pages, Pipeline, TraceOptions};
 use crate::plugin::{ProbeDecl, ProbeKind};
-use crate::pump::{Pump, RecordSink};
+use crate::pump::RecordSink;
 use crate::report::{LineFormatter, TimeFormat, OUT_CHUNK};
 use crate::session::Session;
 
@@ -83,7 +83,7 @@ impl<W: Write> RecordSink for LineSink<W> {
             *slot = pid;
             if self.named.insert(pid) {
                 // A short-lived child may be gone before its events are printed.
-                if let Some(c) = crate::run::live_comm(&self.tracefs, pid) {
+                if let Some(c) = crate::kernel_info::live_comm(&self.tracefs, pid) {
                     self.formats.add_cmdline(pid, &c);
                 }
             }
@@ -109,29 +109,22 @@ impl<W: Write> RecordSink for LineSink<W> {
     }
 }
 
-/// What a stream saw.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct StreamStats {
-    /// Records printed.
-    pub records: u64,
-    /// Events the kernel dropped because we did not read fast enough.
-    pub lost: u64,
-    /// COMMAND's exit code, if one was run.
-    pub exit_code: Option<i32>,
-}
-
-/// Streams `specs` to `out` until Ctrl-C/SIGTERM, `duration`, or `command` ending.
-pub fn stream(
-    specs: &[String],
-    command: &[String],
-    duration: Option<Duration>,
-    out: impl Write,
-) -> Result<StreamStats> {
+/// Streams `specs` to `out` until Ctrl-C/SIGTERM, `trace.duration`, the followed pid or
+/// `trace.command` ending. The command's stdout stays on the terminal (ours is the events').
+pub fn stream(specs: &[String], trace: &TraceOptions, out: impl Write) -> Result<Outcome> {
     let tracefs = crate::owned::open_for_run()?;
     let requests = tracepoint_requests(&tracefs, specs)?;
-    install_stop_handlers()?;
-    let session = Session::arm(&tracefs, "stream", &requests)?;
-    session.prefer_subbuf_kb(crate::pump::LIVE_SUBBUF_KB);
+    let mut pipeline = Pipeline::arm(&tracefs, "stream", &requests, Pages::Live)?;
+    let formats = live_formats(pipeline.session())?;
+    let inst = pipeline.session().instance();
+    let time = TimeFormat::for_clock(inst.read_file("trace_clock").ok().as_deref().map_or("local", selected_clock));
+    let mut sink = LineSink::new(tracefs.clone(), formats, time, out);
+    pipeline.follow(trace, CommandStdout::Inherit, &mut sink)
+}
+
+/// The formats of the session's events, with what their text needs from the live kernel:
+/// saved command lines, printk formats, and kallsyms when an event can print a symbol.
+fn live_formats(session: &Session) -> Result<EventFormats> {
     let inst = session.instance();
     let mut formats =
         EventFormats::new(PageHeader::parse(&inst.read_file("events/header_page")?, traceevent::Endian::native())?);
@@ -153,37 +146,7 @@ pub fn stream(
     if let Ok(p) = tracefs::read_text(&inst.tracefs().file("printk_formats")) {
         formats.parse_printk_formats(&p);
     }
-    let time = TimeFormat::for_clock(inst.read_file("trace_clock").ok().as_deref().map_or("local", selected_clock));
-    let mut pump = Pump::open(inst)?;
-    let mut child = match command.is_empty() {
-        true => None,
-        false => Some(HeldChild::spawn(command)?),
-    };
-    if let Some(c) = &child {
-        session.follow_pid(c.pid())?;
-    }
-    session.enable()?;
-    if let Some(c) = &mut child {
-        c.release()?;
-    }
-    let mut sink = LineSink::new(tracefs.clone(), formats, time, out);
-    let start = Instant::now();
-    loop {
-        if stop_requested() || duration.is_some_and(|d| start.elapsed() >= d) {
-            break;
-        }
-        if child.as_mut().is_some_and(|c| c.exited()) {
-            break;
-        }
-        pump.step(&session, &mut sink, Duration::from_millis(100))?;
-    }
-    session.stop()?;
-    pump.finish(&session, &mut sink)?;
-    Ok(StreamStats {
-        records: pump.records(),
-        lost: pump.total_lost(),
-        exit_code: child.and_then(|mut c| c.exit_code()),
-    })
+    Ok(formats)
 }
 
 /// The clock in brackets of a `trace_clock` text (`[local] global ...` gives `local`).

@@ -1,0 +1,43 @@
+//! `record`, `stream` and `report`: traces, live or from a file.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::ExitCode;
+
+use anyhow::Result;
+
+use super::args::{RecordArgs, StreamArgs};
+use super::plugin::{plugin_options, trace_options};
+
+pub(super) fn record(r: RecordArgs) -> Result<ExitCode> {
+    let plugin = match r.plugin {
+        Some(p) => Some(plugin_options(p, r.plugin_args, r.plugin_output)?),
+        None => None,
+    };
+    let to = crate::record::RecordTo { path: r.output.clone(), version: r.file_version, events: r.events };
+    let out = crate::run::record(plugin.as_ref(), &trace_options(r.trace), &to)?;
+    eprintln!("wasmprobe: recorded {} events to {} ({} lost)", out.events, r.output.display(), out.lost);
+    Ok(super::exit_code(out.exit_code))
+}
+
+pub(super) fn stream(s: StreamArgs) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    let stats = crate::stream::stream(&s.events, &trace_options(s.trace), out)?;
+    eprintln!("wasmprobe: {} events, {} lost", stats.events, stats.lost);
+    Ok(super::exit_code(stats.exit_code))
+}
+
+pub(super) fn report(file: &Path) -> Result<ExitCode> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match crate::report::report(file, &mut out).map(drop).and_then(|()| Ok(out.flush()?)) {
+        // A closed pipe (`| head`) is not an error of ours.
+        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
+        r => r.map(|()| ExitCode::SUCCESS),
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}

@@ -1,0 +1,110 @@
+//! `run PLUGIN --replay FILE.dat`: a plugin over a recorded trace.dat (ours, or trace-cmd's),
+//! without root or tracefs: the recording is the source, the plugin sink the same as live.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use traceevent::{EventFormat, TraceDat};
+
+use crate::datwrite::OPTION_WASMPROBE;
+use crate::kernel_info::ReplayKernel;
+use crate::plugin;
+use crate::pump::RecordSink;
+use crate::record::RecordedRun;
+use crate::run::{layout_of, Outcome, PluginOptions};
+use crate::session::ProbeIds;
+use crate::sink::PluginSink;
+
+/// Runs a plugin over a recorded trace.dat (ours, or trace-cmd's): no root, no tracefs. The
+/// plugin hears the recorded kernel answers, so it makes the plan it made live; each probe is
+/// found among the file's events, and its records are delivered in timestamp order.
+pub fn replay(opts: &PluginOptions, file: &Path) -> Result<Outcome> {
+    let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
+    let dat = TraceDat::open(f).with_context(|| format!("{} is not a trace.dat we can read", file.display()))?;
+    let recorded: Option<RecordedRun> = dat
+        .meta
+        .options
+        .iter()
+        .find(|(id, _)| *id == OPTION_WASMPROBE)
+        .and_then(|(_, d)| serde_json::from_slice(d).ok());
+    let answers = recorded.as_ref().map(|r| r.answers.clone()).unwrap_or_default();
+    let (mut plugin, plan) = crate::run::plan(opts, Arc::new(ReplayKernel(answers)))?;
+    // Each plan probe's event in the file (parsed formats, with their text for the layout).
+    let formats: Vec<(EventFormat, &str)> = dat
+        .meta
+        .event_formats
+        .iter()
+        .filter_map(|(sys, text)| Some((EventFormat::parse(sys, text, dat.meta.endian).ok()?, text.as_str())))
+        .collect();
+    let mut layouts = Vec::new();
+    let mut by_id = ProbeIds::default();
+    let mut found_formats: Vec<&EventFormat> = Vec::new();
+    for d in &plan.probes {
+        let recorded_event = recorded.as_ref().and_then(|r| r.probes.iter().find(|(n, _, _)| *n == d.name));
+        let found = formats.iter().find(|(f, _)| match recorded_event {
+            Some((_, sys, ev)) => f.system == *sys && f.name == *ev,
+            None => match d.kind {
+                plugin::ProbeKind::Tracepoint => d.target.split_once(':') == Some((f.system.as_str(), f.name.as_str())),
+                _ => f.name == d.name && f.system.starts_with(crate::owned::GROUP_PREFIX),
+            },
+        });
+        let Some((f, text)) = found else {
+            anyhow::bail!(
+                "plugin {}: probe {} ({} {}) has no events in {}",
+                plugin.name(),
+                d.name,
+                d.kind.name(),
+                d.target,
+                file.display()
+            );
+        };
+        layouts.push(layout_of(&f.system, &f.name, f.id as u16, text)?);
+        found_formats.push(f);
+    }
+    // An event declared once is delivered whole (a recording of ours was filtered by the
+    // kernel); one declared several times is routed by each declaration's own filter, as live.
+    for (i, f) in found_formats.iter().enumerate() {
+        let shared = found_formats.iter().filter(|g| g.id == f.id).count() > 1;
+        let filter = if shared { crate::session::routing_filter(&plan.probes[i], f)? } else { None };
+        by_id.insert_filtered(f.id as u16, i, filter);
+    }
+    plugin.set_layouts(layouts)?;
+    let mut names: BTreeMap<i32, String> = tracefs::parse_cmdlines(&dat.meta.cmdlines).into_iter().collect();
+    if let Some(r) = &recorded {
+        names.extend(r.comms.iter().map(|(p, c)| (*p, c.clone())));
+    }
+    plugin.set_comm_lookup(Box::new(move |pid: i32| names.get(&pid).cloned()));
+    let mut sink = PluginSink::new(&mut plugin, plan.probes.len());
+    let (events, lost) =
+        replay_records(&dat, &by_id, &mut sink).with_context(|| format!("reading {}", file.display()))?;
+    sink.deliver(lost)?;
+    drop(sink);
+    plugin.finish()?;
+    Ok(Outcome { events, lost, exit_code: None })
+}
+
+/// The replay loop: every record of `dat` in timestamp order whose event id `probes` maps to
+/// a probe index goes to `sink` (no flush at the end). Returns the records delivered and the
+/// events the file says were lost.
+pub fn replay_records<R: traceevent::ReadAt>(
+    dat: &TraceDat<R>,
+    probes: &ProbeIds,
+    sink: &mut dyn RecordSink,
+) -> Result<(u64, u64)> {
+    let mut records = dat.records(0)?;
+    let (mut events, mut lost) = (0u64, 0u64);
+    while let Some(rec) = records.next_record() {
+        let rec = rec?;
+        match rec.missed_events {
+            traceevent::MissedEvents::Count(n) => lost += n,
+            traceevent::MissedEvents::Unknown => lost += 1,
+            traceevent::MissedEvents::None => {}
+        }
+        let id = dat.meta.endian.read_u16(rec.data, 0).unwrap_or(0);
+        let pid = dat.meta.endian.read_int(rec.data, 4, 4).unwrap_or(0) as i32;
+        events += probes.route(id, rec.data, rec.cpu, |probe| sink.record(probe, rec.cpu, pid, rec.ts, rec.data))?;
+    }
+    Ok((events, lost))
+}
