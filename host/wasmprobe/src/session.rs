@@ -5,8 +5,8 @@
 
 use anyhow::{bail, Context, Result};
 use tracefs::{
-    event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, OwnedDynEvent,
-    Instance, Tracefs,
+    event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, Instance,
+    OwnedDynEvent, Tracefs,
 };
 
 use traceevent::filter::Filter;
