@@ -1,9 +1,6 @@
 //! The `kernel` interface: what a plugin may ask about the machine (feature and symbol
 //! probes for choosing a fallback in `init`, and command names of pids).
 
-use super::bindings::wasmprobe::plugin::kernel;
-use super::runtime::State;
-
 /// What the kernel can do, as the run found out (or as a replay recorded it).
 pub trait KernelInfo: Send + Sync {
     /// Whether the kernel supports `feature`: "kprobe", "uprobe", "eprobe", "tracepoint".
@@ -59,19 +56,5 @@ impl CommLookup for ProcComm {
         }
         let s = std::fs::read_to_string(format!("/proc/{pid}/comm")).ok()?;
         Some(s.trim_end_matches('\n').to_string())
-    }
-}
-
-impl kernel::Host for State {
-    fn supports(&mut self, feature: String) -> bool {
-        self.kernel.supports(&feature)
-    }
-
-    fn has_symbol(&mut self, name: String) -> bool {
-        self.kernel.has_symbol(&name)
-    }
-
-    fn comm(&mut self, pid: i32) -> Option<String> {
-        self.comm.comm(pid)
     }
 }

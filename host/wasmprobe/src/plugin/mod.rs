@@ -35,9 +35,10 @@
 //! - [`Plan::validate`] refuses declarations that would escape the plugin's probe group or
 //!   that the [`Policy`] (`--allow`) does not permit.
 //!
-//! One module per WIT interface on the host side: [`output`], [`kernel`], [`run`].
+//! One module per WIT interface on the host side, holding only its `Host` impl: `host/`.
 
 mod bindings;
+mod host;
 
 pub mod batch;
 pub mod cache;
@@ -47,7 +48,6 @@ pub mod layout;
 pub mod output;
 pub mod plan;
 pub mod project;
-pub mod run;
 pub mod runtime;
 pub mod sandbox;
 

@@ -1,5 +1,6 @@
-//! The `output` interface: what a plugin prints, emits and logs, and its WASI stdout/stderr,
-//! all attributed to the plugin, capped per call, and handed to an [`Output`] sink.
+//! Where a plugin's output goes: what it prints, emits and logs (the `output` interface, whose
+//! `Host` impl is in [`super::host`]), and its WASI stdout/stderr, all attributed to the
+//! plugin, capped per call, and handed to an [`Output`] sink.
 
 use std::io::Write;
 use std::pin::Pin;
@@ -10,8 +11,6 @@ use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
 use wasmtime_wasi::p2::{OutputStream, Pollable, StreamError};
 
 use super::bindings::types as wit;
-use super::bindings::wasmprobe::plugin::output;
-use super::runtime::State;
 
 /// A value of a structured record ([`Output::record`]).
 #[derive(Debug, Clone, PartialEq)]
@@ -268,40 +267,6 @@ impl OutputCap {
         }
     }
 }
-
-impl output::Host for State {
-    fn print(&mut self, line: String) {
-        if self.cap.take(line.len() + 1) {
-            self.sink.line(&self.name, &line);
-        }
-    }
-
-    fn emit(&mut self, fields: Vec<(String, wit::Value)>) {
-        let size = fields.iter().map(|(k, v)| k.len() + 8 + if let wit::Value::Str(s) = v { s.len() } else { 0 }).sum();
-        if self.cap.take(size) {
-            let fields: Vec<(String, Value)> = fields.into_iter().map(|(k, v)| (k, v.into())).collect();
-            self.sink.record(&self.name, &fields);
-        }
-    }
-
-    fn log(&mut self, level: wit::Level, message: String) {
-        if self.cap.take(message.len() + 1) {
-            let level = match level {
-                wit::Level::Error => Level::Error,
-                wit::Level::Warn => Level::Warn,
-                wit::Level::Info => Level::Info,
-                wit::Level::Debug => Level::Debug,
-            };
-            self.sink.log(&self.name, level, &message);
-        }
-    }
-
-    fn wants_records(&mut self) -> bool {
-        self.sink.wants_records()
-    }
-}
-
-impl wit::Host for State {}
 
 /// Bytes a guest wrote to one WASI stream, kept until the host drains them after the call.
 #[derive(Debug, Default)]

@@ -16,7 +16,7 @@ use super::error::{Call, Error};
 use super::kernel::{CommLookup, FixedKernel, KernelInfo, ProcComm};
 use super::layout::Layout;
 use super::output::{CapturedStream, Level, Output, OutputCap, Stdio};
-use super::plan::{Plan, ProbeDecl, ProbeKind};
+use super::plan::{Plan, ProbeDecl};
 use super::project::Projection;
 use super::sandbox::{engine, Limits, Sandbox, STOP_FINISH, STOP_GRACE};
 
@@ -349,14 +349,7 @@ impl Plugin {
                 .probes
                 .into_iter()
                 .map(|p| ProbeDecl {
-                    kind: match p.kind {
-                        wit::ProbeKind::Kprobe => ProbeKind::Kprobe,
-                        wit::ProbeKind::Kretprobe => ProbeKind::Kretprobe,
-                        wit::ProbeKind::Uprobe => ProbeKind::Uprobe,
-                        wit::ProbeKind::Uretprobe => ProbeKind::Uretprobe,
-                        wit::ProbeKind::Tracepoint => ProbeKind::Tracepoint,
-                        wit::ProbeKind::Eprobe => ProbeKind::Eprobe,
-                    },
+                    kind: p.kind.into(),
                     name: p.name,
                     target: p.target,
                     fetchargs: p.fetchargs,
