@@ -28,7 +28,8 @@ use std::time::{Duration, Instant};
 
 use traceevent::{EventFormat, TraceDat};
 use wasmprobe::plugin::{
-    BatchReader, BatchWriter, Field, FixedKernel, Layout, Level, Output, Plugin, PluginSource, Sandbox, Stdio, Value,
+    BatchReader, BatchWriter, FixedKernel, Layout, LayoutField, Level, Output, Plugin, PluginSource, Sandbox, Stdio,
+    Value,
 };
 use wasmprobe::pump::RecordSink;
 use wasmprobe::run::{self, ProbeIds};
@@ -58,8 +59,8 @@ impl Output for Lines {
 
 fn layout() -> Layout {
     let mut fields = Layout::common_fields();
-    fields.push(Field::from_format("long", "id", 8, 8, true));
-    fields.push(Field::from_format("unsigned long", "args[6]", 16, 48, false));
+    fields.push(LayoutField::from_format("long", "id", 8, 8, true));
+    fields.push(LayoutField::from_format("unsigned long", "args[6]", 16, 48, false));
     Layout { system: "raw_syscalls".into(), event: "sys_enter".into(), id: 21, fields }
 }
 

@@ -67,7 +67,7 @@ pub fn layout_of(system: &str, event: &str, id: u16, format_text: &str) -> Resul
                 Some(n) => format!("{}[{n}]", fl.name),
                 None => fl.name.clone(),
             };
-            plugin::Field::from_format(&fl.type_name, &name, fl.offset as u32, fl.size as u32, fl.signed)
+            plugin::LayoutField::from_format(&fl.type_name, &name, fl.offset as u32, fl.size as u32, fl.signed)
         })
         .collect();
     Ok(Layout { system: system.to_string(), event: event.to_string(), id: id as u32, fields })

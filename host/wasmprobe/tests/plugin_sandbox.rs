@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_support::*;
-use wasmprobe::plugin::{BatchWriter, Error, Field, FixedKernel, Layout, Plugin, Policy, Sandbox};
+use wasmprobe::plugin::{BatchWriter, Error, FixedKernel, Layout, LayoutField, Plugin, Policy, Sandbox};
 
 fn kernel() -> Arc<FixedKernel> {
     Arc::new(FixedKernel::with_features(&["uprobe", "tracepoint"]))
@@ -203,7 +203,7 @@ fn a_field_the_event_lacks_stops_the_run_before_any_batch_and_names_what_it_has(
     plan.validate(&Policy::default()).unwrap();
     assert_eq!(plan.probes[0].fields.as_deref(), Some(&["id".to_string(), "fd".to_string()][..]));
     let mut fields = Layout::common_fields();
-    fields.push(Field::from_format("long", "id", 8, 8, true));
+    fields.push(LayoutField::from_format("long", "id", 8, 8, true));
     let layout = Layout { system: "raw_syscalls".into(), event: "sys_enter".into(), id: 21, fields };
     let err = p.set_layouts(vec![layout]).unwrap_err();
     assert_eq!(

@@ -232,9 +232,9 @@ fn readline_emits_a_record_per_line_and_no_header_with_json() {
         id: 7,
         fields: {
             let mut f = wasmprobe::plugin::Layout::common_fields();
-            f.push(wasmprobe::plugin::Field::from_format("unsigned long", "__probe_func", 8, 8, false));
-            f.push(wasmprobe::plugin::Field::from_format("unsigned long", "__probe_ret_ip", 16, 8, false));
-            f.push(wasmprobe::plugin::Field::from_format("__data_loc char[]", "line", 24, 4, true));
+            f.push(wasmprobe::plugin::LayoutField::from_format("unsigned long", "__probe_func", 8, 8, false));
+            f.push(wasmprobe::plugin::LayoutField::from_format("unsigned long", "__probe_ret_ip", 16, 8, false));
+            f.push(wasmprobe::plugin::LayoutField::from_format("__data_loc char[]", "line", 24, 4, true));
             f
         },
     };

@@ -1,5 +1,5 @@
 //! The field layout of a probe's events, as the host hands it to a plugin (`run.layouts`).
-//! The run loop fills it from the kernel's format file; [`Field::from_format`] classifies a
+//! The run loop fills it from the kernel's format file; [`LayoutField::from_format`] classifies a
 //! format-file declaration so the guest SDK knows how to read it.
 
 use super::bindings::types as wit;
@@ -27,7 +27,7 @@ pub enum FieldKind {
 
 /// One field of an event, as its format file describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Field {
+pub struct LayoutField {
     pub name: String,
     /// The C type, e.g. `__data_loc char[]`, `u64`, `char[16]`.
     pub c_type: String,
@@ -48,14 +48,14 @@ pub struct Layout {
     /// The event id: `common_type` of its records.
     pub id: u32,
     /// All fields, `common_*` included, in format-file order.
-    pub fields: Vec<Field>,
+    pub fields: Vec<LayoutField>,
 }
 
-impl Field {
+impl LayoutField {
     /// Classifies a format-file field. `decl_type` is the type part of the declaration and
     /// `name` the name part; an array suffix (`[16]`, `[]`) may sit on either.
     /// E.g. `("__data_loc char[]", "file", 16, 4, false)` or `("char", "comm[16]", 8, 16, true)`.
-    pub fn from_format(decl_type: &str, name: &str, offset: u32, size: u32, signed: bool) -> Field {
+    pub fn from_format(decl_type: &str, name: &str, offset: u32, size: u32, signed: bool) -> LayoutField {
         let (name, name_suffix) = match name.find('[') {
             Some(i) => (&name[..i], &name[i..]),
             None => (name, ""),
@@ -87,7 +87,7 @@ impl Field {
             (None, None) if matches!(size, 1 | 2 | 4 | 8) => (FieldKind::Integer, size),
             (None, None) => (FieldKind::Other, size),
         };
-        Field { name: name.to_string(), c_type, offset, size, signed, kind, elem_size }
+        LayoutField { name: name.to_string(), c_type, offset, size, signed, kind, elem_size }
     }
 
     /// Whether this field's data is located by a `__data_loc` / `__rel_loc` word.
@@ -140,17 +140,17 @@ impl Layout {
             system: self.system.clone(),
             event: self.event.clone(),
             id: self.id,
-            fields: self.fields.iter().map(Field::to_wit).collect(),
+            fields: self.fields.iter().map(LayoutField::to_wit).collect(),
         }
     }
 
     /// The common fields every event starts with (common_type, flags, preempt_count, pid).
-    pub fn common_fields() -> Vec<Field> {
+    pub fn common_fields() -> Vec<LayoutField> {
         vec![
-            Field::from_format("unsigned short", "common_type", 0, 2, false),
-            Field::from_format("unsigned char", "common_flags", 2, 1, false),
-            Field::from_format("unsigned char", "common_preempt_count", 3, 1, false),
-            Field::from_format("int", "common_pid", 4, 4, true),
+            LayoutField::from_format("unsigned short", "common_type", 0, 2, false),
+            LayoutField::from_format("unsigned char", "common_flags", 2, 1, false),
+            LayoutField::from_format("unsigned char", "common_preempt_count", 3, 1, false),
+            LayoutField::from_format("int", "common_pid", 4, 4, true),
         ]
     }
 }
@@ -161,19 +161,19 @@ mod tests {
 
     #[test]
     fn classifies_format_file_declarations() {
-        let f = Field::from_format("__data_loc char[]", "file", 16, 4, false);
+        let f = LayoutField::from_format("__data_loc char[]", "file", 16, 4, false);
         assert_eq!((f.kind, f.elem_size, f.c_type.as_str()), (FieldKind::DataLocString, 1, "__data_loc char[]"));
-        let f = Field::from_format("__rel_loc char[]", "name", 8, 4, false);
+        let f = LayoutField::from_format("__rel_loc char[]", "name", 8, 4, false);
         assert_eq!(f.kind, FieldKind::RelLocString);
-        let f = Field::from_format("__data_loc unsigned long[]", "stack", 8, 4, false);
+        let f = LayoutField::from_format("__data_loc unsigned long[]", "stack", 8, 4, false);
         assert_eq!((f.kind, f.elem_size), (FieldKind::DataLocArray, 8));
-        let f = Field::from_format("char", "comm[16]", 8, 16, true);
+        let f = LayoutField::from_format("char", "comm[16]", 8, 16, true);
         assert_eq!((f.name.as_str(), f.kind, f.c_type.as_str()), ("comm", FieldKind::CharArray, "char[16]"));
-        let f = Field::from_format("unsigned long", "args[6]", 16, 48, false);
+        let f = LayoutField::from_format("unsigned long", "args[6]", 16, 48, false);
         assert_eq!((f.kind, f.elem_size), (FieldKind::Array, 8));
-        let f = Field::from_format("u64", "flags", 20, 8, false);
+        let f = LayoutField::from_format("u64", "flags", 20, 8, false);
         assert_eq!((f.kind, f.elem_size), (FieldKind::Integer, 8));
-        let f = Field::from_format("struct foo", "blob", 8, 12, false);
+        let f = LayoutField::from_format("struct foo", "blob", 8, 12, false);
         assert_eq!(f.kind, FieldKind::Other);
     }
 }

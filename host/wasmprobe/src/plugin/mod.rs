@@ -55,7 +55,7 @@ pub use batch::{BatchReader, BatchRecord, BatchWriter};
 pub use cache::CacheOutcome;
 pub use error::{Call, Error};
 pub use kernel::{CommLookup, FixedKernel, KernelInfo, ProcComm};
-pub use layout::{Field, FieldKind, Layout};
+pub use layout::{FieldKind, Layout, LayoutField};
 pub use output::{Level, Output, StdOutput, Stdio, Value};
 pub use plan::{Plan, PlanError, Policy, ProbeDecl, ProbeKind};
 pub use project::Projection;

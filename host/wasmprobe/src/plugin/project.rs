@@ -205,18 +205,18 @@ fn locate(payload: &[u8], at: usize, relative: bool) -> Option<&[u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plugin::layout::Field;
+    use crate::plugin::layout::LayoutField;
 
     /// sys_enter_openat-like: common fields, `int __syscall_nr` at 8, `const char *filename`
     /// at 16, a `__data_loc char[] file` at 24, a `__rel_loc char[] name` at 28, `long ret`
     /// at 32, and their string data from 40.
     fn layout() -> (Layout, Vec<u8>) {
         let mut fields = Layout::common_fields();
-        fields.push(Field::from_format("int", "__syscall_nr", 8, 4, true));
-        fields.push(Field::from_format("const char *", "filename", 16, 8, false));
-        fields.push(Field::from_format("__data_loc char[]", "file", 24, 4, false));
-        fields.push(Field::from_format("__rel_loc char[]", "name", 28, 4, false));
-        fields.push(Field::from_format("long", "ret", 32, 8, true));
+        fields.push(LayoutField::from_format("int", "__syscall_nr", 8, 4, true));
+        fields.push(LayoutField::from_format("const char *", "filename", 16, 8, false));
+        fields.push(LayoutField::from_format("__data_loc char[]", "file", 24, 4, false));
+        fields.push(LayoutField::from_format("__rel_loc char[]", "name", 28, 4, false));
+        fields.push(LayoutField::from_format("long", "ret", 32, 8, true));
         let layout = Layout { system: "s".into(), event: "e".into(), id: 7, fields };
         let mut p = vec![0u8; 40];
         p[0..2].copy_from_slice(&7u16.to_le_bytes());

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use wasmprobe::plugin::{Field, Layout, Level, Output, Plugin, PluginSource, Sandbox, Stdio, Value};
+use wasmprobe::plugin::{Layout, LayoutField, Level, Output, Plugin, PluginSource, Sandbox, Stdio, Value};
 
 /// Records everything a plugin outputs, one string per item.
 #[derive(Clone, Default)]
@@ -96,7 +96,7 @@ impl Payload {
     }
 }
 
-fn layout(event: &str, id: u32, fields: Vec<Field>) -> Layout {
+fn layout(event: &str, id: u32, fields: Vec<LayoutField>) -> Layout {
     let mut all = Layout::common_fields();
     all.extend(fields);
     Layout { system: "wasmprobe_1".into(), event: event.into(), id, fields: all }
@@ -108,8 +108,8 @@ pub fn uprobe_file_layout(event: &str, id: u32) -> Layout {
         event,
         id,
         vec![
-            Field::from_format("unsigned long", "__probe_ip", 8, 8, false),
-            Field::from_format("__data_loc char[]", "file", 16, 4, true),
+            LayoutField::from_format("unsigned long", "__probe_ip", 8, 8, false),
+            LayoutField::from_format("__data_loc char[]", "file", 16, 4, true),
         ],
     )
 }
@@ -120,9 +120,9 @@ pub fn uretprobe_ret_layout(event: &str, id: u32) -> Layout {
         event,
         id,
         vec![
-            Field::from_format("unsigned long", "__probe_func", 8, 8, false),
-            Field::from_format("unsigned long", "__probe_ret_ip", 16, 8, false),
-            Field::from_format("u64", "ret", 24, 8, false),
+            LayoutField::from_format("unsigned long", "__probe_func", 8, 8, false),
+            LayoutField::from_format("unsigned long", "__probe_ret_ip", 16, 8, false),
+            LayoutField::from_format("u64", "ret", 24, 8, false),
         ],
     )
 }
@@ -133,9 +133,9 @@ pub fn uretprobe_s32_ret_layout(event: &str, id: u32) -> Layout {
         event,
         id,
         vec![
-            Field::from_format("unsigned long", "__probe_func", 8, 8, false),
-            Field::from_format("unsigned long", "__probe_ret_ip", 16, 8, false),
-            Field::from_format("s32", "ret", 24, 4, true),
+            LayoutField::from_format("unsigned long", "__probe_func", 8, 8, false),
+            LayoutField::from_format("unsigned long", "__probe_ret_ip", 16, 8, false),
+            LayoutField::from_format("s32", "ret", 24, 4, true),
         ],
     )
 }
@@ -146,10 +146,10 @@ pub fn kprobe_open_layout(id: u32) -> Layout {
         "open",
         id,
         vec![
-            Field::from_format("unsigned long", "__probe_ip", 8, 8, false),
-            Field::from_format("__data_loc char[]", "file", 16, 4, true),
-            Field::from_format("u64", "flags", 20, 8, false),
-            Field::from_format("u64", "mode", 28, 8, false),
+            LayoutField::from_format("unsigned long", "__probe_ip", 8, 8, false),
+            LayoutField::from_format("__data_loc char[]", "file", 16, 4, true),
+            LayoutField::from_format("u64", "flags", 20, 8, false),
+            LayoutField::from_format("u64", "mode", 28, 8, false),
         ],
     )
 }
@@ -165,15 +165,15 @@ pub fn sys_enter_layout(id: u32) -> Layout {
         "sys_enter",
         id,
         vec![
-            Field::from_format("long", "id", 8, 8, true),
-            Field::from_format("unsigned long", "args[6]", 16, 48, false),
+            LayoutField::from_format("long", "id", 8, 8, true),
+            LayoutField::from_format("unsigned long", "args[6]", 16, 48, false),
         ],
     )
 }
 
 /// A layout with only the common fields (probes without fetchargs).
 pub fn bare_layout(event: &str, id: u32) -> Layout {
-    layout(event, id, vec![Field::from_format("unsigned long", "__probe_ip", 8, 8, false)])
+    layout(event, id, vec![LayoutField::from_format("unsigned long", "__probe_ip", 8, 8, false)])
 }
 
 /// exec-open's four probes without kprobes (uprobes on libc open/openat and their returns),
