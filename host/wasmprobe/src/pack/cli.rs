@@ -31,20 +31,46 @@ pub enum PackCmd {
         sign: Option<PathBuf>,
     },
     /// Print a pack's manifest, files, signature and the probes it may create, without
-    /// running it.
+    /// running it. For a REF: also the artifact's digest and layers.
     Inspect {
-        /// The pack file.
+        /// The pack file, or a registry reference REGISTRY[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST].
         file: PathBuf,
         /// Print the manifest as stored (JSON) instead.
         #[arg(long)]
         json: bool,
+        #[command(flatten)]
+        registry: super::oci::cli::RegistryArgs,
     },
     /// Check a pack's integrity and signature, and its signer against --trust/--trust-dir.
     Verify {
-        /// The pack file.
+        /// The pack file, or a registry reference.
         file: PathBuf,
         #[command(flatten)]
         trust: TrustArgs,
+        #[command(flatten)]
+        registry: super::oci::cli::RegistryArgs,
+    },
+    /// Push a pack to a registry as an OCI artifact (see docs/oci.md) and print its digest.
+    Push {
+        /// The pack file.
+        file: PathBuf,
+        /// Where: REGISTRY[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST] (tag default: latest).
+        reference: String,
+        #[command(flatten)]
+        registry: super::oci::cli::RegistryArgs,
+    },
+    /// Pull a pack from a registry into the local cache (and with -o to a file), checking
+    /// every digest, the pack's signature and --trust/--trust-dir.
+    Pull {
+        /// REGISTRY[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST].
+        reference: String,
+        /// Also write the pack file here.
+        #[arg(short, long, value_name = "FILE")]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        trust: TrustArgs,
+        #[command(flatten)]
+        registry: super::oci::cli::RegistryArgs,
     },
 }
 
@@ -88,7 +114,10 @@ pub fn run(cmd: PackCmd) -> Result<()> {
             };
             println!("built {} ({} {}, {} bytes, {signed})", output.display(), m.name, m.version, bytes.len());
         }
-        PackCmd::Inspect { file, json } => {
+        PackCmd::Inspect { file, json, registry } => {
+            if let Some(r) = reference_arg(&file) {
+                return super::oci::cli::inspect(r, json, &registry);
+            }
             let pack = Pack::open(&file).with_context(|| format!("{}", file.display()))?;
             if json {
                 println!("{}", pack.manifest_json());
@@ -96,8 +125,11 @@ pub fn run(cmd: PackCmd) -> Result<()> {
                 print!("{}", describe(&pack));
             }
         }
-        PackCmd::Verify { file, trust } => {
+        PackCmd::Verify { file, trust, registry } => {
             let policy = trust.policy()?;
+            if let Some(r) = reference_arg(&file) {
+                return super::oci::cli::verify(r, &policy, &registry);
+            }
             let pack = Pack::open(&file).with_context(|| format!("{}", file.display()))?;
             let verified = pack.verify(&policy).with_context(|| format!("{}", file.display()))?;
             let m = pack.manifest();
@@ -107,13 +139,22 @@ pub fn run(cmd: PackCmd) -> Result<()> {
                 Err(e) => println!("this host cannot run it: {e}"),
             }
         }
+        PackCmd::Push { file, reference, registry } => super::oci::cli::push(&file, &reference, &registry)?,
+        PackCmd::Pull { reference, output, trust, registry } => {
+            super::oci::cli::pull(&reference, output.as_deref(), &trust.policy()?, &registry)?
+        }
     }
     Ok(())
 }
 
+/// `arg` as a registry reference, if it is one (see [`super::oci::looks_like_reference`]).
+fn reference_arg(arg: &Path) -> Option<&str> {
+    arg.to_str().filter(|a| super::oci::looks_like_reference(a))
+}
+
 /// Writes `bytes` to `path` through a temporary file in the same directory, so a failed
 /// write never leaves half a pack.
-fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = path.as_os_str().to_owned();
     tmp.push(format!(".tmp{}", std::process::id()));
     let tmp = PathBuf::from(tmp);

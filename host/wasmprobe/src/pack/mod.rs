@@ -66,6 +66,7 @@ pub mod cli;
 mod format;
 pub mod keys;
 mod manifest;
+pub mod oci;
 
 use std::path::Path;
 
@@ -163,6 +164,11 @@ impl RunSource {
     /// built-in examples, part of the binary itself, still run.
     /// Errors name `arg`.
     pub fn resolve(arg: &str, trust: &TrustPolicy) -> anyhow::Result<RunSource> {
+        // A registry reference: pulled (or taken from the cache) and checked like a file.
+        if oci::looks_like_reference(arg) {
+            let (pack, verified) = oci::open_for_run(arg, trust)?;
+            return Ok(RunSource::Pack { pack: Box::new(pack), verified });
+        }
         if is_pack_path(arg) {
             let (pack, verified) = open_for_run(arg, trust).map_err(|e| match e {
                 // An I/O error names the file already.
