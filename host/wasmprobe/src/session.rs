@@ -6,7 +6,7 @@
 use anyhow::{bail, Context, Result};
 use tracefs::{
     event_format, kprobe_alloc, kretprobe_alloc, resolve_target, uprobe_alloc, uretprobe_alloc, Instance,
-    OwnedDynEvent, Tracefs,
+    OwnedDynEvent, Tracefs, UprobeTarget,
 };
 
 use traceevent::filter::Filter;
@@ -46,9 +46,14 @@ impl Session {
     /// formats. On any failure, what was made so far is removed before the error returns.
     pub fn arm(tracefs: &Tracefs, tag: &str, requests: &[ProbeDecl]) -> Result<Session> {
         // A uprobe target we refuse (see `resolve_target`) is refused before anything is
-        // written to tracefs, the instance included.
-        for req in requests.iter().filter(|r| matches!(r.kind, ProbeKind::Uprobe | ProbeKind::Uretprobe)) {
-            resolve_target(&req.target).with_context(|| format!("probe {}", req.name))?;
+        // written to tracefs, the instance included. Each is resolved once (an ELF may be
+        // hundreds of MB), and a stop request is heard between any two.
+        let mut targets: Vec<Option<UprobeTarget>> = vec![None; requests.len()];
+        for (i, req) in requests.iter().enumerate() {
+            if matches!(req.kind, ProbeKind::Uprobe | ProbeKind::Uretprobe) {
+                check_stop(0, requests.len())?;
+                targets[i] = Some(resolve_target(&req.target).with_context(|| format!("probe {}", req.name))?);
+            }
         }
         let instance = Instance::create(tracefs, &owned::instance_name(tag))?;
         let mut s = Session {
@@ -60,7 +65,9 @@ impl Session {
         };
         let group = owned::group_name(tag);
         for (index, req) in requests.iter().enumerate() {
-            let (system, event) = s.create(&group, req).with_context(|| format!("probe {}", req.name))?;
+            check_stop(index, requests.len())?;
+            let (system, event) =
+                s.create(&group, req, targets[index].take()).with_context(|| format!("probe {}", req.name))?;
             let format = event_format(tracefs, &system, &event)?;
             let id = parse_id(&format).with_context(|| format!("probe {}: no ID in its format", req.name))?;
             s.armed.push(ArmedProbe { index, system, event, format, id });
@@ -114,7 +121,7 @@ impl Session {
         Ok(())
     }
 
-    fn create(&mut self, group: &str, req: &ProbeDecl) -> Result<(String, String)> {
+    fn create(&mut self, group: &str, req: &ProbeDecl, target: Option<UprobeTarget>) -> Result<(String, String)> {
         let fetch = (!req.fetchargs.is_empty()).then_some(req.fetchargs.as_str());
         let ev = match req.kind {
             ProbeKind::Tracepoint => {
@@ -128,7 +135,10 @@ impl Session {
                 kretprobe_alloc(Some(group), Some(&req.name), Some(&req.target), fetch, req.maxactive.unwrap_or(0))?
             }
             ProbeKind::Uprobe | ProbeKind::Uretprobe => {
-                let t = resolve_target(&req.target)?;
+                let t = match target {
+                    Some(t) => t,
+                    None => resolve_target(&req.target)?,
+                };
                 let path = t.path.to_str().context("uprobe path is not UTF-8")?;
                 let alloc = if req.kind == ProbeKind::Uprobe { uprobe_alloc } else { uretprobe_alloc };
                 alloc(Some(group), &req.name, path, t.offset, fetch)?
@@ -208,6 +218,15 @@ impl Drop for Session {
             }
         }
     }
+}
+
+/// Ends arming when the run was asked to stop (SIGINT/SIGTERM): what was made so far is
+/// removed as the error returns, so a long arming never keeps a stopped run alive.
+fn check_stop(done: usize, total: usize) -> Result<()> {
+    if crate::child::stop_requested() {
+        bail!("stopped by a signal while arming the probes ({done} of {total} armed; all removed)");
+    }
+    Ok(())
 }
 
 /// `ID: <n>` of a format file.

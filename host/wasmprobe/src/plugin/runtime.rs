@@ -104,6 +104,10 @@ struct CallClock {
     stop_seen: Option<Instant>,
 }
 
+/// The most random bytes one WASI call may ask for (more traps the plugin): enough for any
+/// key or seed, small enough that the call is quick.
+const MAX_RANDOM_BYTES: u64 = 1 << 20;
+
 /// The error a call is interrupted with when the run was asked to stop and it did not return.
 #[derive(Debug, thiserror::Error)]
 #[error("interrupted: the run was asked to stop")]
@@ -251,6 +255,8 @@ impl Plugin {
         let clock_base = PluginClock(Instant::now());
         let wasi = WasiCtxBuilder::new()
             .monotonic_clock(clock_base)
+            // wasmtime's default (64 MiB of random bytes in one call) outlives any budget.
+            .max_random_size(MAX_RANDOM_BYTES)
             .stdout(stdout.clone())
             .stderr(stderr.clone())
             .allow_tcp(false)
@@ -261,7 +267,7 @@ impl Plugin {
             name: name.to_string(),
             wasi,
             table: ResourceTable::new(),
-            limits: Limits { memory_limit: sandbox.memory_limit_bytes, memory_exceeded: None },
+            limits: Limits::new(sandbox.memory_limit_bytes),
             sink: output,
             cap: OutputCap { limit: sandbox.max_output_bytes_per_call, ..OutputCap::default() },
             kernel: Arc::new(FixedKernel::default()),

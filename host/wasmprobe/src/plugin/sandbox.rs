@@ -86,30 +86,56 @@ pub fn engine() -> &'static Engine {
     })
 }
 
-/// Refuses memory growth past the limit, remembering that it did so for the error message.
+/// Refuses growth past the limit, remembering that it did so for the error message. The limit
+/// is for the plugin as a whole: every linear memory and every table (at 8 bytes an element)
+/// of every core instance in the component count against it together, so a component cannot
+/// multiply the cap by bringing more memories or tables.
 #[derive(Debug)]
 pub(crate) struct Limits {
     pub(crate) memory_limit: u64,
     /// Set when a growth was refused (the size that was asked for).
     pub(crate) memory_exceeded: Option<u64>,
+    /// Bytes of all memories and tables so far.
+    pub(crate) in_use: u64,
 }
+
+/// Bytes a table element is counted as (a function reference).
+const TABLE_ELEMENT_BYTES: u64 = 8;
 
 /// Marker error returned from the limiter: turns the refused `memory.grow` into a trap.
 #[derive(Debug, thiserror::Error)]
 #[error("memory limit exceeded")]
 pub(crate) struct MemoryLimitHit;
 
-impl ResourceLimiter for Limits {
-    fn memory_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        if desired as u64 > self.memory_limit {
-            self.memory_exceeded = Some(desired as u64);
-            return Err(MemoryLimitHit.into());
-        }
-        Ok(true)
+impl Limits {
+    /// A cap of `memory_limit` bytes, nothing in use yet.
+    pub(crate) fn new(memory_limit: u64) -> Self {
+        Limits { memory_limit, memory_exceeded: None, in_use: 0 }
     }
 
-    fn table_growing(&mut self, _current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
-        Ok(desired <= 1_000_000)
+    /// Accounts growing something from `current` to `desired` bytes, if the total stays
+    /// within the cap.
+    fn grow(&mut self, current: u64, desired: u64) -> wasmtime::Result<bool> {
+        let total = self.in_use.saturating_sub(current).saturating_add(desired);
+        if total > self.memory_limit {
+            self.memory_exceeded = Some(total);
+            return Err(MemoryLimitHit.into());
+        }
+        self.in_use = total;
+        Ok(true)
+    }
+}
+
+impl ResourceLimiter for Limits {
+    fn memory_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        self.grow(current as u64, desired as u64)
+    }
+
+    fn table_growing(&mut self, current: usize, desired: usize, _maximum: Option<usize>) -> wasmtime::Result<bool> {
+        if desired > 1_000_000 {
+            return Ok(false);
+        }
+        self.grow(current as u64 * TABLE_ELEMENT_BYTES, desired as u64 * TABLE_ELEMENT_BYTES)
     }
 
     fn instances(&self) -> usize {
