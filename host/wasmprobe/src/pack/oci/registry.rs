@@ -240,6 +240,10 @@ fn explain(e: &OciDistributionError, insecure: bool) -> String {
         }
         E::UnauthorizedError { .. } => UNAUTHORIZED.to_string(),
         E::AuthenticationFailure(reason) => format!("authentication failed: {}", reason.trim()),
+        // Only manifests get here (blobs are checked in `Session::blob`).
+        E::DigestError(oci_client::errors::DigestError::VerificationError { expected, actual }) => format!(
+            "the manifest does not match its digest {expected} (the bytes hash to {actual}): refused, nothing cached"
+        ),
         // A status without a body to read (e.g. a HEAD request).
         E::RequestError(re) if re.status().is_some_and(|s| s.as_u16() == 401) => UNAUTHORIZED.to_string(),
         E::RequestError(re) if re.status().is_some() => {
