@@ -5,30 +5,22 @@
 //! for the plugin in every message. Each asserts the one-line message, the exit status, the
 //! time taken and that nothing of the run is left in tracefs.
 //!
-//! They need root and tracefs. On a developer's machine without them they say so and pass;
-//! with `WASMPROBE_REQUIRE_ALL=1` (set by tests/run-all.sh, so in CI) a missing prerequisite
-//! fails the test instead.
+//! They need root and tracefs (testkit's `require!`: on a developer's machine without them they
+//! say so and pass; in CI a missing prerequisite fails the test).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+
+use testkit::require;
 
 const T: &str = "/sys/kernel/tracing";
 
 /// The tests of this file time what they run: one at a time, so they do not slow each other.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
-fn live(test: &str) -> Option<std::sync::MutexGuard<'static, ()>> {
-    let guard = SERIAL.lock().unwrap_or_else(|p| p.into_inner());
-    if nix::unistd::geteuid().is_root() && Path::new(&format!("{T}/events/raw_syscalls")).exists() {
-        return Some(guard);
-    }
-    let why = "needs root and tracefs with raw_syscalls";
-    if std::env::var_os("WASMPROBE_REQUIRE_ALL").is_some_and(|v| v == "1") {
-        panic!("{test}: {why} (WASMPROBE_REQUIRE_ALL=1: a skip is a failure)");
-    }
-    eprintln!("SKIP {test}: {why}");
-    None
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn guest(stem: &str) -> String {
@@ -87,7 +79,8 @@ fn assert_one_line(o: &Output, pid: u32, want: &str) {
 
 #[test]
 fn a_plugin_that_sleeps_is_stopped_at_once_in_every_call() {
-    let Some(_serial) = live("sleep") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let sleeper = guest("hostile_sleep");
     for at in ["init", "event", "finish"] {
         let (o, took, pid) = run(&["run", &sleeper, "--arg", &format!("at={at}"), "--", "cat", "/etc/hostname"]);
@@ -133,7 +126,8 @@ fn sigterm_after(args: &[&str], settle: Duration) -> (Output, Duration, u32) {
 
 #[test]
 fn sigterm_ends_a_run_within_a_second_whatever_its_plugin_does() {
-    let Some(_serial) = live("sigterm_stuck") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let looper = guest("hostile_loop");
     let cmd = ["--", "sh", "-c", "cat /etc/hostname; sleep 2"];
     // In a long batch (spinning), and calling the host in an endless loop: budgets of a minute.
@@ -192,7 +186,8 @@ fn counts(o: &Output) -> Vec<u64> {
 
 #[test]
 fn each_declaration_of_one_tracepoint_gets_what_passes_its_own_filter() {
-    let Some(_serial) = live("dupes") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let prog = syscall_program();
     let prog = prog.to_str().unwrap();
     let (getppid, getpid) = (libc::SYS_getppid, libc::SYS_getpid);
@@ -218,17 +213,16 @@ fn each_declaration_of_one_tracepoint_gets_what_passes_its_own_filter() {
     assert_one_line(
         &o,
         pid,
-        &format!(
-            "wasmprobe: error: hostile_dupes: cannot arm the probes: probe probe1: tracepoint \
-             raw_syscalls:sys_enter is declared more than once, so each declaration's filter is applied by \
-             wasmprobe, which cannot apply \"COMM == \\\"x\\\"\": COMM (the current task's name) is not in the record"
-        ),
+        "wasmprobe: error: hostile_dupes: cannot arm the probes: probe probe1: tracepoint \
+         raw_syscalls:sys_enter is declared more than once, so each declaration's filter is applied by \
+         wasmprobe, which cannot apply \"COMM == \\\"x\\\"\": COMM (the current task's name) is not in the record",
     );
 }
 
 #[test]
 fn a_filter_the_kernel_rejects_is_reported_with_the_kernels_reason() {
-    let Some(_serial) = live("filter_error") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let (o, took, pid) = run(&["run", &guest("hostile_dupes"), "--arg", "filters=id >> /etc/passwd", "--", "true"]);
     let err = stderr(&o);
     assert_eq!(o.status.code(), Some(1), "{err}");
@@ -252,7 +246,8 @@ fn a_filter_the_kernel_rejects_is_reported_with_the_kernels_reason() {
 
 #[test]
 fn plugin_files_are_read_with_a_limit_and_must_be_regular() {
-    let Some(_serial) = live("plugin_files") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     let zero = dir.path().join("zero.wasm");
     std::os::unix::fs::symlink("/dev/zero", &zero).unwrap();
@@ -297,7 +292,8 @@ fn plugin_files_are_read_with_a_limit_and_must_be_regular() {
 
 #[test]
 fn load_errors_and_host_copy_limits_are_one_readable_line() {
-    let Some(_serial) = live("one_line") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let dir = tempfile::tempdir().unwrap();
     // Bytes that are not Wasm: wasmparser's report lists them one per line.
     let junk = dir.path().join("junk.wasm");
@@ -333,7 +329,8 @@ fn load_errors_and_host_copy_limits_are_one_readable_line() {
 
 #[test]
 fn budgets_are_flags_and_messages_name_the_plugin_one_way() {
-    let Some(_serial) = live("budgets") else { return };
+    require!(root, tracefs, raw_syscalls);
+    let _serial = serial();
     let looper = guest("hostile_loop");
     let (o, took, pid) = run(&["run", &looper, "--arg", "at=init", "--setup-budget", "200ms", "--", "true"]);
     assert_one_line(&o, pid, "wasmprobe: error: plugin hostile_loop: exceeded its CPU budget of 200ms in init");
