@@ -413,6 +413,7 @@ impl<R: ReadAt> TraceDat<R> {
                 chunks_left: None,
                 window: Vec::new(),
                 window_pos: 0,
+                window_at: d.offset,
                 page_at: 0,
                 recs: Vec::new(),
                 next: 0,
@@ -628,6 +629,8 @@ struct CpuStream {
     chunks_left: Option<u32>,
     window: Vec<u8>,
     window_pos: usize,
+    /// File offset of `window`'s first byte (compressed: of its chunk's header), for errors.
+    window_at: u64,
     /// Where the current page starts in `window`.
     page_at: usize,
     recs: Vec<Rec>,
@@ -662,6 +665,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
             }
             s.window.truncate(n);
             let got = self.src.read_at(&mut s.window, s.pos).map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+            s.window_at = s.pos;
             if got < n {
                 return Err(bad(format!("CPU {} data truncated at offset {}", s.data.cpu, s.pos + got as u64)));
             }
@@ -684,6 +688,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
             s.chunks_left = Some(0);
             return Ok(false);
         }
+        s.window_at = c.pos;
         let csize = c.u32("chunk compressed size")?;
         let usize_ = c.u32("chunk size")?;
         let data = c.bytes(csize as usize, "compressed chunk")?;
@@ -716,14 +721,22 @@ impl<R: ReadAt> DatRecords<'_, R> {
             s.window_pos += size;
             s.recs.clear();
             s.next = 0;
+            // A damaged page is named by its file offset, or by its place in a chunk.
+            let (cpu, page_at, window_at, compressed) = (s.data.cpu, s.page_at, s.window_at, self.compressed);
+            let damaged = |e: Error| match compressed {
+                true => {
+                    bad(format!("CPU {cpu}: page at byte {page_at} of the compressed chunk at offset {window_at}: {e}"))
+                }
+                false => bad(format!("CPU {cpu}: page at offset {}: {e}", window_at + page_at as u64)),
+            };
             let page = SubBuffer::with_event_header(
                 &s.window[s.page_at..s.page_at + size],
                 &self.page_header,
                 &self.event_header,
             )
-            .map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+            .map_err(damaged)?;
             for r in page.records() {
-                let r = r.map_err(|e| bad(format!("CPU {}: {e}", s.data.cpu)))?;
+                let r = r.map_err(damaged)?;
                 s.recs.push(Rec {
                     ts: r.ts,
                     start: r.payload_offset as u32,

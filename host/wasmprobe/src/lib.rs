@@ -7,6 +7,7 @@ pub mod datwrite;
 pub mod kernel_info;
 pub mod owned;
 pub mod pack;
+pub mod perfetto;
 pub mod pipeline;
 pub mod plugin;
 pub mod pump;

@@ -47,6 +47,15 @@ pub enum Command {
         /// The trace.dat file.
         file: PathBuf,
     },
+    /// Convert a trace.dat (version 6 or 7, ours or trace-cmd's) to a Perfetto trace that
+    /// ui.perfetto.dev and Perfetto's trace processor open.
+    Convert {
+        /// The trace.dat file.
+        file: PathBuf,
+        /// The Perfetto trace to write (e.g. FILE.pftrace); written whole or not at all.
+        #[arg(short, long, value_name = "FILE.pftrace")]
+        output: PathBuf,
+    },
     /// Print live events of this kernel like `trace-cmd report`, until Ctrl-C or COMMAND ends.
     Stream(StreamArgs),
     /// Remove what a killed wasmprobe run left in the kernel: our instances and probe groups

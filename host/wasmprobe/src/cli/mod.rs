@@ -21,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Record(a) => trace::record(a),
         Command::Stream(a) => trace::stream(a),
         Command::Report { file } => trace::report(&file),
+        Command::Convert { file, output } => trace::convert(&file, &output),
         Command::Pack(cmd) => crate::pack::cli::run(cmd).map(|()| ExitCode::SUCCESS),
         Command::Kprobe(cmd) => probes::kprobe(cmd).map(|()| ExitCode::SUCCESS),
         Command::Uprobe(cmd) => probes::uprobe(cmd).map(|()| ExitCode::SUCCESS),

@@ -38,6 +38,23 @@ pub(super) fn report(file: &Path) -> Result<ExitCode> {
     }
 }
 
+pub(super) fn convert(file: &Path, output: &Path) -> Result<ExitCode> {
+    let c = crate::perfetto::convert(file, output)?;
+    if c.buffers_left_out > 0 {
+        eprintln!(
+            "wasmprobe: {} holds {} more buffer(s) (instances): only the first was converted",
+            file.display(),
+            c.buffers_left_out
+        );
+    }
+    let w = c.written;
+    eprintln!("wasmprobe: wrote {} events and {} thread names to {}", w.events, w.threads, output.display());
+    if w.unknown > 0 {
+        eprintln!("wasmprobe: {} events of ids with no format in {} were left out", w.unknown, file.display());
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
