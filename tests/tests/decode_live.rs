@@ -18,10 +18,10 @@
 use std::ffi::CString;
 use std::process::Command;
 
+use testkit::{libc_path, require, ProbeGuard};
 use traceevent::{Dialect, EventFormats, EventHeader, PageHeader, SubBuffer};
 use tracefs::{event_format, resolve_target, uprobe_alloc, uretprobe_alloc, CpuReader, Instance, Tracefs};
 use wasmprobe::owned::{group_name, instance_name};
-use wasmprobe_tests::{libc_path, live_tracefs, ProbeGuard};
 
 const SYSCALLS: [&str; 5] = ["openat", "read", "write", "close", "getppid"];
 
@@ -162,7 +162,7 @@ fn same_but_enum_names(kernel: &str, ours: &str) -> bool {
 
 #[test]
 fn kernel_text_equals_our_decoding_of_the_same_records() {
-    let Some(t) = live_tracefs("kernel_text_equals_our_decoding") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let mut probes = ProbeGuard::new(&t);
     let group = group_name("decode");
     let (libc, openat_off) = libc_target("openat");

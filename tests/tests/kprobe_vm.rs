@@ -7,38 +7,19 @@
 
 use std::process::Command;
 
+use testkit::{poll_text, require, ProbeGuard};
 use tracefs::{
-    dynevent_get, dynevent_get_all, eprobe_alloc, kprobe_alloc, kprobe_destroy, kprobe_raw, kprobes_supported,
-    kretprobe_alloc, kretprobe_raw, DynEventType, Errno, Instance, Tracefs,
+    dynevent_get, dynevent_get_all, eprobe_alloc, kprobe_alloc, kprobe_destroy, kprobe_raw, kretprobe_alloc,
+    kretprobe_raw, DynEventType, Errno, Instance,
 };
 use wasmprobe::owned::{group_name, instance_name};
-use wasmprobe_tests::{live_tracefs, poll_text, ProbeGuard};
 
 const OPEN_ARGS: &str = "file=+0($arg2):ustring flags=+0($arg3):x64 mode=+8($arg3):x64";
-const IGNORE: &str = "needs kprobe_events; run by the VM tier (tests/run-all.sh)";
-
-/// The tracing directory of a kernel with kprobes. In the VM a missing feature is a failure,
-/// not a skip: that is the whole point of the tier.
-fn kprobe_tracefs(test: &str) -> Option<Tracefs> {
-    let in_vm = std::env::var_os("KP_IN_VM").is_some();
-    let t = live_tracefs(test);
-    if in_vm {
-        let t = t.expect("tracefs in the VM");
-        assert!(kprobes_supported(&t), "the VM kernel has no kprobe_events");
-        return Some(t);
-    }
-    let t = t?;
-    if !kprobes_supported(&t) {
-        eprintln!("SKIP {test}: {IGNORE}");
-        return None;
-    }
-    Some(t)
-}
 
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn man_page_probes_trace_a_child_command() {
-    let Some(t) = kprobe_tracefs("man_page_probes") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("my_kprobes");
     let mut probes = ProbeGuard::new(&t);
     probes.adopt(kprobe_alloc(Some(&group), Some("open"), Some("do_sys_openat2"), None).unwrap());
@@ -79,7 +60,7 @@ fn man_page_probes_trace_a_child_command() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn kretprobe_maxactive_is_accepted_and_listed() {
-    let Some(t) = kprobe_tracefs("maxactive") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("maxact");
     let mut probes = ProbeGuard::new(&t);
     let ev = kretprobe_alloc(Some(&group), Some("rmax5"), Some("do_sys_openat2"), Some("ret=$retval"), 5).unwrap();
@@ -97,7 +78,7 @@ fn kretprobe_maxactive_is_accepted_and_listed() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn destroy_without_force_is_ebusy_while_enabled_and_force_works() {
-    let Some(t) = kprobe_tracefs("destroy_force") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("force");
     let mut probes = ProbeGuard::new(&t);
     let ev = probes
@@ -116,7 +97,7 @@ fn destroy_without_force_is_ebusy_while_enabled_and_force_works() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn an_unknown_symbol_is_refused_with_the_kernels_reason() {
-    let Some(t) = kprobe_tracefs("unknown_symbol") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("nosym");
     let mut probes = ProbeGuard::new(&t);
     probes.adopt(kprobe_alloc(Some(&group), Some("nosym"), Some("no_such_function_xyz"), None).unwrap());
@@ -131,7 +112,7 @@ fn an_unknown_symbol_is_refused_with_the_kernels_reason() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn a_bad_fetcharg_carries_the_error_log_text() {
-    let Some(t) = kprobe_tracefs("bad_fetcharg") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("badarg");
     let mut probes = ProbeGuard::new(&t);
     probes.adopt(kprobe_alloc(Some(&group), Some("bad1"), Some("do_sys_openat2"), None).unwrap());
@@ -150,7 +131,7 @@ fn a_bad_fetcharg_carries_the_error_log_text() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn a_duplicate_name_is_eexist() {
-    let Some(t) = kprobe_tracefs("duplicate") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("dup");
     let mut probes = ProbeGuard::new(&t);
     probes.create(kprobe_alloc(Some(&group), Some("open"), Some("do_sys_openat2"), Some(OPEN_ARGS)).unwrap()).unwrap();
@@ -168,7 +149,7 @@ fn a_duplicate_name_is_eexist() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn names_derived_from_function_plus_offset_are_accepted() {
-    let Some(t) = kprobe_tracefs("derived_name") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("offs");
     let mut probes = ProbeGuard::new(&t);
     // +5 is an instruction boundary of do_sys_openat2 in Debian's 6.12 (shared/qemu-kprobe).
@@ -187,7 +168,7 @@ fn names_derived_from_function_plus_offset_are_accepted() {
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn eprobes_are_created_listed_and_removed() {
-    let Some(t) = kprobe_tracefs("eprobes") else { return };
+    let t = require!(root, tracefs, kprobes).tracefs();
     let group = group_name("eprobe");
     let mut probes = ProbeGuard::new(&t);
     let ev = eprobe_alloc(Some(&group), "sopen_in", "syscalls", "sys_enter_openat", Some("file=+0($filename):ustring"))

@@ -5,12 +5,12 @@
 use std::ffi::CString;
 use std::process::Command;
 
+use testkit::{libc_path, poll_text, require, ProbeGuard};
 use tracefs::{
-    dynevent_get, dynevent_get_all, event_format, kprobe_raw, kprobes_supported, resolve_target, saved_cmdlines,
-    uprobe_alloc, uretprobe_alloc, CpuReader, DynEventType, EnableState, Errno, Instance,
+    dynevent_get, dynevent_get_all, event_format, kprobe_raw, resolve_target, saved_cmdlines, uprobe_alloc,
+    uretprobe_alloc, CpuReader, DynEventType, EnableState, Errno, Instance,
 };
 use wasmprobe::owned::{group_name, instance_name};
-use wasmprobe_tests::{libc_path, live_tracefs, poll_text, ProbeGuard};
 
 fn libc_target(sym: &str) -> (String, u64) {
     let t = resolve_target(&format!("{}:{sym}", libc_path().display())).expect("resolve libc symbol");
@@ -36,7 +36,7 @@ fn child_openat(path: &str) -> i32 {
 
 #[test]
 fn uprobe_and_uretprobe_on_libc_open_are_traced_in_our_instance() {
-    let Some(t) = live_tracefs("uprobe_and_uretprobe_on_libc_open") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let group = group_name("open");
     let mut probes = ProbeGuard::new(&t);
     let (libc, open_off) = libc_target("open");
@@ -99,11 +99,7 @@ fn uprobe_and_uretprobe_on_libc_open_are_traced_in_our_instance() {
 
 #[test]
 fn kprobe_creation_is_enodev_without_kprobe_events() {
-    let Some(t) = live_tracefs("kprobe_creation_is_enodev") else { return };
-    if kprobes_supported(&t) {
-        eprintln!("SKIP kprobe_creation_is_enodev: this kernel has kprobe_events (the VM tier tests kprobes)");
-        return;
-    }
+    let t = require!(root, tracefs, no_kprobes).tracefs();
     let group = group_name("nokprobe");
     let e =
         kprobe_raw(&t, Some(&group), Some("open"), Some("do_sys_openat2"), Some("file=+0($arg2):ustring")).unwrap_err();
@@ -115,7 +111,7 @@ fn kprobe_creation_is_enodev_without_kprobe_events() {
 
 #[test]
 fn removing_an_enabled_probe_is_ebusy_unless_forced() {
-    let Some(t) = live_tracefs("removing_an_enabled_probe") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let group = group_name("busy");
     let mut probes = ProbeGuard::new(&t);
     let (libc, off) = libc_target("open");
@@ -137,7 +133,7 @@ fn removing_an_enabled_probe_is_ebusy_unless_forced() {
 
 #[test]
 fn a_bad_fetcharg_is_einval_with_the_kernels_error_log() {
-    let Some(t) = live_tracefs("bad_fetcharg_einval") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let group = group_name("bad");
     let mut probes = ProbeGuard::new(&t);
     let (libc, off) = libc_target("open");
@@ -157,7 +153,7 @@ fn a_bad_fetcharg_is_einval_with_the_kernels_error_log() {
 
 #[test]
 fn the_same_probe_twice_is_eexist() {
-    let Some(t) = live_tracefs("same_probe_twice") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let group = group_name("dup");
     let mut probes = ProbeGuard::new(&t);
     let (libc, off) = libc_target("open");
@@ -169,7 +165,7 @@ fn the_same_probe_twice_is_eexist() {
 
 #[test]
 fn an_instance_someone_briefly_holds_open_is_still_removed() {
-    let Some(t) = live_tracefs("instance_held_open") else { return };
+    let t = require!(root, tracefs).tracefs();
     let name = instance_name("held");
     let inst = Instance::create(&t, &name).unwrap();
     // While this file is open the kernel refuses to remove the instance (EBUSY), as it does
@@ -186,7 +182,7 @@ fn an_instance_someone_briefly_holds_open_is_still_removed() {
 
 #[test]
 fn instances_sizes_clear_and_raii() {
-    let Some(t) = live_tracefs("instances") else { return };
+    let t = require!(root, tracefs).tracefs();
     let name = instance_name("raii");
     {
         let inst = Instance::create(&t, &name).unwrap();
@@ -211,7 +207,7 @@ fn instances_sizes_clear_and_raii() {
 
 #[test]
 fn events_enable_formats_cmdlines_and_raw_pages() {
-    let Some(t) = live_tracefs("events") else { return };
+    let t = require!(root, tracefs).tracefs();
     let inst = Instance::create(&t, &instance_name("events")).unwrap();
     inst.event_enable(Some("sched"), Some("sched_process_exec")).unwrap();
     inst.event_enable(Some("syscalls"), Some("sys_enter_getppid")).unwrap();

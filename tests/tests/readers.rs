@@ -5,19 +5,11 @@
 
 use std::time::{Duration, Instant};
 
+use testkit::require;
 use traceevent::{Endian, EventHeader, PageHeader, SubBuffer};
-use tracefs::{event_format, CpuReader, Errno, Instance, ReadMode, Tracefs};
+use tracefs::{event_format, CpuReader, Errno, Instance, ReadMode};
 use wasmprobe::owned::instance_name;
 use wasmprobe::session::parse_id;
-use wasmprobe_tests::live_tracefs;
-
-/// The tracing directory; in the VM tier (`KP_IN_VM`) there is always one, so a skip there
-/// would be a pass that tested nothing: it fails instead.
-fn tracefs_here(test: &str) -> Option<Tracefs> {
-    let t = live_tracefs(test);
-    assert!(t.is_some() || std::env::var_os("KP_IN_VM").is_none(), "{test}: the VM has root and tracefs");
-    t
-}
 
 /// The running kernel's release (`uname -r`) and whether it is at least `major.minor`.
 fn kernel_at_least(major: u32, minor: u32) -> (String, bool) {
@@ -62,7 +54,7 @@ fn drain(reader: &mut CpuReader, hdr: &PageHeader, ev: &EventHeader, id: u16, ti
 
 #[test]
 fn every_read_mode_hands_over_each_event_once() {
-    let Some(t) = tracefs_here("every_read_mode") else { return };
+    let t = require!(root, tracefs).tracefs();
     let top = Instance::top(&t);
     let hdr = PageHeader::parse(&top.read_file("events/header_page").unwrap(), Endian::native()).unwrap();
     let ev = EventHeader::parse(&top.read_file("events/header_event").unwrap()).unwrap();
@@ -84,8 +76,7 @@ fn every_read_mode_hands_over_each_event_once() {
     std::thread::scope(|s| {
         s.spawn(|| {
             pin_to_cpu0();
-            // SAFETY: as above.
-            let tid = unsafe { libc::gettid() };
+            let tid = nix::unistd::gettid().as_raw();
             for mode in modes {
                 let inst = Instance::create(&t, &instance_name(&format!("readers-{mode:?}"))).unwrap();
                 inst.set_buffer_size_kb(512, None).unwrap();
@@ -122,7 +113,7 @@ fn feed_cpu0(inst: &Instance, calls: usize) {
 
 #[test]
 fn a_blocked_reader_is_woken_by_stop() {
-    let Some(t) = tracefs_here("blocked_reader_stop") else { return };
+    let t = require!(root, tracefs).tracefs();
     let inst = Instance::create(&t, &instance_name("stop")).unwrap();
     // Nothing is enabled in this instance: a blocking read waits until it is stopped.
     let mut reader = CpuReader::open(&inst, 0, false).unwrap();
@@ -158,7 +149,7 @@ fn a_blocked_reader_is_woken_by_stop() {
 fn a_blocking_read_returns_a_few_events_without_a_full_buffer() {
     // poll(2) on trace_pipe_raw reports data only once the buffer is `buffer_percent` full (50
     // by default); a blocking read must return a few events anyway, as read(2) did.
-    let Some(t) = tracefs_here("blocking_read_returns") else { return };
+    let t = require!(root, tracefs).tracefs();
     let inst = Instance::create(&t, &instance_name("blockread")).unwrap();
     let mut reader = CpuReader::open(&inst, 0, false).unwrap();
     let stopper = reader.stopper().unwrap();

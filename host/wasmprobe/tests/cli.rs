@@ -3,6 +3,7 @@
 
 use std::process::{Command, Output};
 
+use testkit::require;
 use tracefs::{dynevent_get_all, instances, resolve_target, uprobe_alloc, Instance, Tracefs};
 
 fn wasmprobe(args: &[&str]) -> Output {
@@ -13,17 +14,8 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-fn root_tracefs(test: &str) -> Option<Tracefs> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root to write tracefs control files");
-        return None;
-    }
-    Tracefs::open().map_err(|e| eprintln!("SKIP {test}: no usable tracefs: {e}")).ok()
-}
-
 fn libc_path() -> String {
-    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
-    maps.lines().filter_map(|l| l.split_whitespace().nth(5)).find(|p| p.contains("/libc.so")).unwrap().to_string()
+    testkit::libc_path().to_str().unwrap().to_string()
 }
 
 #[test]
@@ -47,7 +39,7 @@ fn every_subcommand_has_help() {
 
 #[test]
 fn uprobe_add_list_remove_and_errors() {
-    let Some(t) = root_tracefs("uprobe_add_list_remove") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let group = format!("wasmprobe_{}_cli", std::process::id());
     let target = format!("{}:open", libc_path());
     // Registered for removal before anything is created, so a failing assertion leaves nothing.
@@ -104,11 +96,7 @@ fn uprobe_add_list_remove_and_errors() {
 
 #[test]
 fn kprobe_add_on_a_kernel_without_kprobes_is_a_clear_error() {
-    let Some(t) = root_tracefs("kprobe_add_enodev") else { return };
-    if tracefs::kprobes_supported(&t) {
-        eprintln!("SKIP kprobe_add_enodev: this kernel has kprobes (the VM tier covers them)");
-        return;
-    }
+    require!(root, tracefs, no_kprobes);
     let o =
         wasmprobe(&["kprobe", "add", "-s", "wasmprobe_cli", "-e", "open", "do_sys_openat2", "file=+0($arg2):ustring"]);
     assert_eq!(o.status.code(), Some(1));
@@ -130,7 +118,7 @@ fn dead_pid() -> u32 {
 
 #[test]
 fn cleanup_removes_only_what_dead_runs_of_ours_left() {
-    let Some(t) = root_tracefs("cleanup") else { return };
+    let t = require!(root, tracefs, uprobes).tracefs();
     let _sweeps = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
     let dead = dead_pid();
     let me = std::process::id();
@@ -177,9 +165,7 @@ fn cleanup_removes_only_what_dead_runs_of_ours_left() {
 
 #[test]
 fn tracefs_is_mounted_when_missing() {
-    if root_tracefs("tracefs_mount").is_none() || Command::new("unshare").arg("--version").output().is_err() {
-        return;
-    }
+    require!(root, tracefs, unshare);
     // In a private mount namespace (the host keeps its mounts), with tracefs unmounted,
     // wasmprobe finds no tracing directory, mounts one, and works.
     let script = format!(
@@ -194,7 +180,7 @@ fn tracefs_is_mounted_when_missing() {
 
 #[test]
 fn stream_follows_a_command_and_prints_every_event_in_time_order() {
-    let Some(_) = root_tracefs("stream_follows_a_command_and_prints_every_event_in_time_order") else { return };
+    require!(root, tracefs, raw_syscalls);
     let _sweeps = SWEEPS.lock().unwrap_or_else(|e| e.into_inner());
     // Two processes making syscalls at once, on both CPUs when there are two: the readers
     // of the CPUs hand over their pages separately, and the lines must still be in order.

@@ -421,9 +421,7 @@ fn the_cli_builds_inspects_verifies_and_refuses_packs() {
     assert!(err.contains("only signed packs may run"), "{err}");
 
     // Root and tracefs needed from here on: uprobes on libc here, kprobes in the VM.
-    if !nix::unistd::geteuid().is_root() {
-        return;
-    }
+    testkit::require!("the live half": root, tracefs, uprobes);
     let out = ok(&wasmprobe(&["run", &t("signed.wpk"), "--trust", &t("alice.pub"), "--", "cat", "/etc/hostname"]));
     assert!(out.contains("open file='/etc/hostname'"), "{out}");
     // A manifest without the return probes: the plugin asks for one anyway, on any kernel.

@@ -2,8 +2,9 @@
 //! way we do, and a plugin replayed over a recording prints what it printed live, without
 //! root and without tracefs.
 
-use std::path::Path;
 use std::process::{Command, Output};
+
+use testkit::require;
 
 fn wasmprobe(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
@@ -21,19 +22,9 @@ fn ok(o: &Output) {
     assert!(o.status.success(), "stdout:\n{}\nstderr:\n{}", stdout(o), String::from_utf8_lossy(&o.stderr));
 }
 
-fn live(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() || !Path::new("/sys/kernel/tracing/uprobe_events").exists() {
-        eprintln!("SKIP {test}: needs root and tracefs with uprobes");
-        return false;
-    }
-    true
-}
-
 #[test]
 fn a_replay_prints_what_the_live_run_printed() {
-    if !live("replay_equals_live") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("hello.txt");
     std::fs::write(&file, "hi\n").unwrap();
@@ -70,9 +61,7 @@ fn a_replay_prints_what_the_live_run_printed() {
 
 #[test]
 fn json_output_of_a_replay_equals_the_live_run() {
-    if !live("json_replay") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().join("syscount.dat");
     let d = d.to_str().unwrap();
@@ -100,13 +89,7 @@ fn json_output_of_a_replay_equals_the_live_run() {
 
 #[test]
 fn trace_cmd_reads_our_recordings_like_we_do() {
-    if !live("trace_cmd_reads_ours") {
-        return;
-    }
-    if Command::new("trace-cmd").arg("--version").output().is_err() {
-        eprintln!("SKIP trace_cmd_reads_ours: trace-cmd is not installed (.ci/setup installs it)");
-        return;
-    }
+    require!(root, tracefs, uprobes, trace_cmd);
     let dir = tempfile::tempdir().unwrap();
     for version in ["6", "7"] {
         let dat = dir.path().join(format!("v{version}.dat"));

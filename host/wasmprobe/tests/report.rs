@@ -2,7 +2,8 @@
 //! trace-cmd records here of a small workload: sched, syscalls, raw_syscalls, irq, timer,
 //! workqueue and kmem events, as file version 6 (raw pages) and version 7 (zstd chunks).
 //!
-//! Needs root and trace-cmd; skips (saying why) without them. trace-cmd runs in a private
+//! Needs root, tracefs, trace-cmd and unshare (testkit: a skip on a laptop, a failure in CI).
+//! trace-cmd runs in a private
 //! mount namespace where the function-tracer control files this kernel refuses are replaced
 //! by scratch files (shared/DESIGN.md); event-only tracing never needs them. Whatever the
 //! recording changes in the top tracing instance is put back, and the test checks that it
@@ -16,20 +17,6 @@ use std::sync::Mutex;
 static TOP_INSTANCE: Mutex<()> = Mutex::new(());
 
 const EVENTS: [&str; 7] = ["sched", "syscalls", "raw_syscalls", "irq", "timer", "workqueue", "kmem"];
-
-fn skip_reason() -> Option<String> {
-    if !nix::unistd::geteuid().is_root() {
-        return Some("needs root to record with trace-cmd".into());
-    }
-    match Command::new("trace-cmd").arg("-h").output() {
-        Ok(_) => {}
-        Err(e) => return Some(format!("trace-cmd is not installed ({e})")),
-    }
-    if Command::new("unshare").arg("--help").output().is_err() {
-        return Some("unshare(1) is missing".into());
-    }
-    None
-}
 
 /// Tracing state of the top instance that trace-cmd may change.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,17 +159,9 @@ fn assert_same_lines(ours: &str, theirs: &str, what: &str) {
 }
 
 fn record_and_compare(test: &str, version: Option<&str>) {
-    if let Some(why) = skip_reason() {
-        eprintln!("SKIP {test}: {why}");
-        return;
-    }
-    let t = match tracefs::Tracefs::open() {
-        Ok(t) => t,
-        Err(e) => {
-            eprintln!("SKIP {test}: no usable tracefs: {e}");
-            return;
-        }
-    };
+    use testkit::need::*;
+    let Some(ready) = testkit::require(test, &[root, tracefs, trace_cmd, unshare]) else { return };
+    let t = ready.tracefs();
     let _one = TOP_INSTANCE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let before = top_state(&t);

@@ -13,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::sync::Arc;
 
 use plugin_support::*;
+use testkit::require;
 use wasmprobe::plugin::{BatchWriter, FixedKernel, Plugin, PluginSource, StdOutput, Value};
 
 // ---- the run's sink, in process ----
@@ -279,14 +280,6 @@ fn prints_and_wasi_stdout_of_a_flooding_plugin_are_json_lines() {
 
 // ---- the binary, live ----
 
-fn root(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() || !Path::new("/sys/kernel/tracing/uprobe_events").exists() {
-        eprintln!("SKIP {test}: needs root and tracefs with uprobe_events");
-        return false;
-    }
-    true
-}
-
 /// Runs the binary; returns its output and its pid (what its probes and instance are named after).
 fn run_wasmprobe(args: &[&str]) -> (Output, u32) {
     let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
@@ -360,9 +353,7 @@ fn assert_cat_opened(records: &[serde_json::Map<String, serde_json::Value>], fil
 
 #[test]
 fn exec_open_json_is_json_lines_and_the_commands_stdout_goes_to_stderr() {
-    if !root("exec_open_json") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let f = file_to_cat(dir.path(), "FILE-TEXT-jx1");
     let script = format!("echo MARKER-jx1; cat {f}");
@@ -379,9 +370,7 @@ fn exec_open_json_is_json_lines_and_the_commands_stdout_goes_to_stderr() {
 
 #[test]
 fn dash_o_takes_our_output_and_leaves_the_command_on_stdout() {
-    if !root("dash_o") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let f = file_to_cat(dir.path(), "FILE-TEXT-o1");
     let script = format!("echo MARKER-o1; cat {f}");
@@ -425,9 +414,7 @@ fn dash_o_takes_our_output_and_leaves_the_command_on_stdout() {
 
 #[test]
 fn syscount_json_is_records_only() {
-    if !root("syscount_json") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let (o, wp) = run_wasmprobe(&["run", "syscount", "--json", "--", "sh", "-c", "echo MARKER-sc1; ls / >/dev/null"]);
     let (out, err) = text(&o);
     assert_eq!(o.status.code(), Some(0), "stdout:\n{out}\nstderr:\n{err}");
@@ -443,9 +430,7 @@ fn syscount_json_is_records_only() {
 
 #[test]
 fn openlat_json_is_histogram_records() {
-    if !root("openlat_json") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let script = "echo MARKER-ol1; for i in 1 2 3 4 5 6 7 8; do cat /etc/hostname; done >/dev/null";
     let (o, wp) = run_wasmprobe(&["run", "openlat", "--json", "--", "sh", "-c", script]);
     let (out, err) = text(&o);
@@ -469,9 +454,7 @@ fn openlat_json_is_histogram_records() {
 
 #[test]
 fn readline_json_is_a_record_per_line_typed() {
-    if !root("readline_json") || !Path::new("/usr/bin/script").exists() {
-        return;
-    }
+    require!(root, tracefs, uprobes, program("script"));
     // An interactive bash on a pseudo-terminal (script(1)), so that bash reads with readline.
     let script = "printf '%s' \"$WP_INPUT\" | script -qc 'bash --norc --noprofile -i' /dev/null";
     let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
@@ -502,9 +485,7 @@ fn readline_json_is_a_record_per_line_typed() {
 
 #[test]
 fn a_recording_replays_to_the_same_json_lines() {
-    if !root("replay_json") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let f = file_to_cat(dir.path(), "FILE-TEXT-r1");
     let dat = dir.path().join("exec-open.dat");

@@ -5,6 +5,8 @@
 
 use std::process::{Command, Output, Stdio};
 
+use testkit::require;
+
 fn wasmprobe(args: &[&str]) -> Output {
     run_wasmprobe(args).0
 }
@@ -20,14 +22,6 @@ fn run_wasmprobe(args: &[&str]) -> (Output, u32) {
         .expect("run wasmprobe");
     let pid = child.id();
     (child.wait_with_output().expect("wait for wasmprobe"), pid)
-}
-
-fn root(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() || !std::path::Path::new("/sys/kernel/tracing/uprobe_events").exists() {
-        eprintln!("SKIP {test}: needs root and tracefs with uprobe_events");
-        return false;
-    }
-    true
 }
 
 fn text(o: &Output) -> (String, String) {
@@ -52,9 +46,7 @@ fn assert_kernel_clean(pid: u32) {
 
 #[test]
 fn exec_open_prints_the_files_a_command_opens() {
-    if !root("exec_open") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("opened-by-cat.txt");
     std::fs::write(&file, "x\n").unwrap();
@@ -75,9 +67,7 @@ fn exec_open_prints_the_files_a_command_opens() {
 
 #[test]
 fn exec_open_reports_a_failed_open() {
-    if !root("exec_open_failed") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let o = wasmprobe(&["run", "exec-open", "--", "cat", "/nonexistent/wasmprobe-file"]);
     let (out, _) = text(&o);
     assert_eq!(o.status.code(), Some(1), "the command's exit code is passed on");
@@ -89,9 +79,7 @@ fn exec_open_reports_a_failed_open() {
 
 #[test]
 fn syscount_counts_a_commands_syscalls() {
-    if !root("syscount") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let (o, pid) = run_wasmprobe(&["run", "syscount", "--", "ls", "/"]);
     let (out, err) = text(&o);
     assert!(o.status.success(), "{out}\n{err}");
@@ -104,9 +92,7 @@ fn syscount_counts_a_commands_syscalls() {
 
 #[test]
 fn openlat_prints_a_histogram() {
-    if !root("openlat") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let o = wasmprobe(&[
         "run",
         "openlat",
@@ -128,9 +114,7 @@ fn openlat_prints_a_histogram() {
 
 #[test]
 fn readline_shows_lines_typed_into_bash() {
-    if !root("readline") || !std::path::Path::new("/usr/bin/script").exists() {
-        return;
-    }
+    require!(root, tracefs, uprobes, program("script"));
     // An interactive bash on a pseudo-terminal (script(1)), so that bash reads with readline.
     let mut input = "echo wasmprobe-readline-test\nexit\n".as_bytes().to_vec();
     let script = "printf '%s' \"$WP_INPUT\" | script -qc 'bash --norc --noprofile -i' /dev/null";

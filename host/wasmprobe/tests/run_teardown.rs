@@ -1,19 +1,13 @@
 //! However a run ends, nothing of it stays in the kernel: a plugin stopped by its CPU budget, its
 //! memory cap or a trap; SIGTERM or SIGINT in the middle of a system-wide run.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-const T: &str = "/sys/kernel/tracing";
+use testkit::require;
 
-fn live(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() || !Path::new(&format!("{T}/uprobe_events")).exists() {
-        eprintln!("SKIP {test}: needs root and tracefs with uprobes");
-        return false;
-    }
-    true
-}
+const T: &str = "/sys/kernel/tracing";
 
 fn guest(stem: &str) -> PathBuf {
     PathBuf::from(env!("OUT_DIR")).join("guests").join(format!("{stem}.wasm"))
@@ -37,9 +31,7 @@ fn leftovers(pid: u32) -> Vec<String> {
 
 #[test]
 fn a_plugin_stopped_mid_run_is_named_and_the_kernel_is_left_clean() {
-    if !live("hostile_live") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     for (stem, why) in [("hostile_loop", "CPU budget"), ("hostile_memory", "memory"), ("hostile_trap", "trap")] {
         let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
             .args(["run", guest(stem).to_str().unwrap(), "--cpu-budget", "50ms", "--memory-mib", "16", "--"])
@@ -83,14 +75,12 @@ fn signal_mid_run(sig: nix::sys::signal::Signal) {
 
 #[test]
 fn sigterm_ends_a_run_cleanly() {
-    if live("sigterm") {
-        signal_mid_run(nix::sys::signal::Signal::SIGTERM);
-    }
+    require!(root, tracefs, uprobes);
+    signal_mid_run(nix::sys::signal::Signal::SIGTERM);
 }
 
 #[test]
 fn sigint_ends_a_run_cleanly() {
-    if live("sigint") {
-        signal_mid_run(nix::sys::signal::Signal::SIGINT);
-    }
+    require!(root, tracefs, uprobes);
+    signal_mid_run(nix::sys::signal::Signal::SIGINT);
 }

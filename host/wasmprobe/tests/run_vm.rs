@@ -3,14 +3,12 @@
 
 use std::process::Command;
 
+use testkit::require;
+
 #[test]
 #[ignore = "needs kprobe_events; run by the VM tier (tests/run-all.sh)"]
 fn exec_open_uses_kprobes_where_the_kernel_has_them() {
-    if !std::path::Path::new("/sys/kernel/tracing/kprobe_events").exists() {
-        assert!(std::env::var_os("KP_IN_VM").is_none(), "the VM kernel must have kprobe_events");
-        eprintln!("SKIP exec_open_uses_kprobes: this kernel has no kprobe events");
-        return;
-    }
+    require!(root, tracefs, kprobes);
     // The host root is read-only in the VM: compile cache in the guest's /tmp. The guest CPU is
     // emulated (TCG), tens of times slower than this machine's: the default 100 ms budget per
     // batch is for real CPUs.

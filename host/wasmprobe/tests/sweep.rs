@@ -7,19 +7,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use testkit::require;
 use tracefs::{dynevent_get_all, instances, Instance, Tracefs};
-
-fn live(test: &str) -> Option<Tracefs> {
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP {test}: needs root");
-        return None;
-    }
-    if std::fs::read_link("/proc/self/ns/pid").map_or(true, |l| l.as_os_str() != "pid:[4026531836]") {
-        eprintln!("SKIP {test}: not in the initial pid namespace (runs do not sweep there)");
-        return None;
-    }
-    Tracefs::open().map_err(|e| eprintln!("SKIP {test}: no usable tracefs: {e}")).ok()
-}
 
 fn wasmprobe() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_wasmprobe"));
@@ -137,7 +126,8 @@ fn check_swept(t: &Tracefs, pid: u32, expected: &[String], stderr: &str, by: &st
 
 #[test]
 fn the_next_run_record_or_stream_removes_what_a_killed_run_left_and_says_so() {
-    let Some(t) = live("sweep") else { return };
+    // Runs sweep only in the initial pid namespace, where a pid names any process.
+    let t = require!(root, tracefs, uprobes, initial_pid_namespace).tracefs();
     let v = Victims { t: t.clone(), children: Mutex::new(Vec::new()) };
     let dir = tempfile::tempdir().unwrap();
     let dat: PathBuf = dir.path().join("x.dat");

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use testkit::{need, require};
+
 /// What `wasmprobe run` puts before a probe's arming error (the tag of the hostile plugin).
 const RUN_PREFIX: &str = "wasmprobe: error: hostile_plan: cannot arm the probes: ";
 const REAL: &str = "/sys/kernel/tracing";
@@ -129,10 +131,6 @@ fn without_sweep(stderr: &[u8]) -> String {
         .collect()
 }
 
-fn root_with_uprobes() -> bool {
-    nix::unistd::geteuid().is_root() && Path::new(&format!("{REAL}/uprobe_events")).exists()
-}
-
 /// Every kind of file that is not a program, each with the reason wasmprobe gives.
 struct NotPrograms {
     _dir: tempfile::TempDir,
@@ -201,10 +199,7 @@ fn a_plan_uprobe_on_a_file_that_is_not_a_program_is_refused_before_anything_is_w
         );
         assert_eq!(watch.changes(), Vec::<String>::new(), "{target}: nothing is written to tracefs");
     }
-    if !root_with_uprobes() {
-        eprintln!("SKIP the real-tracefs half: needs root and uprobes");
-        return;
-    }
+    require!("the real-tracefs half": root, tracefs, uprobes);
     for (target, path, reason) in &np.cases {
         let arg = format!("target={target}");
         let args = ["run", plugin.to_str().unwrap(), "--arg", "case=uprobe", "--arg", &arg];
@@ -235,6 +230,8 @@ fn uprobe_add_on_a_file_that_is_not_a_program_is_refused_before_anything_is_writ
     let t = scratch_tracefs(scratch.path());
     let watch = Watch::new(&[t.clone(), t.join("instances")]);
     let group = format!("wasmprobe_{}_utargets", std::process::id());
+    let half = format!("{}: the real-tracefs half", testkit::test_name!());
+    let live = testkit::require(&half, &[need::root, need::tracefs, need::uprobes]).is_some();
     for (target, path, reason) in &np.cases {
         let args = ["uprobe", "add", "-s", &group, "-e", "x", target];
         let o = wasmprobe(&args, &np.cwd, &[("TRACEFS", &t)]);
@@ -243,7 +240,7 @@ fn uprobe_add_on_a_file_that_is_not_a_program_is_refused_before_anything_is_writ
             format!("wasmprobe: error: probe {group}/x: uprobe target {path}: refused by wasmprobe: {reason}\n");
         assert_eq!(String::from_utf8_lossy(&o.stderr), expected, "{target}");
         assert_eq!(watch.changes(), Vec::<String>::new(), "{target}: nothing is written to tracefs");
-        if root_with_uprobes() {
+        if live {
             let o = wasmprobe(&args, &np.cwd, &[]);
             assert_eq!(without_sweep(&o.stderr), expected, "{target}");
             let events = std::fs::read_to_string(format!("{REAL}/uprobe_events")).unwrap();
@@ -272,10 +269,7 @@ fn a_symbol_in_a_file_that_is_not_elf_is_refused_by_us_not_the_kernel() {
 /// command line, whatever the current directory holds.
 #[test]
 fn libc_by_name_still_resolves() {
-    if !root_with_uprobes() {
-        eprintln!("SKIP libc_by_name_still_resolves: needs root and uprobes");
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let np = not_programs();
     // A decoy named like the library in the current directory changes nothing.
     std::fs::copy("/bin/true", np.cwd.join("libc")).unwrap();
