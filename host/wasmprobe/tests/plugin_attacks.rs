@@ -6,7 +6,7 @@
 //! matters (measured in a child process), and nothing of ours left in tracefs.
 //!
 //! The guests are in guest-examples/hostile/{sneak,wasi,alien,hostcalls,stack}. Tests that need
-//! root and tracefs say SKIP without them.
+//! root and tracefs say so with `require!` (a skip fails under WASMPROBE_REQUIRE_ALL=1).
 
 mod plugin_support;
 
@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use plugin_support::*;
+use testkit::require;
 use wasmprobe::plugin::{BatchWriter, Error, FixedKernel, Plan, Plugin, PluginSource, Policy, Sandbox};
 
 fn kernel() -> Arc<FixedKernel> {
@@ -569,10 +570,7 @@ fn a_cache_others_can_write_is_never_mapped() {
     let p = Plugin::from_bytes("trap", &wasm, &sandbox, Box::new(Capture::default())).unwrap();
     assert_eq!(p.load_info().cache, CacheOutcome::Compiled(format!("{} is writable by others", shared.display())));
 
-    if !nix::unistd::geteuid().is_root() {
-        eprintln!("SKIP the planted-file half: needs root to give a file to another user");
-        return;
-    }
+    require!("a file of another user's, planted": root);
     let ours = dir.path().join("ours");
     let planted = ours.join(&key);
     std::fs::create_dir(&ours).unwrap();
@@ -591,14 +589,6 @@ fn a_cache_others_can_write_is_never_mapped() {
 // ------------------------------------------------------------------------------------------
 
 const TRACEFS: &str = "/sys/kernel/tracing";
-
-fn root(test: &str) -> bool {
-    if !nix::unistd::geteuid().is_root() || !Path::new(TRACEFS).join("uprobe_events").exists() {
-        eprintln!("SKIP {test}: needs root and tracefs with uprobe_events");
-        return false;
-    }
-    true
-}
 
 /// Runs the wasmprobe binary (no backtraces); returns its exit code, stdout, stderr, its pid
 /// and its peak RSS in KiB.
@@ -683,9 +673,7 @@ impl Drop for Victim {
 /// removable.
 #[test]
 fn a_tracepoint_on_somebodys_dynamic_event_is_refused_before_anything_is_written() {
-    if !root("dynamic_event_source") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let victim = Victim::new();
     let target = format!("{}.victim", victim.group);
     let (code, _, err, pid, _) = wasmprobe(&[
@@ -719,9 +707,7 @@ fn a_tracepoint_on_somebodys_dynamic_event_is_refused_before_anything_is_written
 /// as text, not as control bytes.
 #[test]
 fn inspect_prints_no_control_characters_of_the_plugin() {
-    if !root("inspect_escapes") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     for (case, shown) in [
         ("escape", "  tracepoint t                raw_syscalls:sys_enter\\u{1b}[8m   [allowed]"),
         (
@@ -743,9 +729,7 @@ fn inspect_prints_no_control_characters_of_the_plugin() {
 /// left behind.
 #[test]
 fn a_kernel_symbol_in_uprobe_fetchargs_is_refused_by_the_kernel() {
-    if !root("uprobe_ksym") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let (code, _, err, pid, _) = wasmprobe(&[
         "run",
         guest_file("hostile_sneak").to_str().unwrap(),
@@ -770,9 +754,7 @@ fn a_kernel_symbol_in_uprobe_fetchargs_is_refused_by_the_kernel() {
 /// each file is resolved once and arming hears the stop between probes.
 #[test]
 fn sigterm_while_arming_many_uprobes_on_a_huge_library_ends_the_run_within_a_second() {
-    if !root("arming_sigterm") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let sysroot = Command::new("rustc").args(["--print", "sysroot"]).output().unwrap();
     let lib = PathBuf::from(String::from_utf8_lossy(&sysroot.stdout).trim()).join("lib");
     let Some(llvm) = std::fs::read_dir(&lib)
@@ -819,9 +801,7 @@ fn sigterm_while_arming_many_uprobes_on_a_huge_library_ends_the_run_within_a_sec
 /// second of init). Now it keeps the known features and the symbols that exist only.
 #[test]
 fn made_up_feature_and_symbol_names_cost_the_host_nothing_to_keep() {
-    if !root("kernel_questions") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     for case in ["supports-many", "symbol-huge"] {
         let t = Instant::now();
         let (code, _, err, pid, peak_kib) = wasmprobe(&[
@@ -852,9 +832,7 @@ fn made_up_feature_and_symbol_names_cost_the_host_nothing_to_keep() {
 /// error is one line of at most 1 KiB of its text.
 #[test]
 fn a_plugin_cannot_forge_our_lines_or_drive_the_terminal() {
-    if !root("forge") {
-        return;
-    }
+    require!(root, tracefs, uprobes);
     let plugin = guest_file("hostile_hostcalls");
     let plugin = plugin.to_str().unwrap();
     let (code, out, err, pid, _) =
