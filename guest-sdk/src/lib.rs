@@ -45,6 +45,7 @@ mod event;
 pub mod fxhash;
 #[doc(hidden)]
 pub mod rt;
+pub mod timeline;
 
 pub use batch::{Record, Records, HEADER_LEN};
 pub use event::Event;

@@ -4,9 +4,13 @@
 //!
 //! With `--json`, one record per row of the histogram instead, `low` inclusive and `high`
 //! exclusive: `{"hist":"@usecs","low":4,"high":8,"count":12}`.
+//!
+//! On the timeline (`--perfetto FILE`): every open as a slice "open" on its thread's track,
+//! from entry to return, with the file and the result as arguments.
 
 use std::collections::HashMap;
 
+use wasmprobe_guest::timeline::{self, Track};
 use wasmprobe_guest::{
     emit_record, kernel_supports, println, wants_records, Args, Event, Plan, Plugin, ProbeId, Value,
 };
@@ -14,8 +18,8 @@ use wasmprobe_guest::{
 #[derive(Default)]
 struct OpenLat {
     entries: Vec<ProbeId>,
-    /// Entry timestamp per thread still inside open.
-    started: HashMap<i32, u64>,
+    /// Entry timestamp (and, for the timeline, the file) per thread still inside open.
+    started: HashMap<i32, (u64, String)>,
     /// hist[0] counts 0, hist[k] counts [2^(k-1), 2^k).
     hist: Vec<u64>,
 }
@@ -23,27 +27,45 @@ struct OpenLat {
 impl Plugin for OpenLat {
     fn init(&mut self, _args: &Args) -> Result<Plan, String> {
         let mut plan = Plan::new();
+        // The file and the result are fetched for the timeline's slices (a replay of this
+        // recording may ask for them even if the live run did not draw).
         if kernel_supports("kprobe") {
-            self.entries = vec![plan.kprobe("open", "do_sys_openat2", "")];
-            plan.kretprobe("openret", "do_sys_openat2", "");
+            self.entries = vec![plan.kprobe("open", "do_sys_openat2", "file=+0($arg2):ustring")];
+            plan.kretprobe("openret", "do_sys_openat2", "ret=%ax");
         } else {
-            self.entries = vec![plan.uprobe("open", "libc:open", ""), plan.uprobe("openat", "libc:openat", "")];
-            plan.uretprobe("openret", "libc:open", "");
-            plan.uretprobe("openatret", "libc:openat", "");
+            self.entries = vec![
+                plan.uprobe("open", "libc:open", "file=+0(%di):ustring"),
+                plan.uprobe("openat", "libc:openat", "file=+0(%si):ustring"),
+            ];
+            plan.uretprobe("openret", "libc:open", "ret=$retval:s32");
+            plan.uretprobe("openatret", "libc:openat", "ret=$retval:s32");
         }
-        // Pairs are matched by pid and timed by timestamp, both in every record's header:
-        // no field of the events is needed.
+        // Pairs are matched by pid and timed by timestamp, both in every record's header: the
+        // histogram needs no field of the events, the timeline the file and the result.
+        let drawing = timeline::enabled();
         for i in 0..plan.probes().len() {
-            plan.fields(ProbeId(i as u32), &[]);
+            let id = ProbeId(i as u32);
+            let fields: &[&str] = match (drawing, self.entries.contains(&id)) {
+                (false, _) => &[],
+                (true, true) => &["file"],
+                (true, false) => &["ret"],
+            };
+            plan.fields(id, fields);
         }
         Ok(plan)
     }
 
     fn on_event(&mut self, ev: &Event) {
         if self.entries.contains(&ev.probe()) {
-            self.started.insert(ev.pid(), ev.ts());
-        } else if let Some(start) = self.started.remove(&ev.pid()) {
-            let usecs = ev.ts().saturating_sub(start) / 1000;
+            let file = if timeline::enabled() { ev.str("file").into_owned() } else { String::new() };
+            self.started.insert(ev.pid(), (ev.ts(), file));
+        } else if let Some((start, file)) = self.started.remove(&ev.pid()) {
+            let dur = ev.ts().saturating_sub(start);
+            if timeline::enabled() {
+                let args = [("file", Value::Str(file)), ("ret", Value::S64(ev.i64("ret")))];
+                timeline::slice(&Track::thread(ev.pid()), "open", start, dur, &args);
+            }
+            let usecs = dur / 1000;
             let bucket = if usecs == 0 { 0 } else { 64 - usecs.leading_zeros() as usize };
             if self.hist.len() <= bucket {
                 self.hist.resize(bucket + 1, 0);

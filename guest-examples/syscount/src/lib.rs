@@ -5,10 +5,17 @@
 //! (`{"syscall":0,"count":3}`, `{"pid":1234,"comm":"cat","count":3}` with `--json`, and
 //! `{"lost":N}` when the kernel lost events). Records are the default with `--json`
 //! (`--arg records=0` keeps the tables, each line then a `{"plugin":..,"line":..}` object).
+//!
+//! On the timeline (`--perfetto FILE`): a counter track "syscalls per second", one value per
+//! second of the trace clock (at the second's start: the calls made in it; a second without
+//! calls is a 0, the last second counts what it saw).
 
 use std::collections::HashMap;
 
+use wasmprobe_guest::timeline::{self, Track};
 use wasmprobe_guest::{emit_record, lost_events, println, wants_records, Args, Event, Plan, Plugin, Value};
+
+const SECOND: u64 = 1_000_000_000;
 
 #[derive(Default)]
 struct Syscount {
@@ -17,6 +24,21 @@ struct Syscount {
     by_id: HashMap<i64, u64>,
     /// Per pid: its comm (as first seen) and count.
     by_pid: HashMap<i32, (String, u64)>,
+    /// For the timeline: the second being counted (trace clock) and its calls so far.
+    second: Option<(u64, u64)>,
+}
+
+impl Syscount {
+    /// Puts the finished second's count on the counter track, and a 0 for the next second if
+    /// no call came in it.
+    fn close_second(&mut self, next: Option<u64>) {
+        let Some((s, n)) = self.second else { return };
+        let track = Track::global("syscalls per second");
+        timeline::counter(&track, s * SECOND, n as f64);
+        if next.is_some_and(|next| next > s + 1) {
+            timeline::counter(&track, (s + 1) * SECOND, 0.0);
+        }
+    }
 }
 
 impl Plugin for Syscount {
@@ -30,11 +52,22 @@ impl Plugin for Syscount {
     }
 
     fn on_event(&mut self, ev: &Event) {
+        if timeline::enabled() {
+            let s = ev.ts() / SECOND;
+            match &mut self.second {
+                Some((cur, n)) if *cur == s => *n += 1,
+                _ => {
+                    self.close_second(Some(s));
+                    self.second = Some((s, 1));
+                }
+            }
+        }
         *self.by_id.entry(ev.i64("id")).or_default() += 1;
         self.by_pid.entry(ev.pid()).or_insert_with(|| (ev.comm().to_string(), 0)).1 += 1;
     }
 
     fn finish(&mut self) {
+        self.close_second(None);
         let mut ids: Vec<_> = self.by_id.iter().collect();
         ids.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
         let mut pids: Vec<_> = self.by_pid.iter().collect();

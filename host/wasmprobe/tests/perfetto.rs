@@ -17,8 +17,18 @@ use traceevent::{EventFormat, TraceDat};
 
 // ---- prerequisites and running things ----------------------------------------------------
 
+/// What a test needs besides python3 with the `perfetto` package.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Needs {
+    /// Nothing else.
+    Python,
+    /// Root and tracefs with uprobes (it records), and trace-cmd.
+    Live,
+}
+
 /// Whether `test` can run here; prints SKIP (or fails under WASMPROBE_REQUIRE_ALL=1) if not.
-fn require(test: &str, live: bool) -> bool {
+fn require(test: &str, needs: Needs) -> bool {
+    let live = needs == Needs::Live;
     let mut missing = Vec::new();
     if live && !nix::unistd::geteuid().is_root() {
         missing.push("root".to_string());
@@ -27,7 +37,7 @@ fn require(test: &str, live: bool) -> bool {
         missing.push("tracefs with uprobes at /sys/kernel/tracing".to_string());
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
-    if !std::env::split_paths(&path).any(|d| d.join("trace-cmd").is_file()) {
+    if live && !std::env::split_paths(&path).any(|d| d.join("trace-cmd").is_file()) {
         missing.push("trace-cmd".to_string());
     }
     let py = Command::new("python3")
@@ -408,7 +418,7 @@ fn compare(dat: &Path, pf: &Value) -> Compared {
 /// zstd-compressed version 7: both equal `trace-cmd report` field by field.
 #[test]
 fn convert_equals_trace_cmd_report_field_by_field() {
-    if !require("convert_equals_trace_cmd_report_field_by_field", true) {
+    if !require("convert_equals_trace_cmd_report_field_by_field", Needs::Live) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -463,7 +473,7 @@ fn convert_equals_trace_cmd_report_field_by_field() {
 /// output file (nor a temporary one) left behind; an existing output stays as it was.
 #[test]
 fn a_damaged_trace_dat_is_refused_with_its_offset_and_leaves_no_output() {
-    if !require("a_damaged_trace_dat_is_refused_with_its_offset_and_leaves_no_output", true) {
+    if !require("a_damaged_trace_dat_is_refused_with_its_offset_and_leaves_no_output", Needs::Live) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -518,4 +528,208 @@ fn a_damaged_trace_dat_is_refused_with_its_offset_and_leaves_no_output() {
         text(&o.stderr),
         "wasmprobe: error: /etc/hostname is not a trace.dat we can read: trace.dat: not a trace.dat file (bad magic)\n"
     );
+}
+
+// ---- plugins on the timeline -------------------------------------------------------------
+
+mod plugin_support;
+
+use std::sync::{Arc, Mutex};
+
+use plugin_support::{exec_open_uprobe_layouts, load_builtin, sys_enter_layout, Payload};
+use wasmprobe::perfetto::{Machine, ThreadInfo, TraceWriter};
+use wasmprobe::plugin::{BatchWriter, FixedKernel, Mark, Scope, Timeline, Track, Value as V};
+
+/// A timeline that keeps every mark.
+#[derive(Clone, Default)]
+struct Marks(Arc<Mutex<Vec<Mark>>>);
+
+impl Timeline for Marks {
+    fn mark(&mut self, _plugin: &str, mark: Mark) {
+        self.0.lock().unwrap().push(mark);
+    }
+}
+
+fn no_kprobes() -> Arc<FixedKernel> {
+    Arc::new(FixedKernel::with_features(&["uprobe", "tracepoint"]))
+}
+
+/// The histogram openlat prints for latencies 0, 3, 3, 5 and 1500 us (plugin_examples.rs).
+fn openlat_hist() -> Vec<String> {
+    let bar = |n: usize| format!("{:<52}", "@".repeat(n));
+    let mut want = vec![
+        "@usecs:".to_string(),
+        format!("[0]                    1 |{}|", bar(26)),
+        format!("[1]                    0 |{}|", bar(0)),
+        format!("[2, 4)                 2 |{}|", bar(52)),
+        format!("[4, 8)                 1 |{}|", bar(26)),
+    ];
+    for (lo, hi) in
+        [("8", "16"), ("16", "32"), ("32", "64"), ("64", "128"), ("128", "256"), ("256", "512"), ("512", "1K")]
+    {
+        want.push(format!("{:<16}{:>8} |{}|", format!("[{lo}, {hi})"), 0, bar(0)));
+    }
+    want.push(format!("[1K, 2K)               1 |{}|", bar(26)));
+    want
+}
+
+/// openlat with a timeline: each open a slice "open" on its thread's own track, from entry to
+/// return, with the file and the result; the histogram as without one. Without a timeline it
+/// reads no field of the events (its plan projects them all away).
+#[test]
+fn openlat_draws_each_open_as_a_slice_on_its_thread() {
+    let marks = Marks::default();
+    let (mut p, out) = load_builtin("openlat");
+    p.set_timeline(Box::new(marks.clone()));
+    let plan = p.init(&[], no_kprobes()).unwrap();
+    let fields: Vec<_> = plan.probes.iter().map(|d| d.fields.clone().unwrap()).collect();
+    assert_eq!(fields, [vec!["file"], vec!["file"], vec!["ret"], vec!["ret"]]);
+    p.set_layouts(exec_open_uprobe_layouts()).unwrap();
+    let mut b = BatchWriter::new();
+    let mut ts = 1_000_000;
+    let mut want = Vec::new();
+    for (pid, us) in [(1, 0u64), (2, 3), (3, 3), (4, 5), (5, 1500)] {
+        let file = format!("/etc/f{pid}");
+        p.pack(&mut b, 1, 0, pid, ts, &Payload::new(2002, pid, 12).data_loc_str(16, &file).bytes);
+        let ret = if pid == 3 { -2 } else { pid + 2 };
+        let dur = us * 1000 + 10;
+        p.pack(&mut b, 3, 0, pid, ts + dur, &Payload::new(2004, pid, 20).u32_at(24, ret as u32).bytes);
+        want.push(Mark::Slice {
+            track: Track { scope: Scope::Thread(pid), name: String::new() },
+            name: "open".into(),
+            ts,
+            dur,
+            args: vec![("file".into(), V::Str(file)), ("ret".into(), V::I64(ret.into()))],
+        });
+        ts += 10_000_000;
+    }
+    p.on_batch(b.as_bytes(), 0).unwrap();
+    p.finish().unwrap();
+    assert_eq!(*marks.0.lock().unwrap(), want);
+    assert_eq!(out.lines(), openlat_hist());
+
+    let (mut p, _) = load_builtin("openlat");
+    let plan = p.init(&[], no_kprobes()).unwrap();
+    assert!(plan.probes.iter().all(|d| d.fields.as_deref() == Some(&[] as &[String])), "{plan:?}");
+}
+
+/// syscount with a timeline: a counter "syscalls per second" with each second's calls at the
+/// second's start, a 0 after a second with none, and the last second at the end; its tables as
+/// without one.
+#[test]
+fn syscount_draws_a_counter_of_syscalls_per_second() {
+    let marks = Marks::default();
+    let (mut p, out) = load_builtin("syscount");
+    p.set_timeline(Box::new(marks.clone()));
+    p.init(&[], no_kprobes()).unwrap();
+    p.set_layouts(vec![sys_enter_layout(9)]).unwrap();
+    let mut b = BatchWriter::new();
+    let s = 1_000_000_000u64;
+    for ts in [s + 200, s + 300, 2 * s - 1, 4 * s + 5, 4 * s + 6] {
+        p.pack(&mut b, 0, 0, 1234, ts, &Payload::new(9, 1234, 56).u64_at(8, 0).bytes);
+    }
+    p.on_batch(b.as_bytes(), 0).unwrap();
+    b.clear();
+    p.pack(&mut b, 0, 1, 1234, 6 * s, &Payload::new(9, 1234, 56).u64_at(8, 0).bytes);
+    p.on_batch(b.as_bytes(), 0).unwrap();
+    p.finish().unwrap();
+    let track = Track { scope: Scope::Global, name: "syscalls per second".into() };
+    let counter = |ts: u64, value: f64| Mark::Counter { track: track.clone(), ts, value };
+    assert_eq!(
+        *marks.0.lock().unwrap(),
+        [counter(s, 3.0), counter(2 * s, 0.0), counter(4 * s, 2.0), counter(5 * s, 0.0), counter(6 * s, 1.0)]
+    );
+    let lines = out.lines();
+    assert!(lines.iter().any(|l| l == "       0          6"), "{lines:?}");
+}
+
+/// Marks as Perfetto's Python bindings read them: a thread's own track under its process,
+/// named tracks as its children, a process track, global and counter tracks, slices as
+/// begin/end pairs with typed arguments.
+#[test]
+fn marks_are_track_events_perfetto_reads() {
+    if !require("marks_are_track_events_perfetto_reads", Needs::Python) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("marks.pftrace");
+    let file = std::fs::File::create(&path).unwrap();
+    let mut w = TraceWriter::new(file, traceevent::Endian::Little, &Machine::default()).unwrap();
+    w.set_thread_lookup(Box::new(|tid| match tid {
+        100 => ThreadInfo { name: Some("worker".into()), tgid: Some(99) },
+        99 => ThreadInfo { name: Some("server".into()), tgid: Some(99) },
+        _ => ThreadInfo::default(),
+    }));
+    let t = |scope: Scope, name: &str| Track { scope, name: name.into() };
+    let args = vec![
+        ("s".to_string(), V::Str("x".into())),
+        ("i".to_string(), V::I64(-3)),
+        ("u".to_string(), V::U64(u64::MAX)),
+        ("f".to_string(), V::F64(0.5)),
+        ("b".to_string(), V::Bool(true)),
+    ];
+    for m in [
+        Mark::Slice { track: t(Scope::Thread(100), ""), name: "open".into(), ts: 1000, dur: 500, args: args.clone() },
+        Mark::Begin { track: t(Scope::Thread(100), "io"), name: "read".into(), ts: 1100, args: vec![] },
+        Mark::End { track: t(Scope::Thread(100), "io"), ts: 1200 },
+        Mark::Instant { track: t(Scope::Process(99), "events"), name: "ping".into(), ts: 1300, args: vec![] },
+        Mark::Counter { track: t(Scope::Global, "rate"), ts: 1000, value: 2.5 },
+        Mark::Counter { track: t(Scope::Thread(100), ""), ts: 1400, value: 7.0 },
+    ] {
+        w.mark(&m).unwrap();
+    }
+    let (_, written) = w.finish().unwrap();
+    assert_eq!((written.marks, written.dropped_marks), (6, 0));
+    let pf = dump(&path);
+    let tracks: Vec<&Value> = pf["tracks"].as_array().unwrap().iter().collect();
+    let by_uuid: HashMap<u64, &Value> = tracks.iter().map(|t| (t["uuid"].as_u64().unwrap(), *t)).collect();
+    let thread = tracks.iter().find(|t| t.get("thread").is_some()).unwrap();
+    assert_eq!(thread["thread"], serde_json::json!({"pid": 99, "tid": 100, "name": "worker"}));
+    let named = |name: &str| {
+        *tracks.iter().find(|t| t["name"] == name).unwrap_or_else(|| panic!("no track {name}: {tracks:?}"))
+    };
+    assert_eq!(named("io")["parent"], thread["uuid"]);
+    let process = tracks.iter().find(|t| t.get("process").is_some()).unwrap();
+    assert_eq!(process["process"], serde_json::json!({"pid": 99, "name": "server"}));
+    assert_eq!(named("events")["parent"], process["uuid"]);
+    assert_eq!((named("rate")["parent"].clone(), named("rate")["counter"].clone()), (Value::Null, Value::Bool(true)));
+    assert_eq!(
+        (named("value")["parent"].clone(), named("value")["counter"].clone()),
+        (thread["uuid"].clone(), Value::Bool(true))
+    );
+    let marks: Vec<(u64, &str, &str, Option<&str>)> = pf["marks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| {
+            let track = by_uuid[&m["track"].as_u64().unwrap()];
+            let tname = track["name"].as_str().unwrap_or("(own)");
+            (m["ts"].as_u64().unwrap(), m["type"].as_str().unwrap(), tname, m["name"].as_str())
+        })
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            (1000, "TYPE_SLICE_BEGIN", "(own)", Some("open")),
+            (1500, "TYPE_SLICE_END", "(own)", None),
+            (1100, "TYPE_SLICE_BEGIN", "io", Some("read")),
+            (1200, "TYPE_SLICE_END", "io", None),
+            (1300, "TYPE_INSTANT", "events", Some("ping")),
+            (1000, "TYPE_COUNTER", "rate", None),
+            (1400, "TYPE_COUNTER", "value", None),
+        ]
+    );
+    let m = &pf["marks"][0];
+    assert_eq!(
+        m["args"],
+        serde_json::json!([
+            ["s", "string_value", "x"],
+            ["i", "int_value", -3],
+            ["u", "uint_value", u64::MAX],
+            ["f", "double_value", 0.5],
+            ["b", "bool_value", true]
+        ])
+    );
+    assert_eq!(pf["marks"][5]["value"], 2.5);
+    assert!(pf["marks"].as_array().unwrap().iter().all(|m| m["seq"] == 2));
 }

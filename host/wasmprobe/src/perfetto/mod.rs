@@ -1,7 +1,10 @@
 //! Perfetto traces (ui.perfetto.dev, trace processor) from recordings and live runs.
 //!
 //! - [`convert()`]: a trace.dat, ours or trace-cmd's, v6 or v7, to a `.pftrace`.
-//! - [`TraceWriter`]: the streaming writer under it: kernel records in, Perfetto packets out.
+//! - [`LiveTrace`]: `--perfetto FILE` of `run`, `record` and `stream`: the run's records (a
+//!   [`PerfettoSink`] beside its other sinks) and its plugin's timeline marks.
+//! - [`TraceWriter`]: the streaming writer under both: kernel records and marks in, Perfetto
+//!   packets out.
 //!
 //! # What becomes what
 //!
@@ -39,10 +42,13 @@
 pub mod convert;
 mod file;
 pub mod ftrace;
+pub mod live;
 pub mod proto;
+pub mod tracks;
 mod wire;
 pub mod writer;
 
 pub use convert::{convert, Converted};
 pub use file::PendingFile;
+pub use live::{live_threads, LiveTrace, PerfettoSink};
 pub use writer::{Machine, ThreadInfo, ThreadLookup, TraceWriter, Written};

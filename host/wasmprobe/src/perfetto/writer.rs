@@ -13,8 +13,11 @@ use std::io::Write;
 use prost::Message;
 use traceevent::{Endian, EventFormat};
 
+use crate::plugin::Mark;
+
 use super::ftrace::{Encoder, TgidHint};
 use super::proto::{self, trace_packet::Data};
+use super::tracks::Tracks;
 use super::wire::{put_varint, varint_len};
 
 /// A CPU's bundle is written once its events take this many bytes.
@@ -73,6 +76,10 @@ pub struct Written {
     pub unknown: u64,
     /// Threads named in the process tree.
     pub threads: u64,
+    /// Plugin marks written.
+    pub marks: u64,
+    /// Plugin marks dropped: they would have made more than [`super::tracks::MAX_TRACKS`] tracks.
+    pub dropped_marks: u64,
 }
 
 /// Writes a Perfetto trace to `W` as records arrive (see the module docs).
@@ -84,6 +91,7 @@ pub struct TraceWriter<W: Write> {
     last_pid: Vec<i32>,
     threads: HashMap<i32, Thread>,
     lookup: Option<ThreadLookup>,
+    tracks: Tracks,
     first_ts: Option<u64>,
     scratch: Vec<u8>,
     written: Written,
@@ -106,6 +114,7 @@ impl<W: Write> TraceWriter<W> {
             last_pid: Vec::new(),
             threads: HashMap::new(),
             lookup: None,
+            tracks: Tracks::default(),
             first_ts: None,
             scratch: Vec::with_capacity(BUNDLE_BYTES + 64),
             written: Written::default(),
@@ -191,14 +200,24 @@ impl<W: Write> TraceWriter<W> {
     }
 
     fn thread(&mut self, tid: i32) -> &mut Thread {
-        let lookup = &mut self.lookup;
-        self.threads.entry(tid).or_insert_with(|| Thread {
-            info: match lookup {
-                Some(l) if tid > 0 => l(tid),
-                _ => ThreadInfo::default(),
-            },
-            seen: false,
-        })
+        thread_in(&mut self.threads, &mut self.lookup, tid)
+    }
+
+    /// Writes a plugin's mark (see [`super::tracks`]): descriptors of the tracks it is the
+    /// first to use, then its track events.
+    pub fn mark(&mut self, mark: &Mark) -> std::io::Result<()> {
+        let (threads, lookup) = (&mut self.threads, &mut self.lookup);
+        let dropped = self.tracks.dropped;
+        let packets = self.tracks.packets(mark, &mut |tid| thread_in(threads, lookup, tid).info.clone());
+        if self.tracks.dropped > dropped {
+            self.written.dropped_marks += 1;
+            return Ok(());
+        }
+        for p in &packets {
+            self.packet(p)?;
+        }
+        self.written.marks += 1;
+        Ok(())
     }
 
     fn hint(&mut self, h: TgidHint) {
@@ -301,6 +320,17 @@ impl<W: Write> TraceWriter<W> {
             .collect();
         proto::ProcessTree { processes, threads }
     }
+}
+
+/// Thread `tid` of `threads`, asking `lookup` about it the first time.
+fn thread_in<'t>(threads: &'t mut HashMap<i32, Thread>, lookup: &mut Option<ThreadLookup>, tid: i32) -> &'t mut Thread {
+    threads.entry(tid).or_insert_with(|| Thread {
+        info: match lookup {
+            Some(l) if tid > 0 => l(tid),
+            _ => ThreadInfo::default(),
+        },
+        seen: false,
+    })
 }
 
 /// The `SystemInfo` packet of `machine`. trace-cmd stores `uname` as "sysname nodename

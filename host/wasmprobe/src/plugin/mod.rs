@@ -50,6 +50,7 @@ pub mod plan;
 pub mod project;
 pub mod runtime;
 pub mod sandbox;
+pub mod timeline;
 
 pub use batch::{BatchReader, BatchRecord, BatchWriter};
 pub use cache::CacheOutcome;
@@ -61,6 +62,7 @@ pub use plan::{Plan, PlanError, Policy, ProbeDecl, ProbeKind};
 pub use project::Projection;
 pub use runtime::{LoadInfo, Plugin, PluginSource};
 pub use sandbox::Sandbox;
+pub use timeline::{Mark, Scope, Timeline, Track};
 
 /// The example plugins built into the binary (built by build.rs from guest-examples/).
 const BUILTINS: &[(&str, &[u8])] = &[

@@ -75,6 +75,8 @@ pub(crate) struct State {
     pub(crate) comm: Box<dyn CommLookup>,
     pub(crate) layouts: Vec<wit::Layout>,
     pub(crate) lost_total: u64,
+    /// Where the plugin's timeline marks go; `None`: nowhere (`timeline.enabled` is false).
+    pub(crate) timeline: Option<Box<dyn super::Timeline>>,
     clock: CallClock,
     /// The plugin's monotonic clock (WASI's `now`), to tell whether a timer is due.
     clock_base: PluginClock,
@@ -274,6 +276,7 @@ impl Plugin {
             comm: Box::new(ProcComm),
             layouts: Vec::new(),
             lost_total: 0,
+            timeline: None,
             clock: CallClock {
                 started: Instant::now(),
                 budget: sandbox.setup_budget,
@@ -334,6 +337,12 @@ impl Plugin {
     /// Replaces how `kernel.comm` finds command names (default: `/proc/<pid>/comm`).
     pub fn set_comm_lookup(&mut self, comm: Box<dyn CommLookup>) {
         self.store.data_mut().comm = comm;
+    }
+
+    /// Keeps the plugin's timeline marks in `timeline` (default: none kept, and the plugin's
+    /// `timeline.enabled` says false). Set it before `init`, so the plugin knows from the start.
+    pub fn set_timeline(&mut self, timeline: Box<dyn super::Timeline>) {
+        self.store.data_mut().timeline = Some(timeline);
     }
 
     /// Calls the plugin's `init` with its `--arg` pairs; `kernel` answers its feature and

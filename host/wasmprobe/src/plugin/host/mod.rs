@@ -1,11 +1,12 @@
 //! The host side of each WIT interface, one module per interface, each holding only its `Host`
 //! impl on the store's [`State`](crate::plugin::runtime::State) (the layout of wasmtime-wasi's
 //! `p2/host/`). What the impls hand their work to lives beside this module: [`super::output`],
-//! [`super::kernel`].
+//! [`super::kernel`], [`super::timeline`].
 
 mod kernel;
 mod output;
 mod run;
+mod timeline;
 
 use crate::plugin::bindings::types as wit;
 use crate::plugin::ProbeKind;
