@@ -596,7 +596,8 @@ fn wasmprobe(args: &[&str]) -> (i32, String, String, u32, u64) {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
     #[allow(clippy::zombie_processes)] // reaped by wait4 in wait_rusage
-    let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+    let peak_file = dir.path().join("peak");
+    let child = measured(&peak_file, Path::new(env!("CARGO_BIN_EXE_wasmprobe")))
         .args(args)
         .env_remove("RUST_BACKTRACE")
         .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
@@ -605,8 +606,9 @@ fn wasmprobe(args: &[&str]) -> (i32, String, String, u32, u64) {
         .stderr(std::fs::File::create(&err).unwrap())
         .spawn()
         .unwrap();
-    let pid = child.id();
-    let (code, peak) = wait_rusage(pid as i32);
+    let pid = measured_pid(child.id());
+    let (code, _) = wait_rusage(child.id() as i32);
+    let peak = measured_peak(&peak_file);
     (code, std::fs::read_to_string(out).unwrap(), std::fs::read_to_string(err).unwrap(), pid, peak)
 }
 
@@ -901,7 +903,8 @@ fn in_child(name: &str) -> (bool, String, u64) {
     let dir = tempfile::tempdir().unwrap();
     let log = dir.path().join("out");
     let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(std::env::current_exe().unwrap())
+    let peak_file = dir.path().join("peak");
+    let child = measured(&peak_file, &std::env::current_exe().unwrap())
         .args(["--exact", name, "--ignored", "--nocapture", "--test-threads=1"])
         .env_remove("RUST_BACKTRACE")
         .stdin(Stdio::null())
@@ -909,9 +912,41 @@ fn in_child(name: &str) -> (bool, String, u64) {
         .stderr(file)
         .spawn()
         .unwrap();
-    let (status, peak_kib) = wait_rusage(child.id() as i32);
+    let (status, _) = wait_rusage(child.id() as i32);
+    let peak_kib = measured_peak(&peak_file);
     let out = std::fs::read_to_string(&log).unwrap();
     (status == 0, out, peak_kib)
+}
+
+/// `program` run under GNU time, which writes the program's peak RSS (KiB) to `peak_file`.
+/// Measuring from this process would not do: a child it spawns starts with this process's
+/// (large, test-harness) RSS as its high-water mark, since the kernel carries the spawning
+/// process's peak across the exec into the child's rusage; `time` is small and forks.
+fn measured(peak_file: &Path, program: &Path) -> Command {
+    let mut c = Command::new("/usr/bin/time");
+    c.args(["-f", "%M", "-o"]).arg(peak_file).arg(program);
+    c
+}
+
+/// The pid of the program `time` (pid `time_pid`) runs, as soon as it has forked it.
+fn measured_pid(time_pid: u32) -> u32 {
+    let children = format!("/proc/{time_pid}/task/{time_pid}/children");
+    let start = Instant::now();
+    loop {
+        if let Some(pid) =
+            std::fs::read_to_string(&children).ok().and_then(|c| c.split_whitespace().next()?.parse().ok())
+        {
+            return pid;
+        }
+        assert!(start.elapsed() < Duration::from_secs(10), "time never started its program");
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// The peak RSS (KiB) `time` wrote.
+fn measured_peak(peak_file: &Path) -> u64 {
+    let text = std::fs::read_to_string(peak_file).unwrap();
+    text.lines().filter_map(|l| l.trim().parse().ok()).next_back().unwrap_or_else(|| panic!("time wrote {text:?}"))
 }
 
 /// Waits for `pid`; its exit status and peak RSS in KiB.
