@@ -1,6 +1,7 @@
 //! wasmprobe: run trace logic against the Linux kernel through tracefs. This crate holds the
 //! command line and what ties the `tracefs` and `traceevent` crates into runs.
 
+pub mod agent;
 pub mod child;
 pub mod cli;
 pub mod datwrite;

@@ -72,6 +72,34 @@ impl Pipeline {
         &self.session
     }
 
+    /// The armed probes and their instance, to arm or remove probes between steps (the
+    /// agent's reload).
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// Events lost so far, per CPU.
+    pub fn lost(&self) -> &[u64] {
+        self.pump.lost()
+    }
+
+    /// Enables the armed events, for a caller that pumps with [`Pipeline::step`] itself (the
+    /// agent: no command, no pid to follow, no end but a signal).
+    pub fn start(&mut self) -> Result<()> {
+        self.session.enable()
+    }
+
+    /// Waits up to `timeout` for the readers and hands every complete round to `sink`.
+    pub fn step(&mut self, sink: &mut dyn RecordSink, timeout: Duration) -> Result<()> {
+        self.pump.step(&self.session, sink, timeout)
+    }
+
+    /// Disables the events and drains what the buffers still hold into `sink`.
+    pub fn drain(&mut self, sink: &mut dyn RecordSink) -> Result<()> {
+        self.session.stop()?;
+        self.pump.finish(&self.session, sink)
+    }
+
     /// Has every raw page read also go to `tap` (a recording).
     pub fn set_tap(&mut self, tap: PageTap) {
         self.pump.set_tap(tap);

@@ -39,6 +39,8 @@ pub struct PluginOptions {
     pub sandbox: Sandbox,
     /// Which pack signers to trust (`--trust`, `--trust-dir`); none set: any pack runs.
     pub trust: crate::pack::TrustPolicy,
+    /// Serve the run's metrics for Prometheus here (`run --metrics-listen`).
+    pub metrics_listen: Option<String>,
 }
 
 impl PluginOptions {
@@ -182,7 +184,17 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
         Some(s) => s,
         None => &mut null,
     };
-    let outcome = pipeline.follow(trace, command_stdout, sink);
+    let metrics = match plugin_opts.and_then(|p| p.metrics_listen.as_deref().map(|a| (a, p))) {
+        Some((addr, p)) => Some(crate::agent::metrics::RunMetrics::serve(addr, &tag_of(&p.plugin))?),
+        None => None,
+    };
+    let outcome = match &metrics {
+        Some(m) => {
+            m.set_ready();
+            pipeline.follow(trace, command_stdout, &mut m.wrap(sink))
+        }
+        None => pipeline.follow(trace, command_stdout, sink),
+    };
     drop(plugin_sink);
     // A plugin that failed mid-run gets no `finish`; the pipeline still comes down on drop.
     let outcome = outcome?;

@@ -28,6 +28,8 @@ pub struct ArmedProbe {
     pub format: String,
     /// The event id (`common_type` of its records).
     pub id: u16,
+    /// Still armed: false once [`Session::remove`] took it out (its index stays taken).
+    pub active: bool,
 }
 
 /// A running session. Drop order: the instance first (which disables its events), then the
@@ -39,6 +41,11 @@ pub struct Session {
     armed: Vec<ArmedProbe>,
     /// Armed probe by event id: looked up for every record.
     by_id: ProbeIds,
+    /// The declaration of each armed probe, by index (what [`Session::add`] and
+    /// [`Session::remove`] recompute the filters and routes from).
+    decls: Vec<ProbeDecl>,
+    /// Whether the events are enabled (probes added now are enabled at once).
+    enabled: bool,
 }
 
 impl Session {
@@ -62,6 +69,8 @@ impl Session {
             created: Vec::new(),
             armed: Vec::new(),
             by_id: ProbeIds::default(),
+            decls: requests.to_vec(),
+            enabled: false,
         };
         let group = owned::group_name(tag);
         for (index, req) in requests.iter().enumerate() {
@@ -70,10 +79,83 @@ impl Session {
                 s.create(&group, req, targets[index].take()).with_context(|| format!("probe {}", req.name))?;
             let format = event_format(tracefs, &system, &event)?;
             let id = parse_id(&format).with_context(|| format!("probe {}: no ID in its format", req.name))?;
-            s.armed.push(ArmedProbe { index, system, event, format, id });
+            s.armed.push(ArmedProbe { index, system, event, format, id, active: true });
         }
-        s.set_filters(requests)?;
+        s.set_filters(requests, false)?;
         Ok(s)
+    }
+
+    /// Arms more probes in the running session, in group `tag` (the agent adding a plugin
+    /// between pump steps); they are enabled at once if the session is. Returns their indexes,
+    /// which follow every index given so far. On failure, what this call made is removed and
+    /// the session is as it was.
+    pub fn add(&mut self, tag: &str, requests: &[ProbeDecl]) -> Result<std::ops::Range<usize>> {
+        let first = self.armed.len();
+        let group = owned::group_name(tag);
+        let made = (|| -> Result<()> {
+            for (i, req) in requests.iter().enumerate() {
+                let (system, event) = self.create(&group, req, None).with_context(|| format!("probe {}", req.name))?;
+                let format = event_format(&self.tracefs, &system, &event)?;
+                let id = parse_id(&format).with_context(|| format!("probe {}: no ID in its format", req.name))?;
+                self.armed.push(ArmedProbe { index: first + i, system, event, format, id, active: true });
+                self.decls.push(req.clone());
+            }
+            self.reroute()?;
+            if self.enabled {
+                for p in &self.armed[first..] {
+                    self.instance().event_enable(Some(&p.system), Some(&p.event))?;
+                }
+            }
+            Ok(())
+        })();
+        if let Err(e) = made {
+            let _ = self.remove(&(first..self.armed.len()).collect::<Vec<_>>());
+            self.armed.truncate(first);
+            self.decls.truncate(first);
+            let _ = self.reroute();
+            return Err(e);
+        }
+        Ok(first..self.armed.len())
+    }
+
+    /// Takes the probes `indexes` out of the running session: disabled in our instance
+    /// (unless another armed probe reads the same event), removed from the kernel if they are
+    /// ours, and routed nowhere. Their indexes are not given again.
+    pub fn remove(&mut self, indexes: &[usize]) -> Result<()> {
+        let mut first_err = None;
+        for &i in indexes {
+            let Some(p) = self.armed.get(i).filter(|p| p.active).cloned() else { continue };
+            self.armed[i].active = false;
+            let shared = self.armed.iter().any(|o| o.active && o.system == p.system && o.event == p.event);
+            if shared {
+                continue;
+            }
+            if let Err(e) = self.instance().event_disable(Some(&p.system), Some(&p.event)) {
+                first_err.get_or_insert(anyhow::Error::new(e));
+            }
+            if let Some(at) =
+                self.created.iter().position(|c| c.event().system == p.system && c.event().event == p.event)
+            {
+                if let Err(e) = self.created.remove(at).remove() {
+                    first_err
+                        .get_or_insert(anyhow::Error::new(e).context(format!("removing {}/{}", p.system, p.event)));
+                }
+            }
+        }
+        let rerouted = self.reroute();
+        match first_err {
+            Some(e) => Err(e),
+            None => rerouted,
+        }
+    }
+
+    /// Recomputes every event's filter and the routing table from the active probes.
+    fn reroute(&mut self) -> Result<()> {
+        self.by_id = ProbeIds::default();
+        let decls = std::mem::take(&mut self.decls);
+        let r = self.set_filters(&decls, true);
+        self.decls = decls;
+        r
     }
 
     /// Gives each event its filter in our instance, and fills the routing table. An event
@@ -81,9 +163,11 @@ impl Session {
     /// disjunction of theirs (none if one has none), and each declaration's own filter is
     /// applied to each record by [`ProbeIds::route`]. Every filter is first written alone, so
     /// a bad one is refused with the kernel's own reason and named.
-    fn set_filters(&mut self, requests: &[ProbeDecl]) -> Result<()> {
+    /// With `rebuild` (probes were added or removed), an event declared once and without a
+    /// filter gets its filter cleared, since it may have had a joined one.
+    fn set_filters(&mut self, requests: &[ProbeDecl], rebuild: bool) -> Result<()> {
         let mut by_id: std::collections::BTreeMap<u16, Vec<usize>> = Default::default();
-        for (i, a) in self.armed.iter().enumerate() {
+        for (i, a) in self.armed.iter().enumerate().filter(|(_, a)| a.active) {
             by_id.entry(a.id).or_default().push(i);
         }
         for members in by_id.values() {
@@ -97,6 +181,11 @@ impl Session {
                 }
             }
             if members.len() == 1 {
+                if rebuild && requests[first.index].filter.is_none() {
+                    self.instance()
+                        .event_filter_apply(&first.system, &first.event, "0")
+                        .with_context(|| format!("{}:{}: clearing its filter", first.system, first.event))?;
+                }
                 self.by_id.insert(first.id, first.index);
                 continue;
             }
@@ -186,20 +275,22 @@ impl Session {
     }
 
     /// Enables every armed probe in our instance (one write each).
-    pub fn enable(&self) -> Result<()> {
+    pub fn enable(&mut self) -> Result<()> {
         let inst = self.instance();
-        for p in &self.armed {
+        for p in self.armed.iter().filter(|p| p.active) {
             inst.event_enable(Some(&p.system), Some(&p.event))?;
         }
+        self.enabled = true;
         Ok(())
     }
 
     /// Stops recording into our buffer (the data already there stays readable).
-    pub fn stop(&self) -> Result<()> {
+    pub fn stop(&mut self) -> Result<()> {
         let inst = self.instance();
-        for p in &self.armed {
+        for p in self.armed.iter().filter(|p| p.active) {
             inst.event_disable(Some(&p.system), Some(&p.event))?;
         }
+        self.enabled = false;
         Ok(())
     }
 }

@@ -58,6 +58,9 @@ pub enum Command {
     },
     /// Print live events of this kernel like `trace-cmd report`, until Ctrl-C or COMMAND ends.
     Stream(StreamArgs),
+    /// Run every plugin of a config over one live pipeline, for a node: metrics for
+    /// Prometheus, events as JSON lines, reload on SIGHUP (see docs/agent.md).
+    Agent(AgentArgs),
     /// Remove what a killed wasmprobe run left in the kernel: our instances and probe groups
     /// whose process is gone, and nothing else.
     Cleanup {
@@ -129,6 +132,10 @@ pub struct RunArgs {
     /// Run the plugin over a recorded trace.dat instead of the live kernel (no root needed).
     #[arg(long, value_name = "FILE")]
     pub replay: Option<PathBuf>,
+    /// Serve the run's metrics (and the plugin's) for Prometheus at ADDR (HOST:PORT):
+    /// /metrics, /healthz, /readyz, as `wasmprobe agent` does.
+    #[arg(long, value_name = "ADDR", conflicts_with = "replay")]
+    pub metrics_listen: Option<String>,
     #[command(flatten)]
     pub trace: TraceArgs,
 }
@@ -155,6 +162,21 @@ pub struct RecordArgs {
     pub plugin_output: Option<PathBuf>,
     #[command(flatten)]
     pub trace: TraceArgs,
+}
+
+/// Arguments of `wasmprobe agent`.
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// The agent's config (TOML; see deploy/agent.example.toml).
+    #[arg(long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only validate the config and the plugins' plans, without touching the kernel.
+    #[arg(long)]
+    pub check: bool,
+    /// Serve /metrics, /healthz and /readyz here (HOST:PORT), instead of the config's
+    /// `metrics_listen`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<String>,
 }
 
 /// Arguments of `wasmprobe stream`.

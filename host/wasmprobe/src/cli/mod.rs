@@ -2,6 +2,7 @@
 //! the process's exit code (a traced command's own, when it failed), so `main` can return it
 //! after every destructor has run.
 
+mod agent;
 pub mod args;
 mod plugin;
 mod probes;
@@ -20,6 +21,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::Inspect(a) => plugin::inspect(a).map(|()| ExitCode::SUCCESS),
         Command::Record(a) => trace::record(a),
         Command::Stream(a) => trace::stream(a),
+        Command::Agent(a) => agent::agent(a).map(|()| ExitCode::SUCCESS),
         Command::Report { file } => trace::report(&file),
         Command::Convert { file, output } => trace::convert(&file, &output),
         Command::Pack(cmd) => crate::pack::cli::run(cmd).map(|()| ExitCode::SUCCESS),

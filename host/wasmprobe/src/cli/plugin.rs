@@ -31,6 +31,7 @@ pub(super) fn plugin_options(
         args: a.args,
         json: a.json,
         output,
+        metrics_listen: None,
         sandbox: crate::plugin::Sandbox {
             memory_limit_bytes: a.memory_mib << 20,
             callback_budget: a.cpu_budget,
@@ -50,7 +51,7 @@ pub(super) fn run(a: RunArgs) -> Result<ExitCode> {
     let opts = plugin_options(a.plugin, a.plugin_args, a.output)?;
     let out = match &a.replay {
         Some(file) => crate::replay::replay(&opts, file)?,
-        None => crate::run::run(&opts, &trace_options(a.trace))?,
+        None => crate::run::run(&PluginOptions { metrics_listen: a.metrics_listen, ..opts }, &trace_options(a.trace))?,
     };
     if out.lost > 0 {
         eprintln!("wasmprobe: {} events delivered, {} lost", out.events, out.lost);

@@ -1,0 +1,750 @@
+//! The agent's loop: one [`Pipeline`] (one instance, one set of per-CPU readers) for every
+//! plugin of the config. Each plugin runs on a thread of its own behind a bounded queue of
+//! batches: the pump thread packs each record for every plugin that declared it and hands
+//! full batches over without waiting; a plugin whose queue is full loses those events (counted
+//! as its own), so a slow plugin never makes the others lose any. A plugin that fails is
+//! stopped and started again by its restart policy; a reload (SIGHUP, or the file changed)
+//! starts, stops and replaces plugins and arms or removes their probes between two pump
+//! steps, while unchanged plugins go on untouched.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use anyhow::{Context, Result};
+use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use tracefs::Tracefs;
+
+use super::config::{Config, PluginSpec, Restart};
+use super::events::{AgentOutput, EventWriter};
+use super::metrics::{plugin_labels, AgentMetrics, Labels, PluginMetrics};
+use crate::pipeline::{Pages, Pipeline};
+use crate::plugin::{BatchWriter, Layout, Plan, ProbeDecl, Projection};
+use crate::pump::RecordSink;
+
+/// Records per batch at most (as `run`'s plugin sink).
+const MAX_BATCH: usize = 4096;
+/// The probe group and instance tag of the agent.
+const TAG: &str = "agent";
+
+/// What the pump thread sends a plugin's thread.
+enum ToWorker {
+    Layouts(Vec<Layout>),
+    Batch(BatchWriter, u64, Instant),
+}
+
+/// What a plugin's thread reports.
+enum Report {
+    Planned(Plan),
+    Failed(String),
+    Finished,
+}
+
+/// A report of generation `gen` of the plugin in slot `slot`.
+struct Status {
+    slot: usize,
+    gen: u64,
+    report: Report,
+}
+
+/// One plugin of the config and its running instance, if any.
+struct Slot {
+    spec: PluginSpec,
+    labels: Labels,
+    gen: u64,
+    /// Set once the plugin's probes are armed and its layouts given: records go to it.
+    tx: Option<Sender<ToWorker>>,
+    /// Until then (and between `Planned` and arming): the channel's other ends.
+    pending: Option<(Sender<ToWorker>, Receiver<BatchWriter>)>,
+    spare: Option<Receiver<BatchWriter>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    plan: Option<Plan>,
+    /// The armed probe (index in the session) of each plan probe.
+    armed: Vec<usize>,
+    projections: Vec<Option<Projection>>,
+    batch: BatchWriter,
+    /// Events the plugin lost that it has not been told of (the kernel's and its own drops).
+    pending_lost: u64,
+    /// Events it did not get since the last flush (queue full, or down).
+    dropped: u64,
+    failures_in_row: u32,
+    restart_at: Option<Instant>,
+    started: Instant,
+    /// Stopping for good (removed by a reload): its probes go when its thread has finished.
+    retiring: bool,
+}
+
+impl Slot {
+    fn new(spec: PluginSpec) -> Slot {
+        Slot {
+            labels: plugin_labels(&spec.config.name),
+            spec,
+            gen: 0,
+            tx: None,
+            pending: None,
+            spare: None,
+            thread: None,
+            plan: None,
+            armed: Vec::new(),
+            projections: Vec::new(),
+            batch: BatchWriter::new(),
+            pending_lost: 0,
+            dropped: 0,
+            failures_in_row: 0,
+            restart_at: None,
+            started: Instant::now(),
+            retiring: false,
+        }
+    }
+
+    fn name(&self) -> &str {
+        &self.spec.config.name
+    }
+
+    /// Hands the batch (and the losses not told yet) to the plugin's queue, or drops it.
+    fn send(&mut self) {
+        if self.batch.is_empty() && self.pending_lost == 0 {
+            return;
+        }
+        let Some(tx) = &self.tx else { return };
+        let fresh = self.spare.as_ref().and_then(|s| s.try_recv().ok()).unwrap_or_default();
+        let batch = std::mem::replace(&mut self.batch, fresh);
+        let n = batch.len() as u64;
+        match tx.try_send(ToWorker::Batch(batch, self.pending_lost, Instant::now())) {
+            Ok(()) => self.pending_lost = 0,
+            Err(
+                TrySendError::Full(ToWorker::Batch(mut b, ..)) | TrySendError::Disconnected(ToWorker::Batch(mut b, ..)),
+            ) => {
+                self.dropped += n;
+                self.pending_lost += n;
+                b.clear();
+                self.batch = b;
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+/// The agent's state: the pipeline, the plugins and the routes between them.
+pub struct Agent {
+    tracefs: Tracefs,
+    node: String,
+    config_path: PathBuf,
+    config: Config,
+    metrics: AgentMetrics,
+    plugin_metrics: Arc<PluginMetrics>,
+    writer: Arc<Mutex<EventWriter>>,
+    ready: Arc<AtomicBool>,
+    status_tx: Sender<Status>,
+    status_rx: Receiver<Status>,
+    router: Router,
+    /// The declarations armed so far, by session index (shared by identical ones).
+    armed_decls: Vec<ProbeDecl>,
+    /// How many plugins use each armed probe.
+    users: Vec<usize>,
+    pipeline: Option<Pipeline>,
+    config_mtime: Option<SystemTime>,
+}
+
+/// The pump's sink: each record to every plugin that declared its probe.
+struct Router {
+    slots: Vec<Option<Slot>>,
+    /// By session index: (slot, plan index) of every plugin reading that probe.
+    consumers: Vec<Vec<(usize, u32)>>,
+    metrics: AgentMetrics,
+    read: Vec<u64>,
+    read_reported: Vec<u64>,
+    lost_reported: Vec<u64>,
+}
+
+impl RecordSink for Router {
+    fn record(&mut self, probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()> {
+        if let Some(r) = self.read.get_mut(cpu as usize) {
+            *r += 1;
+        }
+        let Some(users) = self.consumers.get(probe) else { return Ok(()) };
+        for &(s, pi) in users {
+            let Some(slot) = self.slots[s].as_mut() else { continue };
+            if slot.tx.is_none() {
+                slot.dropped += 1;
+                continue;
+            }
+            match slot.projections.get(pi as usize).and_then(Option::as_ref) {
+                Some(p) => slot.batch.push_projected(pi, cpu, pid, ts, payload, p),
+                None => slot.batch.push(pi, cpu, pid, ts, payload),
+            }
+            if slot.batch.len() >= MAX_BATCH {
+                slot.send();
+            }
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, lost: &[u64]) -> Result<()> {
+        if self.read.len() < lost.len() {
+            self.read.resize(lost.len(), 0);
+            self.read_reported.resize(lost.len(), 0);
+        }
+        if self.lost_reported.len() < lost.len() {
+            self.lost_reported.resize(lost.len(), 0);
+        }
+        let mut new_lost = 0;
+        for (cpu, &l) in lost.iter().enumerate() {
+            let cpu_labels = vec![("cpu".to_string(), cpu.to_string())];
+            let d = l - self.lost_reported[cpu];
+            if d > 0 {
+                self.metrics.events_lost.get_or_create(&cpu_labels).inc_by(d);
+                self.lost_reported[cpu] = l;
+                new_lost += d;
+            }
+            let r = self.read[cpu] - self.read_reported[cpu];
+            if r > 0 {
+                self.metrics.events_read.get_or_create(&cpu_labels).inc_by(r);
+                self.read_reported[cpu] = self.read[cpu];
+            }
+        }
+        for slot in self.slots.iter_mut().flatten() {
+            if slot.tx.is_some() {
+                slot.pending_lost += new_lost;
+            }
+            slot.send();
+            if slot.dropped > 0 {
+                self.metrics.dropped.get_or_create(&slot.labels).inc_by(slot.dropped);
+                slot.dropped = 0;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Installs the SIGHUP handler; [`take_hangup`] tells whether one came.
+fn install_hup() -> Result<()> {
+    use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler, SigSet, Signal};
+    extern "C" fn on_hup(_: i32) {
+        HUP.store(true, Ordering::SeqCst);
+    }
+    let act = SigAction::new(SigHandler::Handler(on_hup), SaFlags::SA_RESTART, SigSet::empty());
+    // SAFETY: the handler only stores to an atomic.
+    unsafe { sigaction(Signal::SIGHUP, &act) }.context("installing a SIGHUP handler")?;
+    Ok(())
+}
+
+static HUP: AtomicBool = AtomicBool::new(false);
+
+fn take_hangup() -> bool {
+    HUP.swap(false, Ordering::SeqCst)
+}
+
+/// CPU time of the calling thread.
+fn thread_cpu() -> Duration {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes one timespec we own.
+    unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+    Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
+}
+
+fn mtime(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// A plugin's thread: load, `init`, wait for the layouts, then one `on-batch` per batch until
+/// the queue closes (then `finish`) or the plugin fails.
+#[allow(clippy::too_many_arguments)]
+fn worker(
+    spec: PluginSpec,
+    tracefs: Tracefs,
+    output: AgentOutput,
+    rx: Receiver<ToWorker>,
+    spare: Sender<BatchWriter>,
+    status: Sender<Status>,
+    (slot, gen): (usize, u64),
+    metrics: AgentMetrics,
+) {
+    let report = |r: Report| {
+        let _ = status.send(Status { slot, gen, report: r });
+    };
+    let labels = plugin_labels(&spec.config.name);
+    let cpu0 = thread_cpu();
+    let started = (|| -> Result<crate::plugin::Plugin> {
+        let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)?;
+        let mut plugin = source.load(&spec.sandbox, Box::new(output))?;
+        let plan = plugin.init(&spec.args, Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
+        plan.validate(&spec.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
+        source.check_plan(&plan)?;
+        crate::run::check_sources(&tracefs, &plan, &plugin)?;
+        report(Report::Planned(plan));
+        Ok(plugin)
+    })();
+    let mut plugin = match started {
+        Ok(p) => p,
+        Err(e) => return report(Report::Failed(format!("{e:#}"))),
+    };
+    let cpu = metrics.cpu_seconds.get_or_create_owned(&labels);
+    let delivered = metrics.delivered.get_or_create_owned(&labels);
+    let latency = metrics.batch_latency.get_or_create_owned(&labels);
+    let mut last_cpu = cpu0;
+    let account = |last: &mut Duration| {
+        let now = thread_cpu();
+        cpu.inc_by((now - *last).as_secs_f64());
+        *last = now;
+    };
+    account(&mut last_cpu);
+    while let Ok(msg) = rx.recv() {
+        let result = match msg {
+            ToWorker::Layouts(l) => plugin.set_layouts(l),
+            ToWorker::Batch(mut b, lost, sent) => {
+                let r = plugin.on_batch(b.as_bytes(), lost);
+                if r.is_ok() {
+                    delivered.inc_by(b.len() as u64);
+                    latency.observe(sent.elapsed().as_secs_f64());
+                }
+                b.clear();
+                let _ = spare.try_send(b);
+                r
+            }
+        };
+        account(&mut last_cpu);
+        if let Err(e) = result {
+            return report(Report::Failed(e.to_string()));
+        }
+    }
+    if let Err(e) = plugin.finish() {
+        eprintln!("wasmprobe: warning: {e}");
+    }
+    account(&mut last_cpu);
+    report(Report::Finished);
+}
+
+/// Identical declarations (kind, target, fetch arguments, filter, maxactive) are armed once.
+fn same_probe(a: &ProbeDecl, b: &ProbeDecl) -> bool {
+    a.kind == b.kind
+        && a.target == b.target
+        && a.fetchargs == b.fetchargs
+        && a.filter == b.filter
+        && a.maxactive == b.maxactive
+}
+
+impl Agent {
+    /// Reads and validates the config; nothing is started yet.
+    pub fn new(config_path: &Path) -> Result<Agent> {
+        let config = Config::read(config_path)?;
+        config.validate()?;
+        let node = config.node_name();
+        let plugin_metrics = Arc::new(PluginMetrics::default());
+        let labels: Vec<(String, String)> = config.labels.clone().into_iter().collect();
+        let metrics = AgentMetrics::new(&node, &labels, plugin_metrics.clone());
+        let writer = Arc::new(Mutex::new(EventWriter::open(&config.events)?));
+        let (status_tx, status_rx) = unbounded();
+        let tracefs = crate::owned::open_for_run()?;
+        Ok(Agent {
+            tracefs,
+            node,
+            config_mtime: mtime(config_path),
+            config_path: config_path.to_path_buf(),
+            config,
+            router: Router {
+                slots: Vec::new(),
+                consumers: Vec::new(),
+                metrics: metrics.clone(),
+                read: Vec::new(),
+                read_reported: Vec::new(),
+                lost_reported: Vec::new(),
+            },
+            metrics,
+            plugin_metrics,
+            writer,
+            ready: Arc::new(AtomicBool::new(false)),
+            status_tx,
+            status_rx,
+            armed_decls: Vec::new(),
+            users: Vec::new(),
+            pipeline: None,
+        })
+    }
+
+    /// The config in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The metrics the agent keeps (served by [`super::metrics::serve`]).
+    pub fn metrics(&self) -> AgentMetrics {
+        self.metrics.clone()
+    }
+
+    /// Set once the probes are armed and the plugins run (`/readyz`).
+    pub fn ready_flag(&self) -> Arc<AtomicBool> {
+        self.ready.clone()
+    }
+
+    /// Starts generation `gen + 1` of the plugin in `slot`.
+    fn spawn(&mut self, s: usize) -> Result<()> {
+        let queue = self.config.queue_batches;
+        let (tracefs, node, writer, status, metrics) = (
+            self.tracefs.clone(),
+            self.node.clone(),
+            self.writer.clone(),
+            self.status_tx.clone(),
+            self.metrics.clone(),
+        );
+        let slot = self.router.slots[s].as_mut().expect("live slot");
+        slot.gen += 1;
+        let (tx, rx) = bounded(queue);
+        let (spare_tx, spare_rx) = bounded(queue + 2);
+        let version = slot_version(&slot.spec);
+        let output = AgentOutput::new(writer, &node, slot.name(), &version);
+        let (spec, gen) = (slot.spec.clone(), slot.gen);
+        slot.pending = Some((tx, spare_rx));
+        slot.restart_at = None;
+        slot.started = Instant::now();
+        slot.thread = Some(
+            std::thread::Builder::new()
+                .name(format!("wasmprobe-{}", slot.name()))
+                .spawn(move || worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics))
+                .context("starting a plugin thread")?,
+        );
+        Ok(())
+    }
+
+    /// Arms (or shares) the probes of `plan` for the plugin in `slot` and gives it its layouts.
+    fn attach(&mut self, s: usize, plan: Plan) -> Result<()> {
+        let name = self.router.slots[s].as_ref().expect("live slot").name().to_string();
+        // Plan probes identical to one armed already share it; the others are armed now
+        // (once each, even when the plan repeats one).
+        let mut armed = vec![0usize; plan.probes.len()];
+        let mut new_of: Vec<Option<usize>> = vec![None; plan.probes.len()];
+        let mut new: Vec<ProbeDecl> = Vec::new();
+        for (i, d) in plan.probes.iter().enumerate() {
+            let active = |k: usize| self.users.get(k).is_some_and(|&u| u > 0);
+            if let Some(k) = (0..self.armed_decls.len()).find(|&k| active(k) && same_probe(&self.armed_decls[k], d)) {
+                armed[i] = k;
+            } else if let Some(j) = new.iter().position(|n| same_probe(n, d)) {
+                new_of[i] = Some(j);
+            } else {
+                let mut renamed = d.clone();
+                // Unique in our group whatever the plugins called their probes.
+                renamed.name = format!("p{}_{}", self.armed_decls.len() + new.len(), d.name);
+                renamed.name.truncate(63);
+                new_of[i] = Some(new.len());
+                new.push(renamed);
+            }
+        }
+        if !new.is_empty() {
+            let pipeline = self.pipeline.as_mut().expect("attach after the pipeline exists");
+            let range = pipeline
+                .session_mut()
+                .add(TAG, &new)
+                .with_context(|| format!("plugin {name}: cannot arm its probes"))?;
+            for (a, j) in armed.iter_mut().zip(&new_of) {
+                if let Some(j) = j {
+                    *a = range.start + j;
+                }
+            }
+            self.armed_decls.extend(new);
+            self.users.resize(self.armed_decls.len(), 0);
+        }
+        self.wire(s, plan, armed)
+    }
+
+    /// Routes the armed probes `armed` to the plugin in `slot` and sends it its layouts.
+    fn wire(&mut self, s: usize, plan: Plan, armed: Vec<usize>) -> Result<()> {
+        let session = self.pipeline.as_ref().expect("pipeline").session();
+        let mut layouts = Vec::with_capacity(armed.len());
+        let mut projections = Vec::with_capacity(armed.len());
+        for (&k, d) in armed.iter().zip(&plan.probes) {
+            let p = &session.probes()[k];
+            let l = crate::run::layout_of(&p.system, &p.event, p.id, &p.format)?;
+            projections.push(match &d.fields {
+                Some(f) => Some(Projection::new(&l, f).map_err(|m| anyhow::anyhow!("probe {}: {m}", d.name))?),
+                None => None,
+            });
+            layouts.push(l);
+        }
+        if self.router.consumers.len() < self.armed_decls.len() {
+            self.router.consumers.resize(self.armed_decls.len(), Vec::new());
+        }
+        for (pi, &k) in armed.iter().enumerate() {
+            self.users[k] += 1;
+            self.router.consumers[k].push((s, pi as u32));
+        }
+        let slot = self.router.slots[s].as_mut().expect("live slot");
+        let (tx, spare) = slot.pending.take().expect("planned slot has its channel");
+        tx.send(ToWorker::Layouts(layouts)).ok();
+        slot.tx = Some(tx);
+        slot.spare = Some(spare);
+        slot.plan = Some(plan);
+        slot.armed = armed;
+        slot.projections = projections;
+        slot.pending_lost = 0;
+        self.metrics.up.get_or_create(&slot.labels).set(1);
+        Ok(())
+    }
+
+    /// Stops routing to the plugin in `slot` and releases its probes (removed from the kernel
+    /// when no other plugin reads them).
+    fn unwire(&mut self, s: usize) -> Result<()> {
+        let Some(slot) = self.router.slots[s].as_mut() else { return Ok(()) };
+        slot.tx = None;
+        slot.spare = None;
+        let armed = std::mem::take(&mut slot.armed);
+        slot.plan = None;
+        let mut gone = Vec::new();
+        for &k in &armed {
+            self.router.consumers[k].retain(|&(o, _)| o != s);
+            self.users[k] -= 1;
+            if self.users[k] == 0 {
+                gone.push(k);
+            }
+        }
+        gone.sort_unstable();
+        gone.dedup();
+        if !gone.is_empty() {
+            if let Some(p) = &mut self.pipeline {
+                p.session_mut().remove(&gone)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs until SIGINT/SIGTERM: starts the plugins, arms their probes in one pipeline,
+    /// pumps, supervises, reloads.
+    pub fn run(&mut self) -> Result<()> {
+        crate::child::install_stop_handlers()?;
+        install_hup()?;
+        let specs = self.config.validate()?;
+        for spec in specs {
+            self.router.slots.push(Some(Slot::new(spec)));
+        }
+        // The first plans are armed together, in one instance.
+        for s in 0..self.router.slots.len() {
+            self.spawn(s)?;
+        }
+        let mut planned: HashMap<usize, Plan> = HashMap::new();
+        let mut waiting: Vec<usize> = (0..self.router.slots.len()).collect();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while !waiting.is_empty() && Instant::now() < deadline && !crate::child::stop_requested() {
+            let Ok(st) = self.status_rx.recv_timeout(Duration::from_millis(100)) else { continue };
+            waiting.retain(|&w| w != st.slot);
+            match st.report {
+                Report::Planned(plan) => {
+                    planned.insert(st.slot, plan);
+                }
+                other => self.handle(Status { report: other, ..st })?,
+            }
+        }
+        self.pipeline = Some(Pipeline::arm(&self.tracefs, TAG, &[], Pages::Live)?);
+        let mut order: Vec<usize> = planned.keys().copied().collect();
+        order.sort_unstable();
+        for s in order {
+            let plan = planned.remove(&s).expect("listed");
+            if let Err(e) = self.attach(s, plan) {
+                self.fail(s, &format!("{e:#}"))?;
+            }
+        }
+        self.pipeline.as_mut().expect("armed").start()?;
+        self.ready.store(true, Ordering::SeqCst);
+        let mut last_check = Instant::now();
+        while !crate::child::stop_requested() {
+            let pipeline = self.pipeline.as_mut().expect("armed");
+            pipeline.step(&mut self.router, Duration::from_millis(100))?;
+            while let Ok(st) = self.status_rx.try_recv() {
+                self.handle(st)?;
+            }
+            let now = Instant::now();
+            let due: Vec<usize> = (0..self.router.slots.len())
+                .filter(|&s| self.router.slots[s].as_ref().is_some_and(|sl| sl.restart_at.is_some_and(|t| t <= now)))
+                .collect();
+            for s in due {
+                self.metrics.restarts.get_or_create(&self.router.slots[s].as_ref().expect("live").labels).inc();
+                self.spawn(s)?;
+            }
+            let changed = now.duration_since(last_check) >= Duration::from_secs(1) && {
+                last_check = now;
+                let m = mtime(&self.config_path);
+                m != self.config_mtime
+            };
+            if take_hangup() || changed {
+                self.config_mtime = mtime(&self.config_path);
+                self.reload();
+            }
+        }
+        self.shutdown()
+    }
+
+    /// Acts on a plugin thread's report.
+    fn handle(&mut self, st: Status) -> Result<()> {
+        let Some(slot) = self.router.slots[st.slot].as_mut() else { return Ok(()) };
+        if slot.gen != st.gen {
+            return Ok(());
+        }
+        match st.report {
+            Report::Planned(_) if slot.retiring => {}
+            Report::Planned(plan) => {
+                if let Err(e) = self.attach(st.slot, plan) {
+                    self.fail(st.slot, &format!("{e:#}"))?;
+                }
+            }
+            Report::Failed(why) => self.fail(st.slot, &why)?,
+            Report::Finished => {
+                if let Some(t) = slot.thread.take() {
+                    let _ = t.join();
+                }
+                if slot.retiring {
+                    self.router.slots[st.slot] = None;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The plugin in `slot` failed: stop routing to it, and restart it later by its policy.
+    fn fail(&mut self, s: usize, why: &str) -> Result<()> {
+        // One line: the reason, without the trap's backtrace.
+        let first = why.lines().next().unwrap_or(why).trim_end_matches(" at wasm backtrace:");
+        let name = self.router.slots[s].as_ref().map_or("?", |x| x.name());
+        eprintln!("wasmprobe: error: plugin {name}: {first}");
+        self.unwire(s)?;
+        let slot = self.router.slots[s].as_mut().expect("live slot");
+        slot.pending = None;
+        if let Some(t) = slot.thread.take() {
+            let _ = t.join();
+        }
+        self.metrics.failures.get_or_create(&slot.labels).inc();
+        self.metrics.up.get_or_create(&slot.labels).set(0);
+        // A plugin that ran well for a while starts its backoff again from the first delay.
+        if slot.started.elapsed() >= slot.spec.backoff_max * 2 {
+            slot.failures_in_row = 0;
+        }
+        if slot.spec.config.restart == Restart::OnFailure && !slot.retiring {
+            let factor = 1u32.checked_shl(slot.failures_in_row.min(20)).unwrap_or(u32::MAX);
+            let delay = slot.spec.backoff.saturating_mul(factor).min(slot.spec.backoff_max);
+            slot.restart_at = Some(Instant::now() + delay);
+            slot.failures_in_row += 1;
+        }
+        Ok(())
+    }
+
+    /// Re-reads the config: added plugins start, removed ones stop, changed ones are replaced;
+    /// the others are not touched. A config that does not validate changes nothing.
+    fn reload(&mut self) {
+        let result = (|| -> Result<()> {
+            let config = Config::read(&self.config_path)?;
+            let specs = config.validate()?;
+            if config.events != self.config.events || config.metrics_listen != self.config.metrics_listen {
+                eprintln!("wasmprobe: warning: reload: events and metrics_listen take effect at the next start");
+            }
+            let keep: Vec<bool> = self
+                .router
+                .slots
+                .iter()
+                .map(|s| s.as_ref().is_some_and(|s| !s.retiring && specs.iter().any(|n| n.config == s.spec.config)))
+                .collect();
+            for (s, keep) in keep.into_iter().enumerate() {
+                if self.router.slots[s].as_ref().is_some_and(|x| !x.retiring) && !keep {
+                    self.retire(s)?;
+                }
+            }
+            for spec in specs {
+                let running = self.router.slots.iter().flatten().any(|s| !s.retiring && s.spec.config == spec.config);
+                if !running {
+                    self.router.slots.push(Some(Slot::new(spec)));
+                    let s = self.router.slots.len() - 1;
+                    self.spawn(s)?;
+                }
+            }
+            self.config = config;
+            Ok(())
+        })();
+        let outcome = match result {
+            Ok(()) => "ok",
+            Err(e) => {
+                eprintln!("wasmprobe: error: reload refused, the running plugins stay as they were: {e:#}");
+                "refused"
+            }
+        };
+        self.metrics.reloads.get_or_create(&vec![("result".to_string(), outcome.to_string())]).inc();
+    }
+
+    /// Stops the plugin in `slot` for good: its queue closes, it finishes, its probes go.
+    fn retire(&mut self, s: usize) -> Result<()> {
+        // What was collected for it so far is delivered before its queue closes.
+        if let Some(slot) = self.router.slots[s].as_mut() {
+            slot.send();
+            slot.retiring = true;
+            slot.restart_at = None;
+            slot.pending = None;
+            self.plugin_metrics.remove(slot.name());
+            self.metrics.up.get_or_create(&slot.labels).set(0);
+        }
+        self.unwire(s)?;
+        if let Some(slot) = self.router.slots[s].as_mut() {
+            if slot.thread.is_none() {
+                self.router.slots[s] = None;
+            }
+        }
+        Ok(())
+    }
+
+    /// Drains the buffers into the plugins, closes their queues, lets each finish.
+    fn shutdown(&mut self) -> Result<()> {
+        let drained = match &mut self.pipeline {
+            Some(p) => p.drain(&mut self.router),
+            None => Ok(()),
+        };
+        for slot in self.router.slots.iter_mut().flatten() {
+            slot.tx = None;
+            slot.pending = None;
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.router.slots.iter().flatten().any(|s| s.thread.is_some()) && Instant::now() < deadline {
+            match self.status_rx.recv_timeout(Duration::from_millis(100)) {
+                Ok(st) => {
+                    if let Some(slot) = self.router.slots[st.slot].as_mut() {
+                        if matches!(st.report, Report::Finished | Report::Failed(_)) {
+                            if let Report::Failed(why) = &st.report {
+                                eprintln!("wasmprobe: error: plugin {}: {why}", slot.name());
+                            }
+                            if let Some(t) = slot.thread.take() {
+                                let _ = t.join();
+                            }
+                        }
+                    }
+                }
+                Err(_) => continue,
+            }
+        }
+        self.pipeline = None;
+        drained
+    }
+}
+
+/// The version the plugin's events carry: its pack's, or the binary's for a built-in or a
+/// plain component.
+fn slot_version(spec: &PluginSpec) -> String {
+    match crate::pack::RunSource::resolve(&spec.config.source, &spec.trust) {
+        Ok(crate::pack::RunSource::Pack { pack, .. }) => pack.manifest().version.clone(),
+        _ => env!("CARGO_PKG_VERSION").to_string(),
+    }
+}
+
+/// `wasmprobe agent --check`: validates the config and asks every plugin for its plan
+/// (under a kernel that says it can do everything) without touching the kernel.
+pub fn check(config_path: &Path) -> Result<String> {
+    let config = Config::read(config_path)?;
+    let specs = config.validate().with_context(|| format!("config {}", config_path.display()))?;
+    for spec in &specs {
+        let name = &spec.config.name;
+        let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)
+            .with_context(|| format!("plugin {name}"))?;
+        let mut plugin = source
+            .load(&spec.sandbox, Box::new(crate::plugin::StdOutput::default()))
+            .with_context(|| format!("plugin {name}"))?;
+        let kernel = Arc::new(crate::plugin::FixedKernel::with_features(&["kprobe", "uprobe", "eprobe", "tracepoint"]));
+        let plan = plugin.init(&spec.args, kernel).with_context(|| format!("plugin {name}"))?;
+        plan.validate(&spec.policy).with_context(|| format!("plugin {name}: its probe plan was refused"))?;
+        source.check_plan(&plan).with_context(|| format!("plugin {name}"))?;
+    }
+    Ok(format!("config {}: valid, {} plugin(s)", config_path.display(), specs.len()))
+}

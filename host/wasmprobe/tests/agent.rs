@@ -1,0 +1,279 @@
+//! `wasmprobe agent`: its config check, its HTTP endpoints, a real Prometheus scraping it while
+//! plugins run (one of them trapping and restarted), reloads while a workload runs, and the
+//! Kubernetes manifests of deploy/kubernetes/ checked against the binary.
+//!
+//! Prerequisites: root with tracefs and raw_syscalls for the live tests, Debian's `prometheus`
+//! (installed by .ci/setup) for the scrape test, `gcc` for the workload. Without one a test
+//! prints SKIP and passes; with `WASMPROBE_REQUIRE_ALL=1` (tests/run-all.sh, so CI) it fails.
+//! Every process a test starts is stopped at the end even when the test fails (Drop guards).
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_wasmprobe");
+
+fn guest(stem: &str) -> String {
+    PathBuf::from(env!("OUT_DIR")).join("guests").join(format!("{stem}.wasm")).display().to_string()
+}
+
+/// One HTTP GET: (status line, headers, body).
+fn http_get(addr: &str, path: &str, accept: Option<&str>) -> std::io::Result<(String, String, String)> {
+    let mut s = TcpStream::connect(addr)?;
+    s.set_read_timeout(Some(Duration::from_secs(10)))?;
+    let accept = accept.map(|a| format!("Accept: {a}\r\n")).unwrap_or_default();
+    write!(s, "GET {path} HTTP/1.1\r\nHost: {addr}\r\n{accept}Connection: close\r\n\r\n")?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)?;
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let (status, headers) = head.split_once("\r\n").unwrap_or((head, ""));
+    Ok((status.to_string(), headers.to_string(), body.to_string()))
+}
+
+/// A running `wasmprobe agent`, stopped with SIGINT when dropped (killed if it does not end,
+/// and `wasmprobe cleanup` then takes out what it left).
+struct AgentProc {
+    child: Option<Child>,
+    /// Where its /metrics is.
+    addr: String,
+    stderr: Arc<Mutex<String>>,
+    stdout: Arc<Mutex<String>>,
+}
+
+impl AgentProc {
+    fn start(config: &Path) -> AgentProc {
+        let mut child = Command::new(BIN)
+            .args(["agent", "--config"])
+            .arg(config)
+            .args(["--metrics-listen", "127.0.0.1:0"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start wasmprobe agent");
+        let stderr = Arc::new(Mutex::new(String::new()));
+        let stdout = Arc::new(Mutex::new(String::new()));
+        let (tx, rx) = std::sync::mpsc::channel();
+        let err = child.stderr.take().unwrap();
+        let keep = stderr.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(err).lines().map_while(Result::ok) {
+                if let Some(a) = line.strip_prefix("wasmprobe: agent: metrics on http://") {
+                    let _ = tx.send(a.trim_end_matches("/metrics").to_string());
+                }
+                keep.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let out = child.stdout.take().unwrap();
+        let keep = stdout.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(out).lines().map_while(Result::ok) {
+                keep.lock().unwrap().push_str(&(line + "\n"));
+            }
+        });
+        let mut me = AgentProc { child: Some(child), addr: String::new(), stderr: stderr.clone(), stdout };
+        me.addr = rx.recv_timeout(Duration::from_secs(20)).unwrap_or_else(|_| {
+            panic!("the agent did not say where its metrics are; stderr:\n{}", stderr.lock().unwrap())
+        });
+        me
+    }
+
+    /// Waits until /readyz says ready.
+    fn wait_ready(&self) {
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(30) {
+            if http_get(&self.addr, "/readyz", None).is_ok_and(|(s, _, _)| s.contains("200")) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the agent never became ready; stderr:\n{}", self.stderr.lock().unwrap());
+    }
+
+    fn metrics(&self) -> String {
+        http_get(&self.addr, "/metrics", None).expect("GET /metrics").2
+    }
+
+    /// The value of the first sample whose line starts with `prefix`.
+    fn sample(&self, prefix: &str) -> Option<f64> {
+        self.metrics().lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
+    }
+
+    #[allow(dead_code)]
+    fn signal(&self, sig: nix::sys::signal::Signal) {
+        let pid = nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32);
+        nix::sys::signal::kill(pid, sig).unwrap();
+    }
+
+    /// SIGINT, and the exit status (within 10 s).
+    fn stop(&mut self) -> std::process::ExitStatus {
+        let Some(mut child) = self.child.take() else { panic!("stopped twice") };
+        let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+        let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+        let t0 = Instant::now();
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if t0.elapsed() > Duration::from_secs(10) {
+                let _ = child.kill();
+                let _ = child.wait();
+                let _ = Command::new(BIN).args(["cleanup"]).status();
+                panic!("the agent did not end within 10 s of SIGINT; stderr:\n{}", self.stderr.lock().unwrap());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for AgentProc {
+    fn drop(&mut self) {
+        if self.child.is_some() && !std::thread::panicking() {
+            self.stop();
+        } else if let Some(mut c) = self.child.take() {
+            let pid = nix::unistd::Pid::from_raw(c.id() as i32);
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGINT);
+            std::thread::sleep(Duration::from_secs(2));
+            let _ = c.kill();
+            let _ = c.wait();
+            let _ = Command::new(BIN).args(["cleanup"]).status();
+        }
+    }
+}
+
+/// Nothing of process `pid` is left in tracefs.
+fn assert_nothing_left(pid: u32) {
+    let t = tracefs::Tracefs::open().unwrap();
+    let inst = t.path().join("instances");
+    for e in std::fs::read_dir(&inst).unwrap().flatten() {
+        let n = e.file_name().to_string_lossy().to_string();
+        assert!(!n.contains(&format!("-{pid}")), "instance {n} of the agent is left");
+    }
+    let dynamic = std::fs::read_to_string(t.path().join("dynamic_events")).unwrap_or_default();
+    assert!(!dynamic.contains(&format!("wasmprobe_{pid}_")), "probes of the agent are left:\n{dynamic}");
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let p = dir.join(name);
+    std::fs::write(&p, text).unwrap();
+    p
+}
+
+// ---- --check ---------------------------------------------------------------------------------
+
+#[test]
+fn check_validates_a_config_without_the_kernel() {
+    let dir = tempfile::tempdir().unwrap();
+    let good = write(
+        dir.path(),
+        "good.toml",
+        &format!(
+            "node = \"n1\"\n[[plugin]]\nname = \"syscount\"\nsource = \"syscount\"\n[[plugin]]\nname = \"trapper\"\n\
+             source = \"{}\"\nrestart = \"on-failure\"\nbackoff = \"100ms\"\nbackoff_max = \"1s\"\n",
+            guest("hostile_trap_at")
+        ),
+    );
+    let out = Command::new(BIN).args(["agent", "--check", "--config"]).arg(&good).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("config {}: valid, 2 plugin(s)\n", good.display()));
+
+    let cases: &[(&str, String)] = &[
+        ("[[plugin]]\nname = \"a\"\nsource = \"syscount\"\nmemory = 3\n", "unknown field `memory`".into()),
+        (
+            "[[plugin]]\nname = \"a\"\nsource = \"syscount\"\n[[plugin]]\nname = \"a\"\nsource = \"openlat\"\n",
+            "plugin a: the name is used twice".into(),
+        ),
+        (
+            "[[plugin]]\nname = \"a\"\nsource = \"syscount\"\nallow = \"kprobe\"\n",
+            "plugin a: its probe plan was refused".into(),
+        ),
+        ("[[plugin]]\nname = \"a\"\nsource = \"/nonexistent/x.wasm\"\n", "plugin a".into()),
+        ("[[plugin]]\nname = \"a\"\nsource = \"syscount\"\nrestart = \"always\"\n", "unknown variant `always`".into()),
+    ];
+    for (text, want) in cases {
+        let bad = write(dir.path(), "bad.toml", text);
+        let out = Command::new(BIN).args(["agent", "--check", "--config"]).arg(&bad).output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{text}: {err}");
+        assert!(out.stdout.is_empty());
+        assert_eq!(err.lines().count(), 1, "one line: {err}");
+        assert!(err.starts_with("wasmprobe: error: ") && err.contains(want.as_str()), "{text}: want {want:?} in {err}");
+    }
+}
+
+// ---- endpoints --------------------------------------------------------------------------------
+
+#[test]
+fn serves_metrics_health_and_readiness() {
+    testkit::require!(root, tracefs, raw_syscalls);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "a.toml",
+        "node = \"n1\"\n[labels]\nzone = \"z\"\n[[plugin]]\nname = \"sc\"\nsource = \"syscount\"\n",
+    );
+    let mut agent = AgentProc::start(&cfg);
+    assert_eq!(http_get(&agent.addr, "/healthz", None).unwrap().2, "ok\n");
+    agent.wait_ready();
+    std::thread::sleep(Duration::from_millis(500));
+    let (status, headers, body) = http_get(&agent.addr, "/metrics", None).unwrap();
+    assert_eq!(status, "HTTP/1.1 200 OK");
+    assert!(headers.contains("Content-Type: text/plain; version=0.0.4"), "{headers}");
+    assert!(body.contains("# TYPE wasmprobe_plugin_events_delivered_total counter\n"), "{body}");
+    assert!(body.contains("wasmprobe_plugin_up{node=\"n1\",zone=\"z\",plugin=\"sc\"} 1\n"), "{body}");
+    assert!(!body.contains("# EOF"));
+    let read = agent.sample("wasmprobe_events_read_total{").unwrap_or(0.0);
+    assert!(read > 0.0, "{body}");
+    let (_, headers, body) =
+        http_get(&agent.addr, "/metrics", Some("application/openmetrics-text;version=1.0.0")).unwrap();
+    assert!(headers.contains("Content-Type: application/openmetrics-text; version=1.0.0"), "{headers}");
+    assert!(body.ends_with("# EOF\n"));
+    assert_eq!(http_get(&agent.addr, "/nope", None).unwrap().0, "HTTP/1.1 404 Not Found");
+    let pid = agent.child.as_ref().unwrap().id();
+    let st = agent.stop();
+    assert!(st.success(), "{st:?}: {}", agent.stderr.lock().unwrap());
+    assert_nothing_left(pid);
+    // syscount's tables at the end are events too: JSON objects tagged with node and plugin.
+    let out = agent.stdout.lock().unwrap().clone();
+    assert!(!out.is_empty());
+    for line in out.lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(v["node"], "n1", "{line}");
+        assert_eq!(v["plugin"], "sc", "{line}");
+        assert_eq!(v["version"], env!("CARGO_PKG_VERSION"), "{line}");
+    }
+}
+
+#[test]
+fn run_serves_metrics_too() {
+    testkit::require!(root, tracefs, raw_syscalls);
+    let mut child = Command::new(BIN)
+        .args(["run", "syscount", "--metrics-listen", "127.0.0.1:0", "--", "sh", "-c", "sleep 1.5"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(child.stderr.take().unwrap());
+    let mut line = String::new();
+    err.read_line(&mut line).unwrap();
+    let addr = line
+        .strip_prefix("wasmprobe: metrics on http://")
+        .and_then(|a| a.trim().strip_suffix("/metrics"))
+        .unwrap_or_else(|| panic!("{line}"))
+        .to_string();
+    std::thread::sleep(Duration::from_millis(800));
+    assert!(http_get(&addr, "/readyz", None).unwrap().0.contains("200"));
+    let body = http_get(&addr, "/metrics", None).unwrap().2;
+    assert!(body.contains("wasmprobe_plugin_up{node="), "{body}");
+    let delivered = body
+        .lines()
+        .find(|l| l.starts_with("wasmprobe_plugin_events_delivered_total{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .unwrap_or(0.0);
+    assert!(delivered > 0.0, "{body}");
+    let st = child.wait().unwrap();
+    assert!(st.success());
+}
