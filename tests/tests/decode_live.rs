@@ -109,7 +109,7 @@ fn decode_raw(t: &Tracefs, inst: &Instance, formats: &EventFormats) -> Vec<(Line
             for rec in page.records() {
                 let rec = rec.expect("record");
                 let Some(f) = formats.for_record(rec.data) else {
-                    panic!("record of an unknown event id {:?}", rec.common_type(traceevent::Endian::native()))
+                    panic!("record of an unknown event id {:?}", rec.common_type())
                 };
                 let mut text = String::new();
                 formats.print_info(rec.data, &mut text);

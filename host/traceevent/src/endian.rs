@@ -79,6 +79,33 @@ impl Endian {
         let v = self.read_uint(data, off, size)?;
         Some(sign_extend(v, size))
     }
+
+    /// The bytes of `v` in this byte order (for writing trace data).
+    #[inline]
+    pub fn u16_bytes(self, v: u16) -> [u8; 2] {
+        match self {
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
+        }
+    }
+
+    /// The bytes of `v` in this byte order (for writing trace data).
+    #[inline]
+    pub fn u32_bytes(self, v: u32) -> [u8; 4] {
+        match self {
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
+        }
+    }
+
+    /// The bytes of `v` in this byte order (for writing trace data).
+    #[inline]
+    pub fn u64_bytes(self, v: u64) -> [u8; 8] {
+        match self {
+            Endian::Little => v.to_le_bytes(),
+            Endian::Big => v.to_be_bytes(),
+        }
+    }
 }
 
 /// Sign-extends the low `size` bytes of `v` to 64 bits.
@@ -117,5 +144,11 @@ mod tests {
         assert_eq!(Endian::Little.read_int(&[0xff, 0xff], 0, 2), Some(-1));
         assert_eq!(sign_extend(0x80, 1), -128);
         assert_eq!(truncate(0x1_2345_6789, 4), 0x2345_6789);
+        for e in [Endian::Little, Endian::Big] {
+            assert_eq!(e.read_u16(&e.u16_bytes(0x1234), 0), Some(0x1234));
+            assert_eq!(e.read_u32(&e.u32_bytes(0x1234_5678), 0), Some(0x1234_5678));
+            assert_eq!(e.read_u64(&e.u64_bytes(0x1234_5678_9abc), 0), Some(0x1234_5678_9abc));
+        }
+        assert_eq!(Endian::Big.u32_bytes(1), [0, 0, 0, 1]);
     }
 }

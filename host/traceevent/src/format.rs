@@ -763,7 +763,7 @@ impl EventFormats {
     /// The format of a record payload, from its `common_type`.
     #[inline]
     pub fn for_record(&self, data: &[u8]) -> Option<&EventFormat> {
-        let id = self.endian().read_u16(data, 0)?;
+        let id = crate::subbuf::common_type(data, self.endian())?;
         let i = *self.by_type.get(usize::from(id))?;
         self.formats.get((i as usize).checked_sub(1)?)
     }
@@ -874,7 +874,7 @@ impl EventFormats {
             Some(f) => f.print_info(data, &self.print_context(), out),
             None => {
                 use core::fmt::Write;
-                let id = self.endian().read_u16(data, 0);
+                let id = crate::subbuf::common_type(data, self.endian());
                 let _ = match id {
                     Some(id) => write!(out, "unknown event id {id}"),
                     None => write!(out, "truncated record of {} bytes", data.len()),

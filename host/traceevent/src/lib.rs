@@ -39,4 +39,5 @@ pub use header::{EventHeader, PageHeader};
 pub use print::{Dialect, PrintContext, Program};
 pub use subbuf::{MissedEvents, Record, Records, SubBuffer};
 pub use symbols::{SymbolRef, Symbols};
+pub use text::report::{LineFormatter, Report, TimeFormat};
 pub use text::ShortText;

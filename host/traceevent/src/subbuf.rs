@@ -54,6 +54,8 @@ pub struct Record<'a> {
     pub payload_offset: usize,
     /// Events lost before this page; set on the page's first data record only.
     pub missed_events: MissedEvents,
+    /// Byte order of the payload (that of the page).
+    pub endian: Endian,
 }
 
 impl Record<'_> {
@@ -62,10 +64,38 @@ impl Record<'_> {
         self.payload_offset - self.offset + self.data.len()
     }
 
-    /// The event id (`common_type`, the u16 at the start of every payload).
-    pub fn common_type(&self, endian: Endian) -> Option<u16> {
-        endian.read_u16(self.data, 0)
+    /// The event id: `common_type`, in the trace's byte order; `None` for a payload too short
+    /// to hold it. No allocation.
+    #[inline]
+    pub fn common_type(&self) -> Option<u16> {
+        common_type(self.data, self.endian)
     }
+
+    /// The pid that wrote the record: `common_pid`, in the trace's byte order; `None` for a
+    /// payload too short to hold it. No allocation.
+    #[inline]
+    pub fn common_pid(&self) -> Option<i32> {
+        common_pid(self.data, self.endian)
+    }
+}
+
+/// Where `common_type` (a u16) and `common_pid` (an int) sit in every record payload: the
+/// kernel's `struct trace_entry`, which every event's fields follow.
+const COMMON_TYPE_OFFSET: usize = 0;
+const COMMON_PID_OFFSET: usize = 4;
+
+/// `common_type` of a record payload in byte order `endian` (what [`Record::common_type`]
+/// answers, for payloads held without their [`Record`]).
+#[inline]
+pub fn common_type(payload: &[u8], endian: Endian) -> Option<u16> {
+    endian.read_u16(payload, COMMON_TYPE_OFFSET)
+}
+
+/// `common_pid` of a record payload in byte order `endian` (what [`Record::common_pid`]
+/// answers, for payloads held without their [`Record`]).
+#[inline]
+pub fn common_pid(payload: &[u8], endian: Endian) -> Option<i32> {
+    endian.read_u32(payload, COMMON_PID_OFFSET).map(|v| v as i32)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -296,6 +326,7 @@ impl<'a> Records<'a> {
                 offset: off,
                 payload_offset,
                 missed_events: core::mem::take(&mut self.missed),
+                endian: self.endian,
             }));
         }
     }
@@ -516,6 +547,23 @@ pub(crate) mod tests {
         b.small(5, &[0; 8]);
         let page = b.finish(MissedEvents::None, 4096);
         assert_eq!(&page[16..20], &[0x10, 0, 0, 5]);
+    }
+
+    #[test]
+    fn common_type_and_pid_follow_the_page_byte_order() {
+        // common_type 372, flags, preempt_count, common_pid 4242.
+        for endian in [Endian::Little, Endian::Big] {
+            let mut payload = endian.u16_bytes(372).to_vec();
+            payload.extend_from_slice(&[1, 2]);
+            payload.extend_from_slice(&endian.u32_bytes(4242));
+            let mut b = PageBuilder::new(endian, 8, 0);
+            b.small(1, &payload).small(1, &[0; 4]);
+            let page = b.finish(MissedEvents::None, 4096);
+            let r = collect(&page, &PageHeader::standard(8, endian, 4096).unwrap());
+            assert_eq!((r[0].endian, r[0].common_type(), r[0].common_pid()), (endian, Some(372), Some(4242)));
+            // A payload too short for the pid says so instead of reading past it.
+            assert_eq!((r[1].common_type(), r[1].common_pid()), (Some(0), None));
+        }
     }
 
     #[test]

@@ -1,167 +1,12 @@
-//! trace-cmd's `trace.dat`, versions 6 and 7 (Documentation/trace-cmd/trace-cmd.dat.v{6,7}.5.txt).
-//!
-//! Both start with `17 08 44 "tracing" VERSION\0`, an endianness byte, the user-space long
-//! size and the page size. Version 6 then holds, in order: `header_page\0` and `header_event\0`
-//! blocks, ftrace formats, event formats by system, kallsyms, printk formats, saved cmdlines,
-//! the CPU count, `options  \0` with options up to id 0, and `flyrecord\0` with a per-CPU
-//! (offset, size) table of raw ring-buffer pages. Version 7 names a compression (`none`,
-//! `zstd`, `zlib`) and then an offset chain of OPTIONS sections; the metadata lives in sections
-//! the options point at (ids 16–21, same inner encoding as version 6), and a BUFFER option
-//! (id 3) gives each CPU's data, compressed in chunks when the section is.
-//!
-//! Metadata is read whole (a few MB with kallsyms). Trace data is never read whole: each CPU
-//! is streamed a window (or a compressed chunk) at a time, so memory stays bounded by
-//! CPUs × window whatever the file size.
+//! Reading a trace.dat: the metadata whole, the trace data streamed per CPU.
 
 use std::io::Read;
 
+use super::{bad, option, selected_clock, Buffer, Compression, CpuData, DatMeta, ReadAt};
 use crate::endian::Endian;
 use crate::error::{Error, Result};
 use crate::header::{EventHeader, PageHeader};
 use crate::subbuf::{MissedEvents, SubBuffer};
-
-/// Positioned reads from a trace file (a `File`, or bytes in memory for tests).
-pub trait ReadAt {
-    /// Reads up to `buf.len()` bytes at `offset`; fewer only at the end of the input.
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize>;
-}
-
-impl ReadAt for [u8] {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        let start = (offset as usize).min(self.len());
-        let n = buf.len().min(self.len() - start);
-        buf[..n].copy_from_slice(&self[start..start + n]);
-        Ok(n)
-    }
-}
-
-impl ReadAt for Vec<u8> {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        self.as_slice().read_at(buf, offset)
-    }
-}
-
-impl ReadAt for std::fs::File {
-    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        let mut done = 0;
-        while done < buf.len() {
-            match std::os::unix::fs::FileExt::read_at(self, &mut buf[done..], offset + done as u64) {
-                Ok(0) => break,
-                Ok(n) => done += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(done)
-    }
-}
-
-fn bad(msg: impl Into<String>) -> Error {
-    Error::TraceDat(msg.into())
-}
-
-/// Option ids (`enum tracecmd_option`).
-pub mod option {
-    /// End of an options list (v7: with the offset of the next OPTIONS section).
-    pub const DONE: u16 = 0;
-    /// Per-CPU `stats` text.
-    pub const CPUSTAT: u16 = 2;
-    /// An instance's trace data.
-    pub const BUFFER: u16 = 3;
-    /// The `trace_clock` file.
-    pub const TRACECLOCK: u16 = 4;
-    /// uname of the traced machine.
-    pub const UNAME: u16 = 5;
-    /// Number of CPUs.
-    pub const CPUCOUNT: u16 = 8;
-    /// Version of the recording tool.
-    pub const VERSION: u16 = 9;
-    /// v7: offset of the HEADER INFO section.
-    pub const HEADER_INFO: u16 = 16;
-    /// v7: offset of the FTRACE EVENT FORMATS section.
-    pub const FTRACE_EVENTS: u16 = 17;
-    /// v7: offset of the EVENT FORMATS section.
-    pub const EVENT_FORMATS: u16 = 18;
-    /// v7: offset of the KALLSYMS section.
-    pub const KALLSYMS: u16 = 19;
-    /// v7: offset of the TRACE_PRINTK section.
-    pub const PRINTK: u16 = 20;
-    /// v7: offset of the SAVED COMMAND LINES section.
-    pub const CMDLINES: u16 = 21;
-}
-
-/// Where one CPU's trace data is in the file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct CpuData {
-    /// The CPU.
-    pub cpu: u32,
-    /// File offset of its data.
-    pub offset: u64,
-    /// Bytes in the file (compressed size when compressed).
-    pub size: u64,
-}
-
-/// The trace data of one instance.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Buffer {
-    /// Instance name (`""` for the top instance).
-    pub name: String,
-    /// Trace clock of its timestamps.
-    pub clock: String,
-    /// Sub-buffer size of its pages.
-    pub page_size: u32,
-    /// Its CPUs' data.
-    pub cpus: Vec<CpuData>,
-    /// Whether the data is compressed in chunks.
-    pub compressed: bool,
-}
-
-/// Compression of a v7 file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Compression {
-    /// Uncompressed.
-    #[default]
-    None,
-    /// zstd frames.
-    Zstd,
-    /// zlib streams.
-    Zlib,
-}
-
-/// Everything a trace.dat says about the traced machine and its events.
-#[derive(Debug, Clone)]
-pub struct DatMeta {
-    /// File version, 6 or 7.
-    pub version: u32,
-    /// Byte order of the traced machine.
-    pub endian: Endian,
-    /// User-space long size of the traced machine.
-    pub long_size: u8,
-    /// Page size of the traced machine.
-    pub page_size: u32,
-    /// Compression (v7); `None` for v6.
-    pub compression: Compression,
-    /// `events/header_page` text.
-    pub header_page: String,
-    /// `events/header_event` text.
-    pub header_event: String,
-    /// `events/ftrace/*/format` texts.
-    pub ftrace_formats: Vec<String>,
-    /// `(system, events/<system>/<event>/format text)`.
-    pub event_formats: Vec<(String, String)>,
-    /// `/proc/kallsyms` text.
-    pub kallsyms: String,
-    /// `printk_formats` text.
-    pub printk_formats: String,
-    /// `saved_cmdlines` text.
-    pub cmdlines: String,
-    /// CPU count of the traced machine.
-    pub cpu_count: u32,
-    /// Every option as `(id, data)`, in file order.
-    pub options: Vec<(u16, Vec<u8>)>,
-    /// The trace data, in file order (the top instance's is named `""`).
-    pub buffers: Vec<Buffer>,
-}
 
 /// A trace.dat: its metadata, and streaming access to its pages.
 #[derive(Debug)]
@@ -478,15 +323,6 @@ fn read_v6<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result
     }
 }
 
-/// The clock in brackets of a `trace_clock` text (`[local] global ...` → `local`).
-fn selected_clock(data: &[u8]) -> String {
-    let t = String::from_utf8_lossy(data);
-    t.split_whitespace()
-        .find_map(|w| w.strip_prefix('[').and_then(|w| w.strip_suffix(']')))
-        .unwrap_or_else(|| t.trim_matches(char::from(0)).trim())
-        .to_string()
-}
-
 /// Reads the v7 section at `offset`: returns its id and its (decompressed) body.
 fn read_section<R: ReadAt + ?Sized>(src: &R, endian: Endian, comp: Compression, offset: u64) -> Result<(u16, Vec<u8>)> {
     let mut c = Cursor { src, pos: offset, endian };
@@ -607,6 +443,24 @@ pub struct DatRecord<'a> {
     /// Offset of the record's event header from the start of the page's data (0 for a
     /// record that opens its page; libtraceevent reports lost events only then).
     pub page_offset: usize,
+    /// Byte order of the payload (that of the traced machine).
+    pub endian: Endian,
+}
+
+impl DatRecord<'_> {
+    /// The event id: `common_type`, in the file's byte order (see [`Record::common_type`]).
+    ///
+    /// [`Record::common_type`]: crate::Record::common_type
+    #[inline]
+    pub fn common_type(&self) -> Option<u16> {
+        crate::subbuf::common_type(self.data, self.endian)
+    }
+
+    /// The pid that wrote the record: `common_pid`, in the file's byte order.
+    #[inline]
+    pub fn common_pid(&self) -> Option<i32> {
+        crate::subbuf::common_pid(self.data, self.endian)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -783,6 +637,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
             data: &s.window[s.page_at + rec.start as usize..s.page_at + (rec.start + rec.len) as usize],
             missed_events: rec.missed,
             page_offset: rec.page_offset as usize,
+            endian: self.page_header.endian,
         }))
     }
 }
