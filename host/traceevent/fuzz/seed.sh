@@ -8,8 +8,8 @@ mkdir -p corpus/format corpus/subbuf corpus/tracedat
 n=0
 for f in "$T"/events/*/*/format; do
     n=$((n + 1))
-    # One large read: some tracefs files come back truncated from small reads.
-    dd if="$f" of="corpus/format/$n" bs=1M count=1 status=none 2>/dev/null || true
+    # Read to the end: one read(2) of a format file may return only its first part.
+    cat "$f" > "corpus/format/$n" 2>/dev/null || true
 done
 cp ../tests/data/sched_switch.format corpus/format/sched_switch
 for dat in "$@"; do
