@@ -1,31 +1,12 @@
 //! Write wasmprobe plugins in Rust.
 //!
 //! A plugin declares the probes it wants in [`Plugin::init`] and then receives one
-//! [`Plugin::on_event`] call per event, like the callback of the libtracefs kprobe man page:
+//! [`Plugin::on_event`] call per event, like the callback of the libtracefs kprobe man page.
+//! The built-in `exec-open` (`guest-examples/exec-open/src/lib.rs`, shown here as it is) is
+//! that example, with a uprobe fallback and records for `--json`:
 //!
 //! ```ignore
-//! use wasmprobe_guest::{println, Args, Event, Plan, Plugin, ProbeId};
-//!
-//! #[derive(Default)]
-//! struct ExecOpen { open: ProbeId, openret: ProbeId }
-//!
-//! impl Plugin for ExecOpen {
-//!     fn init(&mut self, _args: &Args) -> Result<Plan, String> {
-//!         let mut plan = Plan::new();
-//!         self.open = plan.kprobe("open", "do_sys_openat2", "file=+0($arg2):ustring");
-//!         self.openret = plan.kretprobe("openret", "do_sys_openat2", "ret=%ax");
-//!         Ok(plan)
-//!     }
-//!     fn on_event(&mut self, ev: &Event) {
-//!         if ev.probe() == self.open {
-//!             println!("{}-{}: open file='{}'", ev.pid(), ev.comm(), ev.str("file"));
-//!         } else {
-//!             println!("{}-{}: open ret={}", ev.pid(), ev.comm(), ev.i64("ret"));
-//!         }
-//!     }
-//! }
-//!
-//! wasmprobe_guest::export!(ExecOpen);
+#![doc = include_str!("../../guest-examples/exec-open/src/lib.rs")]
 //! ```
 //!
 //! Build it with `cargo build --release --target wasm32-wasip2`: the `.wasm` is a component the
