@@ -45,15 +45,63 @@ impl std::fmt::Debug for LiveTrace {
 
 impl LiveTrace {
     /// Starts writing `path` (under a temporary name until [`LiveTrace::finish`]) for records
-    /// of this machine's byte order: fails at once if `path` cannot be created.
-    pub fn create(path: &Path, machine: &Machine) -> Result<LiveTrace> {
+    /// in byte order `endian` from `machine`: fails at once if `path` cannot be created.
+    pub fn create(path: &Path, endian: Endian, machine: &Machine) -> Result<LiveTrace> {
         let out = PendingFile::create(path).with_context(|| format!("cannot create {}", path.display()))?;
-        let writer = TraceWriter::new(BufWriter::with_capacity(1 << 20, out), Endian::native(), machine)
+        let writer = TraceWriter::new(BufWriter::with_capacity(1 << 20, out), endian, machine)
             .with_context(|| format!("writing {}", path.display()))?;
         Ok(LiveTrace {
             shared: Arc::new(Mutex::new(Shared { writer: Some(writer), error: None })),
             path: path.to_path_buf(),
         })
+    }
+
+    /// For a live run on this machine: a trace at `path` if one is asked for.
+    pub fn for_live_run(path: Option<&Path>) -> Result<Option<LiveTrace>> {
+        path.map(|p| LiveTrace::create(p, Endian::native(), &LiveTrace::this_machine())).transpose()
+    }
+
+    /// For a replay of `dat`: a trace at `path` if one is asked for, its machine the recording's.
+    pub fn for_replay<R: traceevent::ReadAt>(
+        path: Option<&Path>,
+        dat: &traceevent::TraceDat<R>,
+    ) -> Result<Option<LiveTrace>> {
+        let machine = Machine {
+            uname: dat
+                .meta
+                .options
+                .iter()
+                .find(|(id, _)| *id == traceevent::dat::option::UNAME)
+                .map(|(_, d)| String::from_utf8_lossy(d).trim_end_matches('\0').to_string()),
+            cpus: dat.meta.cpu_count,
+            page_size: dat.meta.page_size,
+        };
+        path.map(|p| LiveTrace::create(p, dat.meta.endian, &machine)).transpose()
+    }
+
+    /// Makes the records of `session`'s armed probes writable and names threads as this
+    /// machine does ([`live_threads`]).
+    pub fn attach(&self, session: &crate::session::Session, tracefs: &tracefs::Tracefs) -> Result<()> {
+        for p in session.probes() {
+            let f = EventFormat::parse(&p.system, &p.format, Endian::native())
+                .with_context(|| format!("format of {}/{}", p.system, p.event))?;
+            self.add_format(&f, std::mem::size_of::<usize>());
+        }
+        self.set_thread_lookup(live_threads(tracefs));
+        Ok(())
+    }
+
+    /// Finishes the trace ([`LiveTrace::finish`]) and says on stderr what it holds.
+    pub fn finish_and_report(self) -> Result<Written> {
+        let path = self.path.clone();
+        let w = self.finish()?;
+        let marks = match (w.marks, w.dropped_marks) {
+            (0, 0) => String::new(),
+            (n, 0) => format!(", {n} plugin marks"),
+            (n, d) => format!(", {n} plugin marks ({d} dropped: more than {} tracks)", super::tracks::MAX_TRACKS),
+        };
+        eprintln!("wasmprobe: wrote {} events{marks} and {} thread names to {}", w.events, w.threads, path.display());
+        Ok(w)
     }
 
     /// This machine, as `SystemInfo` describes it.

@@ -70,7 +70,9 @@ impl Tracks {
             Mark::Begin { name, args, .. } => {
                 out.push(self.packet(ts, Data::TrackEvent(event(proto::TYPE_SLICE_BEGIN, Some(name), args, None))))
             }
-            Mark::End { .. } => out.push(self.packet(ts, Data::TrackEvent(event(proto::TYPE_SLICE_END, None, &[], None)))),
+            Mark::End { .. } => {
+                out.push(self.packet(ts, Data::TrackEvent(event(proto::TYPE_SLICE_END, None, &[], None))))
+            }
             Mark::Instant { name, args, .. } => {
                 out.push(self.packet(ts, Data::TrackEvent(event(proto::TYPE_INSTANT, Some(name), args, None))))
             }
