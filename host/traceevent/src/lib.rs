@@ -34,7 +34,7 @@ pub mod text;
 pub use dat::{Buffer, Compression, CpuData, DatMeta, DatRecord, DatRecords, ReadAt, TraceDat};
 pub use endian::Endian;
 pub use error::{Error, Result};
-pub use format::{EventFormat, EventFormats, Field, FieldFlags, FieldLayout, PrintFmt};
+pub use format::{EventFormat, EventFormats, Field, FieldFlags, FieldKind, FieldLayout, FieldShape, PrintFmt};
 pub use header::{EventHeader, PageHeader};
 pub use print::{Dialect, PrintContext, Program};
 pub use subbuf::{MissedEvents, Record, Records, SubBuffer};

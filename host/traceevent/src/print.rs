@@ -27,6 +27,7 @@ use core::fmt::Write as _;
 
 use crate::endian::{sign_extend, truncate, Endian};
 use crate::error::{Error, Result};
+use crate::format::ctype::{ctype_of, is_type_word, CType, IntSize, IntTy};
 use crate::format::{EventFormat, Field, FieldFlags, FieldLayout, PrintFmt};
 use crate::symbols::Symbols;
 
@@ -163,152 +164,6 @@ fn lex_number(s: &str) -> Result<Tok> {
 // Types and values
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum IntSize {
-    B1,
-    B2,
-    B4,
-    B8,
-    Long,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct IntTy {
-    size: IntSize,
-    signed: bool,
-}
-
-impl IntTy {
-    const INT: IntTy = IntTy { size: IntSize::B4, signed: true };
-    fn resolve(self, long: u8) -> Ty {
-        let size = match self.size {
-            IntSize::B1 => 1,
-            IntSize::B2 => 2,
-            IntSize::B4 => 4,
-            IntSize::B8 => 8,
-            IntSize::Long => long,
-        };
-        Ty { size, signed: self.signed }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum CType {
-    Int(IntTy),
-    Ptr,
-    Bool,
-    /// A typedef or struct we do not know: casts to it leave the value alone.
-    Opaque,
-}
-
-impl CType {
-    fn size(self, long: u8) -> Option<u64> {
-        match self {
-            CType::Int(t) => Some(u64::from(t.resolve(long).size)),
-            CType::Ptr => Some(u64::from(long)),
-            CType::Bool => Some(1),
-            CType::Opaque => None,
-        }
-    }
-}
-
-fn is_type_word(w: &str) -> bool {
-    matches!(
-        w,
-        "unsigned"
-            | "signed"
-            | "int"
-            | "long"
-            | "short"
-            | "char"
-            | "void"
-            | "const"
-            | "volatile"
-            | "struct"
-            | "union"
-            | "enum"
-            | "bool"
-            | "_Bool"
-            | "uint"
-            | "ulong"
-            | "ushort"
-            | "uchar"
-    ) || w.ends_with("_t")
-        || int_typedef(w).is_some()
-}
-
-fn int_typedef(w: &str) -> Option<IntTy> {
-    let w = w.strip_prefix("__").unwrap_or(w);
-    let (signed, bits) = if let Some(b) = w.strip_prefix('u') {
-        (false, b)
-    } else if let Some(b) = w.strip_prefix('s') {
-        (true, b)
-    } else {
-        return None;
-    };
-    let bits = bits.strip_prefix("int").unwrap_or(bits);
-    let bits = bits.strip_suffix("_t").unwrap_or(bits);
-    let size = match bits {
-        "8" => IntSize::B1,
-        "16" => IntSize::B2,
-        "32" => IntSize::B4,
-        "64" => IntSize::B8,
-        _ => return None,
-    };
-    Some(IntTy { size, signed })
-}
-
-fn ctype_of(words: &[String], pointer: bool) -> CType {
-    if pointer {
-        return CType::Ptr;
-    }
-    let has = |w: &str| words.iter().any(|x| x == w);
-    let int = |size, signed| CType::Int(IntTy { size, signed });
-    let core: Vec<&str> = words.iter().map(String::as_str).filter(|w| !matches!(*w, "const" | "volatile")).collect();
-    if core.len() == 1 {
-        let w = core[0];
-        if let Some(t) = int_typedef(w) {
-            return CType::Int(t);
-        }
-        match w {
-            "bool" | "_Bool" => return CType::Bool,
-            "uint" => return int(IntSize::B4, false),
-            "ulong" | "size_t" => return int(IntSize::Long, false),
-            "ushort" => return int(IntSize::B2, false),
-            "uchar" => return int(IntSize::B1, false),
-            "ssize_t" | "long" => return int(IntSize::Long, true),
-            "loff_t" | "int64_t" | "s64" => return int(IntSize::B8, true),
-            "pid_t" | "int" | "signed" => return int(IntSize::B4, true),
-            "unsigned" | "gfp_t" | "dev_t" | "uid_t" | "gid_t" => return int(IntSize::B4, false),
-            _ => {}
-        }
-    }
-    if has("struct") || has("union") {
-        return CType::Opaque;
-    }
-    if has("enum") {
-        return int(IntSize::B4, true);
-    }
-    let known = core.iter().all(|w| matches!(*w, "unsigned" | "signed" | "int" | "long" | "short" | "char"));
-    if !known || core.is_empty() {
-        return CType::Opaque;
-    }
-    let signed = !has("unsigned");
-    let longs = core.iter().filter(|w| **w == "long").count();
-    let size = if longs >= 2 {
-        IntSize::B8
-    } else if longs == 1 {
-        IntSize::Long
-    } else if has("short") {
-        IntSize::B2
-    } else if has("char") {
-        IntSize::B1
-    } else {
-        IntSize::B4
-    };
-    int(size, signed)
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Ty {
     size: u8,
     signed: bool,
@@ -316,6 +171,9 @@ struct Ty {
 
 impl Ty {
     const INT: Ty = Ty { size: 4, signed: true };
+    fn of(t: IntTy, long: u8) -> Ty {
+        Ty { size: t.bytes(long), signed: t.signed }
+    }
     fn norm(self, v: u64) -> u64 {
         let t = truncate(v, usize::from(self.size));
         if self.signed {
@@ -1074,7 +932,7 @@ fn eval<'a>(e: &'a Expr, data: &'a [u8], ctx: &PrintContext) -> Result<Val<'a>> 
     let long = ctx.long_size;
     Ok(match e {
         Expr::Num(v, t) => {
-            let t = t.resolve(long);
+            let t = Ty::of(*t, long);
             Val::Int(t.norm(*v), t)
         }
         Expr::Str(s) => Val::Bytes(s),
@@ -1143,7 +1001,7 @@ fn eval<'a>(e: &'a Expr, data: &'a [u8], ctx: &PrintContext) -> Result<Val<'a>> 
                     Val::Int(t.norm(v), t)
                 }
                 (CType::Int(it), Val::Int(v, _)) => {
-                    let t = it.resolve(long);
+                    let t = Ty::of(*it, long);
                     Val::Int(t.norm(v), t)
                 }
                 _ => return perr("cast of a non-integer"),

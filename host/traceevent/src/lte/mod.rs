@@ -14,77 +14,60 @@
 mod parse;
 mod plugins;
 
-use core::fmt::Write as _;
 use std::io::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::endian::{sign_extend, truncate, Endian};
-use crate::format::{EventFormat, Field};
+use crate::format::{EventFormat, Field, FieldFlags};
 use crate::print::PrintContext;
 use crate::symbols::Symbols;
 use parse::{FieldNames, Node, Parser, Tokens, T};
 
-/// libtraceevent's field flags.
-const F_ARRAY: u16 = 1;
-const F_POINTER: u16 = 2;
-const F_SIGNED: u16 = 4;
-const F_STRING: u16 = 8;
-const F_DYNAMIC: u16 = 16;
-const F_LONG: u16 = 32;
-const F_RELATIVE: u16 = 64;
-
-/// A field as libtraceevent classifies it.
+/// A field as libtraceevent classifies it. Its rules are its own and differ from
+/// [`Field::flags`]: `u8`/`s8` arrays count as strings, any type naming `long` (`long long`,
+/// `unsigned long *`) as long, `__data_loc char[]` as an array, any `*` as a pointer; the
+/// raw-field text and `%s` of a field follow them, so trace-cmd's text needs them.
 #[derive(Debug)]
 pub(crate) struct LField {
     name: String,
     offset: usize,
     size: usize,
-    flags: u16,
+    flags: FieldFlags,
     elem: usize,
     /// libtraceevent clears a field's string flag the first time it prints it as an array.
     not_string: AtomicBool,
 }
 
+/// The flags libtraceevent gives a field (its `field_is_*` tests on the declared type).
+fn libtraceevent_flags(f: &Field) -> FieldFlags {
+    let ty = f.c_type();
+    let array = ty.ends_with(']');
+    let dynamic = ty.starts_with("__data_loc") || ty.starts_with("__rel_loc");
+    // Old kernels' 2-byte `__data_loc` words: strings.
+    let old_string = dynamic && f.size == 2;
+    let string = array && (ty.contains("char") || ty.contains("u8") || ty.contains("s8"));
+    [
+        (FieldFlags::ARRAY, array || old_string),
+        (FieldFlags::POINTER, ty.contains('*')),
+        (FieldFlags::STRING, string || old_string),
+        (FieldFlags::DYNAMIC, dynamic),
+        (FieldFlags::REL_LOC, ty.starts_with("__rel_loc")),
+        (FieldFlags::LONG, ty.contains("long")),
+        (FieldFlags::SIGNED, f.signed),
+    ]
+    .into_iter()
+    .filter(|&(_, on)| on)
+    .fold(FieldFlags::default(), |all, (flag, _)| all | flag)
+}
+
 impl LField {
     fn from_field(f: &Field, long_size: u8) -> Self {
-        let mut ty = f.type_name.clone();
-        match f.array_len {
-            Some(0) => ty.push_str("[]"),
-            Some(n) => {
-                let _ = write!(ty, "[{n}]");
-            }
-            None => {}
-        }
-        let mut flags = 0;
-        if ty.ends_with(']') {
-            flags |= F_ARRAY;
-        }
-        if ty.contains('*') {
-            flags |= F_POINTER;
-        }
-        if flags & F_ARRAY != 0 && (ty.contains("char") || ty.contains("u8") || ty.contains("s8")) {
-            flags |= F_STRING;
-        }
-        if ty.starts_with("__data_loc") {
-            flags |= F_DYNAMIC;
-        }
-        if ty.starts_with("__rel_loc") {
-            flags |= F_DYNAMIC | F_RELATIVE;
-        }
-        if ty.contains("long") {
-            flags |= F_LONG;
-        }
-        if flags & F_DYNAMIC != 0 && f.size == 2 {
-            flags |= F_STRING | F_ARRAY;
-        }
-        if f.signed {
-            flags |= F_SIGNED;
-        }
-        let elem = if flags & (F_ARRAY | F_DYNAMIC) != 0 {
+        let flags = libtraceevent_flags(f);
+        let elem = if flags.contains(FieldFlags::ARRAY) || flags.contains(FieldFlags::DYNAMIC) {
             let arraylen = f.array_len.unwrap_or(0);
             if let Some(e) = f.size.checked_div(arraylen) {
                 e
-            } else if flags & F_DYNAMIC != 0 {
+            } else if flags.contains(FieldFlags::DYNAMIC) {
                 // `__data_loc char[] name`: the size of the word before `[]`.
                 let base = f.type_name.trim_end_matches("[]");
                 let word = base.rsplit(|c: char| c.is_whitespace()).next().unwrap_or("");
@@ -95,9 +78,9 @@ impl LField {
                     "u64" | "s64" => 8,
                     _ => 0,
                 }
-            } else if flags & F_STRING != 0 {
+            } else if flags.contains(FieldFlags::STRING) {
                 1
-            } else if flags & F_LONG != 0 {
+            } else if flags.contains(FieldFlags::LONG) {
                 usize::from(long_size)
             } else {
                 0
@@ -108,8 +91,8 @@ impl LField {
         LField { name: f.name.clone(), offset: f.offset, size: f.size, flags, elem, not_string: AtomicBool::new(false) }
     }
 
-    fn has(&self, flag: u16) -> bool {
-        self.flags & flag != 0
+    fn has(&self, flag: FieldFlags) -> bool {
+        self.flags.contains(flag)
     }
 }
 
@@ -771,8 +754,11 @@ impl LteEvent {
             return out;
         }
         let own: Vec<&str> = ev.fields.iter().map(|f| f.name.as_str()).collect();
-        let any: Vec<(&str, usize, bool)> =
-            ev.all_fields().zip(&out.fields).map(|(f, l)| (f.name.as_str(), f.size, l.has(F_ARRAY))).collect();
+        let any: Vec<(&str, usize, bool)> = ev
+            .all_fields()
+            .zip(&out.fields)
+            .map(|(f, l)| (f.name.as_str(), f.size, l.has(FieldFlags::ARRAY)))
+            .collect();
         let mut p = Parser {
             tok: Tokens::new(raw),
             nodes: Vec::new(),
@@ -1242,7 +1228,7 @@ impl Cx<'_> {
         let l = if f.size == 2 { size.saturating_sub(o) } else { ((val >> 16) & 0xffff) as usize };
         let mut offset = if o > size { 0 } else { o };
         let len = if o + l > size { 0 } else { l };
-        if f.has(F_RELATIVE) {
+        if f.has(FieldFlags::REL_LOC) {
             offset += f.offset + f.size;
         }
         (offset, len)
@@ -1349,7 +1335,7 @@ impl Cx<'_> {
                 let Some(f) = self.field(*i) else {
                     return;
                 };
-                if !f.has(F_ARRAY) && f.size == usize::from(self.long) {
+                if !f.has(FieldFlags::ARRAY) && f.size == usize::from(self.long) {
                     let addr = self.num(f.offset, f.size);
                     match self.syms.and_then(|s| s.lte_printk(addr)) {
                         Some(s) => out.push_str(s),
@@ -1710,12 +1696,12 @@ impl Cx<'_> {
 
     /// `print_field_raw`: one field of a `[FAILED TO PARSE]` line.
     fn print_field_raw(&self, f: &LField, out: &mut Vec<u8>) {
-        if f.has(F_ARRAY) {
-            let (off, len) = if f.has(F_DYNAMIC) { self.dyn_loc(f) } else { (f.offset, f.size) };
+        if f.has(FieldFlags::ARRAY) {
+            let (off, len) = if f.has(FieldFlags::DYNAMIC) { self.dyn_loc(f) } else { (f.offset, f.size) };
             let b = self.data.get(off..(off + len).min(self.data.len())).unwrap_or(&[]);
             let printable =
                 b.iter().take_while(|&&c| c != 0).all(|&c| is_print(c) || matches!(c, b' ' | b'\t'..=b'\r'));
-            if f.has(F_STRING) && !f.not_string.load(Ordering::Relaxed) && printable {
+            if f.has(FieldFlags::STRING) && !f.not_string.load(Ordering::Relaxed) && printable {
                 push_bytes(out, c_str(self.bytes_from(off)));
             } else {
                 out.push_str("ARRAY[");
@@ -1731,17 +1717,17 @@ impl Cx<'_> {
             return;
         }
         let v = self.num(f.offset, f.size);
-        let _ = if f.has(F_POINTER) {
+        let _ = if f.has(FieldFlags::POINTER) {
             write!(out, "0x{v:x}")
-        } else if f.has(F_SIGNED) {
+        } else if f.has(FieldFlags::SIGNED) {
             match f.size {
-                4 if f.has(F_LONG) => write!(out, "0x{:x}", v as u32),
+                4 if f.has(FieldFlags::LONG) => write!(out, "0x{:x}", v as u32),
                 4 => write!(out, "{}", v as i32),
                 2 => write!(out, "{:2}", v as i16),
                 1 => write!(out, "{:1}", v as i8),
                 _ => write!(out, "{}", v as i64),
             }
-        } else if f.has(F_LONG) {
+        } else if f.has(FieldFlags::LONG) {
             write!(out, "0x{v:x}")
         } else {
             write!(out, "{v}")

@@ -1,0 +1,290 @@
+//! [`EventFormats`]: every event format of a trace by id, with what printing their records
+//! needs besides the formats (page header, byte order, long size, comms, symbols).
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+
+use super::EventFormat;
+use crate::endian::Endian;
+use crate::error::Result;
+use crate::header::{EventHeader, PageHeader};
+use crate::print::{Dialect, PrintContext};
+use crate::symbols::Symbols;
+
+/// A cheap hasher for pids (the per-record comm lookup); not DoS-resistant, keys are pids.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PidHasher(u64);
+
+impl Hasher for PidHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+        }
+    }
+    fn write_i32(&mut self, i: i32) {
+        self.0 = u64::from(i as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// Every event format of a trace, by id, with what decoding them needs: the page header,
+/// the kernel's long size and byte order, and the pid → comm map.
+#[derive(Debug, Clone)]
+pub struct EventFormats {
+    page_header: PageHeader,
+    event_header: EventHeader,
+    formats: Vec<EventFormat>,
+    by_id: HashMap<u32, usize>,
+    /// `common_type` (a u16) → index + 1 into `formats`, 0 for none: the per-record lookup.
+    by_type: Vec<u32>,
+    cmdlines: HashMap<i32, String, BuildHasherDefault<PidHasher>>,
+    /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
+    comm_generation: u64,
+    symbols: Symbols,
+    dialect: Dialect,
+}
+
+impl EventFormats {
+    /// An empty registry for a kernel with this page header.
+    pub fn new(page_header: PageHeader) -> Self {
+        EventFormats {
+            page_header,
+            event_header: EventHeader::default(),
+            formats: Vec::new(),
+            by_id: HashMap::new(),
+            by_type: Vec::new(),
+            cmdlines: HashMap::default(),
+            comm_generation: 0,
+            symbols: Symbols::new(),
+            dialect: Dialect::Kernel,
+        }
+    }
+
+    /// Sets the parsed `header_event` (defaults to the standard one).
+    pub fn set_event_header(&mut self, h: EventHeader) {
+        self.event_header = h;
+    }
+
+    /// The `header_event` in use.
+    pub fn event_header(&self) -> &EventHeader {
+        &self.event_header
+    }
+
+    /// The sub-buffer header layout.
+    pub fn page_header(&self) -> &PageHeader {
+        &self.page_header
+    }
+
+    /// The kernel's `long` size in bytes.
+    pub fn long_size(&self) -> usize {
+        self.page_header.long_size()
+    }
+
+    /// Byte order of the data.
+    pub fn endian(&self) -> Endian {
+        self.page_header.endian
+    }
+
+    /// Chooses whose text `print` reproduces (default: the kernel's `trace` file).
+    pub fn set_dialect(&mut self, d: Dialect) {
+        self.dialect = d;
+    }
+
+    /// The context for printing with this registry's long size, byte order and dialect.
+    pub fn print_context(&self) -> PrintContext<'_> {
+        PrintContext {
+            long_size: self.long_size() as u8,
+            endian: self.endian(),
+            dialect: self.dialect,
+            symbols: Some(&self.symbols),
+        }
+    }
+
+    /// Parses a format file of `system` and adds it; returns its id. A format with an id
+    /// already present replaces it.
+    pub fn add_format(&mut self, system: &str, text: &str) -> Result<u32> {
+        let f = EventFormat::parse(system, text, self.endian())?;
+        let id = f.id;
+        self.insert(f);
+        Ok(id)
+    }
+
+    /// Adds a parsed format.
+    pub fn insert(&mut self, f: EventFormat) {
+        let id = f.id;
+        let i = match self.by_id.get(&id) {
+            Some(&i) => {
+                self.formats[i] = f;
+                i
+            }
+            None => {
+                self.by_id.insert(id, self.formats.len());
+                self.formats.push(f);
+                self.formats.len() - 1
+            }
+        };
+        if let Ok(t) = u16::try_from(id) {
+            if self.by_type.len() <= usize::from(t) {
+                self.by_type.resize(usize::from(t) + 1, 0);
+            }
+            self.by_type[usize::from(t)] = i as u32 + 1;
+        }
+    }
+
+    /// The format with this id.
+    pub fn by_id(&self, id: u32) -> Option<&EventFormat> {
+        self.by_id.get(&id).map(|&i| &self.formats[i])
+    }
+
+    /// The format of `system`/`name`.
+    pub fn find(&self, system: &str, name: &str) -> Option<&EventFormat> {
+        self.formats.iter().find(|f| f.name == name && (system.is_empty() || f.system == system))
+    }
+
+    /// The format of a record payload, from its `common_type`.
+    #[inline]
+    pub fn for_record(&self, data: &[u8]) -> Option<&EventFormat> {
+        let id = crate::subbuf::common_type(data, self.endian())?;
+        let i = *self.by_type.get(usize::from(id))?;
+        self.formats.get((i as usize).checked_sub(1)?)
+    }
+
+    /// Every format, in insertion order.
+    pub fn iter(&self) -> impl Iterator<Item = &EventFormat> {
+        self.formats.iter()
+    }
+
+    /// Number of formats.
+    pub fn len(&self) -> usize {
+        self.formats.len()
+    }
+
+    /// True if no format was added.
+    pub fn is_empty(&self) -> bool {
+        self.formats.is_empty()
+    }
+
+    /// Adds the `<pid> <comm>` lines of a `saved_cmdlines` text; unparsable lines are skipped.
+    pub fn parse_cmdlines(&mut self, text: &str) {
+        for line in text.lines() {
+            let line = line.trim_start();
+            let Some((pid, comm)) = line.split_once(' ') else {
+                continue;
+            };
+            if let Ok(pid) = pid.parse::<i32>() {
+                self.cmdlines.insert(pid, comm.trim_end().to_string());
+            }
+        }
+        self.comm_generation += 1;
+    }
+
+    /// Adds the symbols of a `/proc/kallsyms` text (for `%pS` and friends).
+    pub fn parse_kallsyms(&mut self, text: &str) {
+        self.symbols.parse_kallsyms(text);
+    }
+
+    /// Adds the strings of a `printk_formats` text (for `%s` of kernel string pointers).
+    pub fn parse_printk_formats(&mut self, text: &str) {
+        self.symbols.parse_printk_formats(text);
+    }
+
+    /// The symbol and string tables.
+    pub fn symbols(&self) -> &Symbols {
+        &self.symbols
+    }
+
+    /// Records `comm` as the command of `pid`.
+    pub fn add_cmdline(&mut self, pid: i32, comm: &str) {
+        self.cmdlines.insert(pid, comm.to_string());
+        self.comm_generation += 1;
+    }
+
+    /// Records `comm` as the command of `pid` unless `pid` already has one (or is 0), as
+    /// libtraceevent's `tep_register_comm` does.
+    pub fn register_comm(&mut self, pid: i32, comm: &str) {
+        if pid != 0 {
+            if let std::collections::hash_map::Entry::Vacant(e) = self.cmdlines.entry(pid) {
+                e.insert(comm.to_string());
+                self.comm_generation += 1;
+            }
+        }
+    }
+
+    /// Applies what printing this record does to the registry besides the text: in
+    /// [`Dialect::LibTraceEvent`], the sched plugin of libtraceevent registers the comms of
+    /// `sched_switch` and `sched_wakeup` records, which later lines then show. Call it after
+    /// printing each record to reproduce `trace-cmd report` exactly.
+    pub fn note_record(&mut self, data: &[u8]) {
+        if self.dialect != Dialect::LibTraceEvent {
+            return;
+        }
+        let Some(f) = self.for_record(data) else {
+            return;
+        };
+        if !f.registers_comms {
+            return;
+        }
+        let ctx = self.print_context();
+        let pairs = f.lte(&ctx).registered_comms(data, self.endian());
+        for (pid, comm) in pairs.into_iter().flatten() {
+            if pid != 0 && !self.cmdlines.contains_key(&pid) {
+                self.cmdlines.insert(pid, String::from_utf8_lossy(comm).into_owned());
+                self.comm_generation += 1;
+            }
+        }
+    }
+
+    /// A number that changes whenever [`EventFormats::comm`] may answer differently: text
+    /// built from comms can be kept while it stays the same.
+    pub fn comm_generation(&self) -> u64 {
+        self.comm_generation
+    }
+
+    /// The command of `pid` as trace output shows it: `<idle>` for 0, `<...>` if unknown.
+    pub fn comm(&self, pid: i32) -> &str {
+        if pid == 0 {
+            return "<idle>";
+        }
+        self.cmdlines.get(&pid).map_or("<...>", String::as_str)
+    }
+
+    /// Appends the info text of a record payload; `[UNKNOWN EVENT]`-free: an unknown id prints
+    /// as `unknown event id N`. Never fails.
+    pub fn print_info(&self, data: &[u8], out: &mut String) {
+        match self.for_record(data) {
+            Some(f) => f.print_info(data, &self.print_context(), out),
+            None => {
+                use core::fmt::Write;
+                let id = crate::subbuf::common_type(data, self.endian());
+                let _ = match id {
+                    Some(id) => write!(out, "unknown event id {id}"),
+                    None => write!(out, "truncated record of {} bytes", data.len()),
+                };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::format::tests::SCHED_SWITCH;
+
+    #[test]
+    fn registry_and_cmdlines() {
+        let mut r = EventFormats::new(PageHeader::standard(8, Endian::Little, 4096).unwrap());
+        assert_eq!(r.add_format("sched", SCHED_SWITCH).unwrap(), 372);
+        assert_eq!(r.by_id(372).unwrap().name, "sched_switch");
+        assert!(r.find("sched", "sched_switch").is_some());
+        r.parse_cmdlines("1 systemd\n  42 kworker/0:1\nbad\n");
+        assert_eq!(r.comm(0), "<idle>");
+        assert_eq!(r.comm(1), "systemd");
+        assert_eq!(r.comm(42), "kworker/0:1");
+        assert_eq!(r.comm(7), "<...>");
+        let mut d = vec![0u8; 64];
+        d[0..2].copy_from_slice(&372u16.to_le_bytes());
+        assert_eq!(r.for_record(&d).unwrap().id, 372);
+    }
+}
