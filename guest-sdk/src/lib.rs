@@ -26,6 +26,7 @@ mod event;
 pub mod fxhash;
 #[doc(hidden)]
 pub mod rt;
+pub mod metrics;
 pub mod timeline;
 
 pub use batch::{Record, Records, HEADER_LEN};
@@ -59,6 +60,10 @@ pub trait Plugin {
     fn on_lost(&mut self, count: u64) {
         let _ = count;
     }
+
+    /// Called after the last event of each batch: the place to hand a batch's aggregated
+    /// counts to [`metrics`] (sent to the host right after).
+    fn on_batch_end(&mut self) {}
 
     /// Called once at the end of the run: print tables and histograms here.
     fn finish(&mut self) {}

@@ -53,6 +53,8 @@ pub fn on_batch<P: Plugin + 'static>(batch: &[u8], lost: u64) -> Result<(), Stri
         if off < batch.len() {
             return Err(malformed(batch, off, probes.len()));
         }
+        plugin.on_batch_end();
+        crate::metrics::flush();
         Ok(())
     })
 }
@@ -102,6 +104,7 @@ pub fn finish<P: Plugin + 'static>() -> Result<(), String> {
         let mut guard = r.borrow_mut();
         let rt = guard.as_mut().ok_or("finish called before init")?;
         rt.plugin.downcast_mut::<P>().ok_or("the exported plugin type changed")?.finish();
+        crate::metrics::flush();
         Ok(())
     })
 }

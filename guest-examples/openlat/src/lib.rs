@@ -10,6 +10,7 @@
 
 use std::collections::HashMap;
 
+use wasmprobe_guest::metrics::{self, Histogram};
 use wasmprobe_guest::timeline::{self, Track};
 use wasmprobe_guest::{
     emit_record, kernel_supports, println, wants_records, Args, Event, Plan, Plugin, ProbeId, Value,
@@ -18,6 +19,8 @@ use wasmprobe_guest::{
 #[derive(Default)]
 struct OpenLat {
     entries: Vec<ProbeId>,
+    /// As a metric: `openlat_open_seconds{comm}`.
+    latency: Option<Histogram>,
     /// Entry timestamp (and, for the timeline, the file) per thread still inside open.
     started: HashMap<i32, (u64, String)>,
     /// hist[0] counts 0, hist[k] counts [2^(k-1), 2^k).
@@ -40,6 +43,10 @@ impl Plugin for OpenLat {
             plan.uretprobe("openret", "libc:open", "ret=$retval:s32");
             plan.uretprobe("openatret", "libc:openat", "ret=$retval:s32");
         }
+        // 1 µs .. ~1 s, by powers of 2, like the printed histogram.
+        let buckets: Vec<f64> = (0..21).map(|k| (1u64 << k) as f64 * 1e-6).collect();
+        let help = "Time from entering open() to its return, by command name";
+        self.latency = Some(Histogram::declare("openlat_open_seconds", help, &["comm"], &buckets)?);
         // Pairs are matched by pid and timed by timestamp, both in every record's header: the
         // histogram needs no field of the events, the timeline the file and the result.
         let drawing = timeline::enabled();
@@ -64,6 +71,9 @@ impl Plugin for OpenLat {
             if timeline::enabled() {
                 let args = [("file", Value::Str(file)), ("ret", Value::S64(ev.i64("ret")))];
                 timeline::slice(&Track::thread(ev.pid()), "open", start, dur, &args);
+            }
+            if let Some(h) = self.latency.filter(|_| metrics::enabled()) {
+                h.observe(&[&ev.comm()], dur as f64 / 1e9);
             }
             let usecs = dur / 1000;
             let bucket = if usecs == 0 { 0 } else { 64 - usecs.leading_zeros() as usize };

@@ -9,9 +9,14 @@
 //! On the timeline (`--perfetto FILE`): a counter track "syscalls per second", one value per
 //! second of the trace clock (at the second's start: the calls made in it; a second without
 //! calls is a 0, the last second counts what it saw).
+//!
+//! As metrics (`wasmprobe agent`, `run --metrics-listen`): the counter
+//! `syscount_syscalls_total{comm, syscall}`, updated once per batch, at most `--arg
+//! max_series=N` label sets (default 1000; the rest in the overflow series).
 
 use std::collections::HashMap;
 
+use wasmprobe_guest::metrics::{self, Counter};
 use wasmprobe_guest::timeline::{self, Track};
 use wasmprobe_guest::{emit_record, lost_events, println, wants_records, Args, Event, Plan, Plugin, Value};
 
@@ -26,6 +31,9 @@ struct Syscount {
     by_pid: HashMap<i32, (String, u64)>,
     /// For the timeline: the second being counted (trace clock) and its calls so far.
     second: Option<(u64, u64)>,
+    /// The metric, and this batch's counts per (pid, syscall) not yet added to it.
+    calls: Option<Counter>,
+    pending: HashMap<(i32, i64), u64>,
 }
 
 impl Syscount {
@@ -48,7 +56,18 @@ impl Plugin for Syscount {
         let mut plan = Plan::new();
         let enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
         plan.fields(enter, &["id"]);
+        let max_series = args.parse("max_series")?.unwrap_or(0);
+        let help = "System calls entered, by command name and syscall id";
+        self.calls = Some(Counter::declare_capped("syscount_syscalls", help, &["comm", "syscall"], max_series)?);
         Ok(plan)
+    }
+
+    fn on_batch_end(&mut self) {
+        let Some(calls) = self.calls else { return };
+        for ((pid, id), n) in self.pending.drain() {
+            let comm = self.by_pid.get(&pid).map_or("", |(c, _)| c.as_str());
+            calls.add(&[comm, &id.to_string()], n as f64);
+        }
     }
 
     fn on_event(&mut self, ev: &Event) {
@@ -62,8 +81,12 @@ impl Plugin for Syscount {
                 }
             }
         }
-        *self.by_id.entry(ev.i64("id")).or_default() += 1;
+        let id = ev.i64("id");
+        *self.by_id.entry(id).or_default() += 1;
         self.by_pid.entry(ev.pid()).or_insert_with(|| (ev.comm().to_string(), 0)).1 += 1;
+        if metrics::enabled() {
+            *self.pending.entry((ev.pid(), id)).or_default() += 1;
+        }
     }
 
     fn finish(&mut self) {

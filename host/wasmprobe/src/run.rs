@@ -41,6 +41,8 @@ pub struct PluginOptions {
     pub trust: crate::pack::TrustPolicy,
     /// Serve the run's metrics for Prometheus here (`run --metrics-listen`).
     pub metrics_listen: Option<String>,
+    /// The run's Perfetto trace (`--perfetto`): the plugin's timeline marks go there.
+    pub timeline: Option<crate::perfetto::LiveTrace>,
 }
 
 impl PluginOptions {
@@ -99,6 +101,15 @@ pub fn dynamic_groups(tracefs: &Tracefs) -> Result<std::collections::HashSet<Str
 
 /// Loads the plugin and returns it with its validated plan (nothing touches the kernel).
 pub fn plan(opts: &PluginOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin, Plan)> {
+    plan_with_metrics(opts, kernel, None)
+}
+
+/// [`plan`], the plugin's metrics kept in `metrics` (`run --metrics-listen`).
+fn plan_with_metrics(
+    opts: &PluginOptions,
+    kernel: Arc<dyn KernelInfo>,
+    metrics: Option<&crate::agent::metrics::RunMetrics>,
+) -> Result<(Plugin, Plan)> {
     let source = crate::pack::RunSource::resolve(&opts.plugin, &opts.trust)?;
     let sink = match &opts.output {
         Some(path) => {
@@ -108,6 +119,12 @@ pub fn plan(opts: &PluginOptions, kernel: Arc<dyn KernelInfo>) -> Result<(Plugin
         None => StdOutput::new(opts.json),
     };
     let mut plugin = source.load(&opts.sandbox, Box::new(sink))?;
+    if let Some(t) = &opts.timeline {
+        plugin.set_timeline(t.timeline());
+    }
+    if let Some(m) = metrics {
+        plugin.set_metrics(m.plugins.clone(), &tag_of(&opts.plugin));
+    }
     let plan = plugin.init(&opts.args, kernel)?;
     plan.validate(&opts.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
     source.check_plan(&plan)?;
@@ -130,13 +147,22 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
     if let Some(p) = plugin_opts {
         crate::pack::RunSource::resolve(&p.plugin, &p.trust)?;
     }
+    // --perfetto: the file is created first (an unwritable path stops the run at once), and
+    // the plugin draws its marks there.
+    let perfetto = crate::perfetto::LiveTrace::for_live_run(trace.perfetto.as_deref())?;
+    let with_timeline = plugin_opts.map(|p| PluginOptions { timeline: perfetto.clone(), ..p.clone() });
+    let plugin_opts = with_timeline.as_ref();
     let tracefs = crate::owned::open_for_run()?;
     crate::child::install_stop_handlers()?;
     let mut recorded = RecordedRun::default();
+    let metrics = match plugin_opts.and_then(|p| p.metrics_listen.as_deref().map(|a| (a, p))) {
+        Some((addr, p)) => Some(crate::agent::metrics::RunMetrics::serve(addr, &tag_of(&p.plugin))?),
+        None => None,
+    };
     let mut loaded = match plugin_opts {
         Some(p) => {
             let kernel = Arc::new(RecordingKernel::new(&tracefs));
-            let (plugin, plan) = self::plan(p, kernel.clone())?;
+            let (plugin, plan) = plan_with_metrics(p, kernel.clone(), metrics.as_ref())?;
             check_sources(&tracefs, &plan, &plugin)?;
             recorded.plugin = Some(p.plugin.clone());
             recorded.args = p.args.clone();
@@ -157,6 +183,9 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
     let pages = if record.is_some() { Pages::Kernel } else { Pages::Live };
     let mut pipeline = Pipeline::arm(&tracefs, &tag, &requests, pages)?;
     let session = pipeline.session();
+    if let Some(t) = &perfetto {
+        t.attach(session, &tracefs)?;
+    }
     recorded.probes = session.probes()[..planned]
         .iter()
         .map(|p| (requests[p.index].name.clone(), p.system.clone(), p.event.clone()))
@@ -184,9 +213,14 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
         Some(s) => s,
         None => &mut null,
     };
-    let metrics = match plugin_opts.and_then(|p| p.metrics_listen.as_deref().map(|a| (a, p))) {
-        Some((addr, p)) => Some(crate::agent::metrics::RunMetrics::serve(addr, &tag_of(&p.plugin))?),
-        None => None,
+    let mut perfetto_sink = perfetto.as_ref().map(|t| t.sink());
+    let mut both;
+    let sink: &mut dyn RecordSink = match &mut perfetto_sink {
+        Some(p) => {
+            both = crate::sink::Tee(vec![sink, p]);
+            &mut both
+        }
+        None => sink,
     };
     let outcome = match &metrics {
         Some(m) => {
@@ -204,6 +238,9 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
     if let (Some(to), Some(recorder)) = (record, &recorder) {
         recorded.comms = given.lock().unwrap().clone();
         recorder.finish(pipeline.session(), to, &recorded)?;
+    }
+    if let Some(t) = perfetto {
+        t.finish_and_report()?;
     }
     Ok(outcome)
 }

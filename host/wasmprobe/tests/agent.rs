@@ -277,3 +277,155 @@ fn run_serves_metrics_too() {
     let st = child.wait().unwrap();
     assert!(st.success());
 }
+
+// ---- a real Prometheus ----------------------------------------------------------------------
+
+/// The workload, built once per test from tests/agent/load.c (its command name: `agentload`).
+fn workload(dir: &Path) -> PathBuf {
+    let exe = dir.join("agentload");
+    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent/load.c");
+    let st = Command::new("gcc").args(["-O1", "-o"]).arg(&exe).arg(&src).status().expect("gcc");
+    assert!(st.success(), "gcc {}", src.display());
+    exe
+}
+
+fn run_workload(exe: &Path, getppid: u64, opens: u64) {
+    let st = Command::new(exe).arg(getppid.to_string()).arg(opens.to_string()).status().unwrap();
+    assert!(st.success());
+}
+
+/// A Prometheus server on a free loopback port, scraping `target` every 250 ms; killed on drop.
+struct Prometheus {
+    child: Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Prometheus {
+    fn start(target: &str) -> Prometheus {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let cfg = write(
+            dir.path(),
+            "prometheus.yml",
+            &format!(
+                "global:\n  scrape_interval: 250ms\n  scrape_timeout: 200ms\nscrape_configs:\n  - job_name: wasmprobe\n    \
+                 static_configs:\n      - targets: ['{target}']\n"
+            ),
+        );
+        let addr = format!("127.0.0.1:{port}");
+        let log = std::fs::File::create(dir.path().join("prometheus.log")).unwrap();
+        let child = Command::new("prometheus")
+            .arg(format!("--config.file={}", cfg.display()))
+            .arg(format!("--storage.tsdb.path={}", dir.path().join("data").display()))
+            .arg(format!("--web.listen-address={addr}"))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start prometheus");
+        let p = Prometheus { child, addr, _dir: dir };
+        let t0 = Instant::now();
+        while !http_get(&p.addr, "/-/ready", None).is_ok_and(|(s, _, _)| s.contains("200")) {
+            assert!(t0.elapsed() < Duration::from_secs(30), "prometheus did not become ready: {}", p.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        p
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self._dir.path().join("prometheus.log")).unwrap_or_default()
+    }
+
+    /// The value of an instant query's first sample, if it has one.
+    fn query(&self, q: &str) -> Option<f64> {
+        let enc: String = q
+            .bytes()
+            .map(|b| match b {
+                b'a'..=b'z' | b'A'..=b'Z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+                _ => format!("%{b:02X}"),
+            })
+            .collect();
+        let body = http_get(&self.addr, &format!("/api/v1/query?query={enc}"), None).ok()?.2;
+        let v: serde_json::Value = serde_json::from_str(&body).ok()?;
+        assert_eq!(v["status"], "success", "{q}: {body}");
+        v["data"]["result"][0]["value"][1].as_str()?.parse().ok()
+    }
+
+    /// Polls `q` until it gives `want` (10 s at most); returns what it last gave.
+    fn wait_for(&self, q: &str, want: impl Fn(f64) -> bool) -> Option<f64> {
+        let t0 = Instant::now();
+        loop {
+            let v = self.query(q);
+            if v.is_some_and(&want) || t0.elapsed() > Duration::from_secs(10) {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+impl Drop for Prometheus {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(self.child.id() as i32),
+            nix::sys::signal::Signal::SIGTERM,
+        );
+        let t0 = Instant::now();
+        while self.child.try_wait().ok().flatten().is_none() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn prometheus_scrapes_the_plugins_counts_and_a_restarted_plugin() {
+    testkit::require!(root, tracefs, raw_syscalls, uprobes, program("prometheus"), program("gcc"));
+    let dir = tempfile::tempdir().unwrap();
+    let exe = workload(dir.path());
+    let cfg = write(
+        dir.path(),
+        "agent.toml",
+        &format!(
+            "node = \"n1\"\n[labels]\ncluster = \"test\"\n\
+             [[plugin]]\nname = \"syscount\"\nsource = \"syscount\"\n\
+             [[plugin]]\nname = \"openlat\"\nsource = \"openlat\"\n\
+             [[plugin]]\nname = \"trapper\"\nsource = \"{}\"\nargs = {{ at = \"100\" }}\n\
+             restart = \"on-failure\"\nbackoff = \"200ms\"\nbackoff_max = \"1s\"\n",
+            guest("hostile_trap_at")
+        ),
+    );
+    let agent = AgentProc::start(&cfg);
+    agent.wait_ready();
+    let prom = Prometheus::start(&agent.addr);
+    let (getppid, opens) = (5000, 37);
+    run_workload(&exe, getppid, opens);
+
+    // The plugins' own series, as Prometheus stored them, equal the workload's counts.
+    let q =
+        "syscount_syscalls_total{comm=\"agentload\",syscall=\"110\",plugin=\"syscount\",node=\"n1\",cluster=\"test\"}";
+    let got = prom.wait_for(q, |v| v == getppid as f64);
+    assert_eq!(got, Some(getppid as f64), "{q}\nagent stderr:\n{}", agent.stderr.lock().unwrap());
+    let q = "openlat_open_seconds_count{comm=\"agentload\",plugin=\"openlat\"}";
+    let got = prom.wait_for(q, |v| v == opens as f64);
+    assert_eq!(got, Some(opens as f64), "{q}\nagent stderr:\n{}", agent.stderr.lock().unwrap());
+    // The trapping plugin was restarted, visibly, and the others went on without losing any.
+    let restarts = prom.wait_for("wasmprobe_plugin_restarts_total{plugin=\"trapper\"}", |v| v >= 1.0);
+    assert!(restarts.is_some_and(|r| r >= 1.0), "restarts {restarts:?}");
+    let failures = prom.query("wasmprobe_plugin_failures_total{plugin=\"trapper\"}");
+    assert!(failures.is_some_and(|f| f >= 1.0), "failures {failures:?}");
+    for p in ["syscount", "openlat"] {
+        let q = format!("wasmprobe_plugin_events_dropped_total{{plugin=\"{p}\"}}");
+        assert_eq!(prom.query(&q), Some(0.0), "{q}");
+        assert_eq!(prom.query(&format!("wasmprobe_plugin_failures_total{{plugin=\"{p}\"}} or vector(0)")), Some(0.0));
+        assert_eq!(prom.query(&format!("wasmprobe_plugin_up{{plugin=\"{p}\"}}")), Some(1.0));
+    }
+    assert_eq!(prom.query("sum(wasmprobe_events_lost_total) or vector(0)"), Some(0.0));
+    assert_eq!(prom.query("up{job=\"wasmprobe\"}"), Some(1.0));
+    let err = agent.stderr.lock().unwrap().clone();
+    assert!(err.contains("wasmprobe: error: plugin trapper: "), "{err}");
+    drop(prom);
+    drop(agent);
+}

@@ -261,6 +261,7 @@ fn worker(
     status: Sender<Status>,
     (slot, gen): (usize, u64),
     metrics: AgentMetrics,
+    plugin_metrics: Arc<PluginMetrics>,
 ) {
     let report = |r: Report| {
         let _ = status.send(Status { slot, gen, report: r });
@@ -270,6 +271,7 @@ fn worker(
     let started = (|| -> Result<crate::plugin::Plugin> {
         let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)?;
         let mut plugin = source.load(&spec.sandbox, Box::new(output))?;
+        plugin.set_metrics(plugin_metrics, &spec.config.name);
         let plan = plugin.init(&spec.args, Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
         plan.validate(&spec.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
         source.check_plan(&plan)?;
@@ -396,13 +398,16 @@ impl Agent {
         let version = slot_version(&slot.spec);
         let output = AgentOutput::new(writer, &node, slot.name(), &version);
         let (spec, gen) = (slot.spec.clone(), slot.gen);
+        // A new start declares its metrics anew: the old series go (a counter reset).
+        self.plugin_metrics.remove(slot.name());
+        let plugin_metrics = self.plugin_metrics.clone();
         slot.pending = Some((tx, spare_rx));
         slot.restart_at = None;
         slot.started = Instant::now();
         slot.thread = Some(
             std::thread::Builder::new()
                 .name(format!("wasmprobe-{}", slot.name()))
-                .spawn(move || worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics))
+                .spawn(move || worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics, plugin_metrics))
                 .context("starting a plugin thread")?,
         );
         Ok(())
@@ -479,6 +484,9 @@ impl Agent {
         slot.projections = projections;
         slot.pending_lost = 0;
         self.metrics.up.get_or_create(&slot.labels).set(1);
+        // Present from the start, so that "nothing dropped" reads 0 rather than no series.
+        self.metrics.dropped.get_or_create(&slot.labels).inc_by(0);
+        self.metrics.failures.get_or_create(&slot.labels).inc_by(0);
         Ok(())
     }
 

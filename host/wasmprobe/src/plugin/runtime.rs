@@ -77,6 +77,11 @@ pub(crate) struct State {
     pub(crate) lost_total: u64,
     /// Where the plugin's timeline marks go; `None`: nowhere (`timeline.enabled` is false).
     pub(crate) timeline: Option<Box<dyn super::Timeline>>,
+    /// Where the plugin's metrics go, under which name; `None`: nowhere (`metrics.enabled`
+    /// is false).
+    pub(crate) metrics: Option<(Arc<crate::agent::plugin_metrics::PluginMetrics>, String)>,
+    /// Metrics declared while none are kept (their handles).
+    pub(crate) metrics_declared: u32,
     clock: CallClock,
     /// The plugin's monotonic clock (WASI's `now`), to tell whether a timer is due.
     clock_base: PluginClock,
@@ -277,6 +282,8 @@ impl Plugin {
             layouts: Vec::new(),
             lost_total: 0,
             timeline: None,
+            metrics: None,
+            metrics_declared: 0,
             clock: CallClock {
                 started: Instant::now(),
                 budget: sandbox.setup_budget,
@@ -337,6 +344,12 @@ impl Plugin {
     /// Replaces how `kernel.comm` finds command names (default: `/proc/<pid>/comm`).
     pub fn set_comm_lookup(&mut self, comm: Box<dyn CommLookup>) {
         self.store.data_mut().comm = comm;
+    }
+
+    /// Keeps the plugin's metrics in `store` under `name` (default: none kept, and the plugin's
+    /// `metrics.enabled` says false). Set it before `init`, where plugins declare them.
+    pub fn set_metrics(&mut self, store: Arc<crate::agent::plugin_metrics::PluginMetrics>, name: &str) {
+        self.store.data_mut().metrics = Some((store, name.to_string()));
     }
 
     /// Keeps the plugin's timeline marks in `timeline` (default: none kept, and the plugin's

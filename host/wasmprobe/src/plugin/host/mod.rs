@@ -4,6 +4,7 @@
 //! [`super::kernel`], [`super::timeline`].
 
 mod kernel;
+mod metrics;
 mod output;
 mod run;
 mod timeline;
