@@ -25,6 +25,8 @@ pub struct TraceOptions {
     pub duration: Option<Duration>,
     /// Run this command, held until it is followed, and stop when it exits.
     pub command: Vec<String>,
+    /// Also write what is traced (and a plugin's timeline) to this Perfetto trace.
+    pub perfetto: Option<std::path::PathBuf>,
 }
 
 /// How a pipeline (or a replay) ended.

@@ -21,8 +21,17 @@ use crate::sink::PluginSink;
 /// plugin hears the recorded kernel answers, so it makes the plan it made live; each probe is
 /// found among the file's events, and its records are delivered in timestamp order.
 pub fn replay(opts: &PluginOptions, file: &Path) -> Result<Outcome> {
+    replay_to(opts, file, None)
+}
+
+/// [`replay`], also writing the replayed events and the plugin's timeline marks to the
+/// Perfetto trace `perfetto` (`run --replay FILE --perfetto OUT`).
+pub fn replay_to(opts: &PluginOptions, file: &Path, perfetto: Option<&Path>) -> Result<Outcome> {
     let f = std::fs::File::open(file).with_context(|| format!("cannot open {}", file.display()))?;
     let dat = TraceDat::open(f).with_context(|| format!("{} is not a trace.dat we can read", file.display()))?;
+    let perfetto = crate::perfetto::LiveTrace::for_replay(perfetto, &dat)?;
+    let with_timeline = PluginOptions { timeline: perfetto.clone(), ..opts.clone() };
+    let opts = &with_timeline;
     let recorded: Option<RecordedRun> = dat
         .meta
         .options
@@ -75,13 +84,30 @@ pub fn replay(opts: &PluginOptions, file: &Path) -> Result<Outcome> {
     if let Some(r) = &recorded {
         names.extend(r.comms.iter().map(|(p, c)| (*p, c.clone())));
     }
+    if let Some(t) = &perfetto {
+        for (f, _) in &formats {
+            t.add_format(f, usize::from(dat.meta.long_size));
+        }
+        let names = names.clone();
+        t.set_thread_lookup(Box::new(move |tid| crate::perfetto::ThreadInfo {
+            name: names.get(&tid).cloned(),
+            tgid: None,
+        }));
+    }
     plugin.set_comm_lookup(Box::new(move |pid: i32| names.get(&pid).cloned()));
     let mut sink = PluginSink::new(&mut plugin, plan.probes.len());
-    let (events, lost) =
-        replay_records(&dat, &by_id, &mut sink).with_context(|| format!("reading {}", file.display()))?;
+    let mut perfetto_sink = perfetto.as_ref().map(|t| t.sink());
+    let (events, lost) = match &mut perfetto_sink {
+        Some(p) => replay_records(&dat, &by_id, &mut crate::sink::Tee(vec![&mut sink, p])),
+        None => replay_records(&dat, &by_id, &mut sink),
+    }
+    .with_context(|| format!("reading {}", file.display()))?;
     sink.deliver(lost)?;
     drop(sink);
     plugin.finish()?;
+    if let Some(t) = perfetto {
+        t.finish_and_report()?;
+    }
     Ok(Outcome { events, lost, exit_code: None })
 }
 

@@ -114,12 +114,24 @@ impl<W: Write> RecordSink for LineSink<W> {
 pub fn stream(specs: &[String], trace: &TraceOptions, out: impl Write) -> Result<Outcome> {
     let tracefs = crate::owned::open_for_run()?;
     let requests = tracepoint_requests(&tracefs, specs)?;
+    let perfetto = crate::perfetto::LiveTrace::for_live_run(trace.perfetto.as_deref())?;
     let mut pipeline = Pipeline::arm(&tracefs, "stream", &requests, Pages::Live)?;
     let formats = live_formats(pipeline.session())?;
     let inst = pipeline.session().instance();
     let time = TimeFormat::for_clock(inst.read_file("trace_clock").ok().as_deref().map_or("local", selected_clock));
     let mut sink = LineSink::new(tracefs.clone(), formats, time, out);
-    pipeline.follow(trace, CommandStdout::Inherit, &mut sink)
+    let outcome = match &perfetto {
+        Some(t) => {
+            t.attach(pipeline.session(), &tracefs)?;
+            let mut p = t.sink();
+            pipeline.follow(trace, CommandStdout::Inherit, &mut crate::sink::Tee(vec![&mut sink, &mut p]))?
+        }
+        None => pipeline.follow(trace, CommandStdout::Inherit, &mut sink)?,
+    };
+    if let Some(t) = perfetto {
+        t.finish_and_report()?;
+    }
+    Ok(outcome)
 }
 
 /// The formats of the session's events, with what their text needs from the live kernel:

@@ -79,6 +79,10 @@ pub struct TraceArgs {
     /// Stop after this long (e.g. 10s, 500ms, 2m).
     #[arg(long, value_parser = parse_duration)]
     pub duration: Option<Duration>,
+    /// Also write a Perfetto trace (ui.perfetto.dev) of what is traced, and of the plugin's
+    /// timeline marks; with `run --replay`, of the replayed events and the marks.
+    #[arg(long, value_name = "FILE.pftrace")]
+    pub perfetto: Option<PathBuf>,
     /// Run COMMAND and trace only it and its children.
     #[arg(last = true)]
     pub command: Vec<String>,

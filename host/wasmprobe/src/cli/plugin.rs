@@ -32,6 +32,7 @@ pub(super) fn plugin_options(
         json: a.json,
         output,
         metrics_listen: None,
+        timeline: None,
         sandbox: crate::plugin::Sandbox {
             memory_limit_bytes: a.memory_mib << 20,
             callback_budget: a.cpu_budget,
@@ -44,13 +45,13 @@ pub(super) fn plugin_options(
 
 /// What to trace, from the flags.
 pub(super) fn trace_options(t: TraceArgs) -> TraceOptions {
-    TraceOptions { pid: t.pid, duration: t.duration, command: t.command }
+    TraceOptions { pid: t.pid, duration: t.duration, command: t.command, perfetto: t.perfetto }
 }
 
 pub(super) fn run(a: RunArgs) -> Result<ExitCode> {
     let opts = plugin_options(a.plugin, a.plugin_args, a.output)?;
     let out = match &a.replay {
-        Some(file) => crate::replay::replay(&opts, file)?,
+        Some(file) => crate::replay::replay_to(&opts, file, a.trace.perfetto.as_deref())?,
         None => crate::run::run(&PluginOptions { metrics_listen: a.metrics_listen, ..opts }, &trace_options(a.trace))?,
     };
     if out.lost > 0 {
