@@ -131,3 +131,133 @@ fn js_openlat_histogram_equals_the_rust_one() {
     assert!(hist(&stdout(&live)).len() >= 2, "{}", stdout(&live));
     assert_eq!(hist(&stdout(&live)), hist(&stdout(&rust)));
 }
+
+/// The last line of stderr after `plugin NAME: ` (the name is the component's file stem).
+fn reason(o: &Output) -> String {
+    let err = String::from_utf8_lossy(&o.stderr);
+    let last = err.lines().last().unwrap_or_default().to_string();
+    let rest = last.strip_prefix("wasmprobe: error: plugin ").unwrap_or_else(|| panic!("not our error line: {err}"));
+    rest.split_once(": ").map(|(_, r)| r.to_string()).unwrap_or_default()
+}
+
+/// `wasmprobe inspect` of a hostile plugin with `--arg attack=NAME`: fails, in bounded time,
+/// with one line giving the reason.
+fn attack(plugin: &std::path::Path, name: &str) -> String {
+    let t = std::time::Instant::now();
+    let o = wasmprobe(&["inspect", plugin.to_str().unwrap(), "--arg", &format!("attack={name}")]);
+    assert!(!o.status.success(), "attack {name} succeeded: {}", stdout(&o));
+    // Budgets are 1 s; the rest is loading (the compile is cached by then, but not the first).
+    assert!(t.elapsed() < std::time::Duration::from_secs(60), "attack {name} took {:?}", t.elapsed());
+    reason(&o)
+}
+
+#[test]
+fn hostile_python_plugins_are_contained() {
+    let Some(py) = example(test_name!(), Lang::Python, "hostile") else { return };
+    let cases = [
+        ("shadow", "init failed: refused: FileNotFoundError: [Errno 44] No such file or directory: '/etc/shadow'"),
+        ("environ", "init failed: refused: OSError: the environment is empty"),
+        ("network", "init failed: refused: ModuleNotFoundError: No module named 'socket'"),
+        ("loop", "exceeded its CPU budget of 1s in init"),
+        ("memory", "exceeded its memory limit of 64 MiB in init"),
+    ];
+    for (name, why) in cases {
+        assert_eq!(attack(&py, name), why, "attack {name}");
+    }
+    // inspect takes run's limits too.
+    let o = wasmprobe(&["inspect", py.to_str().unwrap(), "--arg", "attack=memory", "--memory-mib", "48"]);
+    assert_eq!(reason(&o), "exceeded its memory limit of 48 MiB in init");
+    let o = wasmprobe(&["inspect", py.to_str().unwrap(), "--arg", "attack=loop", "--setup-budget", "300ms"]);
+    assert_eq!(reason(&o), "exceeded its CPU budget of 300ms in init");
+}
+
+#[test]
+fn hostile_js_plugins_are_contained() {
+    let Some(js) = example(test_name!(), Lang::Js, "hostile") else { return };
+    let cases = [
+        ("loop", "exceeded its CPU budget of 1s in init"),
+        ("memory", "exceeded its memory limit of 64 MiB in init"),
+        // componentize-js links fetch to wasi:http, which is left out: it traps.
+        ("fetch", "trapped in init: wasm trap: wasm `unreachable` instruction executed at [constructor]fields"),
+        // An Error comes back as the plugin's message (not "expected a string").
+        ("throw", "init failed: TypeError: thrown on purpose (at init@app.js:19:35)"),
+    ];
+    for (name, why) in cases {
+        assert_eq!(attack(&js, name), why, "attack {name}");
+    }
+}
+
+#[test]
+fn a_plugin_file_loaded_before_is_mapped_by_its_identity_and_a_changed_one_is_not() {
+    use std::os::unix::fs::PermissionsExt;
+    use wasmprobe::plugin::{FixedKernel, Plugin, PluginSource, Sandbox, StdOutput};
+    let Some(py) = example(test_name!(), Lang::Python, "syscount") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // The compiled files of the other tests, copied: a fresh cache would compile 18 MB again.
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::fs::Permissions::from_mode(0o700)).unwrap();
+    let shared = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("lang-cache");
+    for e in std::fs::read_dir(&shared).into_iter().flatten().flatten() {
+        if e.file_name().to_string_lossy().ends_with(".cwasm") {
+            std::fs::copy(e.path(), cache.join(e.file_name())).unwrap();
+        }
+    }
+    let file = dir.path().join("plugin.wasm");
+    std::fs::copy(&py, &file).unwrap();
+    let sandbox = Sandbox { cache_dir: Some(cache.clone()), ..Sandbox::default() };
+    let load = |source: PluginSource| Plugin::load(&source, &sandbox, Box::new(StdOutput::default())).unwrap();
+    let plan_of = |mut p: Plugin| p.init(&[], std::sync::Arc::new(FixedKernel::default())).unwrap();
+    let first = load(PluginSource::Path(file.clone()));
+    let ids: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("id-"))
+        .collect();
+    assert_eq!(ids.len(), 1, "one identity recorded ({:?})", first.load_info().cache);
+    assert_eq!(plan_of(first).probes[0].name, "sys_enter");
+
+    // The identity file decides what the unchanged file maps to, without reading the file:
+    // pointed at exec-open's compiled code, the "syscount" file runs exec-open.
+    let exec_open = load(PluginSource::Builtin("exec-open".into()));
+    let (wasmprobe::plugin::CacheOutcome::Hit(compiled) | wasmprobe::plugin::CacheOutcome::Stored(compiled)) =
+        exec_open.load_info().cache.clone()
+    else {
+        panic!("exec-open not cached: {:?}", exec_open.load_info().cache)
+    };
+    std::fs::write(&ids[0], compiled.file_name().unwrap().to_str().unwrap()).unwrap();
+    let mapped = load(PluginSource::Path(file.clone()));
+    assert!(mapped.load_info().cache.is_hit());
+    assert_eq!(mapped.load_info().wasm_bytes as u64, std::fs::metadata(&file).unwrap().len());
+    assert_eq!(plan_of(mapped).probes[0].name, "open", "mapped by identity, not by content");
+
+    // The file rewritten in place (same inode, new ctime) with the Rust syscount: that one runs.
+    std::fs::write(&file, wasmprobe::plugin::builtin("syscount").unwrap()).unwrap();
+    let changed = load(PluginSource::Path(file.clone()));
+    assert_eq!(changed.load_info().wasm_bytes, wasmprobe::plugin::builtin("syscount").unwrap().len());
+    assert_eq!(plan_of(changed).probes[0].name, "sys_enter");
+}
+
+#[test]
+fn the_cache_evicts_least_recently_used_files_down_to_its_cap() {
+    use std::time::{Duration, SystemTime};
+    let dir = tempfile::tempdir().unwrap();
+    let t0 = SystemTime::now() - Duration::from_secs(1000);
+    let mk = |name: &str, len: usize, age: u64| {
+        let p = dir.path().join(format!("{name:0>64}.cwasm"));
+        std::fs::write(&p, vec![0u8; len]).unwrap();
+        std::fs::File::options().append(true).open(&p).unwrap().set_modified(t0 + Duration::from_secs(age)).unwrap();
+        p
+    };
+    let oldest = mk("a", 1000, 1);
+    let middle = mk("b", 1000, 2);
+    let newest = mk("c", 1000, 3);
+    let kept = mk("d", 1000, 0); // the one just stored: never evicted, however old its mtime
+    let id = dir.path().join("id-x");
+    std::fs::write(&id, oldest.file_name().unwrap().to_str().unwrap()).unwrap();
+    let removed = wasmprobe::plugin::cache::evict(dir.path(), 2500, &kept);
+    assert_eq!(removed, vec![oldest.clone(), middle.clone()]);
+    assert!(newest.exists() && kept.exists());
+    assert!(!id.exists(), "the identity of an evicted file goes with it");
+    assert!(wasmprobe::plugin::cache::evict(dir.path(), 2500, &kept).is_empty(), "under the cap: nothing to do");
+}

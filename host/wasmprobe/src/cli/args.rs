@@ -204,6 +204,12 @@ pub struct InspectArgs {
     /// Probe kinds the plugin may use, e.g. `uprobe,tracepoint` (default: all).
     #[arg(long)]
     pub allow: Option<String>,
+    /// Largest memory the plugin may use, in MiB (as for `run`).
+    #[arg(long, default_value_t = 64)]
+    pub memory_mib: u64,
+    /// Wall-clock time instantiation and `init` may take (as for `run`, e.g. 1s).
+    #[arg(long, value_parser = parse_duration, default_value = "1s")]
+    pub setup_budget: Duration,
 }
 
 /// `wasmprobe kprobe ...`

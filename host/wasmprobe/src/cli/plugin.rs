@@ -65,11 +65,12 @@ pub(super) fn inspect(a: InspectArgs) -> Result<()> {
     let tracefs = Tracefs::open()?;
     let policy = policy(allow)?;
     let source = crate::plugin::PluginSource::parse(plugin);
-    let mut p = crate::plugin::Plugin::load(
-        &source,
-        &crate::plugin::Sandbox::default(),
-        Box::new(crate::plugin::StdOutput::default()),
-    )?;
+    let sandbox = crate::plugin::Sandbox {
+        memory_limit_bytes: a.memory_mib << 20,
+        setup_budget: a.setup_budget,
+        ..Default::default()
+    };
+    let mut p = crate::plugin::Plugin::load(&source, &sandbox, Box::new(crate::plugin::StdOutput::default()))?;
     let plan = p.init(&args, std::sync::Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
     println!("plugin {plugin}: {} probe(s)", plan.probes.len());
     // A uprobe target that is not a program or library is refused when the run arms it.

@@ -5,6 +5,17 @@
 //! only trusted when its directory and the file belong to us and nobody else may write
 //! them. The key is the sha256 of the component bytes, the wasmtime version and the
 //! engine's `precompile_compatibility_hash` (its configuration and the CPU's features).
+//!
+//! A plugin loaded from a file is found without reading or hashing it (a Python or JS plugin
+//! is 12-19 MB: reading and hashing it was most of a warm start): a small `id-*` file, named
+//! by the hash of the file's identity (device, inode, size, mtime and ctime in nanoseconds,
+//! with the engine's key material), holds the name of its compiled file. Any write to the
+//! plugin file changes its ctime, which no user can set back, so a changed file misses and
+//! is read, hashed and recorded again; a first load always goes through the content key.
+//!
+//! The cache is bounded: after each store the compiled files are evicted least recently
+//! used first (a hit touches its file) until they total at most [`max_bytes`]
+//! (`$WASMPROBE_CACHE_MAX_MIB`, default 1024 MiB); the file just stored is kept.
 
 use std::hash::{Hash, Hasher};
 use std::io::Write;
@@ -26,6 +37,14 @@ pub fn default_dir() -> Option<PathBuf> {
         return (dir.as_os_str() != "off").then_some(dir);
     }
     var("XDG_CACHE_HOME").or_else(|| var("HOME").map(|h| h.join(".cache"))).map(|d| d.join("wasmprobe"))
+}
+
+/// The environment variable that sets the cache's size cap in MiB.
+pub const CACHE_MAX_ENV: &str = "WASMPROBE_CACHE_MAX_MIB";
+
+/// The cache's size cap: `$WASMPROBE_CACHE_MAX_MIB` MiB, else 1 GiB.
+pub fn max_bytes() -> u64 {
+    std::env::var(CACHE_MAX_ENV).ok().and_then(|v| v.parse::<u64>().ok()).map_or(1 << 30, |m| m << 20)
 }
 
 /// The wasmtime release we are built with (Cargo.toml pins it). The compatibility hash covers
@@ -75,6 +94,113 @@ pub fn cache_key(engine: &Engine, wasm: &[u8]) -> String {
     format!("{hex}.cwasm")
 }
 
+/// The name of the `id-*` file of a plugin file with metadata `meta`, for `engine`.
+fn identity_key(engine: &Engine, meta: &std::fs::Metadata) -> String {
+    let mut h = Sha(Sha256::new());
+    h.write(b"wasmprobe component identity v1\0");
+    h.write(WASMTIME_VERSION.as_bytes());
+    h.write(&[0]);
+    engine.precompile_compatibility_hash().hash(&mut h);
+    for v in [meta.dev(), meta.ino(), meta.size()] {
+        h.write(&v.to_le_bytes());
+    }
+    for v in [meta.mtime(), meta.mtime_nsec(), meta.ctime(), meta.ctime_nsec()] {
+        h.write(&v.to_le_bytes());
+    }
+    let digest = h.0.finalize();
+    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    format!("id-{hex}")
+}
+
+/// Maps the compiled code of the plugin file whose metadata is `meta` without reading the
+/// file, if a load of the same file (same identity, see the module's documentation) stored it.
+pub(crate) fn load_by_identity(
+    engine: &Engine,
+    meta: &std::fs::Metadata,
+    dir: Option<&Path>,
+) -> Option<(Component, CacheOutcome)> {
+    let dir = dir?;
+    if untrusted(dir).is_some() {
+        return None;
+    }
+    let id = dir.join(identity_key(engine, meta));
+    if untrusted(&id).is_some() {
+        return None;
+    }
+    let name = std::fs::read_to_string(&id).ok()?;
+    let name = name.trim();
+    if !(name.ends_with(".cwasm") && name.len() == 70 && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.')) {
+        return None;
+    }
+    let file = dir.join(name);
+    if !file.exists() || untrusted(&file).is_some() {
+        let _ = std::fs::remove_file(&id);
+        return None;
+    }
+    // SAFETY: as in `load`: our file, in our directory, written by `store`.
+    let c = unsafe { Component::deserialize_file(engine, &file) }.ok()?;
+    touch(&file);
+    Some((c, CacheOutcome::Hit(file)))
+}
+
+/// Records that the plugin file with metadata `meta` compiled to `outcome`'s file, for
+/// [`load_by_identity`].
+pub(crate) fn remember_identity(engine: &Engine, meta: &std::fs::Metadata, dir: Option<&Path>, outcome: &CacheOutcome) {
+    let (Some(dir), CacheOutcome::Hit(file) | CacheOutcome::Stored(file)) = (dir, outcome) else { return };
+    let Some(name) = file.file_name().and_then(|n| n.to_str()) else { return };
+    let _ = store(dir, &dir.join(identity_key(engine, meta)), name.as_bytes());
+}
+
+/// Marks `file` as just used (the eviction is least recently used first).
+fn touch(file: &Path) {
+    if let Ok(f) = std::fs::File::options().append(true).open(file) {
+        let _ = f.set_modified(std::time::SystemTime::now());
+    }
+}
+
+/// Removes the least recently used compiled files of `dir` until they total at most `cap`
+/// bytes, never `keep`; then the `id-*` files whose compiled file is gone. Returns the
+/// files removed.
+pub fn evict(dir: &Path, cap: u64, keep: &Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Vec::new() };
+    let mut files: Vec<(std::time::SystemTime, u64, PathBuf)> = Vec::new();
+    let mut ids = Vec::new();
+    for e in entries.flatten() {
+        let path = e.path();
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Ok(meta) = e.metadata() else { continue };
+        if name.starts_with("id-") {
+            ids.push(path);
+        } else if name.ends_with(".cwasm") && meta.is_file() {
+            files.push((meta.modified().unwrap_or(std::time::UNIX_EPOCH), meta.len(), path));
+        }
+    }
+    let mut total: u64 = files.iter().map(|f| f.1).sum();
+    files.sort();
+    let mut removed = Vec::new();
+    for (_, len, path) in files {
+        if total <= cap {
+            break;
+        }
+        if path == keep {
+            continue;
+        }
+        if std::fs::remove_file(&path).is_ok() {
+            total -= len;
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        for id in ids {
+            let target = std::fs::read_to_string(&id).unwrap_or_default();
+            if !dir.join(target.trim()).is_file() {
+                let _ = std::fs::remove_file(&id);
+            }
+        }
+    }
+    removed
+}
+
 /// Why `dir` (and `file`, if present) cannot be trusted, if so.
 fn untrusted(path: &Path) -> Option<String> {
     let meta = std::fs::metadata(path).ok()?;
@@ -106,6 +232,7 @@ pub(crate) fn load(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime
         // directory nobody else may write), from `precompile_component` of the same engine
         // configuration: the key covers wasmtime's version and compatibility hash.
         if let Ok(c) = unsafe { Component::deserialize_file(engine, &file) } {
+            touch(&file);
             return Ok((c, CacheOutcome::Hit(file)));
         }
     }
@@ -113,7 +240,10 @@ pub(crate) fn load(engine: &Engine, wasm: &[u8], dir: Option<&Path>) -> wasmtime
     // SAFETY: these bytes come from `precompile_component` of this very engine just now.
     let component = unsafe { Component::deserialize(engine, &compiled)? };
     let outcome = match store(dir, &file, &compiled) {
-        Ok(()) => CacheOutcome::Stored(file),
+        Ok(()) => {
+            evict(dir, max_bytes(), &file);
+            CacheOutcome::Stored(file)
+        }
         Err(e) => CacheOutcome::Compiled(format!("cannot write {}: {e}", file.display())),
     };
     Ok((component, outcome))

@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use wasmtime::component::{Linker, Resource, ResourceTable};
+use wasmtime::component::{Component, Linker, Resource, ResourceTable};
 use wasmtime::{Store, StoreContextMut, Trap, UpdateDeadline};
 use wasmtime_wasi::p2::{DynPollable, Pollable};
 use wasmtime_wasi::{HostMonotonicClock, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
@@ -231,9 +231,31 @@ impl Plugin {
                     ))
                 })?
                 .into(),
-            PluginSource::Path(p) => super::read_plugin_file(p, sandbox.max_plugin_bytes)
-                .map_err(|e| load_err(wasmtime::format_err!("cannot read {}: {e}", p.display())))?
-                .into(),
+            PluginSource::Path(p) => {
+                // A file loaded before is mapped by its identity, without reading it.
+                let dir = sandbox.cache_dir.as_deref();
+                let before = std::fs::metadata(p).ok().filter(|m| m.is_file() && m.len() <= sandbox.max_plugin_bytes);
+                let t0 = Instant::now();
+                if let Some((c, hit)) = before.as_ref().and_then(|m| cache::load_by_identity(engine(), m, dir)) {
+                    let size = before.as_ref().map_or(0, |m| m.len() as usize);
+                    return Plugin::instantiate(&name, c, hit, t0.elapsed(), size, sandbox, output);
+                }
+                let bytes = super::read_plugin_file(p, sandbox.max_plugin_bytes)
+                    .map_err(|e| load_err(wasmtime::format_err!("cannot read {}: {e}", p.display())))?;
+                let plugin = Plugin::from_bytes(&name, &bytes, sandbox, output)?;
+                // Remembered only if the file did not change while it was read.
+                let after = std::fs::metadata(p).ok();
+                if let (Some(b), Some(a)) = (&before, &after) {
+                    let same = |m: &std::fs::Metadata| {
+                        use std::os::unix::fs::MetadataExt;
+                        (m.dev(), m.ino(), m.size(), m.mtime(), m.mtime_nsec(), m.ctime(), m.ctime_nsec())
+                    };
+                    if same(b) == same(a) {
+                        cache::remember_identity(engine(), a, dir, &plugin.load_info.cache);
+                    }
+                }
+                return Ok(plugin);
+            }
         };
         Plugin::from_bytes(&name, &bytes, sandbox, output)
     }
@@ -244,8 +266,21 @@ impl Plugin {
         let engine = engine();
         let t0 = Instant::now();
         let (component, cache) = cache::load(engine, wasm, sandbox.cache_dir.as_deref()).map_err(load_err)?;
-        let compile = t0.elapsed();
+        Plugin::instantiate(name, component, cache, t0.elapsed(), wasm.len(), sandbox, output)
+    }
 
+    /// Links and instantiates a compiled component of `wasm_bytes` bytes.
+    fn instantiate(
+        name: &str,
+        component: Component,
+        cache: CacheOutcome,
+        compile: Duration,
+        wasm_bytes: usize,
+        sandbox: &Sandbox,
+        output: Box<dyn Output>,
+    ) -> Result<Plugin, Error> {
+        let load_err = |e: wasmtime::Error| Error::Load { plugin: name.to_string(), message: host_error_text(&e) };
+        let engine = engine();
         let t1 = Instant::now();
         let mut linker = Linker::<State>::new(engine);
         wasmtime_wasi::p2::add_to_linker_sync(&mut linker).map_err(load_err)?;
@@ -306,7 +341,7 @@ impl Plugin {
                 });
             }
         };
-        let load_info = LoadInfo { cache, compile, instantiate: t1.elapsed(), wasm_bytes: wasm.len() };
+        let load_info = LoadInfo { cache, compile, instantiate: t1.elapsed(), wasm_bytes };
         Ok(Plugin {
             name: name.to_string(),
             store,
