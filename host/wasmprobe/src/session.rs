@@ -109,8 +109,15 @@ impl Session {
             Ok(())
         })();
         if let Err(e) = made {
-            let _ = self.remove(&(first..self.armed.len()).collect::<Vec<_>>());
-            self.armed.truncate(first);
+            // Made by this call and never enabled: removed at once, without a buffer reset.
+            for p in self.armed.drain(first..).collect::<Vec<_>>() {
+                let _ = self.instance().event_disable(Some(&p.system), Some(&p.event));
+                if let Some(at) =
+                    self.created.iter().position(|c| c.event().system == p.system && c.event().event == p.event)
+                {
+                    let _ = self.created.remove(at).remove();
+                }
+            }
             self.decls.truncate(first);
             let _ = self.reroute();
             return Err(e);
@@ -119,26 +126,21 @@ impl Session {
     }
 
     /// Takes the probes `indexes` out of the running session: disabled in our instance
-    /// (unless another armed probe reads the same event), removed from the kernel if they are
-    /// ours, and routed nowhere. Their indexes are not given again.
+    /// (unless another armed probe reads the same event) and routed nowhere. A probe of ours
+    /// stays defined in the kernel, parked, until the session ends or [`Session::restore`]
+    /// takes it back: deleting a dynamic event that was enabled in an instance makes the
+    /// kernel reset that instance's ring buffers (`tr->clear_trace`), which would throw away
+    /// the unread events of every other probe, uncounted. Disabled, a parked uprobe is
+    /// unregistered from its file and costs nothing.
     pub fn remove(&mut self, indexes: &[usize]) -> Result<()> {
         let mut first_err = None;
         for &i in indexes {
             let Some(p) = self.armed.get(i).filter(|p| p.active).cloned() else { continue };
             self.armed[i].active = false;
             let shared = self.armed.iter().any(|o| o.active && o.system == p.system && o.event == p.event);
-            if shared {
-                continue;
-            }
-            if let Err(e) = self.instance().event_disable(Some(&p.system), Some(&p.event)) {
-                first_err.get_or_insert(anyhow::Error::new(e));
-            }
-            if let Some(at) =
-                self.created.iter().position(|c| c.event().system == p.system && c.event().event == p.event)
-            {
-                if let Err(e) = self.created.remove(at).remove() {
-                    first_err
-                        .get_or_insert(anyhow::Error::new(e).context(format!("removing {}/{}", p.system, p.event)));
+            if !shared {
+                if let Err(e) = self.instance().event_disable(Some(&p.system), Some(&p.event)) {
+                    first_err.get_or_insert(anyhow::Error::new(e));
                 }
             }
         }
@@ -147,6 +149,21 @@ impl Session {
             Some(e) => Err(e),
             None => rerouted,
         }
+    }
+
+    /// Takes back a probe [`Session::remove`] parked: routed again, and enabled if the session is.
+    pub fn restore(&mut self, index: usize) -> Result<()> {
+        let Some(p) = self.armed.get_mut(index) else { bail!("no armed probe {index}") };
+        if p.active {
+            return Ok(());
+        }
+        p.active = true;
+        let (system, event) = (p.system.clone(), p.event.clone());
+        self.reroute()?;
+        if self.enabled {
+            self.instance().event_enable(Some(&system), Some(&event))?;
+        }
+        Ok(())
     }
 
     /// Recomputes every event's filter and the routing table from the active probes.

@@ -102,7 +102,6 @@ impl AgentProc {
         self.metrics().lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse().ok())
     }
 
-    #[allow(dead_code)]
     fn signal(&self, sig: nix::sys::signal::Signal) {
         let pid = nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32);
         nix::sys::signal::kill(pid, sig).unwrap();
@@ -280,9 +279,10 @@ fn run_serves_metrics_too() {
 
 // ---- a real Prometheus ----------------------------------------------------------------------
 
-/// The workload, built once per test from tests/agent/load.c (its command name: `agentload`).
-fn workload(dir: &Path) -> PathBuf {
-    let exe = dir.join("agentload");
+/// The workload, built for each test from tests/agent/load.c, named `name` (its command name,
+/// one per test: syscount counts every process, and tests run in parallel).
+fn workload(dir: &Path, name: &str) -> PathBuf {
+    let exe = dir.join(name);
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/agent/load.c");
     let st = Command::new("gcc").args(["-O1", "-o"]).arg(&exe).arg(&src).status().expect("gcc");
     assert!(st.success(), "gcc {}", src.display());
@@ -384,7 +384,7 @@ impl Drop for Prometheus {
 fn prometheus_scrapes_the_plugins_counts_and_a_restarted_plugin() {
     testkit::require!(root, tracefs, raw_syscalls, uprobes, program("prometheus"), program("gcc"));
     let dir = tempfile::tempdir().unwrap();
-    let exe = workload(dir.path());
+    let exe = workload(dir.path(), "loadprom");
     let cfg = write(
         dir.path(),
         "agent.toml",
@@ -405,10 +405,10 @@ fn prometheus_scrapes_the_plugins_counts_and_a_restarted_plugin() {
 
     // The plugins' own series, as Prometheus stored them, equal the workload's counts.
     let q =
-        "syscount_syscalls_total{comm=\"agentload\",syscall=\"110\",plugin=\"syscount\",node=\"n1\",cluster=\"test\"}";
+        "syscount_syscalls_total{comm=\"loadprom\",syscall=\"110\",plugin=\"syscount\",node=\"n1\",cluster=\"test\"}";
     let got = prom.wait_for(q, |v| v == getppid as f64);
     assert_eq!(got, Some(getppid as f64), "{q}\nagent stderr:\n{}", agent.stderr.lock().unwrap());
-    let q = "openlat_open_seconds_count{comm=\"agentload\",plugin=\"openlat\"}";
+    let q = "openlat_open_seconds_count{comm=\"loadprom\",plugin=\"openlat\"}";
     let got = prom.wait_for(q, |v| v == opens as f64);
     assert_eq!(got, Some(opens as f64), "{q}\nagent stderr:\n{}", agent.stderr.lock().unwrap());
     // The trapping plugin was restarted, visibly, and the others went on without losing any.
@@ -428,4 +428,112 @@ fn prometheus_scrapes_the_plugins_counts_and_a_restarted_plugin() {
     assert!(err.contains("wasmprobe: error: plugin trapper: "), "{err}");
     drop(prom);
     drop(agent);
+}
+
+// ---- reload ---------------------------------------------------------------------------------
+
+/// The agent's uprobes (its group's lines in uprobe_events).
+fn agent_uprobes(pid: u32) -> usize {
+    let t = tracefs::Tracefs::open().unwrap();
+    let text = std::fs::read_to_string(t.path().join("uprobe_events")).unwrap_or_default();
+    text.lines().filter(|l| l.contains(&format!("wasmprobe_{pid}_agent/"))).count()
+}
+
+#[test]
+fn reload_adds_changes_and_removes_plugins_while_the_others_lose_nothing() {
+    testkit::require!(root, tracefs, raw_syscalls, uprobes, program("gcc"));
+    let dir = tempfile::tempdir().unwrap();
+    let exe = workload(dir.path(), "loadreload");
+    let plugin = |name: &str, source: &str, args: &str| {
+        format!("[[plugin]]\nname = \"{name}\"\nsource = \"{source}\"\nargs = {{ {args} }}\n")
+    };
+    let v1 = format!(
+        "node = \"n1\"\n{}{}{}",
+        plugin("steady", "syscount", ""),
+        plugin("gone", "openlat", ""),
+        plugin("changed", "syscount", "top = \"5\"")
+    );
+    let cfg = write(dir.path(), "agent.toml", &v1);
+    let mut agent = AgentProc::start(&cfg);
+    agent.wait_ready();
+    let pid = agent.child.as_ref().unwrap().id();
+    assert_eq!(agent_uprobes(pid), 4, "openlat's four uprobes (libc open/openat, entry and return)");
+
+    // 20000 getppid calls over about two seconds, while the config changes twice.
+    let n = 20_000;
+    let load = Command::new(&exe).args([n.to_string(), "0".into(), "10".into()]).spawn().unwrap();
+    let mut load = scopeguard(load);
+    std::thread::sleep(Duration::from_millis(600));
+    // Added, changed (its args), removed; `steady` untouched.
+    let v2 = format!(
+        "node = \"n1\"\n{}{}{}",
+        plugin("steady", "syscount", ""),
+        plugin("changed", "syscount", "top = \"7\""),
+        plugin("added", "openlat", "")
+    );
+    write(dir.path(), "agent.toml", &v2);
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let t0 = Instant::now();
+    while agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"ok\"}") != Some(1.0) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no reload: {}", agent.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    // A config that does not validate changes nothing.
+    let bad = format!("{v2}{}", plugin("steady", "openlat", ""));
+    write(dir.path(), "agent.toml", &bad);
+    agent.signal(nix::sys::signal::Signal::SIGHUP);
+    let t0 = Instant::now();
+    while agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"refused\"}") != Some(1.0) {
+        assert!(t0.elapsed() < Duration::from_secs(10), "no refusal: {}", agent.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let st = load.0.wait().unwrap();
+    assert!(st.success());
+
+    let text = agent.metrics();
+    let val = |prefix: &str| {
+        text.lines().find(|l| l.starts_with(prefix)).and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+    };
+    let want = "syscount_syscalls_total{node=\"n1\",plugin=\"steady\",comm=\"loadreload\",syscall=\"110\"}";
+    let t0 = Instant::now();
+    while agent.sample(want) != Some(n as f64) && t0.elapsed() < Duration::from_secs(5) {
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(agent.sample(want), Some(n as f64), "{want}\n{}", agent.metrics());
+    assert_eq!(val("wasmprobe_plugin_events_dropped_total{node=\"n1\",plugin=\"steady\"}"), Some(0.0), "{text}");
+    assert_eq!(val("wasmprobe_plugin_restarts_total{node=\"n1\",plugin=\"steady\"}"), None, "{text}");
+    assert_eq!(val("wasmprobe_plugin_up{node=\"n1\",plugin=\"gone\"}"), Some(0.0), "{text}");
+    assert_eq!(val("wasmprobe_plugin_up{node=\"n1\",plugin=\"added\"}"), Some(1.0), "{text}");
+    assert_eq!(val("wasmprobe_plugin_up{node=\"n1\",plugin=\"changed\"}"), Some(1.0), "{text}");
+    // The replaced plugin saw part of the workload, the removed plugin's series are gone.
+    let changed = val("syscount_syscalls_total{node=\"n1\",plugin=\"changed\",comm=\"loadreload\",syscall=\"110\"}");
+    assert!(changed.is_some_and(|c| c > 0.0 && c < n as f64), "changed: {changed:?}");
+    assert!(!text.contains("plugin=\"gone\",comm="), "{text}");
+    // openlat's probes went with `gone` and came with `added`: four, not eight.
+    assert_eq!(agent_uprobes(pid), 4);
+    let err = agent.stderr.lock().unwrap().clone();
+    assert!(
+        err.contains("wasmprobe: error: reload refused, the running plugins stay as they were: plugin steady: the name is used twice"),
+        "{err}"
+    );
+    let st = agent.stop();
+    assert!(st.success());
+    assert_nothing_left(pid);
+}
+
+/// Kills the child on drop if it is still running.
+struct ChildGuard(Child);
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
+fn scopeguard(c: Child) -> ChildGuard {
+    ChildGuard(c)
 }

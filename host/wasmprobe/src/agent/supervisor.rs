@@ -421,9 +421,17 @@ impl Agent {
         let mut armed = vec![0usize; plan.probes.len()];
         let mut new_of: Vec<Option<usize>> = vec![None; plan.probes.len()];
         let mut new: Vec<ProbeDecl> = Vec::new();
+        let mut reused: Vec<usize> = Vec::new();
         for (i, d) in plan.probes.iter().enumerate() {
             let active = |k: usize| self.users.get(k).is_some_and(|&u| u > 0);
+            let parked = |k: usize| self.users.get(k).is_some_and(|&u| u == 0) && !reused.contains(&k);
             if let Some(k) = (0..self.armed_decls.len()).find(|&k| active(k) && same_probe(&self.armed_decls[k], d)) {
+                armed[i] = k;
+            } else if let Some(k) =
+                (0..self.armed_decls.len()).find(|&k| parked(k) && same_probe(&self.armed_decls[k], d))
+            {
+                // A probe a stopped plugin left parked (see Session::remove): taken back.
+                reused.push(k);
                 armed[i] = k;
             } else if let Some(j) = new.iter().position(|n| same_probe(n, d)) {
                 new_of[i] = Some(j);
@@ -435,6 +443,10 @@ impl Agent {
                 new_of[i] = Some(new.len());
                 new.push(renamed);
             }
+        }
+        for &k in &reused {
+            let pipeline = self.pipeline.as_mut().expect("attach after the pipeline exists");
+            pipeline.session_mut().restore(k).with_context(|| format!("plugin {name}: cannot arm its probes"))?;
         }
         if !new.is_empty() {
             let pipeline = self.pipeline.as_mut().expect("attach after the pipeline exists");
@@ -490,8 +502,8 @@ impl Agent {
         Ok(())
     }
 
-    /// Stops routing to the plugin in `slot` and releases its probes (removed from the kernel
-    /// when no other plugin reads them).
+    /// Stops routing to the plugin in `slot` and releases its probes (disabled and parked when
+    /// no other plugin reads them: see `Session::remove`).
     fn unwire(&mut self, s: usize) -> Result<()> {
         let Some(slot) = self.router.slots[s].as_mut() else { return Ok(()) };
         slot.tx = None;
