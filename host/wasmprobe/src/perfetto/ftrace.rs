@@ -1,7 +1,7 @@
 //! Kernel events as Perfetto `FtraceEvent`s, encoded straight from the raw record.
 //!
 //! The scheduler events Perfetto draws (CPU tracks, thread states, process trees) get the
-//! typed messages Perfetto has for them ([`TYPED`]); every other event becomes a
+//! typed messages Perfetto has for them ([`typed_events`]); every other event becomes a
 //! `GenericFtraceEvent`: its name and every field of its format file, with its type (a
 //! string, a signed or an unsigned integer; an array as one field per element, `args[0]`,
 //! `args[1]`, ...). The encoding of each event is planned once from its format file (the
@@ -161,9 +161,19 @@ enum TgidRule {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TgidHint {
     /// Thread `child` was created by `parent`, as a thread of the same process or not.
-    NewTask { parent: i32, child: i32, thread: bool },
+    NewTask {
+        /// The creating thread (the record's common_pid).
+        parent: i32,
+        /// The new thread.
+        child: i32,
+        /// Whether it was created with `CLONE_THREAD`.
+        thread: bool,
+    },
     /// `pid` leads its own process.
-    Leader { pid: i32 },
+    Leader {
+        /// The thread (and now process) id.
+        pid: i32,
+    },
 }
 
 /// The encoding of one event id, planned from its format.

@@ -24,19 +24,61 @@ pub struct Track {
     pub name: String,
 }
 
-/// One mark a plugin made; times are trace-clock nanoseconds.
+/// One mark a plugin made; times are trace-clock nanoseconds. Each names its `track`; slices,
+/// instants and their `args` are as the plugin gave them.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Mark {
     /// A slice from `ts` lasting `dur`.
-    Slice { track: Track, name: String, ts: u64, dur: u64, args: Vec<(String, Value)> },
+    Slice {
+        /// Where it is drawn.
+        track: Track,
+        /// Its name.
+        name: String,
+        /// Its start.
+        ts: u64,
+        /// Its length in nanoseconds.
+        dur: u64,
+        /// Named values shown with it.
+        args: Vec<(String, Value)>,
+    },
     /// A slice opens at `ts`.
-    Begin { track: Track, name: String, ts: u64, args: Vec<(String, Value)> },
+    Begin {
+        /// Where it is drawn.
+        track: Track,
+        /// Its name.
+        name: String,
+        /// Its start.
+        ts: u64,
+        /// Named values shown with it.
+        args: Vec<(String, Value)>,
+    },
     /// The innermost open slice of the track closes at `ts`.
-    End { track: Track, ts: u64 },
+    End {
+        /// The track whose slice closes.
+        track: Track,
+        /// When.
+        ts: u64,
+    },
     /// A point in time.
-    Instant { track: Track, name: String, ts: u64, args: Vec<(String, Value)> },
+    Instant {
+        /// Where it is drawn.
+        track: Track,
+        /// Its name.
+        name: String,
+        /// When.
+        ts: u64,
+        /// Named values shown with it.
+        args: Vec<(String, Value)>,
+    },
     /// The counter's value from `ts` on.
-    Counter { track: Track, ts: u64, value: f64 },
+    Counter {
+        /// The counter (a track of its own).
+        track: Track,
+        /// From when.
+        ts: u64,
+        /// The value.
+        value: f64,
+    },
 }
 
 impl Mark {
