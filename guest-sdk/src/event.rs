@@ -3,8 +3,7 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
-use crate::batch::Record;
-use crate::{CommCache, Field, ProbeId, ProbeInfo};
+use crate::{CommCache, Field, ProbeId, ProbeInfo, Record};
 
 /// An event delivered to [`crate::Plugin::on_event`]: header fields plus named field access.
 ///

@@ -21,17 +21,16 @@ use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::rc::Rc;
 
-mod batch;
 mod event;
-pub mod fxhash;
+pub mod metrics;
 #[doc(hidden)]
 pub mod rt;
-pub mod metrics;
 pub mod timeline;
 
-pub use batch::{Record, Records, HEADER_LEN};
 pub use event::Event;
-pub use fxhash::{FxBuildHasher, FxHashMap, FxHashSet, FxHasher};
+pub use wasmprobe_abi::batch::{Malformed, Record, Records, HEADER_LEN};
+pub use wasmprobe_abi::fxhash::{self, FxBuildHasher, FxHashMap, FxHashSet, FxHasher};
+pub use wasmprobe_abi::FieldKind;
 
 /// The generated bindings of the `wasmprobe:plugin` world (for what the ergonomic API lacks).
 pub mod bindings {
@@ -45,7 +44,7 @@ pub mod bindings {
 }
 
 use bindings::wasmprobe::plugin::{kernel, output, run, types};
-pub use types::{FieldKind, Level, ProbeKind, Value};
+pub use types::{Level, ProbeKind, Value};
 
 /// A plugin: what [`export!`] turns into the component's exports.
 pub trait Plugin {
@@ -291,18 +290,16 @@ impl Field {
     pub fn bytes<'p>(&self, payload: &'p [u8]) -> Option<&'p [u8]> {
         let start = self.offset as usize;
         let own = payload.get(start..start + self.size as usize)?;
-        match self.kind {
-            FieldKind::DataLocString | FieldKind::DataLocArray | FieldKind::RelLocString | FieldKind::RelLocArray => {
-                let loc = u32::from_le_bytes(own.get(..4)?.try_into().ok()?);
-                let mut off = (loc & 0xffff) as usize;
-                let len = (loc >> 16) as usize;
-                if matches!(self.kind, FieldKind::RelLocString | FieldKind::RelLocArray) {
-                    off += start + self.size as usize;
-                }
-                payload.get(off..off + len)
-            }
-            _ => Some(own),
+        if !self.kind.is_located() {
+            return Some(own);
         }
+        let loc = u32::from_le_bytes(own.get(..4)?.try_into().ok()?);
+        let mut off = (loc & 0xffff) as usize;
+        let len = (loc >> 16) as usize;
+        if self.kind.is_relative() {
+            off += start + self.size as usize;
+        }
+        payload.get(off..off + len)
     }
 
     /// The field as an unsigned integer (sign-extended to 64 bits first if signed). Arrays

@@ -4,7 +4,9 @@
 use std::any::Any;
 use std::cell::RefCell;
 
-use crate::batch::{Record, Records, HEADER_LEN};
+use wasmprobe_abi::batch::{record_at, Records};
+use wasmprobe_abi::FieldKind;
+
 use crate::bindings::wasmprobe::plugin::{run, types};
 use crate::event::Event;
 use crate::{Args, CommCache, Field, Plugin, ProbeId, ProbeInfo};
@@ -67,22 +69,10 @@ pub fn on_batch<P: Plugin + 'static>(batch: &[u8], lost: u64) -> Result<(), Stri
 #[inline(never)]
 fn deliver<P: Plugin>(plugin: &mut P, probes: &[ProbeInfo], comms: &CommCache, batch: &[u8]) -> usize {
     let mut off = 0;
-    while let Some(h) = batch.get(off..off + HEADER_LEN) {
-        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]);
-        let (index, len) = (u32_at(0), u32_at(4) as usize);
-        let start = off + HEADER_LEN;
-        let (Some(payload), Some(probe)) = (batch.get(start..start + len), probes.get(index as usize)) else {
-            break;
-        };
-        let rec = Record {
-            probe_index: index,
-            ts: u64::from_le_bytes([h[8], h[9], h[10], h[11], h[12], h[13], h[14], h[15]]),
-            pid: u32_at(16) as i32,
-            cpu: u32_at(20),
-            payload,
-        };
+    while let Some((rec, next)) = record_at(batch, off) {
+        let Some(probe) = probes.get(rec.probe_index as usize) else { break };
         plugin.on_event(&Event { rec, probe, comms });
-        off = (start + len + 7) & !7;
+        off = next;
     }
     off
 }
@@ -91,8 +81,8 @@ fn deliver<P: Plugin>(plugin: &mut P, probes: &[ProbeInfo], comms: &CommCache, b
 #[cold]
 #[inline(never)]
 fn malformed(batch: &[u8], off: usize, probes: usize) -> String {
-    match Records::new(&batch[off..]).next() {
-        Some(Err(e)) => e.replace("offset 0", &format!("offset {off}")),
+    match Records::at(batch, off).next() {
+        Some(Err(e)) => e.to_string(),
         Some(Ok(rec)) => format!("batch names probe {} but the plan has {probes}", rec.probe_index),
         None => format!("batch truncated at offset {off}"),
     }
@@ -109,6 +99,11 @@ pub fn finish<P: Plugin + 'static>() -> Result<(), String> {
     })
 }
 
+/// The ABI's kind of a WIT `field-kind` (the same numbering: `wasmprobe_abi::FieldKind`).
+fn kind_of(k: types::FieldKind) -> FieldKind {
+    FieldKind::from_index(k as u8).unwrap_or(FieldKind::Other)
+}
+
 fn load_layouts(probes: &mut [ProbeInfo]) {
     for layout in run::layouts() {
         let Some(p) = probes.get_mut(layout.probe_index as usize) else { continue };
@@ -120,9 +115,32 @@ fn load_layouts(probes: &mut [ProbeInfo]) {
                 offset: f.offset,
                 size: f.size,
                 signed: f.signed,
-                kind: f.kind,
+                kind: kind_of(f.kind),
                 elem_size: f.elem_size,
             })
             .collect();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wit_field_kinds_are_the_abi_kinds_by_number() {
+        use types::FieldKind as Wit;
+        let wit = [
+            (Wit::Integer, FieldKind::Integer),
+            (Wit::Array, FieldKind::Array),
+            (Wit::CharArray, FieldKind::CharArray),
+            (Wit::DataLocString, FieldKind::DataLocString),
+            (Wit::DataLocArray, FieldKind::DataLocArray),
+            (Wit::RelLocString, FieldKind::RelLocString),
+            (Wit::RelLocArray, FieldKind::RelLocArray),
+            (Wit::Other, FieldKind::Other),
+        ];
+        for (w, k) in wit {
+            assert_eq!(kind_of(w), k);
+        }
     }
 }

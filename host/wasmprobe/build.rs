@@ -15,7 +15,7 @@ const REQUIRED: &[&str] = &["exec_open", "syscount", "openlat", "readline"];
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));
     let root = manifest.join("../..");
-    for dir in ["wit", "guest-sdk", "guest-examples"] {
+    for dir in ["wit", "abi", "guest-sdk", "guest-examples"] {
         println!("cargo:rerun-if-changed={}", root.join(dir).display());
     }
     let rustc = std::env::var("RUSTC").unwrap_or_else(|_| "rustc".into());

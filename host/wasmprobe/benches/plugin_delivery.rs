@@ -8,9 +8,10 @@
 //! `on-batch`, and the guest SDK calls the plugin's `on_event` per record: building the batch,
 //! copying it into the plugin and walking it are all counted against Wasm.
 //!
-//! The work per event, on both sides: count it per pid in the guest SDK's `FxHashMap` (std's
-//! `HashMap` with the Fx hash; the same source file on both sides) and add its `id` field (a
-//! u64 read through a field offset resolved once). The plugin is guest-examples/bench-count.
+//! The work per event, on both sides: count it per pid in `wasmprobe_abi`'s `FxHashMap` (std's
+//! `HashMap` with the Fx hash, which the guest SDK re-exports: the same code on both sides) and
+//! add its `id` field (a u64 read through a field offset resolved once). The plugin is
+//! guest-examples/bench-count.
 //!
 //! Run: `cargo bench -p wasmprobe --bench plugin_delivery [-- EVENTS] [TRACE.dat]` (default
 //! 1,000,000 events of 64-byte raw_syscalls:sys_enter payloads, 100 pids). Medians of 5 runs.
@@ -33,13 +34,7 @@ use wasmprobe::plugin::{
 };
 use wasmprobe::pump::RecordSink;
 use wasmprobe::run::{self, ProbeIds};
-
-/// The guest SDK's hasher, the very file the plugin is built with: both sides count per pid with
-/// the same hasher and the same `HashMap`.
-#[path = "../../../guest-sdk/src/fxhash.rs"]
-#[allow(dead_code)]
-mod fxhash;
-use fxhash::FxHashMap;
+use wasmprobe_abi::fxhash::FxHashMap;
 
 #[derive(Clone, Default)]
 struct Lines(Arc<Mutex<Vec<String>>>);

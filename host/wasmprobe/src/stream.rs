@@ -58,7 +58,7 @@ struct LineSink<W: Write> {
     formats: EventFormats,
     /// Pids whose name was looked up in /proc (saved_cmdlines may name a reused pid's
     /// previous owner).
-    named: rustc_hash::FxHashSet<i32>,
+    named: wasmprobe_abi::fxhash::FxHashSet<i32>,
     /// Pids known to be in `named`, by the pid's low bits: records mostly come from a few
     /// busy tasks (interleaved across CPUs), checked here without hashing.
     recent: [i32; 16],

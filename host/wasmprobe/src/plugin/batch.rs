@@ -1,10 +1,13 @@
-//! The packed batch the host hands a plugin's `on-batch` (format in `wit/wasmprobe.wit`):
-//! records of a 24-byte little-endian header and the raw kernel payload, each padded to 8 bytes.
+//! The packed batch the host hands a plugin's `on-batch` (format in `wit/wasmprobe.wit`, its
+//! byte layout in `wasmprobe_abi::batch`): records of a 24-byte little-endian header and the
+//! raw kernel payload, each padded to 8 bytes.
+
+use wasmprobe_abi::batch::{padded, record_at, Header, HEADER_LEN, PAYLOAD_LEN_AT};
 
 use super::project::Projection;
 
-/// Bytes of a record header: probe index u32, payload length u32, ts u64, pid i32, cpu u32.
-pub const HEADER_LEN: usize = 24;
+/// One record read back from a batch.
+pub use wasmprobe_abi::batch::Record as BatchRecord;
 
 /// Builds a batch. Reuse one writer per plugin: [`BatchWriter::clear`] keeps the allocation,
 /// so after warm-up [`BatchWriter::push`] allocates nothing.
@@ -29,7 +32,7 @@ impl BatchWriter {
     /// Payloads longer than `u32::MAX` bytes cannot occur in a ring buffer and are truncated.
     pub fn push(&mut self, probe_index: u32, cpu: u32, pid: i32, ts: u64, payload: &[u8]) {
         let len = payload.len().min(u32::MAX as usize);
-        self.buf.reserve((HEADER_LEN + len + 7) & !7);
+        self.buf.reserve(padded(HEADER_LEN + len));
         self.header(probe_index, len as u32, ts, pid, cpu);
         self.buf.extend_from_slice(&payload[..len]);
         self.end_record();
@@ -44,25 +47,24 @@ impl BatchWriter {
         let len = p.append(payload, &mut self.buf);
         if len != fixed {
             // Variable-size data followed the fixed part.
-            self.buf[start + 4..start + 8].copy_from_slice(&(len as u32).to_le_bytes());
+            let at = start + PAYLOAD_LEN_AT;
+            self.buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
         }
         self.end_record();
     }
 
-    /// The record header, as three little-endian words.
+    /// The record header.
     #[inline]
-    fn header(&mut self, probe_index: u32, len: u32, ts: u64, pid: i32, cpu: u32) {
-        self.buf.extend_from_slice(&(probe_index as u64 | (len as u64) << 32).to_le_bytes());
-        self.buf.extend_from_slice(&ts.to_le_bytes());
-        self.buf.extend_from_slice(&(pid as u32 as u64 | (cpu as u64) << 32).to_le_bytes());
+    fn header(&mut self, probe_index: u32, payload_len: u32, ts: u64, pid: i32, cpu: u32) {
+        self.buf.extend_from_slice(&Header { probe_index, payload_len, ts, pid, cpu }.encode());
     }
 
     /// Pads the record just written to a multiple of 8 bytes and counts it.
     #[inline]
     fn end_record(&mut self) {
-        let padded = (self.buf.len() + 7) & !7;
-        if padded != self.buf.len() {
-            self.buf.resize(padded, 0);
+        let end = padded(self.buf.len());
+        if end != self.buf.len() {
+            self.buf.resize(end, 0);
         }
         self.records += 1;
     }
@@ -94,27 +96,19 @@ impl BatchWriter {
     }
 }
 
-/// One record read back from a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct BatchRecord<'a> {
-    pub probe_index: u32,
-    pub cpu: u32,
-    pub pid: i32,
-    pub ts: u64,
-    pub payload: &'a [u8],
-}
-
-/// Iterates the records of a packed batch (the host-side twin of the guest SDK's reader, for
-/// tests, replay and native baselines). Stops at the first malformed record.
+/// Iterates the records of a packed batch with the guest SDK's own step
+/// (`wasmprobe_abi::batch::record_at`), for tests, replay and native baselines. Stops at the
+/// first malformed record (`wasmprobe_abi::batch::Records` says what is wrong with it).
 #[derive(Debug, Clone)]
 pub struct BatchReader<'a> {
     buf: &'a [u8],
+    off: usize,
 }
 
 impl<'a> BatchReader<'a> {
     /// Reads `batch` from its first record.
     pub fn new(batch: &'a [u8]) -> Self {
-        BatchReader { buf: batch }
+        BatchReader { buf: batch, off: 0 }
     }
 }
 
@@ -123,19 +117,8 @@ impl<'a> Iterator for BatchReader<'a> {
 
     #[inline]
     fn next(&mut self) -> Option<BatchRecord<'a>> {
-        let h = self.buf.get(..HEADER_LEN)?;
-        let u32_at = |i: usize| u32::from_le_bytes(h[i..i + 4].try_into().unwrap());
-        let len = u32_at(4) as usize;
-        let payload = self.buf.get(HEADER_LEN..HEADER_LEN + len)?;
-        let rec = BatchRecord {
-            probe_index: u32_at(0),
-            ts: u64::from_le_bytes(h[8..16].try_into().unwrap()),
-            pid: u32_at(16) as i32,
-            cpu: u32_at(20),
-            payload,
-        };
-        let next = ((HEADER_LEN + len + 7) & !7).min(self.buf.len());
-        self.buf = &self.buf[next..];
+        let (rec, next) = record_at(self.buf, self.off)?;
+        self.off = next;
         Some(rec)
     }
 }

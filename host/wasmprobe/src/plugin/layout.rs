@@ -4,26 +4,8 @@
 
 use super::bindings::types as wit;
 
-/// How a field's bytes are to be read (mirrors the WIT `field-kind`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FieldKind {
-    /// An integer of 1, 2, 4 or 8 bytes.
-    Integer,
-    /// A fixed-size array of non-char elements.
-    Array,
-    /// A fixed-size char array holding a NUL-terminated string (`char comm[16]`).
-    CharArray,
-    /// `__data_loc char[]`.
-    DataLocString,
-    /// `__data_loc T[]`.
-    DataLocArray,
-    /// `__rel_loc char[]`.
-    RelLocString,
-    /// `__rel_loc T[]`.
-    RelLocArray,
-    /// Anything else.
-    Other,
-}
+/// How a field's bytes are to be read: the WIT `field-kind`, numbered by the ABI crate.
+pub use wasmprobe_abi::FieldKind;
 
 /// One field of an event, as its format file describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,10 +74,7 @@ impl LayoutField {
 
     /// Whether this field's data is located by a `__data_loc` / `__rel_loc` word.
     pub fn is_located(&self) -> bool {
-        matches!(
-            self.kind,
-            FieldKind::DataLocString | FieldKind::DataLocArray | FieldKind::RelLocString | FieldKind::RelLocArray
-        )
+        self.kind.is_located()
     }
 
     pub(crate) fn to_wit(&self) -> wit::Field {
@@ -158,6 +137,14 @@ impl Layout {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn wit_field_kinds_have_the_abi_numbering() {
+        for kind in FieldKind::ALL {
+            let f = LayoutField { kind, ..LayoutField::from_format("u64", "x", 8, 8, false) };
+            assert_eq!(f.to_wit().kind as u8, kind as u8, "{kind:?}");
+        }
+    }
 
     #[test]
     fn classifies_format_file_declarations() {

@@ -6,8 +6,8 @@
 //! keys come from the kernel, not from an adversary choosing them to collide, and SipHash costs
 //! most of a per-event map update. Use [`FxHashMap`] where the keys are small integers.
 //!
-//! Self-contained (std only): the host's delivery benchmark includes this file as is, so that its
-//! native side counts with the very same code.
+//! The one hasher of the project: the guest SDK re-exports it for plugins, and the host (its
+//! comm tables, the delivery benchmark's native side) counts with the very same code.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasherDefault, Hasher};
