@@ -391,6 +391,9 @@ fn compare(dat: &Path, pf: &Value) -> Compared {
         }
     }
     assert!(!names.is_empty());
+    for t in threads.values() {
+        assert!(t["tgid"].as_i64().is_some_and(|p| p > 0), "thread without a process: {t}");
+    }
     for (pid, comms) in &names {
         let t = threads.get(pid).unwrap_or_else(|| panic!("thread {pid} ({comms:?}) is not named in the process tree"));
         assert!(

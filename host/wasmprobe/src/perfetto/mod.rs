@@ -24,7 +24,9 @@
 //!   `trace-cmd report` learns from `sched_switch`/`sched_wakeup` records, i.e. the names
 //!   `trace-cmd report` shows. The process a thread belongs to is given where the trace says
 //!   it (`task_newtask` with or without `CLONE_THREAD`, `sched_process_exec`) or, live, where
-//!   `/proc` does.
+//!   `/proc` does; a thread the trace says nothing about is taken as the leader of a process
+//!   of its own (a trace.dat has no thread group ids, and Perfetto files a thread given without
+//!   one under process 0).
 //! - The machine (`uname`, CPU count, page size) goes in a `SystemInfo`: Perfetto needs the
 //!   kernel release to decode `sched_switch.prev_state`.
 //!

@@ -65,6 +65,9 @@ struct Thread {
     info: ThreadInfo,
     /// Some record of it was written (common_pid).
     seen: bool,
+    /// A thread of the same process, when the trace said so but not which process that is
+    /// (`task_newtask` with `CLONE_THREAD` from a thread of unknown process).
+    same_process_as: Option<i32>,
 }
 
 /// Counts of what a [`TraceWriter`] wrote, for the closing message.
@@ -224,8 +227,10 @@ impl<W: Write> TraceWriter<W> {
         match h {
             TgidHint::NewTask { parent, child, thread } => {
                 let tgid = if thread { self.thread(parent).info.tgid } else { Some(child) };
-                if tgid.is_some() {
-                    self.thread(child).info.tgid = tgid;
+                let t = self.thread(child);
+                match tgid {
+                    Some(_) => t.info.tgid = tgid,
+                    None => t.same_process_as = Some(parent),
                 }
             }
             TgidHint::Leader { pid } => self.thread(pid).info.tgid = Some(pid),
@@ -294,8 +299,22 @@ impl<W: Write> TraceWriter<W> {
         Ok((self.out, self.written))
     }
 
+    /// The process of `tid`: known, or that of the thread it was created beside, or else (the
+    /// trace does not say) its own: Perfetto puts a thread given without one in process 0.
+    fn tgid_of(&self, mut tid: i32) -> i32 {
+        for _ in 0..64 {
+            let Some(t) = self.threads.get(&tid) else { break };
+            match (t.info.tgid, t.same_process_as) {
+                (Some(tgid), _) => return tgid,
+                (None, Some(other)) if other != tid => tid = other,
+                _ => break,
+            }
+        }
+        tid
+    }
+
     /// Every thread a record was written for that has a name (tid 0, the idle task, is
-    /// Perfetto's own "swapper"), and the processes they are known to belong to.
+    /// Perfetto's own "swapper"), and the processes they belong to (see [`Self::tgid_of`]).
     fn process_tree(&self) -> proto::ProcessTree {
         let mut tids: Vec<i32> = self.threads.iter().filter(|(t, th)| **t > 0 && th.seen).map(|(t, _)| *t).collect();
         tids.sort_unstable();
@@ -303,10 +322,10 @@ impl<W: Write> TraceWriter<W> {
         let threads = tids
             .iter()
             .filter_map(|tid| {
-                let info = &self.threads[tid].info;
-                let name = info.name.clone()?;
-                tgids.extend(info.tgid);
-                Some(proto::Thread { tid: Some(*tid), name: Some(name), tgid: info.tgid })
+                let name = self.threads[tid].info.name.clone()?;
+                let tgid = self.tgid_of(*tid);
+                tgids.insert(tgid);
+                Some(proto::Thread { tid: Some(*tid), name: Some(name), tgid: Some(tgid) })
             })
             .collect();
         let processes = tgids
@@ -330,6 +349,7 @@ fn thread_in<'t>(threads: &'t mut HashMap<i32, Thread>, lookup: &mut Option<Thre
             _ => ThreadInfo::default(),
         },
         seen: false,
+        same_process_as: None,
     })
 }
 
@@ -356,5 +376,34 @@ fn system_info(machine: &Machine) -> proto::TracePacket {
             page_size: (machine.page_size > 0).then_some(machine.page_size),
             num_cpus: (machine.cpus > 0).then_some(machine.cpus),
         })),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Processes: known ones kept, a thread made with CLONE_THREAD joins its creator's, one
+    /// the trace says nothing about leads its own; never process 0.
+    #[test]
+    fn every_named_thread_gets_a_process() {
+        let mut w = TraceWriter::new(Vec::new(), Endian::Little, &Machine::default()).unwrap();
+        for (tid, name) in [(10, "server"), (11, "worker"), (12, "helper"), (20, "lone"), (30, "sh"), (31, "cat")] {
+            w.set_thread_name(tid, name);
+            w.thread(tid).seen = true;
+        }
+        w.hint(TgidHint::NewTask { parent: 10, child: 11, thread: true });
+        w.hint(TgidHint::NewTask { parent: 11, child: 12, thread: true });
+        w.hint(TgidHint::NewTask { parent: 30, child: 31, thread: false });
+        w.hint(TgidHint::Leader { pid: 30 });
+        let tree = w.process_tree();
+        let threads: Vec<(i32, i32)> = tree.threads.iter().map(|t| (t.tid.unwrap(), t.tgid.unwrap())).collect();
+        assert_eq!(threads, [(10, 10), (11, 10), (12, 10), (20, 20), (30, 30), (31, 31)]);
+        let processes: Vec<(i32, Vec<String>)> =
+            tree.processes.iter().map(|p| (p.pid.unwrap(), p.cmdline.clone())).collect();
+        assert_eq!(
+            processes,
+            [(10, vec!["server".into()]), (20, vec!["lone".into()]), (30, vec!["sh".into()]), (31, vec!["cat".into()])]
+        );
     }
 }
