@@ -474,7 +474,7 @@ fn reload_adds_changes_and_removes_plugins_while_the_others_lose_nothing() {
     write(dir.path(), "agent.toml", &v2);
     agent.signal(nix::sys::signal::Signal::SIGHUP);
     let t0 = Instant::now();
-    while agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"ok\"}") != Some(1.0) {
+    while !agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"ok\"}").is_some_and(|v| v >= 1.0) {
         assert!(t0.elapsed() < Duration::from_secs(10), "no reload: {}", agent.stderr.lock().unwrap());
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -484,7 +484,7 @@ fn reload_adds_changes_and_removes_plugins_while_the_others_lose_nothing() {
     write(dir.path(), "agent.toml", &bad);
     agent.signal(nix::sys::signal::Signal::SIGHUP);
     let t0 = Instant::now();
-    while agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"refused\"}") != Some(1.0) {
+    while !agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"refused\"}").is_some_and(|v| v >= 1.0) {
         assert!(t0.elapsed() < Duration::from_secs(10), "no refusal: {}", agent.stderr.lock().unwrap());
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -536,4 +536,143 @@ impl Drop for ChildGuard {
 
 fn scopeguard(c: Child) -> ChildGuard {
     ChildGuard(c)
+}
+
+// ---- deploy/kubernetes ----------------------------------------------------------------------
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// Every document of a YAML file.
+fn yaml_docs(path: &Path) -> Vec<serde_yaml::Value> {
+    use serde::Deserialize;
+    let text = std::fs::read_to_string(path).unwrap();
+    serde_yaml::Deserializer::from_str(&text)
+        .map(|d| serde_yaml::Value::deserialize(d).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+        .collect()
+}
+
+fn get<'v>(v: &'v serde_yaml::Value, path: &str) -> &'v serde_yaml::Value {
+    path.split('.').fold(v, |v, k| match k.parse::<usize>() {
+        Ok(i) => &v[i],
+        Err(_) => &v[k],
+    })
+}
+
+fn text(v: &serde_yaml::Value, path: &str) -> String {
+    match get(v, path) {
+        serde_yaml::Value::String(s) => s.clone(),
+        serde_yaml::Value::Number(n) => n.to_string(),
+        serde_yaml::Value::Bool(b) => b.to_string(),
+        other => panic!("{path}: not a scalar: {other:?}"),
+    }
+}
+
+/// Every source file of the binary, for the names it reads from its environment.
+fn source_text() -> String {
+    fn walk(dir: &Path, out: &mut String) {
+        for e in std::fs::read_dir(dir).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|x| x == "rs") {
+                out.push_str(&std::fs::read_to_string(&p).unwrap());
+            }
+        }
+    }
+    let mut s = String::new();
+    walk(&Path::new(env!("CARGO_MANIFEST_DIR")).join("src"), &mut s);
+    s
+}
+
+#[test]
+fn kubernetes_manifests_name_only_what_the_binary_has() {
+    let k8s = repo().join("deploy/kubernetes");
+    let docs: Vec<serde_yaml::Value> =
+        ["daemonset.yaml", "configmap.yaml"].iter().flat_map(|f| yaml_docs(&k8s.join(f))).collect();
+    let find = |kind: &str| docs.iter().find(|d| text(d, "kind") == kind).unwrap_or_else(|| panic!("no {kind}"));
+    let ds = find("DaemonSet");
+    let cm = find("ConfigMap");
+    let ns = text(find("Namespace"), "metadata.name");
+    assert_eq!(text(ds, "metadata.namespace"), ns);
+    assert_eq!(text(cm, "metadata.namespace"), ns);
+    let pod = get(ds, "spec.template.spec");
+    assert_eq!(get(pod, "hostPID"), &serde_yaml::Value::Bool(true));
+    let c = get(pod, "containers.0");
+
+    // The command is the binary where the Containerfile puts it, its args are flags
+    // `wasmprobe agent` has, and the config it names is the ConfigMap's, mounted.
+    let containerfile = std::fs::read_to_string(k8s.join("Containerfile")).unwrap();
+    let command = text(c, "command.0");
+    assert!(containerfile.contains(&format!("COPY target/release/wasmprobe {command}\n")), "{containerfile}");
+    assert!(containerfile.contains(&format!("ENTRYPOINT [\"{command}\"]")), "{containerfile}");
+    assert!(env!("CARGO_BIN_EXE_wasmprobe").ends_with("/wasmprobe"));
+    let args: Vec<String> =
+        get(c, "args").as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
+    assert_eq!(args[0], "agent");
+    let help = Command::new(BIN).args(["agent", "--help"]).output().unwrap();
+    let help = String::from_utf8_lossy(&help.stdout);
+    for a in args.iter().filter(|a| a.starts_with("--")) {
+        assert!(help.contains(&format!("{a} ")), "{a} is not a flag of `wasmprobe agent`:\n{help}");
+    }
+    let config_at = &args[args.iter().position(|a| a == "--config").unwrap() + 1];
+    let (dir, key) = config_at.rsplit_once('/').unwrap();
+    let mounts = get(c, "volumeMounts").as_sequence().unwrap();
+    let volumes = get(pod, "volumes").as_sequence().unwrap();
+    let volume_of = |mount_path: &str| {
+        let m = mounts
+            .iter()
+            .find(|m| text(m, "mountPath") == mount_path)
+            .unwrap_or_else(|| panic!("no mount {mount_path}"));
+        volumes.iter().find(|v| text(v, "name") == text(m, "name")).unwrap().clone()
+    };
+    assert_eq!(text(&volume_of(dir), "configMap.name"), text(cm, "metadata.name"));
+    assert!(containerfile.contains(&format!("CMD [\"agent\", \"--config\", \"{config_at}\"]")), "{containerfile}");
+
+    // The ConfigMap's config passes `wasmprobe agent --check`, run as the DaemonSet would.
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join(key);
+    std::fs::write(&config, get(cm, "data")[key].as_str().expect("the ConfigMap holds the config")).unwrap();
+    let mut check: Vec<String> = args.clone();
+    let at = check.iter().position(|a| a == config_at).unwrap();
+    check[at] = config.display().to_string();
+    check.push("--check".into());
+    let out = Command::new(BIN).args(&check).output().unwrap();
+    assert!(out.status.success(), "{check:?}: {}", String::from_utf8_lossy(&out.stderr));
+    // The example config in deploy/ passes too.
+    let example = repo().join("deploy/agent.example.toml");
+    let out = Command::new(BIN).args(["agent", "--check", "--config"]).arg(&example).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // Ports: the config's metrics address, the container port, the scrape annotations and the
+    // probes agree, on the paths the agent serves.
+    let cfg = wasmprobe::agent::Config::parse(&std::fs::read_to_string(&config).unwrap()).unwrap();
+    let port = cfg.metrics_listen.as_deref().unwrap().rsplit_once(':').unwrap().1.to_string();
+    let cport = get(c, "ports").as_sequence().unwrap().iter().find(|p| text(p, "name") == "metrics").unwrap();
+    assert_eq!(text(cport, "containerPort"), port);
+    let ann = get(ds, "spec.template.metadata.annotations");
+    assert_eq!(ann["prometheus.io/scrape"].as_str(), Some("true"));
+    assert_eq!(ann["prometheus.io/port"].as_str(), Some(port.as_str()));
+    assert_eq!(ann["prometheus.io/path"].as_str(), Some("/metrics"));
+    for (probe, path) in [("livenessProbe", "/healthz"), ("readinessProbe", "/readyz")] {
+        assert_eq!(text(c, &format!("{probe}.httpGet.path")), path);
+        assert_eq!(text(c, &format!("{probe}.httpGet.port")), "metrics");
+    }
+
+    // The host's tracefs at the path the binary looks in; not privileged; the environment it
+    // sets is read by the binary.
+    let t = volume_of("/sys/kernel/tracing");
+    assert_eq!(text(&t, "hostPath.path"), "/sys/kernel/tracing");
+    assert_eq!(text(c, "securityContext.privileged"), "false");
+    let drop: Vec<&str> =
+        get(c, "securityContext.capabilities.drop").as_sequence().unwrap().iter().filter_map(|v| v.as_str()).collect();
+    assert_eq!(drop, ["ALL"]);
+    let src = source_text();
+    for e in get(c, "env").as_sequence().unwrap() {
+        let name = text(e, "name");
+        assert!(src.contains(&format!("\"{name}\"")), "the binary does not read ${name}");
+    }
+    let cache = get(c, "env").as_sequence().unwrap().iter().find(|e| text(e, "name") == "WASMPROBE_CACHE").unwrap();
+    volume_of(&text(cache, "value"));
 }
