@@ -261,3 +261,62 @@ fn the_cache_evicts_least_recently_used_files_down_to_its_cap() {
     assert!(!id.exists(), "the identity of an evicted file goes with it");
     assert!(wasmprobe::plugin::cache::evict(dir.path(), 2500, &kept).is_empty(), "under the cap: nothing to do");
 }
+
+/// `wasmprobe new --lang LANG DIR`, `make -C DIR` (with `vars`), and a live run of the
+/// result on `cat FILE`: the project's plugin prints the man page's lines.
+fn new_project_builds_and_runs(lang: &str, vars: &[String], prepare: impl FnOnce(&std::path::Path)) {
+    let dir = tempfile::tempdir().unwrap();
+    let proj = dir.path().join(format!("my-{lang}-plugin"));
+    let o = wasmprobe(&["new", "--lang", lang, proj.to_str().unwrap()]);
+    ok(&o);
+    assert!(std::fs::read_to_string(proj.join("README.md")).unwrap().contains("make"), "the README says how to build");
+    prepare(&proj);
+    let t = std::time::Instant::now();
+    let make = Command::new("make").arg("-C").arg(&proj).args(vars).output().unwrap();
+    ok(&make);
+    eprintln!("{lang}: project built in {:?}", t.elapsed());
+    let file = dir.path().join("hello.txt");
+    std::fs::write(&file, "hi\n").unwrap();
+    let wasm = proj.join("plugin.wasm");
+    let run = wasmprobe(&["run", wasm.to_str().unwrap(), "--", "cat", file.to_str().unwrap()]);
+    ok(&run);
+    assert!(stdout(&run).contains(&format!("-cat: open file='{}'", file.display())), "{}", stdout(&run));
+    assert!(stdout(&run).contains("-cat: open ret=3"), "{}", stdout(&run));
+    // A second `new` into the same (now full) directory is refused.
+    let again = wasmprobe(&["new", "--lang", lang, proj.to_str().unwrap()]);
+    assert!(!again.status.success());
+    assert_eq!(
+        String::from_utf8_lossy(&again.stderr).trim(),
+        format!("wasmprobe: error: {}: exists and is not empty", proj.display())
+    );
+}
+
+#[test]
+fn new_python_project_builds_and_runs() {
+    require!(root, tracefs, uprobes);
+    let Some(tool) = langs_support::componentize_py() else {
+        return testkit::missing_prerequisite(test_name!(), "needs componentize-py (.ci/setup installs it)");
+    };
+    new_project_builds_and_runs("python", &[format!("COMPONENTIZE_PY={}", tool.display())], |_| {});
+}
+
+#[test]
+fn new_js_project_builds_and_runs() {
+    require!(root, tracefs, uprobes);
+    if !langs_support::js_toolchain() {
+        return testkit::missing_prerequisite(test_name!(), "needs node and componentize-js (.ci/setup installs it)");
+    }
+    // The pinned packages guest-sdk-js has installed (what `npm ci` in the project installs).
+    let modules = langs_support::repo().join("guest-sdk-js/node_modules");
+    new_project_builds_and_runs("js", &[], |proj| {
+        std::os::unix::fs::symlink(&modules, proj.join("node_modules")).unwrap();
+    });
+}
+
+#[test]
+fn new_rust_project_builds_and_runs() {
+    require!(root, tracefs, uprobes, program("cargo"));
+    // One target directory for every run of this test: the SDK's dependencies build once.
+    let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-rust-target");
+    new_project_builds_and_runs("rust", &[format!("CARGO_TARGET_DIR={}", target.display())], |_| {});
+}

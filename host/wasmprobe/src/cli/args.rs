@@ -27,6 +27,8 @@ pub enum Command {
     /// Show what a plugin asks for (its probes, and whether the policy allows them) without
     /// touching the kernel.
     Inspect(InspectArgs),
+    /// Start a plugin project in DIR: the man page's exec-open, its Makefile and README.
+    New(NewArgs),
     /// Build, sign, inspect and verify probe packs (.wpk: a plugin with its manifest).
     #[command(subcommand)]
     Pack(crate::pack::cli::PackCmd),
@@ -210,6 +212,41 @@ pub struct InspectArgs {
     /// Wall-clock time instantiation and `init` may take (as for `run`, e.g. 1s).
     #[arg(long, value_parser = parse_duration, default_value = "1s")]
     pub setup_budget: Duration,
+}
+
+/// `wasmprobe new`.
+#[derive(Debug, Args)]
+pub struct NewArgs {
+    /// The plugin's language.
+    #[arg(long, value_enum)]
+    pub lang: Lang,
+    /// The project's directory (created; must be empty if it exists). Its name is the plugin's.
+    pub dir: PathBuf,
+    /// Rust only: the SDK's directory (default: the guest-sdk of the tree wasmprobe was built from).
+    #[arg(long)]
+    pub sdk: Option<PathBuf>,
+}
+
+/// A language plugins are written in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Lang {
+    /// Rust, with guest-sdk (cargo, wasm32-wasip2).
+    Rust,
+    /// Python, with guest-sdk-python (componentize-py).
+    Python,
+    /// JavaScript, with guest-sdk-js (componentize-js).
+    Js,
+}
+
+impl Lang {
+    /// The name `--lang` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Lang::Rust => "rust",
+            Lang::Python => "python",
+            Lang::Js => "js",
+        }
+    }
 }
 
 /// `wasmprobe kprobe ...`

@@ -4,6 +4,7 @@
 
 mod agent;
 pub mod args;
+mod new;
 mod plugin;
 mod probes;
 mod trace;
@@ -19,6 +20,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Run(a) => plugin::run(a),
         Command::Inspect(a) => plugin::inspect(a).map(|()| ExitCode::SUCCESS),
+        Command::New(a) => new::new(a).map(|()| ExitCode::SUCCESS),
         Command::Record(a) => trace::record(a),
         Command::Stream(a) => trace::stream(a),
         Command::Agent(a) => agent::agent(a).map(|()| ExitCode::SUCCESS),
