@@ -93,6 +93,7 @@ pub struct TraceArgs {
 /// How a plugin runs: `run` and `record --plugin`.
 #[derive(Debug, Clone, Args)]
 pub struct PluginArgs {
+    /// Which pack signers to trust.
     #[command(flatten)]
     pub trust: crate::pack::cli::TrustArgs,
     /// How to reach the registry when PLUGIN is a reference (see docs/oci.md).
@@ -130,6 +131,7 @@ pub struct PluginArgs {
 pub struct RunArgs {
     /// A probe pack (.wpk), a .wasm component or the name of a built-in plugin.
     pub plugin: String,
+    /// The plugin's arguments, sandbox and trust.
     #[command(flatten)]
     pub plugin_args: PluginArgs,
     /// Write the plugin's output to FILE instead of stdout (COMMAND keeps the terminal).
@@ -142,6 +144,7 @@ pub struct RunArgs {
     /// /metrics, /healthz, /readyz, as `wasmprobe agent` does.
     #[arg(long, value_name = "ADDR", conflicts_with = "replay")]
     pub metrics_listen: Option<String>,
+    /// What to follow and for how long.
     #[command(flatten)]
     pub trace: TraceArgs,
 }
@@ -161,11 +164,13 @@ pub struct RecordArgs {
     /// Also record a plugin's probes and run it live on them.
     #[arg(long)]
     pub plugin: Option<String>,
+    /// The plugin's arguments, sandbox and trust.
     #[command(flatten)]
     pub plugin_args: PluginArgs,
     /// Write the plugin's output to FILE instead of stdout.
     #[arg(long, value_name = "FILE", requires = "plugin")]
     pub plugin_output: Option<PathBuf>,
+    /// What to follow and for how long.
     #[command(flatten)]
     pub trace: TraceArgs,
 }
@@ -191,6 +196,7 @@ pub struct StreamArgs {
     /// Events to trace: SYSTEM or SYSTEM:EVENT (repeatable).
     #[arg(short = 'e', long = "event", required = true)]
     pub events: Vec<String>,
+    /// What to follow and for how long.
     #[command(flatten)]
     pub trace: TraceArgs,
 }

@@ -15,8 +15,11 @@ pub const BUILTIN_PREFIX: &str = "builtin:";
 /// component's bytes, and the shipped files in the manifest's order.
 #[derive(Debug, Clone)]
 pub struct SourceDir {
+    /// The manifest, `component` resolved and cleared.
     pub manifest: Manifest,
+    /// The component's bytes.
     pub component: Vec<u8>,
+    /// The shipped files, in the manifest's order.
     pub files: Vec<PackFile>,
 }
 

@@ -38,6 +38,7 @@ pub enum PackCmd {
         /// Print the manifest as stored (JSON) instead.
         #[arg(long)]
         json: bool,
+        /// How to reach the registry when FILE is a reference.
         #[command(flatten)]
         registry: super::oci::cli::RegistryArgs,
     },
@@ -45,8 +46,10 @@ pub enum PackCmd {
     Verify {
         /// The pack file, or a registry reference.
         file: PathBuf,
+        /// Which signers to trust.
         #[command(flatten)]
         trust: TrustArgs,
+        /// How to reach the registry when FILE is a reference.
         #[command(flatten)]
         registry: super::oci::cli::RegistryArgs,
     },
@@ -56,6 +59,7 @@ pub enum PackCmd {
         file: PathBuf,
         /// Where: REGISTRY[:PORT]/REPOSITORY[:TAG|@sha256:DIGEST] (tag default: latest).
         reference: String,
+        /// How to reach the registry when FILE is a reference.
         #[command(flatten)]
         registry: super::oci::cli::RegistryArgs,
     },
@@ -67,8 +71,10 @@ pub enum PackCmd {
         /// Also write the pack file here.
         #[arg(short, long, value_name = "FILE")]
         output: Option<PathBuf>,
+        /// Which signers to trust.
         #[command(flatten)]
         trust: TrustArgs,
+        /// How to reach the registry when FILE is a reference.
         #[command(flatten)]
         registry: super::oci::cli::RegistryArgs,
     },

@@ -33,7 +33,9 @@ pub const MAX_FILE_NAME: usize = 128;
 /// One file of a pack.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PackFile {
+    /// Its relative path in the pack.
     pub name: String,
+    /// Its bytes.
     pub data: Vec<u8>,
 }
 

@@ -36,16 +36,22 @@ pub const MAX_MANIFEST_PROBES: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Manifest {
+    /// The pack's name (what `run` calls the plugin).
     pub name: String,
+    /// The pack's own version.
     pub version: String,
+    /// One line on what it does.
     #[serde(default)]
     pub description: String,
+    /// Who wrote it.
     #[serde(default)]
     pub author: String,
     /// `wasmprobe:plugin@X.Y.Z`.
     pub wit: String,
+    /// Every probe the plugin may ask for, on any kernel.
     #[serde(default)]
     pub probes: Vec<ManifestProbe>,
+    /// Kernel releases the author ran it on.
     #[serde(default)]
     pub tested_kernels: Vec<String>,
     /// Files shipped beside the component (relative paths in the pack directory).
@@ -61,9 +67,12 @@ pub struct Manifest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ManifestProbe {
+    /// What kind of probe.
     #[serde(with = "kind_serde")]
     pub kind: ProbeKind,
+    /// The pack's name (what `run` calls the plugin).
     pub name: String,
+    /// Where it goes, as a plan writes it.
     pub target: String,
     /// If given, the plan's fetchargs must be these (compared word by word); if absent, any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -203,8 +212,11 @@ fn text(what: &str, s: &str, max: usize, newlines: bool) -> Result<(), PackError
 /// A `wasmprobe:plugin` package version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct WitVersion {
+    /// Major version.
     pub major: u64,
+    /// Minor version.
     pub minor: u64,
+    /// Patch version.
     pub patch: u64,
 }
 

@@ -89,6 +89,7 @@ pub enum PackError {
     /// The file could not be read or written.
     #[error("{path}: {err}")]
     Io {
+        /// The file.
         path: String,
         /// What the system said (in the message, not repeated as a source).
         err: std::io::Error,
@@ -154,7 +155,14 @@ pub fn open_for_run(path: impl AsRef<Path>, trust: &TrustPolicy) -> Result<(Pack
 /// or a plain plugin source (a built-in, or a `.wasm` file when no trust policy is set).
 #[derive(Debug)]
 pub enum RunSource {
-    Pack { pack: Box<Pack>, verified: Verified },
+    /// A pack, checked.
+    Pack {
+        /// The pack.
+        pack: Box<Pack>,
+        /// How it was checked (its signer).
+        verified: Verified,
+    },
+    /// A built-in or a `.wasm` file.
     Plain(PluginSource),
 }
 

@@ -6,9 +6,13 @@ use std::time::Duration;
 /// Which call into the plugin failed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Call {
+    /// Creating the instance (its start functions run).
     Instantiate,
+    /// The `init` export: the plan.
     Init,
+    /// The `on-batch` export: a batch of events.
     OnBatch,
+    /// The `finish` export, at the end of the run.
     Finish,
 }
 
@@ -30,29 +34,81 @@ impl fmt::Display for Call {
 pub enum Error {
     /// The component could not be read, compiled or linked.
     #[error("plugin {plugin}: cannot load: {message}")]
-    Load { plugin: String, message: String },
+    Load {
+        /// The plugin, by name.
+        plugin: String,
+        /// What happened, in the words of whoever said it.
+        message: String,
+    },
     /// A call ran past its CPU budget and was interrupted.
     #[error("plugin {plugin}: exceeded its CPU budget of {} in {call}", fmt_duration(*budget))]
-    CpuBudget { plugin: String, call: Call, budget: Duration },
+    CpuBudget {
+        /// The plugin, by name.
+        plugin: String,
+        /// The call that failed.
+        call: Call,
+        /// The budget it ran past.
+        budget: Duration,
+    },
     /// The plugin tried to grow its memory past the limit.
     #[error("plugin {plugin}: exceeded its memory limit of {} in {call}", fmt_bytes(*limit))]
-    MemoryLimit { plugin: String, call: Call, limit: u64 },
+    MemoryLimit {
+        /// The plugin, by name.
+        plugin: String,
+        /// The call that failed.
+        call: Call,
+        /// The limit, in bytes.
+        limit: u64,
+    },
     /// The run was asked to stop (SIGINT/SIGTERM) and the call did not return within `grace`.
     #[error("plugin {plugin}: interrupted in {call}: the run was asked to stop and it did not return within {}", fmt_duration(*grace))]
-    Stopped { plugin: String, call: Call, grace: Duration },
+    Stopped {
+        /// The plugin, by name.
+        plugin: String,
+        /// The call that failed.
+        call: Call,
+        /// How long the call was given after the stop request.
+        grace: Duration,
+    },
     /// The plugin trapped (a panic, unreachable, out-of-bounds access, stack overflow, ...).
     #[error("plugin {plugin}: trapped in {call}: {}", plugin_text(message))]
-    Trap { plugin: String, call: Call, message: String },
+    Trap {
+        /// The plugin, by name.
+        plugin: String,
+        /// The call that failed.
+        call: Call,
+        /// The trap and where in the guest it happened.
+        message: String,
+    },
     /// The plugin returned an error of its own (e.g. bad `--arg`s in init).
     #[error("plugin {plugin}: {call} failed: {}", plugin_text(message))]
-    Failed { plugin: String, call: Call, message: String },
+    Failed {
+        /// The plugin, by name.
+        plugin: String,
+        /// The call that failed.
+        call: Call,
+        /// The error string the plugin returned.
+        message: String,
+    },
     /// A probe's declaration does not fit the event the kernel made of it (e.g. it asks for
     /// a field the event lacks).
     #[error("plugin {plugin}: probe {probe:?}: {message}")]
-    Probe { plugin: String, probe: String, message: String },
+    Probe {
+        /// The plugin, by name.
+        plugin: String,
+        /// The probe, by the plugin's name for it.
+        probe: String,
+        /// What does not fit.
+        message: String,
+    },
     /// The host called the plugin out of order (e.g. on_batch before init).
     #[error("plugin {plugin}: {message}")]
-    Usage { plugin: String, message: String },
+    Usage {
+        /// The plugin, by name.
+        plugin: String,
+        /// What was out of order.
+        message: String,
+    },
 }
 
 impl Error {

@@ -12,7 +12,9 @@ pub trait KernelInfo: Send + Sync {
 /// A fixed answer: the features and symbols listed, nothing else. For tests and replays.
 #[derive(Debug, Clone, Default)]
 pub struct FixedKernel {
+    /// What `kernel.supports` answers yes to (`kprobe`, `uprobe`, ...).
     pub features: Vec<String>,
+    /// The symbols `kernel.has-symbol` finds.
     pub symbols: Vec<String>,
 }
 

@@ -10,12 +10,17 @@ pub use wasmprobe_abi::FieldKind;
 /// One field of an event, as its format file describes it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayoutField {
+    /// The field's name, without an array suffix (`comm`, not `comm[16]`).
     pub name: String,
     /// The C type, e.g. `__data_loc char[]`, `u64`, `char[16]`.
     pub c_type: String,
+    /// Byte offset in the payload.
     pub offset: u32,
+    /// Size in bytes (4 for a `__data_loc` / `__rel_loc` locator).
     pub size: u32,
+    /// Whether an integer is signed.
     pub signed: bool,
+    /// How its bytes are read.
     pub kind: FieldKind,
     /// Size of one array element (1 for strings, `size` for integers).
     pub elem_size: u32,
@@ -24,8 +29,9 @@ pub struct LayoutField {
 /// The layout of one declared probe's events, in plan order (the n-th layout is probe n's).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
-    /// The kernel's event system (our group, for dynamic probes) and event name.
+    /// The kernel's event system (our group, for dynamic probes).
     pub system: String,
+    /// The event's name.
     pub event: String,
     /// The event id: `common_type` of its records.
     pub id: u32,

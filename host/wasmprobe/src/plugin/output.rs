@@ -15,10 +15,15 @@ use super::bindings::types as wit;
 /// A value of a structured record ([`Output::record`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Value {
+    /// A signed integer.
     I64(i64),
+    /// An unsigned integer.
     U64(u64),
+    /// A floating-point number.
     F64(f64),
+    /// A string.
     Str(String),
+    /// A boolean.
     Bool(bool),
 }
 
@@ -62,9 +67,13 @@ impl From<wit::Value> for Value {
 /// Severity of a plugin's log message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Level {
+    /// Something failed.
     Error,
+    /// Something looks wrong.
     Warn,
+    /// For information.
     Info,
+    /// For whoever debugs the plugin.
     Debug,
 }
 
@@ -82,7 +91,9 @@ impl std::fmt::Display for Level {
 /// Which WASI stream a guest wrote to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Stdio {
+    /// The guest's WASI stdout.
     Stdout,
+    /// The guest's WASI stderr.
     Stderr,
 }
 

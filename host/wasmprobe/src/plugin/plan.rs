@@ -12,11 +12,17 @@ use std::str::FromStr;
 /// What kind of kernel probe a declaration asks for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum ProbeKind {
+    /// A kprobe on a kernel function (`SYM[+OFF]`).
     Kprobe,
+    /// A kretprobe: the return of a kernel function.
     Kretprobe,
+    /// A uprobe on a program or library (`PATH:SYMBOL[+OFF]`, `PATH:0xOFF`).
     Uprobe,
+    /// A uretprobe: the return of a function in user space.
     Uretprobe,
+    /// A tracepoint the kernel already has (`SYSTEM:EVENT`).
     Tracepoint,
+    /// An event probe on an existing event (`SYSTEM.EVENT`).
     Eprobe,
 }
 
@@ -63,6 +69,7 @@ impl FromStr for ProbeKind {
 /// One probe a plugin asked for, exactly as it declared it (not yet validated).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ProbeDecl {
+    /// What kind of probe.
     pub kind: ProbeKind,
     /// The plugin's name for the probe (validated: C identifier, at most 63 bytes).
     pub name: String,
@@ -85,6 +92,7 @@ pub struct ProbeDecl {
 /// What a plugin's `init` returned: its probes, in the order batch records refer to them.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Plan {
+    /// The probes, in plan order.
     pub probes: Vec<ProbeDecl>,
 }
 
@@ -145,7 +153,12 @@ pub enum PlanError {
     Plan(String),
     /// One declaration is refused.
     #[error("probe {probe:?}: {reason}")]
-    Probe { probe: String, reason: String },
+    Probe {
+        /// The probe, by the plugin's name for it.
+        probe: String,
+        /// Why it is refused.
+        reason: String,
+    },
 }
 
 /// Most probes one plan may declare by default.
