@@ -30,8 +30,7 @@ pub mod uprobe;
 pub use cpu::{mapping_supported, Chunk, CpuReader, CpuStopper, ReadMode};
 pub use dir::{read_text, Tracefs, TRACEFS_ENV};
 pub use dynevent::{
-    dynevent_destroy_all, dynevent_get, dynevent_get_all, parse_listing, DynEvent, DynEventType, Listing,
-    OwnedDynEvent,
+    dynevent_destroy_all, dynevent_get, dynevent_get_all, parse_listing, DynEvent, DynEventType, Listing, OwnedDynEvent,
 };
 pub use eprobe::eprobe_alloc;
 pub use error::{Errno, Error, Result};

@@ -595,8 +595,8 @@ const TRACEFS: &str = "/sys/kernel/tracing";
 fn wasmprobe(args: &[&str]) -> (i32, String, String, u32, u64) {
     let dir = tempfile::tempdir().unwrap();
     let (out, err) = (dir.path().join("out"), dir.path().join("err"));
-    #[allow(clippy::zombie_processes)] // reaped by wait4 in wait_rusage
     let peak_file = dir.path().join("peak");
+    #[allow(clippy::zombie_processes)] // reaped by wait4 in wait_rusage
     let child = measured(&peak_file, Path::new(env!("CARGO_BIN_EXE_wasmprobe")))
         .args(args)
         .env_remove("RUST_BACKTRACE")
