@@ -320,3 +320,11 @@ fn new_rust_project_builds_and_runs() {
     let target = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("new-rust-target");
     new_project_builds_and_runs("rust", &[format!("CARGO_TARGET_DIR={}", target.display())], |_| {});
 }
+
+#[test]
+fn js_syscount_counts_what_the_rust_one_counts() {
+    require!(root, tracefs, raw_syscalls);
+    let Some(js) = example(test_name!(), Lang::Js, "syscount") else { return };
+    let recs = live_and_replays_agree(js.to_str().unwrap(), "syscount", &["--arg", "records=1"], "ls / >/dev/null");
+    assert!(recs.iter().any(|r| r.contains("\"comm\":\"ls\"")), "{recs:?}");
+}
