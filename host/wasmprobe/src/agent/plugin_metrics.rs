@@ -70,7 +70,9 @@ pub const MAX_SERIES_CAP: usize = 10_000;
 /// The label value of the overflow series.
 pub const OVERFLOW: &str = "__overflow__";
 
-/// Every running plugin's metrics.
+/// Every running plugin's metrics, by key: the plugin's name, or `NAME\0GENERATION` for one
+/// start of an agent's plugin (so that a replaced start's last updates cannot reach the
+/// next start's series); the `plugin` label is the name.
 #[derive(Debug, Default)]
 pub struct PluginMetrics {
     tables: Mutex<BTreeMap<String, Table>>,
@@ -105,7 +107,8 @@ impl PluginMetrics {
         let mut tables = self.tables.lock().unwrap();
         for (p, t) in tables.iter() {
             if let Some(other) = t.defs.iter().find(|d| d.name == def.name) {
-                if p == plugin {
+                let p = p.split('\0').next().unwrap_or(p);
+                if p == plugin.split('\0').next().unwrap_or(plugin) {
                     return Err(format!("metric {}: declared twice", def.name));
                 }
                 if std::mem::discriminant(&other.kind) != std::mem::discriminant(&def.kind)
@@ -127,7 +130,8 @@ impl PluginMetrics {
     pub fn update(&self, plugin: &str, updates: &[(u32, Vec<String>, Op, f64)]) -> Result<(), String> {
         let mut tables = self.tables.lock().unwrap();
         let Some(t) = tables.get_mut(plugin) else {
-            return if updates.is_empty() { Ok(()) } else { Err("no metric is declared".into()) };
+            // Declared nothing, or forgotten: a start that was stopped or replaced.
+            return Ok(());
         };
         let mut first_err = None;
         for (m, labels, op, v) in updates {
@@ -182,9 +186,9 @@ impl PluginMetrics {
         first_err.map_or(Ok(()), Err)
     }
 
-    /// Forgets `plugin`'s metrics (it stopped for good, or was replaced).
-    pub fn remove(&self, plugin: &str) {
-        self.tables.lock().unwrap().remove(plugin);
+    /// Forgets the metrics of plugin `name`, of every start (it stopped, or starts again).
+    pub fn remove(&self, name: &str) {
+        self.tables.lock().unwrap().retain(|k, _| k.split('\0').next() != Some(name));
     }
 
     /// The value of one series (a histogram's: its count), for tests and `--check`.
@@ -213,11 +217,14 @@ impl Collector for PluginMetrics {
         type Member<'a> = (&'a str, &'a MetricDef, &'a HashMap<Vec<String>, Series>);
         let mut by_name: BTreeMap<&str, Vec<Member>> = BTreeMap::new();
         let mut overflows: Vec<(Vec<(String, String)>, u64)> = Vec::new();
-        for (plugin, t) in tables.iter() {
+        for (key, t) in tables.iter() {
+            let plugin = key.split('\0').next().unwrap_or(key);
             for (i, d) in t.defs.iter().enumerate() {
                 by_name.entry(d.name.as_str()).or_default().push((plugin, d, &t.series[i]));
-                overflows
-                    .push((vec![("plugin".into(), plugin.clone()), ("metric".into(), d.name.clone())], t.overflows[i]));
+                overflows.push((
+                    vec![("plugin".into(), plugin.to_string()), ("metric".into(), d.name.clone())],
+                    t.overflows[i],
+                ));
             }
         }
         for (name, members) in by_name {

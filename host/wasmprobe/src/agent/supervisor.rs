@@ -271,7 +271,7 @@ fn worker(
     let started = (|| -> Result<crate::plugin::Plugin> {
         let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)?;
         let mut plugin = source.load(&spec.sandbox, Box::new(output))?;
-        plugin.set_metrics(plugin_metrics, &spec.config.name);
+        plugin.set_metrics(plugin_metrics, &format!("{}\0{gen}", spec.config.name));
         let plan = plugin.init(&spec.args, Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
         plan.validate(&spec.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
         source.check_plan(&plan)?;
