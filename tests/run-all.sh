@@ -76,6 +76,48 @@ t=$SECONDS rc=0
 count_tests "$logs/sdk.log"
 record "guest SDK tests" "$rc" "$t" "$counts"
 
+# Static checks, of every workspace: the host's, the guest SDK, the guest plugins, the fuzz
+# targets. Formatting; lints as errors; API docs, where a public item without a doc comment
+# is an error in the library crates.
+banner "checks: cargo fmt --check"
+t=$SECONDS rc=0
+{ cargo fmt --all --check && (cd guest-sdk && cargo fmt --check) && (cd guest-examples && cargo fmt --check) \
+    && (cd host/traceevent/fuzz && cargo fmt --check); } 2>&1 | tee "$logs/fmt.log" || rc=$?
+record "cargo fmt --check" "$rc" "$t" "host, guest SDK, guests, fuzz"
+
+banner "checks: cargo clippy --all-targets -- -D warnings"
+t=$SECONDS rc=0
+{ cargo clippy --workspace --all-targets -- -D warnings \
+    && (cd guest-sdk && cargo clippy --all-targets --target-dir ../target/guests -- -D warnings); } 2>&1 \
+  | tee "$logs/clippy.log" || rc=$?
+record "cargo clippy -D warnings" "$rc" "$t" "host workspace, guest SDK"
+
+banner "checks: cargo doc, missing docs denied"
+t=$SECONDS rc=0
+doc_crates=(tracefs traceevent wasmprobe wasmprobe-abi testkit)
+RUSTDOCFLAGS="-D missing_docs" cargo doc --no-deps --lib "${doc_crates[@]/#/-p}" 2>&1 | tee "$logs/doc.log" || rc=$?
+record "cargo doc -D missing_docs" "$rc" "$t" "${doc_crates[*]}"
+
+# The fuzz targets of host/traceevent/fuzz: every saved input replayed on stable, then each
+# target fuzzed for 30 s with nightly and cargo-fuzz (.ci/setup installs both), seeded with
+# this kernel's formats and a trace.dat of each version recorded here.
+banner "fuzz: saved inputs replayed (stable)"
+t=$SECONDS rc=0
+bash host/traceevent/fuzz/ci.sh replay 2>&1 | tee "$logs/fuzz-replay.log" || rc=$?
+count_tests "$logs/fuzz-replay.log"
+record "fuzz corpus replay (stable)" "$rc" "$t" "$counts"
+
+banner "fuzz: each target for 30 s (nightly)"
+t=$SECONDS rc=0 seeds=()
+for v in 6 7; do
+  if target/debug/wasmprobe record -o "$logs/seed-v$v.dat" --file-version "$v" -e sched -e raw_syscalls \
+      -- sh -c 'ls / >/dev/null' >/dev/null 2>&1; then
+    seeds+=("$logs/seed-v$v.dat")
+  fi
+done
+bash host/traceevent/fuzz/ci.sh fuzz 30 "${seeds[@]}" 2>&1 | tee "$logs/fuzz.log" || rc=$?
+record "fuzz 3 targets x 30 s (nightly)" "$rc" "$t" "$(grep -c ', no failure$' "$logs/fuzz.log" || true) of 3 passed"
+
 # ---- 2. VM tier -------------------------------------------------------------------------
 # The test binaries that run inside the VM (PACKAGE:TEST): the kprobe tests, the ring-buffer
 # readers (6.12 can map the ring buffer, 6.1 cannot; a reader blocked on 6.1 must still stop),
