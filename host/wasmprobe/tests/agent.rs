@@ -676,3 +676,22 @@ fn kubernetes_manifests_name_only_what_the_binary_has() {
     let cache = get(c, "env").as_sequence().unwrap().iter().find(|e| text(e, "name") == "WASMPROBE_CACHE").unwrap();
     volume_of(&text(cache, "value"));
 }
+
+#[test]
+fn a_changed_config_file_is_reloaded_without_a_signal() {
+    testkit::require!(root, tracefs, raw_syscalls);
+    let dir = tempfile::tempdir().unwrap();
+    let one = "node = \"n1\"\n[[plugin]]\nname = \"a\"\nsource = \"syscount\"\n";
+    let cfg = write(dir.path(), "agent.toml", one);
+    let agent = AgentProc::start(&cfg);
+    agent.wait_ready();
+    std::thread::sleep(Duration::from_millis(100));
+    write(dir.path(), "agent.toml", &format!("{one}[[plugin]]\nname = \"b\"\nsource = \"syscount\"\n"));
+    let t0 = Instant::now();
+    while agent.sample("wasmprobe_plugin_up{node=\"n1\",plugin=\"b\"}") != Some(1.0) {
+        assert!(t0.elapsed() < Duration::from_secs(5), "not reloaded: {}", agent.stderr.lock().unwrap());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"ok\"}"), Some(1.0));
+    assert_eq!(agent.sample("wasmprobe_plugin_up{node=\"n1\",plugin=\"a\"}"), Some(1.0));
+}
