@@ -1,6 +1,6 @@
 #!/bin/sh
 # trace-cmd in a private mount namespace where the function-tracer control files this kernel
-# refuses even to root are replaced by scratch files (see ../../README.md and shared/DESIGN.md):
+# refuses even to root are replaced by scratch files (see docs/ARCHITECTURE.md, "Measured"):
 # event-only tracing never needs them, and the host sees no change.
 exec unshare -m sh -c '
  set -e; D=$(mktemp -d)

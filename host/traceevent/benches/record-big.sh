@@ -5,10 +5,10 @@
 #
 #   host/traceevent/benches/record-big.sh OUT_DIR [ITERATIONS]
 #
-# 800000 iterations (the default, as in shared/research/tracecmd-baseline.md) give about
+# 800000 iterations (the default) give about
 # 16 million events, 680 MB. Needs root and trace-cmd. trace-cmd runs in a private mount
 # namespace with scratch files over the function-tracer control files this kernel refuses
-# (shared/DESIGN.md); buffer_size_kb and tracing_on of the top instance are put back after.
+# (docs/ARCHITECTURE.md, "Measured"); buffer_size_kb and tracing_on of the top instance are put back after.
 set -eu
 out=${1:?usage: record-big.sh OUT_DIR [ITERATIONS]}
 iters=${2:-800000}

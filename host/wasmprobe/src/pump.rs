@@ -55,9 +55,9 @@ struct Round {
 }
 
 /// Sub-buffer size (KiB) live runs ask for in their own instance (kernels 6.8+): a quarter of
-/// the reads of 4 KiB pages for the same data. Under a syscall storm on the 6.18 host this
-/// halved the reader's kernel time (34 -> 16-26 ns/event, tests/bench/stream-storm.sh);
-/// 32 KiB measured the same, 64 KiB lost events in some runs.
+/// the reads of 4 KiB pages for the same data. Chosen under a syscall storm
+/// (tests/bench/stream-storm.sh; figures in docs/ARCHITECTURE.md, "Measured"): 32 KiB was no
+/// faster, 64 KiB lost events.
 pub const LIVE_SUBBUF_KB: u64 = 16;
 
 /// Bytes of pages the reader may be ahead of the consumer. A burst the consumer cannot follow
@@ -393,7 +393,7 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
         if !finishing {
             // Woken when the buffer is `buffer_percent` full, or by another reader starting a
             // round; the timeout is the fallback, shorter than a syscall storm takes to fill a
-            // default-sized buffer here (18 ms).
+            // default-sized buffer (docs/ARCHITECTURE.md, "Measured").
             let mut fds =
                 [PollFd::new(reader.as_fd(), PollFlags::POLLIN), PollFd::new(sh.wake.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(POLL_MS)) {

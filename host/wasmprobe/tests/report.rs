@@ -5,7 +5,7 @@
 //! Needs root, tracefs, trace-cmd and unshare (testkit: a skip on a laptop, a failure in CI).
 //! trace-cmd runs in a private
 //! mount namespace where the function-tracer control files this kernel refuses are replaced
-//! by scratch files (shared/DESIGN.md); event-only tracing never needs them. Whatever the
+//! by scratch files (tests/bench/trace-cmd-ns.sh); event-only tracing never needs them. Whatever the
 //! recording changes in the top tracing instance is put back, and the test checks that it
 //! left no events enabled and no instance behind.
 

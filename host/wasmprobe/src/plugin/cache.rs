@@ -1,5 +1,5 @@
 //! The on-disk cache of compiled components: a second start of the same plugin maps the
-//! compiled code instead of compiling it (about 0.2 ms instead of 50-700 ms).
+//! compiled code instead of compiling it (start-up figures: docs/ARCHITECTURE.md).
 //!
 //! A cache file is native code that wasmtime maps and runs without checking it, so it is
 //! only trusted when its directory and the file belong to us and nobody else may write

@@ -217,8 +217,8 @@ impl std::fmt::Debug for Plugin {
 
 impl Plugin {
     /// Loads, compiles (or maps from the cache) and instantiates a plugin in its own store,
-    /// its output going to `output`. Compiling costs 50-700 ms the first time; a cached load
-    /// well under a millisecond plus instantiation.
+    /// its output going to `output`. Compiling costs tens to hundreds of milliseconds the first
+    /// time, a cached load a small fraction of that (docs/ARCHITECTURE.md, "Measured").
     pub fn load(source: &PluginSource, sandbox: &Sandbox, output: Box<dyn Output>) -> Result<Plugin, Error> {
         let name = source.name();
         let load_err = |e: wasmtime::Error| Error::Load { plugin: name.clone(), message: host_error_text(&e) };

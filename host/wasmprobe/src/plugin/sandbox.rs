@@ -57,7 +57,8 @@ pub const STOP_GRACE: Duration = Duration::from_millis(300);
 pub const STOP_FINISH: Duration = Duration::from_millis(400);
 
 /// The engine every plugin is compiled for and runs in (one code cache, one epoch ticker).
-/// Epoch interruption on; component-model concurrency off (it makes sync calls 3-4x slower).
+/// Epoch interruption on; component-model concurrency off (it makes synchronous calls several
+/// times slower: docs/ARCHITECTURE.md, "Measured").
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
