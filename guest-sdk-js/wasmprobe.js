@@ -345,6 +345,27 @@ export function exportPlugin(cls) {
           ev.u8 = batch;
         }
         let off = 0;
+        if (batch.byteOffset % 4 === 0) {
+          // Headers read through typed arrays: far cheaper than DataView calls in the
+          // interpreter (records are 8-aligned, so their header words are 4-aligned).
+          const words = n >> 2;
+          const u32 = new Uint32Array(batch.buffer, batch.byteOffset, words);
+          const i32 = new Int32Array(batch.buffer, batch.byteOffset, words);
+          while (off + HEADER_LEN <= n) {
+            const w = off >> 2;
+            const idx = u32[w];
+            const end = off + HEADER_LEN + u32[w + 1];
+            if (end > n) throw new PluginError(`batch truncated at offset ${off}`);
+            if (idx >= nprobes) throw new PluginError(`batch names probe ${idx} but the plan has ${nprobes}`);
+            const ev = events[idx];
+            ev.ts = u32[w + 3] * TWO32 + u32[w + 2];
+            ev.pid = i32[w + 4];
+            ev.cpu = u32[w + 5];
+            ev.base = off + HEADER_LEN;
+            plugin.onEvent(ev);
+            off = (end + 7) & ~7;
+          }
+        }
         while (off + HEADER_LEN <= n) {
           const idx = view.getUint32(off, true);
           const plen = view.getUint32(off + 4, true);
