@@ -4,7 +4,7 @@
 use std::hint::black_box;
 use std::time::Instant;
 
-use traceevent::{Endian, EventFormat, PageHeader, PrintContext, SubBuffer};
+use traceevent::{Endian, EventFormat, PageHeader, PrintContext, Printer, SubBuffer};
 
 /// A 4 KiB page of 64-byte sched_switch records (type_len 16) with small deltas; the n-th
 /// record's `prev_pid` (at `pid_offset` in the payload) is n.
@@ -60,16 +60,18 @@ fn main() {
     println!("decode + field read: {:.1} M records/s ({sum})", n / dt / 1e6);
 
     let ctx = PrintContext::default();
-    let mut out = String::with_capacity(256);
+    let printer = Printer::compile(&ev, &ctx);
+    let mut out = Vec::with_capacity(256);
     let t = Instant::now();
     let print_pages = pages / 20;
     for _ in 0..print_pages {
         let sb = SubBuffer::new(black_box(&p), &hdr).unwrap();
         for r in sb.records() {
             out.clear();
-            ev.print_info(r.unwrap().data, &ctx, &mut out);
+            printer.print(&ev, r.unwrap().data, &ctx, &mut out);
         }
     }
     let dt = t.elapsed().as_secs_f64();
-    println!("decode + print sched_switch: {:.2} M records/s ({out})", (print_pages * per_page) as f64 / dt / 1e6);
+    let n = (print_pages * per_page) as f64;
+    println!("decode + print sched_switch: {:.2} M records/s ({})", n / dt / 1e6, String::from_utf8_lossy(&out));
 }

@@ -5,10 +5,12 @@
 //!   trace.dat), iterated as [`Record`]s that borrow the page, with lost-event counts.
 //! - [`EventFormat`] / [`Field`]: `events/<system>/<event>/format` and zero-copy field access;
 //!   [`EventFormats`]: all formats of a trace by id, plus cmdlines and the long size.
-//! - [`Program`]: a compiled print fmt that reproduces the kernel's `trace` text; with
-//!   [`Dialect::LibTraceEvent`], events print as `trace-cmd report` prints them instead;
-//!   [`Symbols`]: kallsyms and printk_formats for `%pS` and kernel string pointers.
-//! - [`TraceDat`]: trace-cmd's trace.dat (v6, v7 with zstd/zlib), streamed per CPU.
+//! - [`text`]: an event's text in two dialects, [`Dialect::Kernel`] (the kernel's `trace`
+//!   file) and [`Dialect::LibTraceEvent`] (`trace-cmd report`), compiled once per format as a
+//!   [`Printer`]; [`Report`], the lines of `trace-cmd report`; [`Symbols`]: kallsyms and
+//!   printk_formats for `%pS` and kernel string pointers.
+//! - [`TraceDat`]: trace-cmd's trace.dat (v6, v7 with zstd/zlib), streamed per CPU;
+//!   [`dat::write_dat`] writes one.
 //!
 //! Everything works over `&[u8]` with explicit byte order and `long` size; malformed input
 //! is an [`Error`], never a panic or an out-of-bounds read.
@@ -22,11 +24,6 @@ pub mod error;
 pub mod filter;
 pub mod format;
 pub mod header;
-mod lte;
-
-/// "00" to "99", two ASCII digits per entry: the table the printers format numbers with.
-pub use lte::DEC_PAIRS;
-pub mod print;
 pub mod subbuf;
 pub mod symbols;
 pub mod text;
@@ -36,8 +33,8 @@ pub use endian::Endian;
 pub use error::{Error, Result};
 pub use format::{EventFormat, EventFormats, Field, FieldFlags, FieldKind, FieldLayout, FieldShape, PrintFmt};
 pub use header::{EventHeader, PageHeader};
-pub use print::{Dialect, PrintContext, Program};
 pub use subbuf::{MissedEvents, Record, Records, SubBuffer};
 pub use symbols::{SymbolRef, Symbols};
+pub use text::kernel::Program;
 pub use text::report::{LineFormatter, Report, TimeFormat};
-pub use text::ShortText;
+pub use text::{Dialect, PrintContext, Printer, ShortText};

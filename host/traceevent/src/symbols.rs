@@ -35,9 +35,9 @@ pub struct Symbols {
     strings: HashMap<u64, String>,
     /// kallsyms as libtraceevent holds it: reversed file order, stably sorted by address,
     /// absolute (`A`/`a`) and `$` symbols left out, zero addresses kept.
-    lte_funcs: Vec<(u64, Box<str>)>,
+    libtraceevent_functions: Vec<(u64, Box<str>)>,
     /// printk_formats as libtraceevent holds them: the quoted text, escapes kept.
-    lte_strings: HashMap<u64, String>,
+    libtraceevent_printk_strings: HashMap<u64, String>,
 }
 
 impl Symbols {
@@ -96,15 +96,15 @@ impl Symbols {
             added.push((addr, Box::<str>::from(name)));
         }
         added.reverse();
-        added.append(&mut self.lte_funcs);
+        added.append(&mut self.libtraceevent_functions);
         added.sort_by_key(|f| f.0);
-        self.lte_funcs = added;
+        self.libtraceevent_functions = added;
     }
 
     /// libtraceevent's `find_func`: glibc's bsearch over the sorted table, matching an
     /// address equal to a symbol or between it and the next one. Returns (name, start).
-    pub(crate) fn lte_find_func(&self, addr: u64) -> Option<(&str, u64)> {
-        let map = &self.lte_funcs;
+    pub(crate) fn libtraceevent_function(&self, addr: u64) -> Option<(&str, u64)> {
+        let map = &self.libtraceevent_functions;
         let (mut l, mut u) = (0, map.len());
         while l < u {
             let idx = (l + u) / 2;
@@ -123,13 +123,13 @@ impl Symbols {
     }
 
     /// libtraceevent's `test_for_symbol`: the address of the first symbol with this name.
-    pub(crate) fn lte_symbol_addr(&self, name: &str) -> Option<u64> {
-        self.lte_funcs.iter().find(|f| &*f.1 == name).map(|f| f.0)
+    pub(crate) fn libtraceevent_symbol_address(&self, name: &str) -> Option<u64> {
+        self.libtraceevent_functions.iter().find(|f| &*f.1 == name).map(|f| f.0)
     }
 
     /// libtraceevent's `find_printk`.
-    pub(crate) fn lte_printk(&self, addr: u64) -> Option<&str> {
-        self.lte_strings.get(&addr).map(String::as_str)
+    pub(crate) fn libtraceevent_printk(&self, addr: u64) -> Option<&str> {
+        self.libtraceevent_printk_strings.get(&addr).map(String::as_str)
     }
 
     /// Adds the `0xADDR : "text"` lines of a printk_formats text.
@@ -164,7 +164,7 @@ impl Symbols {
             if let Some(g) = f.strip_suffix('"') {
                 f = g.strip_suffix("\\n").unwrap_or(g);
             }
-            self.lte_strings.entry(addr).or_insert_with(|| f.to_string());
+            self.libtraceevent_printk_strings.entry(addr).or_insert_with(|| f.to_string());
         }
     }
 

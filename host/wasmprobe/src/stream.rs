@@ -150,7 +150,7 @@ fn live_formats(session: &Session) -> Result<EventFormats> {
     // Symbols for %ps-style fields and the hrtimer/timer function names, as trace-cmd shows
     // them; read only if an event can print them (reading kallsyms costs tens of ms).
     let long = formats.long_size() as u8;
-    if formats.iter().any(|f| f.lte_wants_symbols(long)) {
+    if formats.iter().any(|f| f.libtraceevent_wants_symbols(long)) {
         if let Ok(k) = std::fs::read_to_string("/proc/kallsyms") {
             formats.parse_kallsyms(&k);
         }

@@ -176,3 +176,36 @@ fn selected_clock(data: &[u8]) -> String {
         .unwrap_or_else(|| t.trim_matches(char::from(0)).trim())
         .to_string()
 }
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// The `header_page` of a 64-bit kernel with 4 KiB sub-buffers.
+    pub(crate) const HEADER_PAGE: &str = "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\
+        \tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n\
+        \tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n\
+        \tfield: char data;\toffset:16;\tsize:4080;\tsigned:0;\n";
+
+    /// The metadata of a small trace from a 64-bit machine of byte order `endian` with
+    /// 4 KiB pages: `event_formats`, `cmdlines`, the `local` clock, nothing else.
+    pub(crate) fn meta(endian: Endian, event_formats: Vec<(String, String)>, cmdlines: &str) -> DatMeta {
+        DatMeta {
+            version: 6,
+            endian,
+            long_size: 8,
+            page_size: 4096,
+            compression: Compression::None,
+            header_page: HEADER_PAGE.into(),
+            header_event: String::new(),
+            ftrace_formats: Vec::new(),
+            event_formats,
+            kallsyms: String::new(),
+            printk_formats: String::new(),
+            cmdlines: cmdlines.into(),
+            cpu_count: 1,
+            options: vec![(option::TRACECLOCK, b"[local] global\n\0".to_vec())],
+            buffers: Vec::new(),
+        }
+    }
+}

@@ -215,7 +215,7 @@ impl<R: ReadAt> TraceDat<R> {
     /// A registry of everything the file describes (formats, cmdlines, kallsyms, printk
     /// formats) that prints in `dialect`. Formats that do not parse are left out (their
     /// events print as unknown). Parses the metadata once; no I/O.
-    pub fn event_formats(&self, dialect: crate::print::Dialect) -> Result<crate::format::EventFormats> {
+    pub fn event_formats(&self, dialect: crate::text::Dialect) -> Result<crate::format::EventFormats> {
         let mut formats = crate::format::EventFormats::new(self.page_header()?);
         formats.set_event_header(self.event_header()?);
         formats.set_dialect(dialect);

@@ -161,37 +161,94 @@ pub fn write_dat<W: Write + Seek, R: Read>(
     version: u32,
     cpus: &mut [CpuPages<R>],
 ) -> io::Result<()> {
-    let page = u64::from(meta.page_size.max(4096));
-    match version {
-        6 => write_v6(w, meta, cpus, page),
-        7 => write_v7(w, meta, cpus, page),
-        v => Err(io::Error::new(io::ErrorKind::InvalidInput, format!("cannot write trace.dat version {v} (6 or 7)"))),
+    if !matches!(version, 6 | 7) {
+        let e = format!("cannot write trace.dat version {version} (6 or 7)");
+        return Err(io::Error::new(io::ErrorKind::InvalidInput, e));
+    }
+    let mut head = Block::new(meta.endian);
+    head.raw(&prologue(meta, version));
+    let file = File { w, meta, cpus, page: u64::from(meta.page_size.max(4096)) };
+    if version == 6 {
+        file.write_v6(head)
+    } else {
+        file.write_v7(head)
     }
 }
 
-fn write_v6<W: Write + Seek, R: Read>(
-    w: &mut W,
-    meta: &DatMeta,
-    cpus: &mut [CpuPages<R>],
+/// One file being written: where to, what, and the page size its CPU blocks align to.
+struct File<'a, W, R: Read> {
+    w: &'a mut W,
+    meta: &'a DatMeta,
+    cpus: &'a mut [CpuPages<R>],
     page: u64,
-) -> io::Result<()> {
-    let e = meta.endian;
-    let mut b = Block::new(e);
-    b.raw(&prologue(meta, 6)).raw(&headers(meta)).raw(&ftrace_formats(meta)).raw(&event_formats(meta));
-    b.text_u32(&meta.kallsyms).text_u32(&meta.printk_formats).text_u64(&meta.cmdlines);
-    b.u32(cpus.len() as u32).raw(b"options  \0");
-    for (id, data) in &meta.options {
-        b.option(*id, data);
+}
+
+impl<W: Write + Seek, R: Read> File<'_, W, R> {
+    /// Version 6: the metadata in a fixed order, options, then the `flyrecord` CPU table.
+    fn write_v6(self, mut b: Block) -> io::Result<()> {
+        let File { w, meta, cpus, page } = self;
+        b.raw(&headers(meta)).raw(&ftrace_formats(meta)).raw(&event_formats(meta));
+        b.text_u32(&meta.kallsyms).text_u32(&meta.printk_formats).text_u64(&meta.cmdlines);
+        b.u32(cpus.len() as u32).raw(b"options  \0");
+        for (id, data) in &meta.options {
+            b.option(*id, data);
+        }
+        b.u16(option::DONE).raw(b"flyrecord\0");
+        w.write_all(&b.take())?;
+        let table = w.stream_position()?;
+        w.write_all(&vec![0u8; 16 * cpus.len()])?;
+        let entries = copy_cpus(w, cpus, page)?;
+        for (_, off, n) in entries {
+            b.u64(off).u64(n);
+        }
+        patch(w, table, &b.take())
     }
-    b.u16(option::DONE).raw(b"flyrecord\0");
-    w.write_all(&b.take())?;
-    let table = w.stream_position()?;
-    w.write_all(&vec![0u8; 16 * cpus.len()])?;
-    let entries = copy_cpus(w, cpus, page)?;
-    for (_, off, n) in entries {
-        b.u64(off).u64(n);
+
+    /// Version 7: uncompressed sections, each named by an option of the OPTIONS section.
+    fn write_v7(self, mut b: Block) -> io::Result<()> {
+        let File { w, meta, cpus, page } = self;
+        let e = meta.endian;
+        w.write_all(&b.raw(b"none\0\0").take())?;
+        let first_options = w.stream_position()?;
+        w.write_all(&e.u64_bytes(0))?;
+        let sections = [
+            (option::HEADER_INFO, headers(meta)),
+            (option::FTRACE_EVENTS, ftrace_formats(meta)),
+            (option::EVENT_FORMATS, event_formats(meta)),
+            (option::KALLSYMS, b.text_u32(&meta.kallsyms).take()),
+            (option::PRINTK, b.text_u32(&meta.printk_formats).take()),
+            (option::CMDLINES, b.text_u64(&meta.cmdlines).take()),
+        ];
+        let mut opts: Vec<(u16, Vec<u8>)> = Vec::new();
+        for (id, body) in sections {
+            let at = section(w, e, id, &body)?;
+            opts.push((id, e.u64_bytes(at).to_vec()));
+        }
+        // The trace data: a BUFFER section whose CPU blocks start page-aligned.
+        let buf_at = section(w, e, option::BUFFER, &[])?;
+        let body_start = w.stream_position()?;
+        let entries = copy_cpus(w, cpus, page)?;
+        let end = w.stream_position()?;
+        patch(w, buf_at + 8, &e.u64_bytes(end - body_start))?;
+        let clock = meta
+            .options
+            .iter()
+            .find(|(id, _)| *id == option::TRACECLOCK)
+            .map_or_else(|| "local".to_string(), |(_, d)| selected_clock(d));
+        b.u64(buf_at).cstr("").cstr(&clock).u32(meta.page_size).u32(entries.len() as u32);
+        for (cpu, off, n) in entries {
+            b.u32(cpu).u64(off).u64(n);
+        }
+        opts.push((option::BUFFER, b.take()));
+        opts.push((option::CPUCOUNT, e.u32_bytes(meta.cpu_count).to_vec()));
+        opts.extend(meta.options.iter().cloned());
+        for (id, data) in &opts {
+            b.option(*id, data);
+        }
+        b.option(option::DONE, &e.u64_bytes(0));
+        let opt_at = section(w, e, 0, &b.take())?;
+        patch(w, first_options, &e.u64_bytes(opt_at))
     }
-    patch(w, table, &b.take())
 }
 
 /// A v7 section: 16-byte header (id, flags, description string id, size) and the body.
@@ -202,87 +259,23 @@ fn section(w: &mut (impl Write + Seek), endian: Endian, id: u16, body: &[u8]) ->
     Ok(at)
 }
 
-fn write_v7<W: Write + Seek, R: Read>(
-    w: &mut W,
-    meta: &DatMeta,
-    cpus: &mut [CpuPages<R>],
-    page: u64,
-) -> io::Result<()> {
-    let e = meta.endian;
-    let mut b = Block::new(e);
-    w.write_all(b.raw(&prologue(meta, 7)).raw(b"none\0\0").take().as_slice())?;
-    let first_options = w.stream_position()?;
-    w.write_all(&e.u64_bytes(0))?;
-    let sections = [
-        (option::HEADER_INFO, headers(meta)),
-        (option::FTRACE_EVENTS, ftrace_formats(meta)),
-        (option::EVENT_FORMATS, event_formats(meta)),
-        (option::KALLSYMS, b.text_u32(&meta.kallsyms).take()),
-        (option::PRINTK, b.text_u32(&meta.printk_formats).take()),
-        (option::CMDLINES, b.text_u64(&meta.cmdlines).take()),
-    ];
-    let mut opts: Vec<(u16, Vec<u8>)> = Vec::new();
-    for (id, body) in sections {
-        let at = section(w, e, id, &body)?;
-        opts.push((id, e.u64_bytes(at).to_vec()));
-    }
-    // The trace data: a BUFFER section whose CPU blocks start page-aligned.
-    let buf_at = section(w, e, option::BUFFER, &[])?;
-    let body_start = w.stream_position()?;
-    let entries = copy_cpus(w, cpus, page)?;
-    let end = w.stream_position()?;
-    patch(w, buf_at + 8, &e.u64_bytes(end - body_start))?;
-    let clock = meta
-        .options
-        .iter()
-        .find(|(id, _)| *id == option::TRACECLOCK)
-        .map_or_else(|| "local".to_string(), |(_, d)| selected_clock(d));
-    b.u64(buf_at).cstr("").cstr(&clock).u32(meta.page_size).u32(entries.len() as u32);
-    for (cpu, off, n) in entries {
-        b.u32(cpu).u64(off).u64(n);
-    }
-    opts.push((option::BUFFER, b.take()));
-    opts.push((option::CPUCOUNT, e.u32_bytes(meta.cpu_count).to_vec()));
-    opts.extend(meta.options.iter().cloned());
-    for (id, data) in &opts {
-        b.option(*id, data);
-    }
-    b.option(option::DONE, &e.u64_bytes(0));
-    let opt_at = section(w, e, 0, &b.take())?;
-    patch(w, first_options, &e.u64_bytes(opt_at))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dat::{Compression, TraceDat};
-
-    const HEADER_PAGE: &str = "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\
-        \tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n\
-        \tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n\
-        \tfield: char data;\toffset:16;\tsize:4080;\tsigned:0;\n";
+    use crate::dat::tests::HEADER_PAGE;
+    use crate::dat::TraceDat;
 
     /// An option id of our own: readers keep options they do not know, by their size.
     const OPTION_OURS: u16 = 0x7770;
 
     fn meta(endian: Endian) -> DatMeta {
-        DatMeta {
-            version: 6,
-            endian,
-            long_size: 8,
-            page_size: 4096,
-            compression: Compression::None,
-            header_page: HEADER_PAGE.into(),
-            header_event: String::new(),
-            ftrace_formats: vec!["name: print\nID: 5\nformat:\n".into()],
-            event_formats: vec![("sched".into(), "name: a\nID: 1\n".into()), ("irq".into(), "name: b\nID: 2\n".into())],
-            kallsyms: "ffffffff81000000 T _stext\n".into(),
-            printk_formats: String::new(),
-            cmdlines: "1 init\n".into(),
-            cpu_count: 2,
-            options: vec![(option::TRACECLOCK, b"[local] global\n\0".to_vec()), (OPTION_OURS, b"{}".to_vec())],
-            buffers: Vec::new(),
-        }
+        let formats = vec![("sched".into(), "name: a\nID: 1\n".into()), ("irq".into(), "name: b\nID: 2\n".into())];
+        let mut m = crate::dat::tests::meta(endian, formats, "1 init\n");
+        m.ftrace_formats = vec!["name: print\nID: 5\nformat:\n".into()];
+        m.kallsyms = "ffffffff81000000 T _stext\n".into();
+        m.cpu_count = 2;
+        m.options.push((OPTION_OURS, b"{}".to_vec()));
+        m
     }
 
     /// A page holding one 8-byte record at ts `ts` + 5, in byte order `e`.

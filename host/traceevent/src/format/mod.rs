@@ -18,7 +18,7 @@
 //! `__rel_loc` is the same with the offset counted from the end of the field itself.
 //! The print fmt is one C string literal (ftrace's own events use escapes and several
 //! literals; other events carry the compiled text raw, newlines included) followed by the
-//! argument expressions, kept here as raw text and compiled by [`crate::print`].
+//! argument expressions, kept here as raw text and compiled by [`crate::text`].
 //!
 //! [`field`] holds one field's model (its layout, kinds and readers), [`registry`] all
 //! formats of a trace ([`EventFormats`]).
@@ -27,12 +27,13 @@ pub(crate) mod ctype;
 pub mod field;
 pub mod registry;
 
-use std::sync::OnceLock;
-
 use crate::endian::Endian;
 use crate::error::{Error, Result};
-use crate::lte::LteEvent;
-use crate::print::{self, Dialect, PrintContext, Program};
+use crate::text::kernel::KernelText;
+use crate::text::libtraceevent::EventText;
+#[cfg(doc)]
+use crate::text::Dialect;
+use crate::text::{PrintContext, Printer};
 
 pub(crate) use field::parse_field_line;
 pub use field::{Field, FieldFlags, FieldKind, FieldLayout, FieldShape};
@@ -120,7 +121,9 @@ pub(crate) fn unescape_literal(body: &str) -> Option<(String, &str)> {
     None
 }
 
-/// A parsed event format: identity, fields and print fmt (compiled once, here).
+/// A parsed event format: identity, fields and print fmt, as the file says them. Printing
+/// compiles the print fmt for a dialect ([`Printer`]); [`EventFormats`] keeps one compiled
+/// printer per format.
 #[derive(Debug, Clone)]
 pub struct EventFormat {
     /// Event system (the directory under `events/`), as given to [`EventFormat::parse`].
@@ -135,29 +138,15 @@ pub struct EventFormat {
     pub fields: Vec<Field>,
     /// The print fmt, if the file had one.
     pub print_fmt: Option<PrintFmt>,
-    program: Result<Program, Error>,
     /// The text after `print fmt:` as written (libtraceevent re-reads it its own way).
     print_raw: Option<String>,
-    /// The print fmt as libtraceevent parses it, built on first use in that dialect.
-    lte: LteCell,
     /// libtraceevent's sched plugin registers the comms this event's records carry.
     registers_comms: bool,
 }
 
-/// The lazily compiled libtraceevent form; a clone starts empty and compiles again.
-#[derive(Debug, Default)]
-struct LteCell(OnceLock<Box<LteEvent>>);
-
-impl Clone for LteCell {
-    fn clone(&self) -> Self {
-        LteCell::default()
-    }
-}
-
 impl EventFormat {
-    /// Parses a format file's text and compiles its print fmt; allocates the strings and
-    /// field tables. A print fmt that does not compile is kept as an error for
-    /// [`EventFormat::print_error`] and printing falls back to raw fields.
+    /// Parses a format file's text; allocates the strings and field tables. The print fmt is
+    /// split into its format string and arguments, not compiled (see [`Printer`]).
     pub fn parse(system: &str, text: &str, endian: Endian) -> Result<Self> {
         let mut name = None;
         let mut id = None;
@@ -203,24 +192,18 @@ impl EventFormat {
         }
         let name = name.ok_or_else(|| Error::Format { line: 1, msg: "no name:".into() })?;
         let id = id.ok_or_else(|| Error::Format { line: 2, msg: "no ID:".into() })?;
-        let mut ev = EventFormat {
+        let registers_comms =
+            system == "sched" && matches!(name.as_str(), "sched_switch" | "sched_wakeup" | "sched_wakeup_new");
+        Ok(EventFormat {
             system: system.to_string(),
             name,
             id,
             common_fields,
             fields,
             print_fmt,
-            program: Err(Error::Print("no print fmt".into())),
             print_raw,
-            lte: LteCell::default(),
-            registers_comms: false,
-        };
-        ev.registers_comms =
-            ev.system == "sched" && matches!(ev.name.as_str(), "sched_switch" | "sched_wakeup" | "sched_wakeup_new");
-        if let Some(pf) = &ev.print_fmt {
-            ev.program = Program::compile(pf, &ev);
-        }
-        Ok(ev)
+            registers_comms,
+        })
     }
 
     /// A field by name, the event's own fields first, then the common ones.
@@ -235,18 +218,15 @@ impl EventFormat {
 
     /// Names in the print fmt that are not numbers (enum constants the kernel left in, such as
     /// `HRTIMER_MODE_ABS`): the kernel's own text resolves them, ours prints their values.
-    pub fn unresolved_symbols(&self) -> &[String] {
-        self.program.as_ref().map_or(&[], |p| p.unresolved_symbols())
+    /// Compiles the print fmt for [`Dialect::Kernel`] to find them.
+    pub fn unresolved_symbols(&self) -> Vec<String> {
+        KernelText::compile(self).program().as_ref().map_or_else(|_| Vec::new(), |p| p.unresolved_symbols().to_vec())
     }
 
-    /// Why the print fmt did not compile, if it did not.
-    pub fn print_error(&self) -> Option<&Error> {
-        self.program.as_ref().err()
-    }
-
-    /// The compiled print fmt, if it compiled.
-    pub fn program(&self) -> Option<&Program> {
-        self.program.as_ref().ok()
+    /// Why the print fmt does not compile for [`Dialect::Kernel`], if it does not (its
+    /// records then print as raw fields). Compiles it to find out.
+    pub fn print_error(&self) -> Option<Error> {
+        KernelText::compile(self).program().as_ref().err().cloned()
     }
 
     /// The text after `print fmt:`, as written in the format file.
@@ -257,55 +237,25 @@ impl EventFormat {
     /// Whether this event's [`Dialect::LibTraceEvent`] text can depend on kernel symbols (so
     /// that a caller can skip reading kallsyms when no event needs them): a name in the print
     /// fmt that only kallsyms resolves, a `%pS`-style pointer, or a plugin that prints
-    /// function names.
-    pub fn lte_wants_symbols(&self, long_size: u8) -> bool {
-        LteEvent::compile(self, long_size, None).wants_symbols()
-    }
-
-    /// The event compiled for [`Dialect::LibTraceEvent`] (on first use, with the context's
-    /// long size and symbols: names in the print fmt that are not numbers resolve through
-    /// kallsyms, as libtraceevent does).
-    pub(crate) fn lte(&self, ctx: &PrintContext) -> &LteEvent {
-        self.lte.0.get_or_init(|| Box::new(LteEvent::compile(self, ctx.long_size, ctx.symbols)))
+    /// function names. Compiles the print fmt to find out.
+    pub fn libtraceevent_wants_symbols(&self, long_size: u8) -> bool {
+        EventText::compile(self, long_size, None).wants_symbols()
     }
 
     /// Appends the event's info text (what the `trace` file prints after `name: `) to `out`.
     /// Never fails: if the print fmt cannot be evaluated, prints each non-common field as
-    /// `name=value`. Allocates only by growing `out`.
+    /// `name=value`. In [`Dialect::LibTraceEvent`] the text is libtraceevent's (what
+    /// `trace-cmd report` shows, plugins included), `[FAILED TO PARSE]` lines and all.
     ///
-    /// In [`Dialect::LibTraceEvent`] the text is libtraceevent's (what `trace-cmd report`
-    /// shows, plugins included), `[FAILED TO PARSE]` lines and all.
+    /// Compiles the print fmt on every call: to print many records, compile a [`Printer`]
+    /// once, or print through [`EventFormats`], which keeps one per format.
     pub fn print_info(&self, data: &[u8], ctx: &PrintContext, out: &mut String) {
-        if ctx.dialect == Dialect::LibTraceEvent {
-            let mut text = Vec::new();
-            self.lte(ctx).print(data, ctx, &mut text);
-            out.push_str(&String::from_utf8_lossy(&text));
-            return;
-        }
-        if print::write_syscall(self, data, ctx, out) || print::write_probe(self, data, ctx, out) {
-            return;
-        }
-        let start = out.len();
-        if let Ok(p) = &self.program {
-            if p.eval(data, ctx, out).is_ok() {
-                return;
-            }
-            out.truncate(start);
-        }
-        print::print_raw_fields(self, data, ctx, out);
+        crate::text::append_to_string(out, |bytes| self.print_info_bytes(data, ctx, bytes));
     }
 
-    /// [`EventFormat::print_info`] into bytes (the text is UTF-8). In
-    /// [`Dialect::LibTraceEvent`] this is the fast path: it appends to `out` without
-    /// allocating or validating.
+    /// [`EventFormat::print_info`] into bytes (the text is UTF-8).
     pub fn print_info_bytes(&self, data: &[u8], ctx: &PrintContext, out: &mut Vec<u8>) {
-        if ctx.dialect == Dialect::LibTraceEvent {
-            self.lte(ctx).print(data, ctx, out);
-            return;
-        }
-        let mut text = String::new();
-        self.print_info(data, ctx, &mut text);
-        out.extend_from_slice(text.as_bytes());
+        Printer::compile(self, ctx).print(self, data, ctx, out);
     }
 
     /// Whether printing this event's records teaches the registry comms (see

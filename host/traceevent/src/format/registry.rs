@@ -4,12 +4,14 @@
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hasher};
 
+use std::sync::OnceLock;
+
 use super::EventFormat;
 use crate::endian::Endian;
 use crate::error::Result;
 use crate::header::{EventHeader, PageHeader};
-use crate::print::{Dialect, PrintContext};
 use crate::symbols::Symbols;
+use crate::text::{Dialect, PrintContext, Printer};
 
 /// A cheap hasher for pids (the per-record comm lookup); not DoS-resistant, keys are pids.
 #[derive(Debug, Default, Clone, Copy)]
@@ -44,6 +46,19 @@ pub struct EventFormats {
     comm_generation: u64,
     symbols: Symbols,
     dialect: Dialect,
+    /// By index into `formats`: the format compiled for `dialect`, on first use.
+    printers: Vec<PrinterSlot>,
+}
+
+/// A format's printer, compiled on first use; a clone, or a change of what compiling depends
+/// on (dialect, symbols), starts it empty again.
+#[derive(Debug, Default)]
+struct PrinterSlot(OnceLock<Printer>);
+
+impl Clone for PrinterSlot {
+    fn clone(&self) -> Self {
+        PrinterSlot::default()
+    }
 }
 
 impl EventFormats {
@@ -59,6 +74,7 @@ impl EventFormats {
             comm_generation: 0,
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
+            printers: Vec::new(),
         }
     }
 
@@ -90,6 +106,26 @@ impl EventFormats {
     /// Chooses whose text `print` reproduces (default: the kernel's `trace` file).
     pub fn set_dialect(&mut self, d: Dialect) {
         self.dialect = d;
+        self.forget_printers();
+    }
+
+    /// Drops the compiled printers (they are compiled again on first use).
+    fn forget_printers(&mut self) {
+        self.printers.iter_mut().for_each(|p| *p = PrinterSlot::default());
+    }
+
+    /// The printer of `formats[i]`, compiled on first use.
+    fn printer(&self, i: usize) -> &Printer {
+        self.printers[i].0.get_or_init(|| Printer::compile(&self.formats[i], &self.print_context()))
+    }
+
+    /// The index in `formats` of the format with id `id`.
+    #[inline]
+    fn index_of(&self, id: u32) -> Option<usize> {
+        match u16::try_from(id) {
+            Ok(t) => (*self.by_type.get(usize::from(t))? as usize).checked_sub(1),
+            Err(_) => self.by_id.get(&id).copied(),
+        }
     }
 
     /// The context for printing with this registry's long size, byte order and dialect.
@@ -117,11 +153,13 @@ impl EventFormats {
         let i = match self.by_id.get(&id) {
             Some(&i) => {
                 self.formats[i] = f;
+                self.printers[i] = PrinterSlot::default();
                 i
             }
             None => {
                 self.by_id.insert(id, self.formats.len());
                 self.formats.push(f);
+                self.printers.push(PrinterSlot::default());
                 self.formats.len() - 1
             }
         };
@@ -146,9 +184,14 @@ impl EventFormats {
     /// The format of a record payload, from its `common_type`.
     #[inline]
     pub fn for_record(&self, data: &[u8]) -> Option<&EventFormat> {
+        self.formats.get(self.index_of_record(data)?)
+    }
+
+    /// The index in `formats` of a record payload's format.
+    #[inline]
+    fn index_of_record(&self, data: &[u8]) -> Option<usize> {
         let id = crate::subbuf::common_type(data, self.endian())?;
-        let i = *self.by_type.get(usize::from(id))?;
-        self.formats.get((i as usize).checked_sub(1)?)
+        (*self.by_type.get(usize::from(id))? as usize).checked_sub(1)
     }
 
     /// Every format, in insertion order.
@@ -183,11 +226,13 @@ impl EventFormats {
     /// Adds the symbols of a `/proc/kallsyms` text (for `%pS` and friends).
     pub fn parse_kallsyms(&mut self, text: &str) {
         self.symbols.parse_kallsyms(text);
+        self.forget_printers();
     }
 
     /// Adds the strings of a `printk_formats` text (for `%s` of kernel string pointers).
     pub fn parse_printk_formats(&mut self, text: &str) {
         self.symbols.parse_printk_formats(text);
+        self.forget_printers();
     }
 
     /// The symbol and string tables.
@@ -220,14 +265,16 @@ impl EventFormats {
         if self.dialect != Dialect::LibTraceEvent {
             return;
         }
-        let Some(f) = self.for_record(data) else {
+        let Some(i) = self.index_of_record(data) else {
             return;
         };
-        if !f.registers_comms {
+        if !self.formats[i].registers_comms() {
             return;
         }
-        let ctx = self.print_context();
-        let pairs = f.lte(&ctx).registered_comms(data, self.endian());
+        let Some(event) = self.printer(i).libtraceevent() else {
+            return;
+        };
+        let pairs = event.registered_comms(data, self.endian());
         for (pid, comm) in pairs.into_iter().flatten() {
             if pid != 0 && !self.cmdlines.contains_key(&pid) {
                 self.cmdlines.insert(pid, String::from_utf8_lossy(comm).into_owned());
@@ -253,16 +300,32 @@ impl EventFormats {
     /// Appends the info text of a record payload; `[UNKNOWN EVENT]`-free: an unknown id prints
     /// as `unknown event id N`. Never fails.
     pub fn print_info(&self, data: &[u8], out: &mut String) {
-        match self.for_record(data) {
-            Some(f) => f.print_info(data, &self.print_context(), out),
+        crate::text::append_to_string(out, |bytes| self.print_info_bytes(data, bytes));
+    }
+
+    /// [`EventFormats::print_info`] into bytes (the text is UTF-8). Compiles the record's
+    /// format on its first record; allocates nothing else.
+    pub fn print_info_bytes(&self, data: &[u8], out: &mut Vec<u8>) {
+        match self.index_of_record(data) {
+            Some(i) => self.printer(i).print(&self.formats[i], data, &self.print_context(), out),
             None => {
-                use core::fmt::Write;
+                use std::io::Write;
                 let id = crate::subbuf::common_type(data, self.endian());
                 let _ = match id {
                     Some(id) => write!(out, "unknown event id {id}"),
                     None => write!(out, "truncated record of {} bytes", data.len()),
                 };
             }
+        }
+    }
+
+    /// Appends the info text of a record whose format is `format` (one of this registry's,
+    /// as [`EventFormats::for_record`] gave it) to `out`; nothing for a format it does not
+    /// hold. For callers that looked the format up already.
+    #[inline]
+    pub fn print_record(&self, format: &EventFormat, data: &[u8], out: &mut Vec<u8>) {
+        if let Some(i) = self.index_of(format.id) {
+            self.printer(i).print(&self.formats[i], data, &self.print_context(), out);
         }
     }
 }

@@ -9,10 +9,9 @@ use std::io::Write as _;
 use crate::dat::{DatRecords, ReadAt, TraceDat};
 use crate::error::Result;
 use crate::format::{EventFormat, EventFormats};
-use crate::print::Dialect;
 use crate::subbuf::{common_pid, MissedEvents};
-use crate::text::ShortText;
-use crate::DEC_PAIRS;
+use crate::text::number::DEC_PAIRS;
+use crate::text::{Dialect, ShortText};
 
 /// How `trace-cmd report` prints timestamps: microseconds for the clocks it knows to count
 /// nanoseconds, the raw count otherwise.
@@ -117,7 +116,7 @@ impl LineFormatter {
             }
         }
         self.append_label(ev, out);
-        ev.print_info_bytes(data, &formats.print_context(), out);
+        formats.print_record(ev, data, out);
         // trace-cmd drops one trailing newline of the line.
         if out.len() > start && out.ends_with(b"\n") {
             out.pop();
@@ -226,14 +225,9 @@ impl<'f, R: ReadAt> Report<'f, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dat::{option, write_dat, Compression, CpuPages, DatMeta};
+    use crate::dat::{write_dat, CpuPages};
     use crate::endian::Endian;
     use crate::format::tests::COMMON;
-
-    const HEADER_PAGE: &str = "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\
-        \tfield: local_t commit;\toffset:8;\tsize:8;\tsigned:1;\n\
-        \tfield: int overwrite;\toffset:8;\tsize:1;\tsigned:1;\n\
-        \tfield: char data;\toffset:16;\tsize:4080;\tsigned:0;\n";
 
     /// A trace.dat of version `version` from a machine of byte order `endian`: one CPU, one
     /// page of `tick` events written by pids 4242 (`bee`) and 7 (no comm known).
@@ -242,23 +236,8 @@ mod tests {
             "name: tick\nID: 7\nformat:\n{COMMON}\n\tfield:int value;\toffset:8;\tsize:4;\tsigned:1;\n\n\
              print fmt: \"value=%d\", REC->value\n"
         );
-        let meta = DatMeta {
-            version,
-            endian,
-            long_size: 8,
-            page_size: 4096,
-            compression: Compression::None,
-            header_page: HEADER_PAGE.into(),
-            header_event: String::new(),
-            ftrace_formats: Vec::new(),
-            event_formats: vec![("test".into(), tick)],
-            kallsyms: String::new(),
-            printk_formats: String::new(),
-            cmdlines: "4242 bee\n".into(),
-            cpu_count: 1,
-            options: vec![(option::TRACECLOCK, b"[local] global\n".to_vec())],
-            buffers: Vec::new(),
-        };
+        let mut meta = crate::dat::tests::meta(endian, vec![("test".into(), tick)], "4242 bee\n");
+        meta.version = version;
         let mut page = endian.u64_bytes(1_000_000_000).to_vec();
         page.extend_from_slice(&endian.u64_bytes(3 * 16));
         for (pid, value, delta) in [(4242i32, 5i32, 1000u32), (7, -1, 2_500_000), (4242, 70000, 1)] {

@@ -6,189 +6,11 @@
 //! precedence (a parenthesised one included) is rotated above it, so `a & (b | c)` evaluates
 //! as `(a & b) | c`. `trace-cmd report` prints what that tree computes, so to print the same
 //! text we build the same tree: nodes live in an arena and are copied and swapped the way
-//! the C code copies and swaps structs. The tree is then lowered to [`super::Expr`] for
+//! the C code copies and swaps structs. The tree is then lowered to [`super::expr::Expr`] for
 //! evaluation.
 
-/// Token classes of libtraceevent's reader.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum T {
-    Error,
-    None,
-    Space,
-    Newline,
-    Op,
-    Delim,
-    Item,
-    DQuote,
-    SQuote,
-}
-
-fn is_print(c: u8) -> bool {
-    (0x20..0x7f).contains(&c)
-}
-
-fn is_space(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | 0x0b | 0x0c)
-}
-
-fn class(c: Option<u8>) -> T {
-    let Some(c) = c else {
-        return T::None;
-    };
-    if c == b'\n' {
-        T::Newline
-    } else if is_space(c) {
-        T::Space
-    } else if c.is_ascii_alphanumeric() || c == b'_' {
-        T::Item
-    } else if c == b'\'' {
-        T::SQuote
-    } else if c == b'"' {
-        T::DQuote
-    } else if !is_print(c) {
-        T::None
-    } else if matches!(c, b'(' | b')' | b',') {
-        T::Delim
-    } else {
-        T::Op
-    }
-}
-
-/// The token reader over the text that follows `print fmt:`.
-pub(super) struct Tokens<'a> {
-    s: &'a [u8],
-    pos: usize,
-}
-
-impl<'a> Tokens<'a> {
-    pub(super) fn new(s: &'a str) -> Self {
-        Tokens { s: s.as_bytes(), pos: 0 }
-    }
-
-    fn getc(&mut self) -> Option<u8> {
-        let c = self.s.get(self.pos).copied();
-        if c.is_some() {
-            self.pos += 1;
-        }
-        c
-    }
-
-    fn peek(&self) -> Option<u8> {
-        self.s.get(self.pos).copied()
-    }
-
-    fn raw(&mut self) -> (T, String) {
-        let Some(c) = self.getc() else {
-            return (T::None, String::new());
-        };
-        let ty = class(Some(c));
-        if ty == T::None {
-            return (T::None, String::new());
-        }
-        let mut buf = vec![c];
-        match ty {
-            T::Newline | T::Delim => return (ty, (c as char).to_string()),
-            T::Op => {
-                let mut test_equal = false;
-                match c {
-                    b'-' if self.peek() == Some(b'>') => {
-                        buf.push(b'>');
-                        self.pos += 1;
-                    }
-                    b'-' | b'+' | b'|' | b'&' | b'>' | b'<' => {
-                        if self.peek() != Some(c) {
-                            test_equal = true;
-                        } else {
-                            buf.push(c);
-                            self.pos += 1;
-                            test_equal = matches!(c, b'>' | b'<');
-                        }
-                    }
-                    b'!' | b'=' => test_equal = true,
-                    _ => {}
-                }
-                if test_equal && self.peek() == Some(b'=') {
-                    buf.push(b'=');
-                    self.pos += 1;
-                }
-                return (T::Op, String::from_utf8_lossy(&buf).into_owned());
-            }
-            T::DQuote | T::SQuote => {
-                buf.clear();
-                let quote = c;
-                let mut ch: Option<u8> = Some(c);
-                let mut ty = ty;
-                loop {
-                    let mut last;
-                    loop {
-                        last = ch;
-                        ch = self.getc();
-                        if let Some(x) = ch {
-                            buf.push(x);
-                        }
-                        if ch == Some(b'\\') && last == Some(b'\\') {
-                            last = Some(0);
-                        }
-                        // A NUL, the end, or a byte >= 0x80 (a negative `char`) ends the string.
-                        let Some(x) = ch.filter(|&x| x != 0 && x < 0x80) else {
-                            break;
-                        };
-                        if !((x != quote && is_print(x)) || last == Some(b'\\') || x == b'\n') {
-                            break;
-                        }
-                    }
-                    // Drop the character that ended the string (normally the quote).
-                    if ch.is_some() {
-                        buf.pop();
-                    }
-                    if ch.is_none_or(|x| x == 0 || x >= 0x80) {
-                        ty = T::None;
-                    }
-                    if ty == T::DQuote {
-                        let save = self.pos;
-                        let mut n = self.getc();
-                        while n.is_some_and(is_space) {
-                            n = self.getc();
-                        }
-                        if n == Some(b'"') {
-                            ch = n;
-                            continue;
-                        }
-                        self.pos = save;
-                    }
-                    break;
-                }
-                return (ty, String::from_utf8_lossy(&buf).into_owned());
-            }
-            _ => {}
-        }
-        while class(self.peek()) == ty {
-            buf.push(self.s[self.pos]);
-            self.pos += 1;
-        }
-        (ty, String::from_utf8_lossy(&buf).into_owned())
-    }
-
-    /// Next token that is not a space.
-    pub(super) fn read(&mut self) -> (T, String) {
-        loop {
-            let t = self.raw();
-            if t.0 != T::Space {
-                return t;
-            }
-        }
-    }
-
-    /// Next token that is neither a space nor a newline.
-    pub(super) fn read_item(&mut self) -> (T, String) {
-        loop {
-            let t = self.raw();
-            if t.0 != T::Space && t.0 != T::Newline {
-                return t;
-            }
-        }
-    }
-}
+use super::expr::{cast_mask, strtoll, strtoull};
+use crate::text::tokens::{TokenKind, Tokens};
 
 pub(super) type Id = usize;
 
@@ -212,7 +34,9 @@ pub(super) enum Node {
     Func { name: String, args: Vec<Id> },
 }
 
-type R = Result<(T, String), ()>;
+/// What each parsing step returns: the token it stopped at, or `Err` when the print fmt does
+/// not parse (libtraceevent then prints the event as `[FAILED TO PARSE]`).
+type Parsed = Result<(TokenKind, String), ()>;
 
 /// A `__print_flags`/`__print_symbolic` table: `(key text, name)`.
 type Table = Vec<(String, String)>;
@@ -248,8 +72,8 @@ pub(super) fn op_prio(op: &str) -> i32 {
 const BINOPS: [&str; 18] =
     [">>", "<<", "&", "|", "&&", "||", "-", "+", "*", "^", "/", "%", "<", ">", "<=", ">=", "==", "!="];
 
-fn item_type(t: T) -> bool {
-    matches!(t, T::Item | T::DQuote | T::SQuote)
+fn item_type(t: TokenKind) -> bool {
+    matches!(t, TokenKind::Item | TokenKind::DQuote | TokenKind::SQuote)
 }
 
 /// What the parser needs to know of an event's fields.
@@ -274,23 +98,23 @@ impl Parser<'_> {
         self.nodes.len() - 1
     }
 
-    fn process_arg(&mut self, arg: Id) -> R {
+    fn process_arg(&mut self, arg: Id) -> Parsed {
         let (t, tok) = self.tok.read();
         self.process_arg_token(arg, t, tok)
     }
 
-    fn process_arg_token(&mut self, arg: Id, t: T, tok: String) -> R {
+    fn process_arg_token(&mut self, arg: Id, t: TokenKind, tok: String) -> Parsed {
         match t {
-            T::Item => {
+            TokenKind::Item => {
                 if tok == "REC" {
                     return self.process_entry(arg);
                 }
                 let mut atom = tok;
                 let (mut t, mut tok) = self.tok.read_item();
-                if t == T::Delim && tok == "(" {
+                if t == TokenKind::Delim && tok == "(" {
                     return self.process_function(arg, &atom);
                 }
-                while t == T::Item {
+                while t == TokenKind::Item {
                     atom.push(' ');
                     atom.push_str(&tok);
                     (t, tok) = self.tok.read_item();
@@ -298,12 +122,12 @@ impl Parser<'_> {
                 self.nodes[arg] = Node::Atom(atom);
                 Ok((t, tok))
             }
-            T::DQuote | T::SQuote => {
+            TokenKind::DQuote | TokenKind::SQuote => {
                 self.nodes[arg] = Node::Atom(tok);
                 Ok(self.tok.read_item())
             }
-            T::Delim if tok == "(" => self.process_paren(arg),
-            T::Delim | T::Op => {
+            TokenKind::Delim if tok == "(" => self.process_paren(arg),
+            TokenKind::Delim | TokenKind::Op => {
                 self.nodes[arg] = Node::Op { op: tok.clone(), left: None, right: None, prio: 0 };
                 self.process_op(arg, tok)
             }
@@ -311,35 +135,35 @@ impl Parser<'_> {
         }
     }
 
-    fn process_entry(&mut self, arg: Id) -> R {
+    fn process_entry(&mut self, arg: Id) -> Parsed {
         let (t, tok) = self.tok.read_item();
-        if t == T::Delim && tok == ")" {
-            return Ok((T::Item, tok));
+        if t == TokenKind::Delim && tok == ")" {
+            return Ok((TokenKind::Item, tok));
         }
-        if !(t == T::Op && tok == "->") {
+        if !(t == TokenKind::Op && tok == "->") {
             return Err(());
         }
         let (t, name) = self.tok.read();
-        if t != T::Item {
+        if t != TokenKind::Item {
             return Err(());
         }
         self.nodes[arg] = Node::Field(name);
         Ok(self.tok.read())
     }
 
-    fn process_paren(&mut self, arg: Id) -> R {
+    fn process_paren(&mut self, arg: Id) -> Parsed {
         let (mut t, mut tok) = self.process_arg(arg)?;
-        if t == T::Op {
+        if t == TokenKind::Op {
             (t, tok) = self.process_op(arg, tok)?;
         }
-        if t == T::Item && tok == ")" {
+        if t == TokenKind::Item && tok == ")" {
             return self.process_entry(arg);
         }
-        if !(t == T::Delim && tok == ")") {
+        if !(t == TokenKind::Delim && tok == ")") {
             return Err(());
         }
         let (t, tok) = self.tok.read_item();
-        if item_type(t) || (t == T::Delim && tok == "(") {
+        if item_type(t) || (t == TokenKind::Delim && tok == "(") {
             let Node::Atom(ty) = self.nodes[arg].clone() else {
                 return Err(());
             };
@@ -363,7 +187,7 @@ impl Parser<'_> {
         }
     }
 
-    pub(super) fn process_op(&mut self, arg: Id, tok: String) -> R {
+    pub(super) fn process_op(&mut self, arg: Id, tok: String) -> Parsed {
         let mut right_var: Option<Id> = None;
         let unary = matches!(&self.nodes[arg], Node::Op { left: None, .. });
         let (t, tok) = if unary {
@@ -394,7 +218,7 @@ impl Parser<'_> {
             let op = tok;
             self.nodes[arg] = Node::Op { op: op.clone(), left: Some(left), right: None, prio };
             let (t, tok) = self.tok.read_item();
-            if op == "*" && t == T::Delim && tok == ")" {
+            if op == "*" && t == TokenKind::Delim && tok == ")" {
                 // `(char *)`: a pointer type, not a multiplication.
                 let Node::Atom(a) = &mut self.nodes[left] else {
                     return Err(());
@@ -425,7 +249,7 @@ impl Parser<'_> {
             self.failed = true;
             return Err(());
         };
-        if t == T::Op && tok != ":" {
+        if t == TokenKind::Op && tok != ":" {
             let prio = op_prio(&tok);
             let arg_prio = match &self.nodes[arg] {
                 Node::Op { prio, .. } => *prio,
@@ -441,16 +265,16 @@ impl Parser<'_> {
         Ok((t, tok))
     }
 
-    fn process_cond(&mut self, top: Id) -> R {
+    fn process_cond(&mut self, top: Id) -> Parsed {
         let arg = self.alloc();
         let left = self.alloc();
         let right = self.alloc();
         self.nodes[arg] = Node::Op { op: String::new(), left: Some(left), right: Some(right), prio: 0 };
         let (mut t, mut tok) = self.process_arg(left)?;
-        while t == T::Op && tok != ":" {
+        while t == TokenKind::Op && tok != ":" {
             (t, tok) = self.process_op(left, tok)?;
         }
-        if !(t == T::Op && tok == ":") {
+        if !(t == TokenKind::Op && tok == ":") {
             return Err(());
         }
         if let Node::Op { op, .. } = &mut self.nodes[arg] {
@@ -461,61 +285,61 @@ impl Parser<'_> {
         Ok(r)
     }
 
-    fn process_array(&mut self, top: Id) -> R {
+    fn process_array(&mut self, top: Id) -> Parsed {
         let arg = self.alloc();
         let (t, tok) = self.process_arg(arg)?;
-        if !(t == T::Op && tok == "]") {
+        if !(t == TokenKind::Op && tok == "]") {
             return Err(());
         }
         self.set_op(top, |_, r, _| *r = Some(arg));
         Ok(self.tok.read_item())
     }
 
-    fn process_field_arg(&mut self, arg: Id) -> R {
+    fn process_field_arg(&mut self, arg: Id) -> Parsed {
         let (mut t, mut tok) = self.process_arg(arg)?;
-        while t == T::Op {
+        while t == TokenKind::Op {
             (t, tok) = self.process_op(arg, tok)?;
         }
         Ok((t, tok))
     }
 
-    fn process_fields(&mut self) -> Result<(T, String, Table), ()> {
+    fn process_fields(&mut self) -> Result<(TokenKind, String, Table), ()> {
         let mut list = Vec::new();
         loop {
             let (t, tok) = self.tok.read_item();
-            if !(t == T::Op && tok == "{") {
+            if !(t == TokenKind::Op && tok == "{") {
                 return Ok((t, tok, list));
             }
             let arg = self.alloc();
             let (mut t, mut tok) = self.process_arg(arg)?;
-            if t == T::Op {
+            if t == TokenKind::Op {
                 (t, tok) = self.process_op(arg, tok)?;
             }
-            if !(t == T::Delim && tok == ",") {
+            if !(t == TokenKind::Delim && tok == ",") {
                 return Err(());
             }
             let value = self.arg_eval(arg).ok_or(())?;
             let arg = self.alloc();
             let (t, tok) = self.process_arg(arg)?;
-            if !(t == T::Op && tok == "}") {
+            if !(t == TokenKind::Op && tok == "}") {
                 return Err(());
             }
             let s = self.arg_eval(arg).ok_or(())?;
             list.push((value, s));
             let (t, tok) = self.tok.read_item();
-            if !(t == T::Delim && tok == ",") {
+            if !(t == TokenKind::Delim && tok == ",") {
                 return Ok((t, tok, list));
             }
         }
     }
 
-    fn process_flags(&mut self, arg: Id) -> R {
+    fn process_flags(&mut self, arg: Id) -> Parsed {
         let field = self.alloc();
         let (mut t, mut tok) = self.process_field_arg(field)?;
-        while t == T::Op {
+        while t == TokenKind::Op {
             (t, tok) = self.process_op(field, tok)?;
         }
-        if !(t == T::Delim && tok == ",") {
+        if !(t == TokenKind::Delim && tok == ",") {
             return Err(());
         }
         let (mut t, mut tok) = self.tok.read_item();
@@ -524,25 +348,25 @@ impl Parser<'_> {
             delim = Some(tok);
             (t, tok) = self.tok.read_item();
         }
-        if !(t == T::Delim && tok == ",") {
+        if !(t == TokenKind::Delim && tok == ",") {
             return Err(());
         }
         let (t, tok, list) = self.process_fields()?;
-        if !(t == T::Delim && tok == ")") {
+        if !(t == TokenKind::Delim && tok == ")") {
             return Err(());
         }
         self.nodes[arg] = Node::Flags { field, delim, list };
         Ok(self.tok.read_item())
     }
 
-    fn process_symbols(&mut self, arg: Id) -> R {
+    fn process_symbols(&mut self, arg: Id) -> Parsed {
         let field = self.alloc();
         let (t, tok) = self.process_field_arg(field)?;
-        if !(t == T::Delim && tok == ",") {
+        if !(t == TokenKind::Delim && tok == ",") {
             return Err(());
         }
         let (t, tok, list) = self.process_fields()?;
-        if !(t == T::Delim && tok == ")") {
+        if !(t == TokenKind::Delim && tok == ")") {
             return Err(());
         }
         self.nodes[arg] = Node::Symbol { field, list };
@@ -552,11 +376,11 @@ impl Parser<'_> {
     fn delim_arg(&mut self, next: &str) -> Result<Id, ()> {
         let field = self.alloc();
         let (mut t, mut tok) = self.process_arg(field)?;
-        if t == T::Op {
+        if t == TokenKind::Op {
             (t, tok) = self.process_op(field, tok)?;
             self.consolidate(field);
         }
-        if !(t == T::Delim && tok == next) {
+        if !(t == TokenKind::Delim && tok == next) {
             return Err(());
         }
         Ok(field)
@@ -564,17 +388,17 @@ impl Parser<'_> {
 
     fn one_name(&mut self) -> Result<String, ()> {
         let (t, name) = self.tok.read();
-        if t != T::Item {
+        if t != TokenKind::Item {
             return Err(());
         }
         let (t, tok) = self.tok.read();
-        if !(t == T::Delim && tok == ")") {
+        if !(t == TokenKind::Delim && tok == ")") {
             return Err(());
         }
         Ok(name)
     }
 
-    fn process_function(&mut self, arg: Id, name: &str) -> R {
+    fn process_function(&mut self, arg: Id, name: &str) -> Parsed {
         match name {
             "__print_flags" => self.process_flags(arg),
             "__print_symbolic" => self.process_symbols(arg),
@@ -608,16 +432,16 @@ impl Parser<'_> {
             }
             "__get_dynamic_array" | "__get_rel_dynamic_array" | "__get_sockaddr" | "__get_sockaddr_rel" => {
                 let (t, n) = self.tok.read();
-                if t != T::Item || !self.fields.own.contains(&n.as_str()) {
+                if t != TokenKind::Item || !self.fields.own.contains(&n.as_str()) {
                     return Err(());
                 }
                 let (t, tok) = self.tok.read();
-                if !(t == T::Delim && tok == ")") {
+                if !(t == TokenKind::Delim && tok == ")") {
                     return Err(());
                 }
                 self.nodes[arg] = Node::DynArray(n);
                 let (t, tok) = self.tok.read_item();
-                if !(t == T::Op && tok == "[") {
+                if !(t == TokenKind::Op && tok == "[") {
                     return Ok((t, tok));
                 }
                 // libtraceevent rejects an index after __get_dynamic_array() (its test is
@@ -626,11 +450,11 @@ impl Parser<'_> {
             }
             "__get_dynamic_array_len" | "__get_rel_dynamic_array_len" => {
                 let (t, n) = self.tok.read();
-                if t != T::Item || !self.fields.own.contains(&n.as_str()) {
+                if t != TokenKind::Item || !self.fields.own.contains(&n.as_str()) {
                     return Err(());
                 }
                 let (t, tok) = self.tok.read();
-                if !(t == T::Delim && tok == ")") {
+                if !(t == TokenKind::Delim && tok == ")") {
                     return Err(());
                 }
                 self.nodes[arg] = Node::DynArrayLen(n);
@@ -638,15 +462,15 @@ impl Parser<'_> {
             }
             "__builtin_expect" => {
                 let (t, tok) = self.process_arg(arg)?;
-                if !(t == T::Delim && tok.starts_with(',')) {
+                if !(t == TokenKind::Delim && tok.starts_with(',')) {
                     return Err(());
                 }
                 let (t, _) = self.tok.read();
-                if t != T::Item {
+                if t != TokenKind::Item {
                     return Err(());
                 }
                 let (t, tok) = self.tok.read();
-                if !(t == T::Delim && tok == ")") {
+                if !(t == TokenKind::Delim && tok == ")") {
                     return Err(());
                 }
                 Ok(self.tok.read_item())
@@ -661,7 +485,7 @@ impl Parser<'_> {
                     let a = self.alloc();
                     let (t, tok) = self.process_arg(a)?;
                     let want = if i + 1 < nargs { "," } else { ")" };
-                    if !(t == T::Delim && tok == want) {
+                    if !(t == TokenKind::Delim && tok == want) {
                         return Err(());
                     }
                     args.push(a);
@@ -672,15 +496,15 @@ impl Parser<'_> {
         }
     }
 
-    fn process_sizeof(&mut self, arg: Id) -> R {
+    fn process_sizeof(&mut self, arg: Id) -> Parsed {
         let (mut t, mut tok) = self.tok.read_item();
         let mut ok = false;
         if tok == "unsigned" {
             (t, tok) = self.tok.read_item();
-            if t == T::Error {
+            if t == TokenKind::Error {
                 return Err(());
             }
-            if t != T::Item {
+            if t != TokenKind::Item {
                 ok = true;
             }
         }
@@ -701,11 +525,11 @@ impl Parser<'_> {
             }
         } else if tok == "REC" {
             let (t2, tok2) = self.tok.read_item();
-            if !(t2 == T::Op && tok2 == "->") {
+            if !(t2 == TokenKind::Op && tok2 == "->") {
                 return Err(());
             }
             let (t2, name) = self.tok.read();
-            if t2 != T::Item {
+            if t2 != TokenKind::Item {
                 return Err(());
             }
             atom = self.sizeof_field(&name).ok_or(())?;
@@ -715,7 +539,7 @@ impl Parser<'_> {
         if !ok {
             (t, tok) = self.tok.read_item();
         }
-        if !(t == T::Delim && tok == ")") {
+        if !(t == TokenKind::Delim && tok == ")") {
             return Err(());
         }
         self.nodes[arg] = Node::Atom(atom);
@@ -743,7 +567,7 @@ impl Parser<'_> {
             Node::Atom(a) => Some(strtoll(a)),
             Node::Type { ty, item } => {
                 let v = self.arg_num_eval(*item)?;
-                Some(super::cast_mask(ty, false).apply(v as u64) as i64)
+                Some(cast_mask(ty, false).apply(v as u64) as i64)
             }
             Node::Op { op, left, right, .. } => {
                 let ev = |x: &Option<Id>| x.and_then(|x| self.arg_num_eval(x));
@@ -795,7 +619,7 @@ impl Parser<'_> {
         let (Node::Atom(a), Node::Atom(b)) = (&self.nodes[l], &self.nodes[r]) else {
             return;
         };
-        let (x, y) = (super::strtoull(a), super::strtoull(b));
+        let (x, y) = (strtoull(a), strtoull(b));
         let o = op.as_bytes();
         let v: u64 = match (o[0], o.get(1)) {
             (b'>', Some(b'>')) => x.wrapping_shr(y as u32),
@@ -824,11 +648,11 @@ impl Parser<'_> {
     /// `event_read_print_args`: the top-level argument list.
     pub(super) fn args(&mut self) -> Result<Vec<Id>, ()> {
         let mut list = Vec::new();
-        let mut t = T::Error;
+        let mut t = TokenKind::Error;
         loop {
-            if t == T::Newline {
+            if t == TokenKind::Newline {
                 t = self.tok.read_item().0;
-                if t == T::None {
+                if t == TokenKind::End {
                     break;
                 }
                 continue;
@@ -837,46 +661,20 @@ impl Parser<'_> {
             let (t2, tok) = self.process_arg(arg)?;
             list.push(arg);
             t = t2;
-            if t == T::Op {
+            if t == TokenKind::Op {
                 let (t3, _) = self.process_op(arg, tok)?;
                 self.consolidate(arg);
                 t = t3;
-                if t == T::None {
+                if t == TokenKind::End {
                     break;
                 }
                 continue;
             }
-            if t == T::Delim && tok == "," {
+            if t == TokenKind::Delim && tok == "," {
                 continue;
             }
             break;
         }
         Ok(list)
     }
-}
-
-/// `strtoll(s, NULL, 0)`: saturating, stops at the first character that is not a digit.
-pub(super) fn strtoll(s: &str) -> i64 {
-    let t = s.trim_start_matches(is_space_char);
-    let (neg, body) = match t.as_bytes().first() {
-        Some(b'-') => (true, &t[1..]),
-        Some(b'+') => (false, &t[1..]),
-        _ => (false, t),
-    };
-    let (mag, overflow) = super::parse_c_uint(body);
-    if neg {
-        if overflow || mag > i64::MAX as u64 + 1 {
-            i64::MIN
-        } else {
-            (mag as i64).wrapping_neg()
-        }
-    } else if overflow || mag > i64::MAX as u64 {
-        i64::MAX
-    } else {
-        mag as i64
-    }
-}
-
-fn is_space_char(c: char) -> bool {
-    c.is_ascii() && is_space(c as u8)
 }

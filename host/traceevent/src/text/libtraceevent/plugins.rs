@@ -3,8 +3,9 @@
 
 use std::io::Write as _;
 
-use super::{Cx, LField, LteEvent, Text as _};
+use super::{EventText, FormatField, RecordContext};
 use crate::endian::Endian;
+use crate::text::sink::{c_str, push_text, PushStr as _};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Plugin {
@@ -41,7 +42,7 @@ impl Plugin {
 
     /// Prints the handler's text; returns whether the print fmt's text follows (the
     /// handler returned non-zero).
-    pub(super) fn print(self, cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
+    pub(super) fn print(self, cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
         match self {
             Plugin::SchedSwitch => sched_switch(cx, out),
             Plugin::SchedWakeup => sched_wakeup(cx, out),
@@ -70,7 +71,7 @@ impl Plugin {
             Plugin::Futex => futex(cx, out),
             Plugin::KmemCallSite => {
                 if let Some(val) = own(cx, "call_site").and_then(|f| read(cx, f)) {
-                    if let Some((name, start)) = cx.syms.and_then(|s| s.lte_find_func(val)) {
+                    if let Some((name, start)) = cx.symbols.and_then(|s| s.libtraceevent_function(val)) {
                         let _ = write!(out, "({name}+0x{:x}) ", val.wrapping_sub(start) as u32);
                     }
                 }
@@ -97,13 +98,13 @@ impl Plugin {
     }
 
     /// `(pid, comm)` pairs the sched plugin registers while printing.
-    pub(super) fn comms<'d>(self, ev: &LteEvent, data: &'d [u8], endian: Endian) -> [Option<(i32, &'d [u8])>; 2] {
+    pub(super) fn comms<'d>(self, ev: &EventText, data: &'d [u8], endian: Endian) -> [Option<(i32, &'d [u8])>; 2] {
         let pair = |comm: &str, pid: &str| -> Option<(i32, &'d [u8])> {
             let p = ev.own_field(pid).map(|i| &ev.fields[i])?;
             let pid = endian.read_uint(data, p.offset, p.size)?;
             let c = ev.any_field(comm).map(|i| &ev.fields[i])?;
             let b = data.get(c.offset..(c.offset + c.size).min(data.len()))?;
-            Some((pid as i32, super::c_str(b)))
+            Some((pid as i32, c_str(b)))
         };
         match self {
             Plugin::SchedSwitch => [pair("prev_comm", "prev_pid"), pair("next_comm", "next_pid")],
@@ -121,12 +122,12 @@ enum NumFmt {
 }
 use NumFmt::{Dec, Hex, SignedLong};
 
-fn own<'a>(cx: &'a Cx<'_>, name: &str) -> Option<&'a LField> {
-    cx.ev.own_field(name).map(|i| &cx.ev.fields[i])
+fn own<'a>(cx: &'a RecordContext<'_>, name: &str) -> Option<&'a FormatField> {
+    cx.event.own_field(name).map(|i| &cx.event.fields[i])
 }
 
 /// `tep_read_number_field`: sizes 1, 2, 4, 8 only, zero-extended.
-fn read(cx: &Cx<'_>, f: &LField) -> Option<u64> {
+fn read(cx: &RecordContext<'_>, f: &FormatField) -> Option<u64> {
     match f.size {
         1 | 2 | 4 | 8 => cx.endian.read_uint(cx.data, f.offset, f.size),
         _ => None,
@@ -134,7 +135,7 @@ fn read(cx: &Cx<'_>, f: &LField) -> Option<u64> {
 }
 
 /// `tep_get_field_val`: the value, or an error note in `out` when `err`.
-fn get_val(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, err: bool) -> Option<u64> {
+fn get_val(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str, err: bool) -> Option<u64> {
     let Some(f) = own(cx, name) else {
         if err {
             let _ = write!(out, "<CANT FIND FIELD {name}>");
@@ -149,7 +150,7 @@ fn get_val(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, err: bool) -> Option<u64>
 }
 
 /// `tep_print_num_field` without the error text.
-fn num_field(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) -> Option<()> {
+fn num_field(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) -> Option<()> {
     let v = read(cx, own(cx, name)?)?;
     let _ = match fmt {
         Hex => write!(out, "0x{v:x}"),
@@ -159,19 +160,19 @@ fn num_field(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) -> Option<
     Some(())
 }
 
-fn num_or_err(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) {
+fn num_or_err(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) {
     if num_field(cx, out, name, fmt).is_none() {
         let _ = write!(out, "CAN'T FIND FIELD \"{name}\"");
     }
 }
 
 /// `tep_print_func_field`: `name/0x<start - addr>` or `0x%08llx`.
-fn func_field(cx: &Cx<'_>, out: &mut Vec<u8>, prefix: &str, name: &str) {
+fn func_field(cx: &RecordContext<'_>, out: &mut Vec<u8>, prefix: &str, name: &str) {
     let Some(v) = own(cx, name).and_then(|f| read(cx, f)) else {
         return;
     };
     out.push_str(prefix);
-    match cx.syms.and_then(|s| s.lte_find_func(v)) {
+    match cx.symbols.and_then(|s| s.libtraceevent_function(v)) {
         Some((name, start)) => {
             let _ = write!(out, "{name}/0x{:x}", start.wrapping_sub(v));
         }
@@ -182,16 +183,16 @@ fn func_field(cx: &Cx<'_>, out: &mut Vec<u8>, prefix: &str, name: &str) {
 }
 
 /// `write_and_save_comm`: the comm field, at most its size, up to a NUL.
-fn comm(cx: &Cx<'_>, out: &mut Vec<u8>, name: &str) -> bool {
-    let Some(f) = cx.ev.any_field(name).map(|i| &cx.ev.fields[i]) else {
+fn comm(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str) -> bool {
+    let Some(f) = cx.event.any_field(name).map(|i| &cx.event.fields[i]) else {
         return false;
     };
     let b = cx.data.get(f.offset..(f.offset + f.size).min(cx.data.len())).unwrap_or(&[]);
-    super::push_bytes(out, super::c_str(b));
+    push_text(out, c_str(b));
     true
 }
 
-fn sched_switch(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
+fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
     let Some(pid) = get_val(cx, out, "prev_pid", true) else {
         out.push(b'!');
         return true;
@@ -235,7 +236,7 @@ fn sched_switch(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
     false
 }
 
-fn sched_wakeup(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
+fn sched_wakeup(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
     let Some(pid) = get_val(cx, out, "pid", true) else {
         out.push(b'!');
         return true;
@@ -276,7 +277,7 @@ const FUTEX_OPS: [FutexOp; 13] = [
     ("FUTEX_CMP_REQUEUE_PI", Some("u"), Some("val2"), true, true),
 ];
 
-fn futex(cx: &Cx<'_>, out: &mut Vec<u8>) -> bool {
+fn futex(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
     let mut v = [0u64; 6];
     for (slot, name) in v.iter_mut().zip(["uaddr", "op", "val", "utime", "uaddr2", "val3"]) {
         match get_val(cx, out, name, true) {

@@ -1,0 +1,401 @@
+//! Print args ready for evaluation: libtraceevent's parse tree lowered to [`Expr`], with
+//! field names resolved once; [`Load`], the plain record reads most arguments are; and the
+//! C number readers libtraceevent uses (`strtoull`, `strtoll`, its cast masks).
+
+use super::parse::Node;
+use super::{EventText, FormatField};
+use crate::endian::Endian;
+use crate::symbols::Symbols;
+use crate::text::tokens::is_space;
+
+/// `strtoull(s, NULL, 0)` on the digits at the start of `s`: the value and whether it overflowed.
+fn parse_c_uint(s: &str) -> (u64, bool) {
+    let b = s.as_bytes();
+    let (radix, start) =
+        if b.len() >= 2 && b[0] == b'0' && (b[1] | 0x20) == b'x' && b.get(2).is_some_and(|c| c.is_ascii_hexdigit()) {
+            (16, 2)
+        } else if b.first() == Some(&b'0') {
+            (8, 1)
+        } else {
+            (10, 0)
+        };
+    let mut v: u64 = 0;
+    let mut overflow = false;
+    for &c in &b[start..] {
+        let d = match c {
+            b'0'..=b'9' => u64::from(c - b'0'),
+            b'a'..=b'f' => u64::from(c - b'a' + 10),
+            b'A'..=b'F' => u64::from(c - b'A' + 10),
+            _ => break,
+        };
+        if d >= radix {
+            break;
+        }
+        match v.checked_mul(radix).and_then(|x| x.checked_add(d)) {
+            Some(x) => v = x,
+            None => overflow = true,
+        }
+    }
+    (v, overflow)
+}
+
+/// `strtoull(s, NULL, 0)`.
+pub(super) fn strtoull(s: &str) -> u64 {
+    let t = s.trim_start_matches(|c: char| c.is_ascii_whitespace());
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (v, overflow) = parse_c_uint(body);
+    if overflow {
+        u64::MAX
+    } else if neg {
+        v.wrapping_neg()
+    } else {
+        v
+    }
+}
+
+/// `strtoll(s, NULL, 0)`: saturating, stops at the first character that is not a digit.
+pub(super) fn strtoll(s: &str) -> i64 {
+    let t = s.trim_start_matches(is_space_char);
+    let (neg, body) = match t.as_bytes().first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let (mag, overflow) = parse_c_uint(body);
+    if neg {
+        if overflow || mag > i64::MAX as u64 + 1 {
+            i64::MIN
+        } else {
+            (mag as i64).wrapping_neg()
+        }
+    } else if overflow || mag > i64::MAX as u64 {
+        i64::MAX
+    } else {
+        mag as i64
+    }
+}
+
+/// C's `isspace` of an ASCII character.
+fn is_space_char(c: char) -> bool {
+    c.is_ascii() && is_space(c as u8)
+}
+
+/// What a cast does to a value in libtraceevent (`eval_type_str`): mask it or leave it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Mask(pub(super) u64);
+
+impl Mask {
+    pub(super) fn apply(self, v: u64) -> u64 {
+        v & self.0
+    }
+}
+
+/// The mask a cast to `ty` applies (`pointer`: the cast's type as the base of an index).
+pub(super) fn cast_mask(ty: &str, pointer: bool) -> Mask {
+    let all = Mask(u64::MAX);
+    if ty.len() < 2 {
+        return all;
+    }
+    if pointer {
+        if !ty.ends_with('*') {
+            return all;
+        }
+        return cast_mask(&ty[..ty.len() - 2], false);
+    }
+    if ty.ends_with('*') || ty.starts_with("struct") {
+        return all;
+    }
+    match ty {
+        "u8" | "s8" => return Mask(0xff),
+        "u16" | "s16" => return Mask(0xffff),
+        "u32" | "s32" => return Mask(0xffff_ffff),
+        "u64" | "s64" => return all,
+        _ => {}
+    }
+    let t = ty.strip_prefix("unsigned ").unwrap_or(ty);
+    match t {
+        "char" => Mask(0xff),
+        "short" => Mask(0xffff),
+        "int" => Mask(0xffff_ffff),
+        _ => all,
+    }
+}
+
+/// Where `__print_hex` / `__print_array` read their bytes.
+#[derive(Debug)]
+pub(super) enum ArraySource {
+    /// A dynamic array field (by index among the event's fields).
+    Dynamic(usize),
+    /// A field, if the event has it.
+    Field(Option<usize>),
+    /// Anything else: nothing is printed.
+    Other,
+}
+
+/// A print arg ready for evaluation (libtraceevent's `struct tep_print_arg`, with field
+/// names resolved to indexes among the event's fields).
+#[derive(Debug)]
+pub(super) enum Expr {
+    /// An empty operand (the left side of a unary operator).
+    Null,
+    Atom {
+        text: String,
+        num: u64,
+    },
+    Field(Option<usize>),
+    Flags {
+        val: Box<Expr>,
+        delim: Option<String>,
+        list: Vec<(i64, String)>,
+    },
+    Symbol {
+        val: Box<Expr>,
+        list: Vec<(i64, String)>,
+    },
+    Hex {
+        src: ArraySource,
+        size: Box<Expr>,
+        concat: bool,
+    },
+    IntArray {
+        src: ArraySource,
+        count: Box<Expr>,
+        el: Box<Expr>,
+    },
+    Cast {
+        mask: Mask,
+        item: Box<Expr>,
+    },
+    Str(Option<usize>),
+    Bitmask(Option<usize>),
+    Cpumask(Option<usize>),
+    DynArray(usize),
+    DynArrayLen(usize),
+    /// `base[idx]`, with the first cast found on the base (applied as a pointer cast).
+    Index {
+        cast: Option<Mask>,
+        base: IndexBase,
+        idx: Box<Expr>,
+    },
+    /// `c ? a : b`.
+    Cond(Box<Expr>, Box<Expr>, Box<Expr>),
+    Bin {
+        op: [u8; 2],
+        l: Box<Expr>,
+        r: Box<Expr>,
+    },
+    Func {
+        name: String,
+        args: Vec<Expr>,
+    },
+}
+
+/// What `base[index]` indexes.
+#[derive(Debug)]
+pub(super) enum IndexBase {
+    /// A dynamic array field.
+    Dynamic(usize),
+    /// A field, if the event has it.
+    Field(Option<usize>),
+    /// Anything else: the value is 0.
+    Other,
+}
+
+/// libtraceevent's `enum tep_print_arg_type` number of an argument.
+pub(super) fn arg_type(e: &Expr) -> u32 {
+    match e {
+        Expr::Null => 0,
+        Expr::Atom { .. } => 1,
+        Expr::Field(_) => 2,
+        Expr::Flags { .. } => 3,
+        Expr::Symbol { .. } => 4,
+        Expr::Hex { concat: false, .. } => 5,
+        Expr::IntArray { .. } => 6,
+        Expr::Cast { .. } => 7,
+        Expr::Str(_) => 8,
+        Expr::DynArray(_) => 10,
+        Expr::Cond(..) | Expr::Bin { .. } | Expr::Index { .. } => 11,
+        Expr::Func { .. } => 12,
+        Expr::Bitmask(_) => 13,
+        Expr::DynArrayLen(_) => 14,
+        Expr::Hex { concat: true, .. } => 15,
+        Expr::Cpumask(_) => 16,
+    }
+}
+
+/// A numeric argument that is a plain read of the record (`REC->field`, `REC->array[N]`,
+/// constants, and casts of those), resolved when the event is compiled: what
+/// [`RecordContext::eval`] gives for it, without walking the expression for every record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Load {
+    Const(u64),
+    /// `size` bytes at `off` (0 if they are not all in the record or `size` is not 1, 2, 4
+    /// or 8), then masked.
+    Read {
+        off: usize,
+        size: usize,
+        mask: u64,
+    },
+}
+
+impl Load {
+    /// The load `e` evaluates to, if it is one.
+    pub(super) fn of(e: &Expr, fields: &[FormatField]) -> Option<Load> {
+        Some(match e {
+            Expr::Null => Load::Const(0),
+            Expr::Atom { num, .. } => Load::Const(*num),
+            Expr::Field(None) => Load::Const(0),
+            Expr::Field(Some(i)) => {
+                let f = fields.get(*i)?;
+                Load::Read { off: f.offset, size: f.size, mask: u64::MAX }
+            }
+            Expr::Cast { mask, item } => match Load::of(item, fields)? {
+                Load::Const(v) => Load::Const(mask.apply(v)),
+                Load::Read { off, size, mask: m } => Load::Read { off, size, mask: m & mask.0 },
+            },
+            Expr::Index { cast, base: IndexBase::Field(Some(i)), idx } => {
+                let Load::Const(right) = Load::of(idx, fields)? else {
+                    return None;
+                };
+                let f = fields.get(*i)?;
+                let off = f.offset.wrapping_add((right as usize).wrapping_mul(f.elem));
+                Load::Read { off, size: f.elem, mask: cast.map_or(u64::MAX, |m| m.0) }
+            }
+            Expr::Index { base: IndexBase::Field(None) | IndexBase::Other, .. } => Load::Const(0),
+            _ => return None,
+        })
+    }
+
+    #[inline]
+    pub(super) fn get(self, data: &[u8], endian: Endian) -> u64 {
+        match self {
+            Load::Const(v) => v,
+            Load::Read { off, size, mask } => match off.checked_add(size) {
+                Some(end) if end <= data.len() => endian.read_uint(data, off, size).unwrap_or(0) & mask,
+                _ => 0,
+            },
+        }
+    }
+}
+
+/// Turns parse nodes into evaluation nodes, resolving field names and atoms once.
+pub(super) struct Lower<'a> {
+    pub(super) nodes: &'a [Node],
+    pub(super) event: &'a EventText,
+    pub(super) symbols: Option<&'a Symbols>,
+    /// Set when a name had to be looked up in the symbols.
+    pub(super) looked_up: bool,
+}
+
+impl Lower<'_> {
+    fn flag_table(list: &[(String, String)]) -> Vec<(i64, String)> {
+        list.iter().map(|(v, s)| (eval_flag(v), s.clone())).collect()
+    }
+
+    fn source(&mut self, id: usize) -> ArraySource {
+        match &self.nodes[id] {
+            Node::DynArray(n) => ArraySource::Dynamic(self.event.own_field(n).unwrap_or(0)),
+            Node::Field(n) => ArraySource::Field(self.event.any_field(n)),
+            _ => ArraySource::Other,
+        }
+    }
+
+    fn lower_opt(&mut self, id: Option<usize>) -> Expr {
+        id.map_or(Expr::Null, |i| self.lower(i))
+    }
+
+    pub(super) fn lower(&mut self, id: usize) -> Expr {
+        match &self.nodes[id] {
+            Node::Null => Expr::Null,
+            Node::Atom(a) => {
+                let mut num = strtoull(a);
+                if num == 0 && !a.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                    self.looked_up = true;
+                    num = self.symbols.and_then(|s| s.libtraceevent_symbol_address(a)).unwrap_or(0);
+                }
+                Expr::Atom { text: a.clone(), num }
+            }
+            Node::Field(n) => Expr::Field(self.event.any_field(n)),
+            Node::Flags { field, delim, list } => {
+                Expr::Flags { val: Box::new(self.lower(*field)), delim: delim.clone(), list: Self::flag_table(list) }
+            }
+            Node::Symbol { field, list } => {
+                Expr::Symbol { val: Box::new(self.lower(*field)), list: Self::flag_table(list) }
+            }
+            Node::Hex { field, size, concat } => {
+                Expr::Hex { src: self.source(*field), size: Box::new(self.lower(*size)), concat: *concat }
+            }
+            Node::IntArray { field, count, el_size } => Expr::IntArray {
+                src: self.source(*field),
+                count: Box::new(self.lower(*count)),
+                el: Box::new(self.lower(*el_size)),
+            },
+            Node::Type { ty, item } => Expr::Cast { mask: cast_mask(ty, false), item: Box::new(self.lower(*item)) },
+            Node::Str(n) => Expr::Str(self.event.any_field(n)),
+            Node::Bitmask(n) => Expr::Bitmask(self.event.any_field(n)),
+            Node::Cpumask(n) => Expr::Cpumask(self.event.any_field(n)),
+            Node::DynArray(n) => Expr::DynArray(self.event.own_field(n).unwrap_or(0)),
+            Node::DynArrayLen(n) => Expr::DynArrayLen(self.event.own_field(n).unwrap_or(0)),
+            Node::Func { name, args } => {
+                let args = args.iter().map(|&a| self.lower(a)).collect();
+                Expr::Func { name: name.clone(), args }
+            }
+            Node::Op { op, left, right, .. } => {
+                if op == "[" {
+                    let mut base = left.unwrap_or(0);
+                    let mut cast = None;
+                    while let Node::Type { ty, item } = &self.nodes[base] {
+                        if cast.is_none() {
+                            cast = Some(cast_mask(ty, true));
+                        }
+                        base = *item;
+                    }
+                    let base = match (left, &self.nodes[base]) {
+                        (None, _) => IndexBase::Other,
+                        (_, Node::DynArray(n)) => IndexBase::Dynamic(self.event.own_field(n).unwrap_or(0)),
+                        (_, Node::Field(n)) => IndexBase::Field(self.event.any_field(n)),
+                        _ => IndexBase::Other,
+                    };
+                    return Expr::Index { cast, base, idx: Box::new(self.lower_opt(*right)) };
+                }
+                if op == "?" {
+                    let c = self.lower_opt(*left);
+                    if let Some(r) = right {
+                        if let Node::Op { left: a, right: b, .. } = &self.nodes[*r] {
+                            let (a, b) = (*a, *b);
+                            return Expr::Cond(Box::new(c), Box::new(self.lower_opt(a)), Box::new(self.lower_opt(b)));
+                        }
+                    }
+                    return Expr::Cond(Box::new(c), Box::new(Expr::Null), Box::new(Expr::Null));
+                }
+                let ob = op.as_bytes();
+                let code = [ob.first().copied().unwrap_or(0), ob.get(1).copied().unwrap_or(0)];
+                Expr::Bin { op: code, l: Box::new(self.lower_opt(*left)), r: Box::new(self.lower_opt(*right)) }
+            }
+        }
+    }
+}
+
+/// `eval_flag`: a table key as libtraceevent reads it; -1 for a name it does not know.
+fn eval_flag(s: &str) -> i64 {
+    if s.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+        return strtoull(s) as i64;
+    }
+    match s {
+        "HI_SOFTIRQ" | "HRTIMER_NORESTART" => 0,
+        "TIMER_SOFTIRQ" | "HRTIMER_RESTART" => 1,
+        "NET_TX_SOFTIRQ" => 2,
+        "NET_RX_SOFTIRQ" => 3,
+        "BLOCK_SOFTIRQ" => 4,
+        "IRQ_POLL_SOFTIRQ" => 5,
+        "TASKLET_SOFTIRQ" => 6,
+        "SCHED_SOFTIRQ" => 7,
+        "HRTIMER_SOFTIRQ" => 8,
+        "RCU_SOFTIRQ" => 9,
+        _ => -1,
+    }
+}

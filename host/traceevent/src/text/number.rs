@@ -1,0 +1,251 @@
+//! Integers as printf conversions print them (`%d %u %x %X %o` with flags, width, precision
+//! and length), for both dialects: the kernel's `vsnprintf` and glibc's `printf` differ in
+//! four details, named by [`Style`]. No allocation: digits go through a stack buffer or
+//! straight into the sink.
+
+use super::printf::Flags;
+use crate::endian::{sign_extend, truncate};
+
+/// Whose `printf` rules to follow where the kernel and glibc differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    /// The kernel's `number()`: `%#x` of 0 is `0x0`, `%#o` puts `0` before the digits (and
+    /// any precision zeros), a `0` flag survives a precision, `%.0d` of 0 is `0`.
+    Kernel,
+    /// glibc: `%#x` of 0 is `0`, `%#o` makes the first digit a `0`, a precision turns the
+    /// `0` flag off, `%.0d` of 0 is empty.
+    Glibc,
+}
+
+/// "00" to "99": two decimal digits per lookup.
+pub(crate) const DEC_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
+/// The widest width [`write_plain_int`] handles.
+pub(crate) const PLAIN_WIDTH: usize = 32;
+
+/// What [`write_plain_int`] pads with: as long as the longest plain number it writes (a width
+/// of at most [`PLAIN_WIDTH`], or 22 octal digits and a sign).
+const PAD: [u8; PLAIN_WIDTH] = [b' '; PLAIN_WIDTH];
+
+/// The value of integer conversion `letter` for `v` read as `size` bytes: sign and magnitude,
+/// base and case.
+fn split(v: u64, size: usize, letter: u8) -> (bool, u64, u32, bool) {
+    let x = truncate(v, size);
+    let (neg, magnitude) = if matches!(letter, b'd' | b'i') {
+        let s = sign_extend(x, size);
+        (s < 0, s.unsigned_abs())
+    } else {
+        (false, x)
+    };
+    let (base, upper) = match letter {
+        b'x' => (16, false),
+        b'X' => (16, true),
+        b'o' => (8, false),
+        _ => (10, false),
+    };
+    (neg, magnitude, base, upper)
+}
+
+/// Appends integer conversion `letter` (`d i u x X o`) of `v`, an argument of `size` bytes,
+/// with `flags`, `width` and `precision`, as `style`'s printf does.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_int(
+    out: &mut Vec<u8>,
+    v: u64,
+    size: usize,
+    letter: u8,
+    flags: Flags,
+    width: usize,
+    precision: Option<usize>,
+    style: Style,
+) {
+    let (neg, magnitude, base, upper) = split(v, size, letter);
+    let kernel = style == Style::Kernel;
+    // Digits from the right end of a stack buffer.
+    let mut buf = [0u8; 24];
+    let mut at = buf.len();
+    if kernel || !(precision == Some(0) && magnitude == 0) {
+        at = digits(&mut buf, magnitude, base, upper);
+    }
+    let mut prefix: &[u8] = b"";
+    if flags.alternate {
+        match (base, kernel) {
+            (8, true) if magnitude != 0 => prefix = b"0",
+            (8, false) if at == buf.len() || buf[at] != b'0' => {
+                at -= 1;
+                buf[at] = b'0';
+            }
+            (16, _) if kernel || magnitude != 0 => prefix = if upper { b"0X" } else { b"0x" },
+            _ => {}
+        }
+    }
+    let digits = &buf[at..];
+    let signed = matches!(letter, b'd' | b'i');
+    let sign: &[u8] = if neg {
+        b"-"
+    } else if signed && flags.plus {
+        b"+"
+    } else if signed && flags.space {
+        b" "
+    } else {
+        b""
+    };
+    let precision_zeros = precision.unwrap_or(0).saturating_sub(digits.len());
+    let len = sign.len() + prefix.len() + precision_zeros + digits.len();
+    let pad = width.saturating_sub(len);
+    let zero_pad = flags.zero && !flags.left && (kernel || precision.is_none());
+    if !flags.left && !zero_pad {
+        super::sink::spaces(out, pad);
+    }
+    out.extend_from_slice(sign);
+    out.extend_from_slice(prefix);
+    if zero_pad {
+        super::sink::zeros(out, pad);
+    }
+    super::sink::zeros(out, precision_zeros);
+    out.extend_from_slice(digits);
+    if flags.left {
+        super::sink::spaces(out, pad);
+    }
+}
+
+/// [`write_int`] for a conversion with no flag but `0`, no precision and a width of at most
+/// [`PLAIN_WIDTH`] (where the kernel and glibc agree): the text is put together right to
+/// left in the sink itself (sign, padding, digits) and cut to length.
+#[inline]
+pub(crate) fn write_plain_int(out: &mut Vec<u8>, v: u64, size: usize, letter: u8, zero: bool, width: usize) {
+    let (neg, magnitude, base, upper) = split(v, size, letter);
+    let len = digit_count(magnitude, base) + usize::from(neg);
+    let total = len.max(width);
+    // Laid out in `out` itself: a fixed-size run of spaces (copied from read-only memory, no
+    // `memcpy` call), the digits written at the right end of the first `total` bytes, the
+    // rest cut off. (Building it in a stack buffer and copying that made the copy's wide loads
+    // wait for the digits' byte stores: a store-forwarding stall per number.)
+    let start = out.len();
+    out.extend_from_slice(&PAD);
+    let buf = &mut out[start..];
+    let at = digits(&mut buf[..total], magnitude, base, upper);
+    if zero {
+        buf[..at].fill(b'0');
+        if neg {
+            buf[0] = b'-';
+        }
+    } else if neg {
+        buf[at - 1] = b'-';
+    }
+    out.truncate(start + total);
+}
+
+/// Writes `m` in `base` (10, 16 or 8) at the right end of `buf`; returns where the digits
+/// start.
+pub(crate) fn digits(buf: &mut [u8], mut m: u64, base: u32, upper: bool) -> usize {
+    let mut at = buf.len();
+    match base {
+        16 => {
+            let table = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+            let n = (64 - (m | 1).leading_zeros()).div_ceil(4) as usize;
+            for d in buf[at - n..].iter_mut().rev() {
+                *d = table[(m & 15) as usize];
+                m >>= 4;
+            }
+            at -= n;
+        }
+        8 => loop {
+            at -= 1;
+            buf[at] = b'0' + (m & 7) as u8;
+            m >>= 3;
+            if m == 0 {
+                break;
+            }
+        },
+        _ => {
+            // Two digits at a time.
+            while m >= 100 {
+                let pair = (m % 100) as usize * 2;
+                m /= 100;
+                at -= 2;
+                buf[at..at + 2].copy_from_slice(&DEC_PAIRS[pair..pair + 2]);
+            }
+            if m >= 10 {
+                let pair = m as usize * 2;
+                at -= 2;
+                buf[at..at + 2].copy_from_slice(&DEC_PAIRS[pair..pair + 2]);
+            } else {
+                at -= 1;
+                buf[at] = b'0' + m as u8;
+            }
+        }
+    }
+    at
+}
+
+/// How many digits [`digits`] writes for `m`.
+fn digit_count(m: u64, base: u32) -> usize {
+    let bits = 64 - (m | 1).leading_zeros();
+    (match base {
+        16 => bits.div_ceil(4),
+        8 => bits.div_ceil(3),
+        _ => m.checked_ilog10().unwrap_or(0) + 1,
+    }) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::text::printf::Conversion;
+
+    fn int(spec: &str, v: u64, style: Style) -> String {
+        let (c, _) = Conversion::parse(spec.as_bytes(), 0).unwrap();
+        let size = match c.length {
+            crate::text::printf::Length::Char => 1,
+            crate::text::printf::Length::Short => 2,
+            crate::text::printf::Length::Int => 4,
+            _ => 8,
+        };
+        let (_, width, precision) = c.resolve(None, None);
+        let mut out = b"<".to_vec();
+        write_int(&mut out, v, size, c.letter, c.flags, width, precision, style);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn kernel_and_glibc_differ_where_documented() {
+        for (spec, v, kernel, glibc) in [
+            ("%#x", 0, "<0x0", "<0"),
+            ("%#x", 255, "<0xff", "<0xff"),
+            ("%#.5o", 8, "<000010", "<00010"),
+            ("%#o", 0, "<0", "<0"),
+            ("%08.3d", 5, "<00000005", "<     005"),
+            ("%.0d", 0, "<0", "<"),
+            ("%+5d", 7, "<   +7", "<   +7"),
+            ("%-6X|", 0xab, "<AB    ", "<AB    "),
+            ("% d", 1 << 31, "<-2147483648", "<-2147483648"),
+        ] {
+            assert_eq!(int(spec, v, Style::Kernel), kernel, "kernel {spec} {v}");
+            assert_eq!(int(spec, v, Style::Glibc), glibc, "glibc {spec} {v}");
+        }
+    }
+
+    #[test]
+    fn plain_numbers_match_the_general_path() {
+        for &v in &[0u64, 1, 9, 10, 15, 16, 0xabc, 0x7ffd_1234_5678, u64::MAX, 1 << 63, 0x0123_4567_89ab_cdef] {
+            for letter in [b'd', b'u', b'x', b'X', b'o'] {
+                for size in [1, 2, 4, 8] {
+                    for (zero, width) in [(false, 0), (false, 16), (true, 20), (false, 32), (true, 3)] {
+                        let flags = Flags { zero, ..Flags::default() };
+                        let mut general = Vec::new();
+                        write_int(&mut general, v, size, letter, flags, width, None, Style::Glibc);
+                        let mut plain = Vec::new();
+                        write_plain_int(&mut plain, v, size, letter, zero, width);
+                        assert_eq!(plain, general, "{v:#x} {} size {size} zero {zero} width {width}", letter as char);
+                    }
+                }
+            }
+        }
+    }
+}
