@@ -61,19 +61,8 @@ impl PluginOptions {
 pub fn layout_of(system: &str, event: &str, id: u16, format_text: &str) -> Result<Layout> {
     let f = EventFormat::parse(system, format_text, Endian::native())
         .with_context(|| format!("format of {system}/{event}"))?;
-    let fields = f
-        .common_fields
-        .iter()
-        .chain(&f.fields)
-        .map(|fl| {
-            let name = match fl.array_len {
-                Some(0) => format!("{}[]", fl.name),
-                Some(n) => format!("{}[{n}]", fl.name),
-                None => fl.name.clone(),
-            };
-            plugin::LayoutField::from_format(&fl.type_name, &name, fl.offset as u32, fl.size as u32, fl.signed)
-        })
-        .collect();
+    let long = std::mem::size_of::<std::ffi::c_long>() as u8;
+    let fields = f.common_fields.iter().chain(&f.fields).map(|fl| plugin::LayoutField::from_field(fl, long)).collect();
     Ok(Layout { system: system.to_string(), event: event.to_string(), id: id as u32, fields })
 }
 

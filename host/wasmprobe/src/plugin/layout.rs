@@ -40,6 +40,33 @@ pub struct Layout {
 }
 
 impl LayoutField {
+    /// The plugin's view of a parsed format-file field on a kernel whose `long` has
+    /// `long_size` bytes: traceevent's one field model ([`traceevent::Field::shape`]) says
+    /// what it is.
+    pub fn from_field(f: &traceevent::Field, long_size: u8) -> LayoutField {
+        use traceevent::format::FieldKind as Shape;
+        let shape = f.shape(long_size);
+        let kind = match shape.kind {
+            Shape::Integer => FieldKind::Integer,
+            Shape::Array => FieldKind::Array,
+            Shape::CharArray => FieldKind::CharArray,
+            Shape::DataLocString => FieldKind::DataLocString,
+            Shape::DataLocArray => FieldKind::DataLocArray,
+            Shape::RelLocString => FieldKind::RelLocString,
+            Shape::RelLocArray => FieldKind::RelLocArray,
+            Shape::Other => FieldKind::Other,
+        };
+        LayoutField {
+            name: f.name.clone(),
+            c_type: f.c_type(),
+            offset: f.offset as u32,
+            size: f.size as u32,
+            signed: f.signed,
+            kind,
+            elem_size: shape.elem_size as u32,
+        }
+    }
+
     /// Classifies a format-file field. `decl_type` is the type part of the declaration and
     /// `name` the name part; an array suffix (`[16]`, `[]`) may sit on either.
     /// E.g. `("__data_loc char[]", "file", 16, 4, false)` or `("char", "comm[16]", 8, 16, true)`.
