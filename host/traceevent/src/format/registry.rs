@@ -37,17 +37,23 @@ impl Hasher for PidHasher {
 pub struct EventFormats {
     page_header: PageHeader,
     event_header: EventHeader,
-    formats: Vec<EventFormat>,
+    /// The formats, each with its printer.
+    entries: Vec<Entry>,
     by_id: HashMap<u32, usize>,
-    /// `common_type` (a u16) → index + 1 into `formats`, 0 for none: the per-record lookup.
+    /// `common_type` (a u16) → index + 1 into `entries`, 0 for none: the per-record lookup.
     by_type: Vec<u32>,
     cmdlines: HashMap<i32, String, BuildHasherDefault<PidHasher>>,
     /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
     comm_generation: u64,
     symbols: Symbols,
     dialect: Dialect,
-    /// By index into `formats`: the format compiled for `dialect`, on first use.
-    printers: Vec<PrinterSlot>,
+}
+
+/// A format and its printer for the registry's dialect, compiled on first use.
+#[derive(Debug, Clone)]
+struct Entry {
+    format: EventFormat,
+    printer: PrinterSlot,
 }
 
 /// A format's printer, compiled on first use; a clone, or a change of what compiling depends
@@ -67,14 +73,13 @@ impl EventFormats {
         EventFormats {
             page_header,
             event_header: EventHeader::default(),
-            formats: Vec::new(),
+            entries: Vec::new(),
             by_id: HashMap::new(),
             by_type: Vec::new(),
             cmdlines: HashMap::default(),
             comm_generation: 0,
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
-            printers: Vec::new(),
         }
     }
 
@@ -111,17 +116,34 @@ impl EventFormats {
 
     /// Drops the compiled printers (they are compiled again on first use).
     fn forget_printers(&mut self) {
-        self.printers.iter_mut().for_each(|p| *p = PrinterSlot::default());
+        self.entries.iter_mut().for_each(|e| e.printer = PrinterSlot::default());
     }
 
-    /// The printer of `formats[i]`, compiled on first use.
-    fn printer(&self, i: usize) -> &Printer {
-        self.printers[i].0.get_or_init(|| Printer::compile(&self.formats[i], &self.print_context()))
-    }
-
-    /// The index in `formats` of the format with id `id`.
+    /// The format at `i` (an index [`EventFormats::index_of_record`] gave) and its
+    /// printer, compiled on first use.
     #[inline]
-    fn index_of(&self, id: u32) -> Option<usize> {
+    fn entry(&self, i: usize) -> (&EventFormat, &Printer) {
+        let e = &self.entries[i];
+        (&e.format, e.printer.0.get_or_init(|| Printer::compile(&e.format, &self.print_context())))
+    }
+
+    /// The format at `i` (an index [`EventFormats::index_of_record`] gave).
+    #[inline]
+    pub(crate) fn format_at(&self, i: usize) -> &EventFormat {
+        &self.entries[i].format
+    }
+
+    /// Appends the info text of a record whose format is at `i` (an index
+    /// [`EventFormats::index_of_record`] gave) to `out`.
+    #[inline]
+    pub(crate) fn print_at(&self, i: usize, data: &[u8], out: &mut Vec<u8>) {
+        let (format, printer) = self.entry(i);
+        printer.print(format, data, &self.print_context(), out);
+    }
+
+    /// The index of the format with id `id`.
+    #[inline]
+    pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
         match u16::try_from(id) {
             Ok(t) => (*self.by_type.get(usize::from(t))? as usize).checked_sub(1),
             Err(_) => self.by_id.get(&id).copied(),
@@ -152,15 +174,13 @@ impl EventFormats {
         let id = f.id;
         let i = match self.by_id.get(&id) {
             Some(&i) => {
-                self.formats[i] = f;
-                self.printers[i] = PrinterSlot::default();
+                self.entries[i] = Entry { format: f, printer: PrinterSlot::default() };
                 i
             }
             None => {
-                self.by_id.insert(id, self.formats.len());
-                self.formats.push(f);
-                self.printers.push(PrinterSlot::default());
-                self.formats.len() - 1
+                self.by_id.insert(id, self.entries.len());
+                self.entries.push(Entry { format: f, printer: PrinterSlot::default() });
+                self.entries.len() - 1
             }
         };
         if let Ok(t) = u16::try_from(id) {
@@ -173,40 +193,41 @@ impl EventFormats {
 
     /// The format with this id.
     pub fn by_id(&self, id: u32) -> Option<&EventFormat> {
-        self.by_id.get(&id).map(|&i| &self.formats[i])
+        self.by_id.get(&id).map(|&i| &self.entries[i].format)
     }
 
     /// The format of `system`/`name`.
     pub fn find(&self, system: &str, name: &str) -> Option<&EventFormat> {
-        self.formats.iter().find(|f| f.name == name && (system.is_empty() || f.system == system))
+        self.iter().find(|f| f.name == name && (system.is_empty() || f.system == system))
     }
 
     /// The format of a record payload, from its `common_type`.
     #[inline]
     pub fn for_record(&self, data: &[u8]) -> Option<&EventFormat> {
-        self.formats.get(self.index_of_record(data)?)
+        Some(self.format_at(self.index_of_record(data)?))
     }
 
-    /// The index in `formats` of a record payload's format.
+    /// The index of a record payload's format (for [`EventFormats::format_at`] and
+    /// [`EventFormats::print_at`]).
     #[inline]
-    fn index_of_record(&self, data: &[u8]) -> Option<usize> {
+    pub(crate) fn index_of_record(&self, data: &[u8]) -> Option<usize> {
         let id = crate::subbuf::common_type(data, self.endian())?;
         (*self.by_type.get(usize::from(id))? as usize).checked_sub(1)
     }
 
     /// Every format, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = &EventFormat> {
-        self.formats.iter()
+        self.entries.iter().map(|e| &e.format)
     }
 
     /// Number of formats.
     pub fn len(&self) -> usize {
-        self.formats.len()
+        self.entries.len()
     }
 
     /// True if no format was added.
     pub fn is_empty(&self) -> bool {
-        self.formats.is_empty()
+        self.entries.is_empty()
     }
 
     /// Adds the `<pid> <comm>` lines of a `saved_cmdlines` text; unparsable lines are skipped.
@@ -268,10 +289,10 @@ impl EventFormats {
         let Some(i) = self.index_of_record(data) else {
             return;
         };
-        if !self.formats[i].registers_comms() {
+        if !self.format_at(i).registers_comms() {
             return;
         }
-        let Some(event) = self.printer(i).libtraceevent() else {
+        let Some(event) = self.entry(i).1.libtraceevent() else {
             return;
         };
         let pairs = event.registered_comms(data, self.endian());
@@ -307,7 +328,7 @@ impl EventFormats {
     /// format on its first record; allocates nothing else.
     pub fn print_info_bytes(&self, data: &[u8], out: &mut Vec<u8>) {
         match self.index_of_record(data) {
-            Some(i) => self.printer(i).print(&self.formats[i], data, &self.print_context(), out),
+            Some(i) => self.print_at(i, data, out),
             None => {
                 use std::io::Write;
                 let id = crate::subbuf::common_type(data, self.endian());
@@ -325,7 +346,7 @@ impl EventFormats {
     #[inline]
     pub fn print_record(&self, format: &EventFormat, data: &[u8], out: &mut Vec<u8>) {
         if let Some(i) = self.index_of(format.id) {
-            self.printer(i).print(&self.formats[i], data, &self.print_context(), out);
+            self.print_at(i, data, out);
         }
     }
 }

@@ -78,12 +78,28 @@ impl LineFormatter {
         data: &[u8],
         out: &mut Vec<u8>,
     ) {
+        let at = ev.and_then(|ev| formats.index_of(ev.id));
+        self.line_at(formats, at, cpu, ts, data, out);
+    }
+
+    /// [`LineFormatter::line`] for the format at `at` in `formats` (what
+    /// `EventFormats::index_of_record` gave).
+    fn line_at(
+        &mut self,
+        formats: &EventFormats,
+        at: Option<usize>,
+        cpu: u32,
+        ts: u64,
+        data: &[u8],
+        out: &mut Vec<u8>,
+    ) {
         let start = out.len();
-        let Some(ev) = ev else {
+        let Some(at) = at else {
             // libtraceevent prints this for each of the three parts of the line.
             let _ = write!(out, "[UNKNOWN EVENT][UNKNOWN EVENT] (NULL): {:14}[UNKNOWN EVENT]", "");
             return;
         };
+        let ev = formats.format_at(at);
         // In the trace's byte order, which need not be ours.
         let pid = common_pid(data, formats.endian()).unwrap_or(0);
         self.append_prefix(formats, cpu, pid, out);
@@ -116,7 +132,7 @@ impl LineFormatter {
             }
         }
         self.append_label(ev, out);
-        formats.print_record(ev, data, out);
+        formats.print_at(at, data, out);
         // trace-cmd drops one trailing newline of the line.
         if out.len() > start && out.ends_with(b"\n") {
             out.pop();
@@ -210,10 +226,10 @@ impl<'f, R: ReadAt> Report<'f, R> {
                     }
                 }
             }
-            let ev = self.formats.for_record(rec.data);
-            self.lines.line(&self.formats, ev, rec.cpu, rec.ts, rec.data, out);
+            let at = self.formats.index_of_record(rec.data);
+            self.lines.line_at(&self.formats, at, rec.cpu, rec.ts, rec.data, out);
             out.push(b'\n');
-            if ev.is_some_and(EventFormat::registers_comms) {
+            if at.is_some_and(|i| self.formats.format_at(i).registers_comms()) {
                 self.formats.note_record(rec.data);
             }
             n += 1;
