@@ -37,7 +37,7 @@ use crate::text::{PrintContext, Printer};
 
 pub(crate) use field::parse_field_line;
 pub use field::{Field, FieldFlags, FieldKind, FieldLayout, FieldShape};
-pub use registry::{EventFormats, PidHasher};
+pub use registry::EventFormats;
 
 /// The print fmt of an event: the format string and its raw argument text.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,7 +2,6 @@
 //! needs besides the formats (page header, byte order, long size, comms, symbols).
 
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hasher};
 
 use std::sync::OnceLock;
 
@@ -12,24 +11,6 @@ use crate::error::Result;
 use crate::header::{EventHeader, PageHeader};
 use crate::symbols::Symbols;
 use crate::text::{Dialect, PrintContext, Printer};
-
-/// A cheap hasher for pids (the per-record comm lookup); not DoS-resistant, keys are pids.
-#[derive(Debug, Default, Clone, Copy)]
-pub struct PidHasher(u64);
-
-impl Hasher for PidHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0.rotate_left(5) ^ u64::from(b)).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
-        }
-    }
-    fn write_i32(&mut self, i: i32) {
-        self.0 = u64::from(i as u32).wrapping_mul(0x9e37_79b9_7f4a_7c15);
-    }
-}
 
 /// Every event format of a trace, by id, with what decoding them needs: the page header,
 /// the kernel's long size and byte order, and the pid → comm map.
@@ -42,7 +23,9 @@ pub struct EventFormats {
     by_id: HashMap<u32, usize>,
     /// `common_type` (a u16) → index + 1 into `entries`, 0 for none: the per-record lookup.
     by_type: Vec<u32>,
-    cmdlines: HashMap<i32, String, BuildHasherDefault<PidHasher>>,
+    /// pid → comm, hashed with the project's one cheap hasher (keys are pids, not an
+    /// adversary's choice; SipHash would cost most of the per-record lookup).
+    cmdlines: HashMap<i32, String, wasmprobe_abi::fxhash::FxBuildHasher>,
     /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
     comm_generation: u64,
     symbols: Symbols,
