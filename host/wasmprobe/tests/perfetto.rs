@@ -28,34 +28,20 @@ enum Needs {
 
 /// Whether `test` can run here; prints SKIP (or fails under WASMPROBE_REQUIRE_ALL=1) if not.
 fn require(test: &str, needs: Needs) -> bool {
-    let live = needs == Needs::Live;
-    let mut missing = Vec::new();
-    if live && !nix::unistd::geteuid().is_root() {
-        missing.push("root".to_string());
-    }
-    if live && !Path::new("/sys/kernel/tracing/uprobe_events").exists() {
-        missing.push("tracefs with uprobes at /sys/kernel/tracing".to_string());
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    if live && !std::env::split_paths(&path).any(|d| d.join("trace-cmd").is_file()) {
-        missing.push("trace-cmd".to_string());
+    use testkit::need::{root, trace_cmd, tracefs, uprobes};
+    if needs == Needs::Live && testkit::require(test, &[root, tracefs, uprobes, trace_cmd]).is_none() {
+        return false;
     }
     let py = Command::new("python3")
         .args(["-c", "import perfetto.protos.perfetto.trace.perfetto_trace_pb2"])
         .stderr(Stdio::null())
         .status();
     if !py.is_ok_and(|s| s.success()) {
-        missing.push("python3 with the perfetto package (pip install perfetto; see .ci/setup)".to_string());
+        let why = "needs python3 with the perfetto package (pip install perfetto; see .ci/setup)";
+        testkit::missing_prerequisite(test, why);
+        return false;
     }
-    if missing.is_empty() {
-        return true;
-    }
-    let why = missing.join(", ");
-    if std::env::var_os("WASMPROBE_REQUIRE_ALL").is_some_and(|v| v == "1") {
-        panic!("{test}: needs {why} (WASMPROBE_REQUIRE_ALL=1: a missing prerequisite fails the test)");
-    }
-    eprintln!("SKIP {test}: needs {why}");
-    false
+    true
 }
 
 fn wasmprobe(args: &[&str]) -> Output {

@@ -764,7 +764,7 @@ fn sigterm_while_arming_many_uprobes_on_a_huge_library_ends_the_run_within_a_sec
         .filter_map(|e| e.ok().map(|e| e.path()))
         .find(|p| p.file_name().unwrap().to_string_lossy().starts_with("libLLVM"))
     else {
-        eprintln!("SKIP arming_sigterm: no libLLVM in {}", lib.display());
+        testkit::missing_prerequisite("arming_sigterm", &format!("needs libLLVM in {}", lib.display()));
         return;
     };
     #[allow(clippy::zombie_processes)] // reaped by wait4 in wait_rusage
