@@ -25,6 +25,22 @@ pub(crate) const DEC_PAIRS: &[u8; 200] = b"\
 6061626364656667686970717273747576777879\
 8081828384858687888990919293949596979899";
 
+/// "00" to "ff": two hex digits per lookup.
+const HEX_PAIRS: [u8; 512] = hex_pairs(b"0123456789abcdef");
+/// "00" to "FF".
+const HEX_PAIRS_UPPER: [u8; 512] = hex_pairs(b"0123456789ABCDEF");
+
+const fn hex_pairs(digits: &[u8; 16]) -> [u8; 512] {
+    let mut t = [0u8; 512];
+    let mut i = 0;
+    while i < 256 {
+        t[2 * i] = digits[i >> 4];
+        t[2 * i + 1] = digits[i & 15];
+        i += 1;
+    }
+    t
+}
+
 /// The widest width [`write_plain_int`] handles.
 pub(crate) const PLAIN_WIDTH: usize = 32;
 
@@ -147,13 +163,20 @@ pub(crate) fn digits(buf: &mut [u8], mut m: u64, base: u32, upper: bool) -> usiz
     let mut at = buf.len();
     match base {
         16 => {
-            let table = if upper { b"0123456789ABCDEF" } else { b"0123456789abcdef" };
+            // Two digits a lookup, as decimal does.
+            let pairs = if upper { &HEX_PAIRS_UPPER } else { &HEX_PAIRS };
             let n = (64 - (m | 1).leading_zeros()).div_ceil(4) as usize;
-            for d in buf[at - n..].iter_mut().rev() {
-                *d = table[(m & 15) as usize];
-                m >>= 4;
+            let end = at - n;
+            while at >= end + 2 {
+                let pair = (m & 0xff) as usize * 2;
+                at -= 2;
+                buf[at..at + 2].copy_from_slice(&pairs[pair..pair + 2]);
+                m >>= 8;
             }
-            at -= n;
+            if at > end {
+                at -= 1;
+                buf[at] = pairs[(m & 0xf) as usize * 2 + 1];
+            }
         }
         8 => loop {
             at -= 1;
