@@ -13,7 +13,7 @@
 //! is streamed a window (or a compressed chunk) at a time, so memory stays bounded by
 //! CPUs × window whatever the file size.
 //!
-//! [`read`] holds the reader ([`TraceDat`]); [`write`] the writer ([`write_dat`]), for what
+//! `read` holds the reader ([`TraceDat`]); `write` the writer ([`write_dat`]), for what
 //! wasmprobe records.
 
 mod read;

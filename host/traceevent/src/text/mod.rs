@@ -1,11 +1,11 @@
 //! Text out of trace data, in two dialects over one back end.
 //!
 //! - Front ends: [`Dialect::Kernel`] reproduces the kernel's `trace` file ([`kernel`]),
-//!   [`Dialect::LibTraceEvent`] what `trace-cmd report` prints ([`libtraceevent`]). Their
+//!   [`Dialect::LibTraceEvent`] what `trace-cmd report` prints (`libtraceevent`). Their
 //!   parsers and evaluators really differ. [`Printer`] is an event compiled by one of them.
-//! - Back end, shared: the output sink ([`sink`]: a `Vec<u8>` of UTF-8), printf conversions
-//!   ([`printf`]) and integers ([`number`]), addresses and byte strings ([`address`]), bitmaps
-//!   ([`bitmap`]), raw-field values ([`raw`]), the token reader ([`tokens`]), and
+//! - Back end, shared: the output sink (`sink`: a `Vec<u8>` of UTF-8), printf conversions
+//!   (`printf`) and integers (`number`), addresses and byte strings (`address`), bitmaps
+//!   (`bitmap`), raw-field values (`raw`), the token reader (`tokens`), and
 //!   [`ShortText`] for pieces appended over and over.
 //! - [`report`]: the lines of `trace-cmd report`.
 

@@ -1,21 +1,21 @@
 //! [`crate::Dialect::Kernel`]: the text the kernel's `trace` file shows after `name: `.
 //!
 //! A print fmt is a printf format string plus C argument expressions over the record.
-//! [`Program::compile`] parses both once per event format ([`segments`], [`lexer`],
-//! [`parse`]); [`Program::eval`] runs them over a record payload ([`eval`], [`conversion`])
+//! [`Program::compile`] parses both once per event format (`segments`, `lexer`,
+//! `parse`); [`Program::eval`] runs them over a record payload (`eval`, `conversion`)
 //! and appends the text to the sink, allocating nothing else.
 //!
 //! Numbers follow the kernel's `vsnprintf`, not glibc's (`%#x` of 0 is `0x0`, a zero flag
 //! survives a precision). Plain `%p` prints like the kernel with the `hash-ptr` trace option
 //! off (`%px`: zero-padded hex, no `0x`); symbol extensions (`%pS`, `%ps`, ...) resolve
 //! through kallsyms when it is loaded, else print `0x<hex>`. Events the kernel prints with
-//! its own code rather than their print fmt are printed its way ([`events`]): syscall events
+//! its own code rather than their print fmt are printed its way (`events`): syscall events
 //! (`sys_openat(dfd: 0xffffff9c, ...)`, `sys_openat -> 0x3`) and the `(ip)` / `(ret <- func)`
 //! head of kprobe and uprobe events. What the kernel knows that a format file does not (enum
 //! constants it left as names, `vmemmap_base`, statement expressions) cannot be reproduced.
 //!
 //! Anything that cannot be compiled or evaluated falls back to printing each non-common
-//! field as `name=value` ([`crate::text::raw`]): events are never dropped and never shown as
+//! field as `name=value` (`crate::text::raw`): events are never dropped and never shown as
 //! `[FAILED TO PARSE]`.
 
 mod conversion;
@@ -76,7 +76,7 @@ impl Program {
     }
 
     /// Appends the text for record payload `data` to `out`. On error `out` may hold partial
-    /// text; [`KernelText::print`] cuts it and falls back to raw fields.
+    /// text; `KernelText::print` cuts it and falls back to raw fields.
     pub fn eval(&self, data: &[u8], ctx: &PrintContext, out: &mut Vec<u8>) -> Result<()> {
         let mut args = self.args.iter();
         let mut next = || args.next().ok_or_else(|| Error::Print("too few arguments".into()));
