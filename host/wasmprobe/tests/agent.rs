@@ -357,7 +357,7 @@ impl Prometheus {
         let t0 = Instant::now();
         loop {
             let v = self.query(q);
-            if v.is_some_and(&want) || t0.elapsed() > Duration::from_secs(10) {
+            if v.is_some_and(&want) || t0.elapsed() > Duration::from_secs(30) {
                 return v;
             }
             std::thread::sleep(Duration::from_millis(200));

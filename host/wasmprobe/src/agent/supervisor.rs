@@ -272,6 +272,9 @@ fn worker(
         let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)?;
         let mut plugin = source.load(&spec.sandbox, Box::new(output))?;
         plugin.set_metrics(plugin_metrics, &format!("{}\0{gen}", spec.config.name));
+        // A process that exits before its events are delivered is still named (from the
+        // kernel's saved_cmdlines), as in `run`.
+        plugin.set_comm_lookup(Box::new(crate::kernel_info::LiveComm::new(&tracefs, Default::default())));
         let plan = plugin.init(&spec.args, Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
         plan.validate(&spec.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
         source.check_plan(&plan)?;
