@@ -7,26 +7,8 @@ use std::time::{Duration, Instant};
 
 use testkit::require;
 
-const T: &str = "/sys/kernel/tracing";
-
 fn guest(stem: &str) -> PathBuf {
     PathBuf::from(env!("OUT_DIR")).join("guests").join(format!("{stem}.wasm"))
-}
-
-/// Whether the kernel still has anything named after process `pid`.
-fn leftovers(pid: u32) -> Vec<String> {
-    let mut left = Vec::new();
-    for f in ["uprobe_events", "dynamic_events"] {
-        let s = std::fs::read_to_string(format!("{T}/{f}")).unwrap_or_default();
-        left.extend(s.lines().filter(|l| l.contains(&format!("wasmprobe_{pid}"))).map(str::to_string));
-    }
-    for e in std::fs::read_dir(format!("{T}/instances")).unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&format!("wasmprobe-{pid}")) {
-            left.push(format!("instance {n}"));
-        }
-    }
-    left
 }
 
 #[test]
@@ -47,7 +29,7 @@ fn a_plugin_stopped_mid_run_is_named_and_the_kernel_is_left_clean() {
         assert_eq!(o.status.code(), Some(1), "{stem}: {err}");
         assert!(err.contains(stem), "{stem}: the message names the plugin: {err}");
         assert!(err.to_lowercase().contains(&why.to_lowercase()), "{stem}: the message says why ({why}): {err}");
-        assert_eq!(leftovers(pid), Vec::<String>::new(), "{stem}");
+        assert_eq!(testkit::leftovers(pid), Vec::<String>::new(), "{stem}");
     }
 }
 
@@ -62,7 +44,7 @@ fn signal_mid_run(sig: nix::sys::signal::Signal) {
     let pid = child.id();
     // Wait until its probes are armed: then it is tracing.
     let start = Instant::now();
-    while leftovers(pid).iter().filter(|l| !l.starts_with("instance")).count() < 4 {
+    while testkit::leftovers(pid).iter().filter(|l| !l.starts_with("instance")).count() < 4 {
         assert!(start.elapsed() < Duration::from_secs(60), "run never armed its probes");
         std::thread::sleep(Duration::from_millis(50));
     }
@@ -70,7 +52,7 @@ fn signal_mid_run(sig: nix::sys::signal::Signal) {
     nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), sig).unwrap();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{sig}: a signalled run ends cleanly: {}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(leftovers(pid), Vec::<String>::new(), "{sig}");
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new(), "{sig}");
 }
 
 #[test]

@@ -14,8 +14,6 @@ use std::time::{Duration, Instant};
 
 use testkit::require;
 
-const T: &str = "/sys/kernel/tracing";
-
 /// The tests of this file time what they run: one at a time, so they do not slow each other.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -52,29 +50,13 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-/// Everything in tracefs named after process `pid` (instances, probe groups).
-fn leftovers(pid: u32) -> Vec<String> {
-    let mut left = Vec::new();
-    for f in ["uprobe_events", "dynamic_events"] {
-        let s = std::fs::read_to_string(format!("{T}/{f}")).unwrap_or_default();
-        left.extend(s.lines().filter(|l| l.contains(&format!("wasmprobe_{pid}_"))).map(str::to_string));
-    }
-    for e in std::fs::read_dir(format!("{T}/instances")).unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&format!("wasmprobe-{pid}-")) {
-            left.push(format!("instance {n}"));
-        }
-    }
-    left
-}
-
 /// Asserts a failed run: exit 1, exactly one line on stderr, equal to `want`, nothing left.
 fn assert_one_line(o: &Output, pid: u32, want: &str) {
     let err = stderr(o);
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "one line on stderr, got: {err}");
     assert_eq!(err.trim_end(), want);
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 }
 
 #[test]
@@ -99,7 +81,7 @@ fn a_plugin_that_sleeps_is_stopped_at_once_in_every_call() {
     // init makes one before its plan, and with secs=0 every sleep is one.
     let (o, _, pid) = run(&["run", &sleeper, "--arg", "secs=0", "--", "cat", "/etc/hostname"]);
     assert!(o.status.success(), "{}", stderr(&o));
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 }
 
 /// Starts `args`, waits until the run has its instance and `settle` more, sends SIGTERM, and
@@ -108,7 +90,7 @@ fn sigterm_after(args: &[&str], settle: Duration) -> (Output, Duration, u32) {
     let child = wasmprobe(args).spawn().unwrap();
     let pid = child.id();
     let start = Instant::now();
-    while leftovers(pid).is_empty() {
+    while testkit::leftovers(pid).is_empty() {
         assert!(start.elapsed() < Duration::from_secs(60), "the run never made its instance");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -200,7 +182,7 @@ fn each_declaration_of_one_tracepoint_gets_what_passes_its_own_filter() {
     assert_eq!(c.len(), 4, "{c:?}");
     assert_eq!((c[0], c[1], c[3]), (100, 50, 100), "{c:?}");
     assert!(c[2] >= 150, "the unfiltered declaration sees every system call: {c:?}");
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 
     // 64 unfiltered declarations of one event: each gets every event (no loss by sharing).
     let (o, _, _) = run(&["run", &guest("hostile_dupes"), "--arg", "n=64", "--", prog]);
@@ -238,7 +220,7 @@ fn a_filter_the_kernel_rejects_is_reported_with_the_kernels_reason() {
     assert!(!err.contains("permission denied") && !err.contains("EPERM"), "not a privilege problem: {err}");
     assert!(err.contains("kernel error_log: event filter parse error: "), "the kernel's reason: {err}");
     assert!(took < Duration::from_secs(10));
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 
     let (o, _, _) = run(&["run", &guest("hostile_dupes"), "--arg", "filters=nosuch == 1", "--", "true"]);
     assert!(stderr(&o).contains("Field not found"), "{}", stderr(&o));
@@ -303,7 +285,7 @@ fn load_errors_and_host_copy_limits_are_one_readable_line() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with("wasmprobe: error: plugin junk: cannot load: "), "{err}");
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 
     // One print of 130 MiB: past wasmtime's per-call copy limit.
     let (o, _, pid) = run(&[
@@ -345,5 +327,5 @@ fn budgets_are_flags_and_messages_name_the_plugin_one_way() {
     assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(err.starts_with("wasmprobe: error: plugin hostile_plan: "), "{err}");
     assert!(!err.contains(env!("OUT_DIR")), "no path in the message: {err}");
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 }

@@ -105,22 +105,6 @@ impl Watch {
     }
 }
 
-/// What the kernel's tracefs has that is named after process `pid`.
-fn leftovers(pid: u32) -> Vec<String> {
-    let mut left = Vec::new();
-    for f in ["uprobe_events", "dynamic_events"] {
-        let s = std::fs::read_to_string(format!("{REAL}/{f}")).unwrap_or_default();
-        left.extend(s.lines().filter(|l| l.contains(&format!("wasmprobe_{pid}"))).map(str::to_string));
-    }
-    for e in std::fs::read_dir(format!("{REAL}/instances")).unwrap().flatten() {
-        let n = e.file_name().to_string_lossy().into_owned();
-        if n.starts_with(&format!("wasmprobe-{pid}")) {
-            left.push(format!("instance {n}"));
-        }
-    }
-    left
-}
-
 /// Stderr without the lines that say what dead runs left and this run removed (the real
 /// tracefs is shared with whatever else runs on the machine).
 fn without_sweep(stderr: &[u8]) -> String {
@@ -219,7 +203,7 @@ fn a_plan_uprobe_on_a_file_that_is_not_a_program_is_refused_before_anything_is_w
             "{target}"
         );
         assert_eq!(o.status.code(), Some(1), "{target}");
-        assert_eq!(leftovers(pid), Vec::<String>::new(), "{target}");
+        assert_eq!(testkit::leftovers(pid), Vec::<String>::new(), "{target}");
     }
 }
 
@@ -306,7 +290,7 @@ fn libc_by_name_still_resolves() {
     let pid = child.id();
     let o = child.wait_with_output().unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert_eq!(leftovers(pid), Vec::<String>::new());
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new());
 }
 
 /// `inspect` gives the verdict the run would give.

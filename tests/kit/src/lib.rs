@@ -310,6 +310,25 @@ pub fn poll_text(mut read: impl FnMut() -> String, cond: impl Fn(&str) -> bool, 
     text
 }
 
+/// What the wasmprobe process `pid` left in the kernel of `/sys/kernel/tracing`: its probes
+/// (lines of `uprobe_events` and `dynamic_events` in a `wasmprobe_<pid>_` group) and its
+/// instances (`wasmprobe-<pid>-...`). Empty when a run cleaned up after itself.
+pub fn leftovers(pid: u32) -> Vec<String> {
+    const T: &str = "/sys/kernel/tracing";
+    let mut left = Vec::new();
+    for f in ["uprobe_events", "dynamic_events"] {
+        let s = std::fs::read_to_string(format!("{T}/{f}")).unwrap_or_default();
+        left.extend(s.lines().filter(|l| l.contains(&format!("wasmprobe_{pid}_"))).map(str::to_string));
+    }
+    for e in std::fs::read_dir(format!("{T}/instances")).into_iter().flatten().flatten() {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if n.starts_with(&format!("wasmprobe-{pid}-")) {
+            left.push(format!("instance {n}"));
+        }
+    }
+    left
+}
+
 #[cfg(test)]
 mod tests {
     use std::process::{Command, Output};
