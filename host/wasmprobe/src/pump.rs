@@ -271,8 +271,8 @@ impl Pump {
             let c = &mut cursors[i];
             let (cpu, rec) = (c.cpu, c.head.take().expect("chosen for its head"));
             let payload = rec.data;
-            if let Some(id) = payload.get(0..2).map(|b| u16::from_ne_bytes([b[0], b[1]])) {
-                let pid = payload.get(4..8).map_or(0, |b| i32::from_ne_bytes([b[0], b[1], b[2], b[3]]));
+            if let Some(id) = rec.common_type() {
+                let pid = rec.common_pid().unwrap_or(0);
                 self.records +=
                     routes.route(id, payload, cpu, |probe| sink.record(probe, cpu, pid, rec.ts, payload))?;
             }

@@ -128,8 +128,8 @@ pub fn replay_records<R: traceevent::ReadAt>(
             traceevent::MissedEvents::Unknown => lost += 1,
             traceevent::MissedEvents::None => {}
         }
-        let id = dat.meta.endian.read_u16(rec.data, 0).unwrap_or(0);
-        let pid = dat.meta.endian.read_int(rec.data, 4, 4).unwrap_or(0) as i32;
+        let id = rec.common_type().unwrap_or(0);
+        let pid = rec.common_pid().unwrap_or(0);
         events += probes.route(id, rec.data, rec.cpu, |probe| sink.record(probe, rec.cpu, pid, rec.ts, rec.data))?;
     }
     Ok((events, lost))
