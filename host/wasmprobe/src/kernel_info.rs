@@ -3,10 +3,12 @@
 //! recording's answers given back in a replay, so a plugin makes the same plan live and in
 //! replay.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read;
+use std::os::unix::fs::OpenOptionsExt;
 use std::sync::{Arc, Mutex};
 
-use tracefs::{kprobes_supported, uprobes_supported, Tracefs};
+use tracefs::{kprobes_supported, uprobes_supported, Instance, Tracefs};
 
 use crate::plugin::{CommLookup, KernelInfo};
 
@@ -118,12 +120,20 @@ impl KernelInfo for ReplayKernel {
 pub struct LiveComm {
     tracefs: Tracefs,
     given: Arc<Mutex<BTreeMap<i32, String>>>,
+    exits: Option<Arc<ExitNames>>,
 }
 
 impl LiveComm {
     /// Names from this tracefs' kernel; every answer is also put in `given`.
     pub fn new(tracefs: &Tracefs, given: Arc<Mutex<BTreeMap<i32, String>>>) -> Self {
-        LiveComm { tracefs: tracefs.clone(), given }
+        LiveComm { tracefs: tracefs.clone(), given, exits: None }
+    }
+
+    /// Names processes that are gone by the name they exited with, from `exits`, before
+    /// falling back to `saved_cmdlines`.
+    pub fn with_exits(mut self, exits: Option<Arc<ExitNames>>) -> Self {
+        self.exits = exits;
+        self
     }
 }
 
@@ -132,17 +142,116 @@ impl CommLookup for LiveComm {
         if let Some(c) = self.given.lock().unwrap().get(&pid) {
             return Some(c.clone());
         }
-        let c = live_comm(&self.tracefs, pid)?;
+        let c = proc_comm(pid)
+            .or_else(|| self.exits.as_ref().and_then(|e| e.name(pid)))
+            .or_else(|| saved_comm(&self.tracefs, pid))?;
         self.given.lock().unwrap().insert(pid, c.clone());
         Some(c)
     }
 }
 
+/// The names processes had when they exited, for a run's processes that are gone by the
+/// time a plugin asks. The kernel's `saved_cmdlines` is written at context switches and, for
+/// a process that exec'd, usually still holds the name from before the exec (`sh` for the
+/// `ls` of `sh -c ls`: 6 runs of 6 on 6.18), so a run keeps a small instance of its own,
+/// `wasmprobe-<pid>-comm`, with `sched:sched_process_exit` on, and reads the exit names from
+/// its `trace_pipe` (text, without blocking) when asked about a process not in `/proc`. The
+/// instance goes when this is dropped; a killed run's is swept as any of ours.
+pub struct ExitNames {
+    // Fields drop in order: the pipe is closed before the instance is removed (an open file
+    // keeps the kernel from removing it).
+    state: Mutex<ExitState>,
+    instance: Instance,
+}
+
+struct ExitState {
+    pipe: std::fs::File,
+    seen: HashMap<i32, String>,
+    partial: Vec<u8>,
+}
+
+/// Per-CPU buffer of the exit-names instance: an exit record is 48 bytes, so a few thousand
+/// exits per CPU between two lookups fit.
+const EXIT_BUFFER_KB: u64 = 128;
+
+impl ExitNames {
+    /// Starts following exits, or `None` (the caller falls back to `saved_cmdlines`) when the
+    /// kernel has no instances or no `sched_process_exit` event.
+    pub fn start(tracefs: &Tracefs) -> Option<Arc<ExitNames>> {
+        if !tracefs.has("events/sched/sched_process_exit") {
+            return None;
+        }
+        let instance = Instance::create(tracefs, &crate::owned::instance_name("comm")).ok()?;
+        instance.set_buffer_size_kb(EXIT_BUFFER_KB, None).ok()?;
+        instance.write_file("events/sched/sched_process_exit/enable", "1").ok()?;
+        let pipe = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(nix::libc::O_NONBLOCK)
+            .open(instance.file("trace_pipe"))
+            .ok()?;
+        let state = Mutex::new(ExitState { pipe, seen: HashMap::new(), partial: Vec::new() });
+        Some(Arc::new(ExitNames { state, instance }))
+    }
+
+    /// The name `pid` exited with, if it exited since [`ExitNames::start`].
+    pub fn name(&self, pid: i32) -> Option<String> {
+        let mut st = self.state.lock().unwrap();
+        let mut buf = [0u8; 16384];
+        // Everything the kernel has now; EAGAIN (or any error) ends the read.
+        while let Ok(n @ 1..) = st.pipe.read(&mut buf) {
+            st.partial.extend_from_slice(&buf[..n]);
+        }
+        let text = std::mem::take(&mut st.partial);
+        let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
+        for line in String::from_utf8_lossy(&text[..complete]).lines() {
+            if let Some((tid, comm)) = parse_exit_line(line) {
+                st.seen.insert(tid, comm);
+            }
+        }
+        st.partial = text[complete..].to_vec();
+        st.seen.get(&pid).cloned()
+    }
+}
+
+impl Drop for ExitNames {
+    fn drop(&mut self) {
+        let _ = self.instance.write_file("events/sched/sched_process_exit/enable", "0");
+    }
+}
+
+/// `(pid, comm)` of a `sched_process_exit: comm=NAME pid=N prio=P ...` line of `trace_pipe`
+/// (a comm may hold spaces, so the pid is found from the right).
+fn parse_exit_line(line: &str) -> Option<(i32, String)> {
+    let rest = &line[line.find("sched_process_exit: comm=")? + "sched_process_exit: comm=".len()..];
+    let at = rest.rfind(" pid=")?;
+    let pid = rest[at + 5..].split(' ').next()?.parse().ok()?;
+    Some((pid, rest[..at].to_string()))
+}
+
 /// The command name of a live process: `/proc/<pid>/comm`, else (it is gone) the kernel's
 /// `saved_cmdlines`.
 pub(crate) fn live_comm(tracefs: &Tracefs, pid: i32) -> Option<String> {
-    std::fs::read_to_string(format!("/proc/{pid}/comm"))
-        .ok()
-        .map(|c| c.trim_end().to_string())
-        .or_else(|| tracefs::saved_cmdlines(tracefs).ok().and_then(|m| m.get(&pid).cloned()))
+    proc_comm(pid).or_else(|| saved_comm(tracefs, pid))
+}
+
+fn proc_comm(pid: i32) -> Option<String> {
+    std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim_end().to_string())
+}
+
+fn saved_comm(tracefs: &Tracefs, pid: i32) -> Option<String> {
+    tracefs::saved_cmdlines(tracefs).ok().and_then(|m| m.get(&pid).cloned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_exit_line;
+
+    #[test]
+    fn exit_lines_give_pid_and_name_even_with_spaces() {
+        let l = "              ls-6441    [001] ..... 12345.678901: sched_process_exit: comm=ls pid=6441 prio=120 group_dead=true";
+        assert_eq!(parse_exit_line(l), Some((6441, "ls".to_string())));
+        let l = "  <...>-7 [000] d..2. 1.000000: sched_process_exit: comm=Web Content pid=77 prio=120";
+        assert_eq!(parse_exit_line(l), Some((77, "Web Content".to_string())));
+        assert_eq!(parse_exit_line("  sh-1 [000] 1.0: sched_process_fork: comm=sh pid=1"), None);
+    }
 }

@@ -180,13 +180,14 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
         .map(|p| (requests[p.index].name.clone(), p.system.clone(), p.event.clone()))
         .collect();
     let given = Arc::new(Mutex::new(BTreeMap::new()));
+    let exits = loaded.as_ref().and_then(|_| crate::kernel_info::ExitNames::start(&tracefs));
     if let Some((plugin, _)) = &mut loaded {
         let layouts = session.probes()[..planned]
             .iter()
             .map(|p| layout_of(&p.system, &p.event, p.id, &p.format))
             .collect::<Result<Vec<_>>>()?;
         plugin.set_layouts(layouts)?;
-        plugin.set_comm_lookup(Box::new(LiveComm::new(&tracefs, given.clone())));
+        plugin.set_comm_lookup(Box::new(LiveComm::new(&tracefs, given.clone()).with_exits(exits.clone())));
     }
     let recorder = match record {
         Some(to) => Some(Recorder::new(&to.path, session.instance().cpu_count()?)?),

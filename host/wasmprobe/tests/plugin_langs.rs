@@ -55,10 +55,10 @@ fn live_and_replays_agree(plugin: &str, builtin: &str, args: &[&str], script: &s
     live
 }
 
-/// A per-process row names the workload's `ls`. The process has exited when syscount prints,
-/// so its name comes from the kernel's `saved_cmdlines`, which is written at a context switch:
-/// for a process that forked from `sh` and exec'd `ls` without being switched out in between,
-/// the kernel still holds `sh` (trace-cmd report names it so too). Either name is the kernel's.
+/// A per-process row names the workload's `ls` (forked by `sh`, then exec'd). syscount names a
+/// pid when its first batch is delivered: by then the process has usually exec'd `ls` (or
+/// exited, and is named by its exit name), but a batch delivered between the fork and the exec
+/// names it `sh`. Either name is one the process had.
 fn names_the_workload(recs: &[String]) -> bool {
     recs.iter().any(|r| r.starts_with("{\"pid\":") && (r.contains("\"comm\":\"ls\"") || r.contains("\"comm\":\"sh\"")))
 }

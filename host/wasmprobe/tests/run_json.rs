@@ -425,8 +425,8 @@ fn syscount_json_is_records_only() {
     let records = objects(&out);
     let shapes = [vec!["count", "syscall"], vec!["comm", "count", "pid"], vec!["lost"]];
     assert!(records.iter().all(|r| shapes.contains(&keys(r))), "{out}");
-    // `sh -c` execs `ls` in place; once it has exited its name comes from the kernel's
-    // saved_cmdlines, which may still hold the name from before the exec.
+    // `ls` is forked by `sh`, then exec'd; syscount names the pid when its first batch
+    // arrives, which may be before the exec.
     let ls = records
         .iter()
         .find(|r| r.get("comm").and_then(|c| c.as_str()).is_some_and(|c| c == "ls" || c == "sh"))

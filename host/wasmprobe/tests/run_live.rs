@@ -136,3 +136,25 @@ fn a_bad_plugin_name_is_a_clear_error() {
     assert_eq!(o.status.code(), Some(1));
     assert!(err.contains("no-such-plugin") && err.lines().count() == 1, "{err}");
 }
+
+/// A process that exec'd and exited before a plugin asked its name is named by what it ran
+/// (`ls`), not by the name the kernel's saved_cmdlines kept from before the exec (`sh`): the
+/// run's own instance of exit names answers, and goes when the run does.
+#[test]
+fn a_process_gone_before_it_is_named_gets_the_name_it_exited_with() {
+    require!(root, tracefs);
+    let tracefs = tracefs::Tracefs::open().unwrap();
+    let exits = wasmprobe::kernel_info::ExitNames::start(&tracefs).expect("sched_process_exit is on this kernel");
+    let instance = format!("wasmprobe-{}-comm", std::process::id());
+    assert!(testkit::leftovers(std::process::id()).contains(&format!("instance {instance}")));
+    // The shell's pid becomes ls.
+    let mut sh = Command::new("sh").args(["-c", "exec ls /"]).stdout(Stdio::null()).spawn().unwrap();
+    let pid = sh.id() as i32;
+    assert!(sh.wait().unwrap().success());
+    let mut named = wasmprobe::kernel_info::LiveComm::new(&tracefs, Default::default()).with_exits(Some(exits.clone()));
+    assert_eq!(wasmprobe::plugin::CommLookup::comm(&mut named, pid).as_deref(), Some("ls"));
+    assert_eq!(exits.name(pid).as_deref(), Some("ls"), "asked again");
+    drop(named);
+    drop(exits);
+    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
+}

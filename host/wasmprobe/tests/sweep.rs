@@ -72,9 +72,10 @@ impl Drop for Victims {
     }
 }
 
-/// Starts wasmprobe with `args`, waits until it is tracing (its instance and `probes` probes
-/// exist), kills it with SIGKILL, and returns its pid and the lines the sweep will print.
-fn kill_mid_run(v: &Victims, args: &[&str], probes: usize) -> (u32, Vec<String>) {
+/// Starts wasmprobe with `args`, waits until it is tracing (its `instances` instances and
+/// `probes` probes exist), kills it with SIGKILL, and returns its pid and the lines the sweep
+/// will print.
+fn kill_mid_run(v: &Victims, args: &[&str], instances: usize, probes: usize) -> (u32, Vec<String>) {
     let child = wasmprobe().args(args).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
     let pid = child.id();
     v.children.lock().unwrap().push(child);
@@ -82,7 +83,7 @@ fn kill_mid_run(v: &Victims, args: &[&str], probes: usize) -> (u32, Vec<String>)
     loop {
         let left = leftovers(&v.t, pid);
         let inst = left.iter().filter(|l| l.contains(" instance ")).count();
-        if inst == 1 && left.len() == 1 + probes {
+        if inst == instances && left.len() == instances + probes {
             break;
         }
         assert!(start.elapsed() < Duration::from_secs(60), "{args:?} never armed: {left:?}");
@@ -96,7 +97,7 @@ fn kill_mid_run(v: &Victims, args: &[&str], probes: usize) -> (u32, Vec<String>)
     drop(children);
     assert_eq!(std::os::unix::process::ExitStatusExt::signal(&status), Some(9));
     let left = leftovers(&v.t, pid);
-    assert_eq!(left.len(), 1 + probes, "a killed run leaves its instance and probes: {left:?}");
+    assert_eq!(left.len(), instances + probes, "a killed run leaves its instances and probes: {left:?}");
     (pid, left)
 }
 
@@ -132,21 +133,23 @@ fn the_next_run_record_or_stream_removes_what_a_killed_run_left_and_says_so() {
     let dir = tempfile::tempdir().unwrap();
     let dat: PathBuf = dir.path().join("x.dat");
 
-    // A plugin run (exec-open: four probes in its own group, and its instance), then `stream`.
+    // A plugin run (exec-open: four probes in its own group, its instance and the instance
+    // that keeps exit names), then `stream`.
     let probes = if tracefs::kprobes_supported(&t) { 2 } else { 4 };
-    let (pid, expected) = kill_mid_run(&v, &["run", "exec-open"], probes);
+    let (pid, expected) = kill_mid_run(&v, &["run", "exec-open"], 2, probes);
     assert!(expected.iter().any(|l| l.contains(&format!(" instance wasmprobe-{pid}-exec_open "))), "{expected:?}");
+    assert!(expected.iter().any(|l| l.contains(&format!(" instance wasmprobe-{pid}-comm "))), "{expected:?}");
     let err = sweeper(&["stream", "-e", "sched:sched_process_exit", "--duration", "100ms"]);
     check_swept(&t, pid, &expected, &err, "stream");
 
     // A stream (its instance), then `run`.
-    let (pid, expected) = kill_mid_run(&v, &["stream", "-e", "sched:sched_process_exit"], 0);
+    let (pid, expected) = kill_mid_run(&v, &["stream", "-e", "sched:sched_process_exit"], 1, 0);
     let err = sweeper(&["run", "syscount", "--duration", "100ms"]);
     check_swept(&t, pid, &expected, &err, "run");
 
     // A recording (its instance), then `record`.
     let (pid, expected) =
-        kill_mid_run(&v, &["record", "-o", dat.to_str().unwrap(), "-e", "sched:sched_process_exit"], 0);
+        kill_mid_run(&v, &["record", "-o", dat.to_str().unwrap(), "-e", "sched:sched_process_exit"], 1, 0);
     let err =
         sweeper(&["record", "-o", dat.to_str().unwrap(), "-e", "sched:sched_process_exit", "--duration", "100ms"]);
     check_swept(&t, pid, &expected, &err, "record");
