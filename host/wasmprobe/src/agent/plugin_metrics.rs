@@ -126,8 +126,11 @@ impl PluginMetrics {
         Ok(t.defs.len() as u32 - 1)
     }
 
-    /// Applies updates of `plugin`'s metrics in order; returns the first misuse (the rest is applied).
-    pub fn update(&self, plugin: &str, updates: &[(u32, Vec<String>, Op, f64)]) -> Result<(), String> {
+    /// Applies updates of `plugin`'s metrics in order (one lock for all; a label set seen
+    /// before costs one hash lookup, its values are moved, not copied); returns the first
+    /// misuse (the rest is applied).
+    pub fn update(&self, plugin: &str, updates: Vec<(u32, Vec<String>, Op, f64)>) -> Result<(), String> {
+        use std::collections::hash_map::Entry;
         let mut tables = self.tables.lock().unwrap();
         let Some(t) = tables.get_mut(plugin) else {
             // Declared nothing, or forgotten: a start that was stopped or replaced.
@@ -135,7 +138,7 @@ impl PluginMetrics {
         };
         let mut first_err = None;
         for (m, labels, op, v) in updates {
-            let Some(def) = t.defs.get(*m as usize) else {
+            let Some(def) = t.defs.get(m as usize) else {
                 first_err.get_or_insert(format!("no metric {m}"));
                 continue;
             };
@@ -149,7 +152,7 @@ impl PluginMetrics {
                 continue;
             }
             let ok = match (&def.kind, op) {
-                (MetricKind::Counter, Op::Add) => *v >= 0.0 && v.is_finite(),
+                (MetricKind::Counter, Op::Add) => v >= 0.0 && v.is_finite(),
                 (MetricKind::Gauge, Op::Add | Op::Set) => v.is_finite(),
                 (MetricKind::Histogram(_), Op::Observe) => !v.is_nan(),
                 _ => false,
@@ -158,29 +161,23 @@ impl PluginMetrics {
                 first_err.get_or_insert(format!("metric {}: {op:?} {v} does not apply", def.name));
                 continue;
             }
-            let series = &mut t.series[*m as usize];
-            let key = if series.contains_key(labels) || series.len() < def.max_series {
-                labels.clone()
-            } else {
-                t.overflows[*m as usize] += 1;
-                vec![OVERFLOW.to_string(); def.labels.len()]
-            };
-            let s = series.entry(key).or_insert_with(|| Series {
+            let series = &mut t.series[m as usize];
+            let fresh = || Series {
                 buckets: match &def.kind {
                     MetricKind::Histogram(b) => vec![0; b.len() + 1],
                     _ => Vec::new(),
                 },
                 ..Series::default()
-            });
-            match (&def.kind, op) {
-                (MetricKind::Histogram(b), _) => {
-                    let i = b.iter().position(|up| *v <= *up).unwrap_or(b.len());
-                    s.buckets[i] += 1;
-                    s.count += 1;
-                    s.value += v;
+            };
+            let len = series.len();
+            match series.entry(labels) {
+                Entry::Occupied(o) => apply(&def.kind, op, v, o.into_mut()),
+                Entry::Vacant(e) if len < def.max_series => apply(&def.kind, op, v, e.insert(fresh())),
+                Entry::Vacant(_) => {
+                    t.overflows[m as usize] += 1;
+                    let key = vec![OVERFLOW.to_string(); def.labels.len()];
+                    apply(&def.kind, op, v, series.entry(key).or_insert_with(fresh));
                 }
-                (_, Op::Set) => s.value = *v,
-                _ => s.value += v,
             }
         }
         first_err.map_or(Ok(()), Err)
@@ -199,6 +196,20 @@ impl PluginMetrics {
         let key: Vec<String> = labels.iter().map(|s| s.to_string()).collect();
         let s = t.series[i].get(&key)?;
         Some(if s.buckets.is_empty() { s.value } else { s.count as f64 })
+    }
+}
+
+/// One update of one series (already checked against the metric's kind).
+fn apply(kind: &MetricKind, op: Op, v: f64, s: &mut Series) {
+    match (kind, op) {
+        (MetricKind::Histogram(b), _) => {
+            let i = b.iter().position(|up| v <= *up).unwrap_or(b.len());
+            s.buckets[i] += 1;
+            s.count += 1;
+            s.value += v;
+        }
+        (_, Op::Set) => s.value = v,
+        _ => s.value += v,
     }
 }
 
@@ -288,13 +299,13 @@ mod tests {
         let pm = PluginMetrics::default();
         let c = pm.declare("p", def("calls", MetricKind::Counter, 2)).unwrap();
         let ups: Vec<_> = ["a", "b", "c", "d", "a"].iter().map(|k| (c, vec![k.to_string()], Op::Add, 1.0)).collect();
-        pm.update("p", &ups).unwrap();
+        pm.update("p", ups).unwrap();
         assert_eq!(pm.value("p", "calls", &["a"]), Some(2.0));
         assert_eq!(pm.value("p", "calls", &[OVERFLOW]), Some(2.0));
         assert_eq!(pm.value("p", "calls", &["c"]), None);
         assert_eq!(pm.declare("p", def("calls", MetricKind::Counter, 2)), Err("metric calls: declared twice".into()));
         let h = pm.declare("p", def("lat", MetricKind::Histogram(vec![1.0, 10.0]), 10)).unwrap();
-        pm.update("p", &[(h, vec!["x".into()], Op::Observe, 5.0)]).unwrap();
+        pm.update("p", vec![(h, vec!["x".into()], Op::Observe, 5.0)]).unwrap();
         let m = super::super::metrics::AgentMetrics::new("n", &[], std::sync::Arc::new(pm));
         let text = m.prometheus_text();
         assert!(text.contains("calls_total{node=\"n\",plugin=\"p\",k=\"__overflow__\"} 2\n"), "{text}");

@@ -6,15 +6,19 @@
 //! stopped and started again by its restart policy; a reload (SIGHUP, or the file changed)
 //! starts, stops and replaces plugins and arms or removes their probes between two pump
 //! steps, while unchanged plugins go on untouched.
+//!
+//! Plugins that read the same armed probes at the same plan indices with the same fields get
+//! the same bytes: they form a [`Feed`], whose records are packed once and whose batches are
+//! shared (one allocation, reference-counted) by their queues.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use crossbeam::channel::{bounded, unbounded, Receiver, Sender, TrySendError};
+use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
 use tracefs::Tracefs;
 
 use super::config::{Config, PluginSpec, Restart};
@@ -26,13 +30,17 @@ use crate::pump::RecordSink;
 
 /// Records per batch at most (as `run`'s plugin sink).
 const MAX_BATCH: usize = 4096;
+/// Emptied batches kept for reuse (a full one is 4096 records: 128 KiB for one 8-byte field).
+const SPARE_BATCHES: usize = 64;
 /// The probe group and instance tag of the agent.
 const TAG: &str = "agent";
 
 /// What the pump thread sends a plugin's thread.
 enum ToWorker {
     Layouts(Vec<Layout>),
-    Batch(BatchWriter, u64, Instant),
+    /// A packed batch (shared with the other plugins of its feed), the events lost before it,
+    /// when it was handed over.
+    Batch(Arc<BatchWriter>, u64, Instant),
 }
 
 /// What a plugin's thread reports.
@@ -56,15 +64,14 @@ struct Slot {
     gen: u64,
     /// Set once the plugin's probes are armed and its layouts given: records go to it.
     tx: Option<Sender<ToWorker>>,
-    /// Until then (and between `Planned` and arming): the channel's other ends.
-    pending: Option<(Sender<ToWorker>, Receiver<BatchWriter>)>,
-    spare: Option<Receiver<BatchWriter>>,
+    /// Until then (and between `Planned` and arming): the channel's sending end.
+    pending: Option<Sender<ToWorker>>,
     thread: Option<std::thread::JoinHandle<()>>,
     plan: Option<Plan>,
     /// The armed probe (index in the session) of each plan probe.
     armed: Vec<usize>,
-    projections: Vec<Option<Projection>>,
-    batch: BatchWriter,
+    /// The feed it reads (set while wired).
+    feed: Option<usize>,
     /// Events the plugin lost that it has not been told of (the kernel's and its own drops).
     pending_lost: u64,
     /// Events it did not get since the last flush (queue full, or down).
@@ -84,12 +91,10 @@ impl Slot {
             gen: 0,
             tx: None,
             pending: None,
-            spare: None,
             thread: None,
             plan: None,
             armed: Vec::new(),
-            projections: Vec::new(),
-            batch: BatchWriter::new(),
+            feed: None,
             pending_lost: 0,
             dropped: 0,
             failures_in_row: 0,
@@ -103,26 +108,51 @@ impl Slot {
         &self.spec.config.name
     }
 
-    /// Hands the batch (and the losses not told yet) to the plugin's queue, or drops it.
-    fn send(&mut self) {
-        if self.batch.is_empty() && self.pending_lost == 0 {
+    /// Hands `batch` (`n` records; and the losses not told yet) to the plugin's queue without
+    /// waiting, or drops it (counted as its own loss) when the queue is full or the plugin down.
+    fn send(&mut self, batch: Arc<BatchWriter>, n: u64, now: Instant) {
+        let Some(tx) = &self.tx else {
+            self.dropped += n;
             return;
-        }
-        let Some(tx) = &self.tx else { return };
-        let fresh = self.spare.as_ref().and_then(|s| s.try_recv().ok()).unwrap_or_default();
-        let batch = std::mem::replace(&mut self.batch, fresh);
-        let n = batch.len() as u64;
-        match tx.try_send(ToWorker::Batch(batch, self.pending_lost, Instant::now())) {
+        };
+        match tx.try_send(ToWorker::Batch(batch, self.pending_lost, now)) {
             Ok(()) => self.pending_lost = 0,
-            Err(
-                TrySendError::Full(ToWorker::Batch(mut b, ..)) | TrySendError::Disconnected(ToWorker::Batch(mut b, ..)),
-            ) => {
+            Err(_) => {
                 self.dropped += n;
                 self.pending_lost += n;
-                b.clear();
-                self.batch = b;
             }
-            Err(_) => {}
+        }
+    }
+}
+
+/// Plugins that get the same packed bytes: the same armed probe, with the same projection, at
+/// each plan index. Each record is packed once for all of them.
+struct Feed {
+    /// By plan index: the armed probe (session index) and how its records are packed.
+    sig: Vec<(usize, Option<Projection>)>,
+    batch: BatchWriter,
+    /// The slots reading it.
+    members: Vec<usize>,
+}
+
+impl Feed {
+    /// Hands the batch collected so far to every member's queue (shared, not copied).
+    fn seal(&mut self, slots: &mut [Option<Slot>], spare: &(Sender<BatchWriter>, Receiver<BatchWriter>)) {
+        if self.batch.is_empty() {
+            return;
+        }
+        let fresh = spare.1.try_recv().unwrap_or_default();
+        let batch = Arc::new(std::mem::replace(&mut self.batch, fresh));
+        let (n, now) = (batch.len() as u64, Instant::now());
+        for &s in &self.members {
+            if let Some(slot) = slots[s].as_mut() {
+                slot.send(batch.clone(), n, now);
+            }
+        }
+        // Nobody took it (every queue full): its allocation is used again.
+        if let Ok(mut b) = Arc::try_unwrap(batch) {
+            b.clear();
+            let _ = spare.0.try_send(b);
         }
     }
 }
@@ -148,11 +178,15 @@ pub struct Agent {
     config_mtime: Option<SystemTime>,
 }
 
-/// The pump's sink: each record to every plugin that declared its probe.
+/// The pump's sink: each record to every plugin that declared its probe, packed once per feed.
 struct Router {
     slots: Vec<Option<Slot>>,
-    /// By session index: (slot, plan index) of every plugin reading that probe.
+    /// The feeds, by index (`None`: one nobody reads any more).
+    feeds: Vec<Option<Feed>>,
+    /// By session index: (feed, plan index) of every feed reading that probe.
     consumers: Vec<Vec<(usize, u32)>>,
+    /// Emptied batches: the plugins' threads give them back, the feeds take them.
+    spare: (Sender<BatchWriter>, Receiver<BatchWriter>),
     metrics: AgentMetrics,
     read: Vec<u64>,
     read_reported: Vec<u64>,
@@ -165,18 +199,14 @@ impl RecordSink for Router {
             *r += 1;
         }
         let Some(users) = self.consumers.get(probe) else { return Ok(()) };
-        for &(s, pi) in users {
-            let Some(slot) = self.slots[s].as_mut() else { continue };
-            if slot.tx.is_none() {
-                slot.dropped += 1;
-                continue;
+        for &(f, pi) in users {
+            let Some(feed) = self.feeds[f].as_mut() else { continue };
+            match &feed.sig[pi as usize].1 {
+                Some(p) => feed.batch.push_projected(pi, cpu, pid, ts, payload, p),
+                None => feed.batch.push(pi, cpu, pid, ts, payload),
             }
-            match slot.projections.get(pi as usize).and_then(Option::as_ref) {
-                Some(p) => slot.batch.push_projected(pi, cpu, pid, ts, payload, p),
-                None => slot.batch.push(pi, cpu, pid, ts, payload),
-            }
-            if slot.batch.len() >= MAX_BATCH {
-                slot.send();
+            if feed.batch.len() >= MAX_BATCH {
+                feed.seal(&mut self.slots, &self.spare);
             }
         }
         Ok(())
@@ -209,7 +239,16 @@ impl RecordSink for Router {
             if slot.tx.is_some() {
                 slot.pending_lost += new_lost;
             }
-            slot.send();
+        }
+        for feed in self.feeds.iter_mut().flatten() {
+            feed.seal(&mut self.slots, &self.spare);
+        }
+        let now = Instant::now();
+        for slot in self.slots.iter_mut().flatten() {
+            // Losses a plugin got no batch to hear of: an empty one tells it.
+            if slot.pending_lost > 0 && slot.tx.is_some() {
+                slot.send(Arc::new(BatchWriter::new()), 0, now);
+            }
             if slot.dropped > 0 {
                 self.metrics.dropped.get_or_create(&slot.labels).inc_by(slot.dropped);
                 slot.dropped = 0;
@@ -245,6 +284,47 @@ fn thread_cpu() -> Duration {
     Duration::new(ts.tv_sec as u64, ts.tv_nsec as u32)
 }
 
+/// Keeps every thread of ours out of the trace (the readers and this one are already): a
+/// plugin's thread makes system calls for each batch, which would otherwise come back to the
+/// plugins as events of their own making.
+fn untrace_own_threads(pipeline: &Pipeline) {
+    let file = pipeline.session().instance().file("set_event_notrace_pid");
+    let Ok(current) = tracefs::read_text(&file) else { return };
+    let mut pids: std::collections::BTreeSet<String> = current.split_whitespace().map(str::to_string).collect();
+    let known = pids.len();
+    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
+        pids.extend(tasks.flatten().map(|t| t.file_name().to_string_lossy().into_owned()));
+    }
+    if pids.len() > known {
+        let _ = std::fs::write(&file, pids.into_iter().collect::<Vec<_>>().join(" "));
+    }
+}
+
+/// Command names for an agent's plugin, as `run` gives them: `/proc/PID/comm`, else (the
+/// process is gone) the kernel's `saved_cmdlines`, read at most once per batch: a batch with
+/// many processes that have exited (a busy build) reads and parses the file once, not once
+/// for each.
+struct BatchComm {
+    tracefs: Tracefs,
+    /// The number of the batch being delivered (the worker counts them).
+    batch: Arc<AtomicU64>,
+    /// `saved_cmdlines` as read during batch number `.0`.
+    saved: Option<(u64, HashMap<i32, String>)>,
+}
+
+impl crate::plugin::CommLookup for BatchComm {
+    fn comm(&mut self, pid: i32) -> Option<String> {
+        if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
+            return Some(c.trim_end().to_string());
+        }
+        let now = self.batch.load(Ordering::Relaxed);
+        if self.saved.as_ref().is_none_or(|(b, _)| *b != now) {
+            self.saved = tracefs::saved_cmdlines(&self.tracefs).ok().map(|m| (now, m));
+        }
+        self.saved.as_ref()?.1.get(&pid).cloned()
+    }
+}
+
 fn mtime(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
@@ -268,13 +348,14 @@ fn worker(
     };
     let labels = plugin_labels(&spec.config.name);
     let cpu0 = thread_cpu();
+    let batch_no = Arc::new(AtomicU64::new(0));
     let started = (|| -> Result<crate::plugin::Plugin> {
         let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)?;
         let mut plugin = source.load(&spec.sandbox, Box::new(output))?;
         plugin.set_metrics(plugin_metrics, &format!("{}\0{gen}", spec.config.name));
         // A process that exits before its events are delivered is still named (from the
         // kernel's saved_cmdlines), as in `run`.
-        plugin.set_comm_lookup(Box::new(crate::kernel_info::LiveComm::new(&tracefs, Default::default())));
+        plugin.set_comm_lookup(Box::new(BatchComm { tracefs: tracefs.clone(), batch: batch_no.clone(), saved: None }));
         let plan = plugin.init(&spec.args, Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
         plan.validate(&spec.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
         source.check_plan(&plan)?;
@@ -299,14 +380,18 @@ fn worker(
     while let Ok(msg) = rx.recv() {
         let result = match msg {
             ToWorker::Layouts(l) => plugin.set_layouts(l),
-            ToWorker::Batch(mut b, lost, sent) => {
+            ToWorker::Batch(b, lost, sent) => {
+                batch_no.fetch_add(1, Ordering::Relaxed);
                 let r = plugin.on_batch(b.as_bytes(), lost);
                 if r.is_ok() {
                     delivered.inc_by(b.len() as u64);
                     latency.observe(sent.elapsed().as_secs_f64());
                 }
-                b.clear();
-                let _ = spare.try_send(b);
+                // The last of its feed to be done with it gives it back for reuse.
+                if let Ok(mut b) = Arc::try_unwrap(b) {
+                    b.clear();
+                    let _ = spare.try_send(b);
+                }
                 r
             }
         };
@@ -351,7 +436,9 @@ impl Agent {
             config,
             router: Router {
                 slots: Vec::new(),
+                feeds: Vec::new(),
                 consumers: Vec::new(),
+                spare: bounded(SPARE_BATCHES),
                 metrics: metrics.clone(),
                 read: Vec::new(),
                 read_reported: Vec::new(),
@@ -397,14 +484,14 @@ impl Agent {
         let slot = self.router.slots[s].as_mut().expect("live slot");
         slot.gen += 1;
         let (tx, rx) = bounded(queue);
-        let (spare_tx, spare_rx) = bounded(queue + 2);
+        let spare_tx = self.router.spare.0.clone();
         let version = slot_version(&slot.spec);
         let output = AgentOutput::new(writer, &node, slot.name(), &version);
         let (spec, gen) = (slot.spec.clone(), slot.gen);
         // A new start declares its metrics anew: the old series go (a counter reset).
         self.plugin_metrics.remove(slot.name());
         let plugin_metrics = self.plugin_metrics.clone();
-        slot.pending = Some((tx, spare_rx));
+        slot.pending = Some(tx);
         slot.restart_at = None;
         slot.started = Instant::now();
         slot.thread = Some(
@@ -468,35 +555,60 @@ impl Agent {
         self.wire(s, plan, armed)
     }
 
-    /// Routes the armed probes `armed` to the plugin in `slot` and sends it its layouts.
+    /// Routes the armed probes `armed` to the plugin in `slot` and sends it its layouts. It
+    /// joins the feed of the plugins that read the same (or starts one).
     fn wire(&mut self, s: usize, plan: Plan, armed: Vec<usize>) -> Result<()> {
         let session = self.pipeline.as_ref().expect("pipeline").session();
         let mut layouts = Vec::with_capacity(armed.len());
-        let mut projections = Vec::with_capacity(armed.len());
+        let mut sig = Vec::with_capacity(armed.len());
         for (&k, d) in armed.iter().zip(&plan.probes) {
             let p = &session.probes()[k];
             let l = crate::run::layout_of(&p.system, &p.event, p.id, &p.format)?;
-            projections.push(match &d.fields {
+            let projection = match &d.fields {
                 Some(f) => Some(Projection::new(&l, f).map_err(|m| anyhow::anyhow!("probe {}: {m}", d.name))?),
                 None => None,
-            });
+            };
+            sig.push((k, projection));
             layouts.push(l);
         }
         if self.router.consumers.len() < self.armed_decls.len() {
             self.router.consumers.resize(self.armed_decls.len(), Vec::new());
         }
-        for (pi, &k) in armed.iter().enumerate() {
+        for &k in &armed {
             self.users[k] += 1;
-            self.router.consumers[k].push((s, pi as u32));
         }
-        let slot = self.router.slots[s].as_mut().expect("live slot");
-        let (tx, spare) = slot.pending.take().expect("planned slot has its channel");
+        let router = &mut self.router;
+        let f = match router.feeds.iter().position(|f| f.as_ref().is_some_and(|f| f.sig == sig)) {
+            Some(f) => {
+                // What the feed collected before this plugin came is not for it.
+                let feed = router.feeds[f].as_mut().expect("found");
+                feed.seal(&mut router.slots, &router.spare);
+                feed.members.push(s);
+                f
+            }
+            None => {
+                let f = router.feeds.iter().position(Option::is_none).unwrap_or(router.feeds.len());
+                for (pi, (k, _)) in sig.iter().enumerate() {
+                    router.consumers[*k].push((f, pi as u32));
+                }
+                let feed = Feed { sig, batch: BatchWriter::new(), members: vec![s] };
+                match router.feeds.get_mut(f) {
+                    Some(slot) => *slot = Some(feed),
+                    None => router.feeds.push(Some(feed)),
+                }
+                f
+            }
+        };
+        if let Some(p) = &self.pipeline {
+            untrace_own_threads(p);
+        }
+        let slot = router.slots[s].as_mut().expect("live slot");
+        let tx = slot.pending.take().expect("planned slot has its channel");
         tx.send(ToWorker::Layouts(layouts)).ok();
         slot.tx = Some(tx);
-        slot.spare = Some(spare);
+        slot.feed = Some(f);
         slot.plan = Some(plan);
         slot.armed = armed;
-        slot.projections = projections;
         slot.pending_lost = 0;
         self.metrics.up.get_or_create(&slot.labels).set(1);
         // Present from the start, so that "nothing dropped" reads 0 rather than no series.
@@ -505,17 +617,28 @@ impl Agent {
         Ok(())
     }
 
-    /// Stops routing to the plugin in `slot` and releases its probes (disabled and parked when
-    /// no other plugin reads them: see `Session::remove`).
+    /// Stops routing to the plugin in `slot` (what its feed collected so far is handed over
+    /// first) and releases its probes (disabled and parked when no other plugin reads them:
+    /// see `Session::remove`).
     fn unwire(&mut self, s: usize) -> Result<()> {
-        let Some(slot) = self.router.slots[s].as_mut() else { return Ok(()) };
+        let router = &mut self.router;
+        let Some(f) = router.slots[s].as_mut().and_then(|slot| slot.feed.take()) else { return Ok(()) };
+        if let Some(feed) = router.feeds[f].as_mut() {
+            feed.seal(&mut router.slots, &router.spare);
+            feed.members.retain(|&m| m != s);
+            if feed.members.is_empty() {
+                for (k, _) in &feed.sig {
+                    router.consumers[*k].retain(|&(o, _)| o != f);
+                }
+                router.feeds[f] = None;
+            }
+        }
+        let slot = router.slots[s].as_mut().expect("live slot");
         slot.tx = None;
-        slot.spare = None;
         let armed = std::mem::take(&mut slot.armed);
         slot.plan = None;
         let mut gone = Vec::new();
         for &k in &armed {
-            self.router.consumers[k].retain(|&(o, _)| o != s);
             self.users[k] -= 1;
             if self.users[k] == 0 {
                 gone.push(k);
@@ -692,9 +815,9 @@ impl Agent {
 
     /// Stops the plugin in `slot` for good: its queue closes, it finishes, its probes go.
     fn retire(&mut self, s: usize) -> Result<()> {
-        // What was collected for it so far is delivered before its queue closes.
+        // What its feed collected for it so far is delivered (by `unwire`) before its queue
+        // closes.
         if let Some(slot) = self.router.slots[s].as_mut() {
-            slot.send();
             slot.retiring = true;
             slot.restart_at = None;
             slot.pending = None;

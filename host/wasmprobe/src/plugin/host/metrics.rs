@@ -41,6 +41,6 @@ impl metrics::Host for State {
                 (u.metric, u.labels, op, u.value)
             })
             .collect();
-        store.update(name, &ups)
+        store.update(name, ups)
     }
 }
