@@ -19,3 +19,4 @@ pub mod run;
 pub mod session;
 pub mod sink;
 pub mod stream;
+pub mod symbolize;

@@ -60,6 +60,9 @@ pub enum Command {
     },
     /// Print live events of this kernel like `trace-cmd report`, until Ctrl-C or COMMAND ends.
     Stream(StreamArgs),
+    /// Draw a flame graph (SVG) of folded stacks (`stackcount --arg folded=FILE`, or any
+    /// `frame;frame;... COUNT` lines).
+    Flamegraph(FlamegraphArgs),
     /// Run every plugin of a config over one live pipeline, for a node: metrics for
     /// Prometheus, events as JSON lines, reload on SIGHUP (see docs/agent.md).
     Agent(AgentArgs),
@@ -199,6 +202,19 @@ pub struct StreamArgs {
     /// What to follow and for how long.
     #[command(flatten)]
     pub trace: TraceArgs,
+}
+
+/// Arguments of `wasmprobe flamegraph`.
+#[derive(Debug, Args)]
+pub struct FlamegraphArgs {
+    /// The folded stacks: lines of `outermost;...;innermost COUNT`.
+    pub folded: PathBuf,
+    /// The SVG to write (written whole or not at all).
+    #[arg(short, long, value_name = "FILE.svg")]
+    pub output: PathBuf,
+    /// The graph's title.
+    #[arg(long)]
+    pub title: Option<String>,
 }
 
 /// Arguments of `wasmprobe inspect`.

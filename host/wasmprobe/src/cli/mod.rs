@@ -4,6 +4,7 @@
 
 mod agent;
 pub mod args;
+pub mod flamegraph;
 mod new;
 mod plugin;
 mod probes;
@@ -23,6 +24,7 @@ pub fn run(cli: Cli) -> Result<ExitCode> {
         Command::New(a) => new::new(a).map(|()| ExitCode::SUCCESS),
         Command::Record(a) => trace::record(a),
         Command::Stream(a) => trace::stream(a),
+        Command::Flamegraph(a) => flamegraph::flamegraph(a).map(|()| ExitCode::SUCCESS),
         Command::Agent(a) => agent::agent(a).map(|()| ExitCode::SUCCESS),
         Command::Report { file } => trace::report(&file),
         Command::Convert { file, output } => trace::convert(&file, &output),
