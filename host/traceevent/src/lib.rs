@@ -37,4 +37,5 @@ pub use subbuf::{MissedEvents, Record, Records, SubBuffer};
 pub use symbols::{SymbolRef, Symbols};
 pub use text::kernel::Program;
 pub use text::report::{LineFormatter, Report, TimeFormat};
+pub use text::stack::{StackFrames, StackKind};
 pub use text::{Dialect, PrintContext, Printer, ShortText};

@@ -8,6 +8,8 @@
 //!   (`bitmap`), raw-field values (`raw`), the token reader (`tokens`), and
 //!   [`ShortText`] for pieces appended over and over.
 //! - [`report`]: the lines of `trace-cmd report`.
+//! - [`stack`]: call-stack records (`kernel_stack`, `user_stack`) in both dialects, and their
+//!   frames.
 
 pub(crate) mod address;
 pub(crate) mod bitmap;
@@ -19,6 +21,7 @@ pub(crate) mod raw;
 pub mod report;
 mod short;
 pub(crate) mod sink;
+pub mod stack;
 pub(crate) mod tokens;
 
 pub use short::ShortText;

@@ -31,6 +31,7 @@ use crate::error::{Error, Result};
 use crate::format::{EventFormat, Field, FieldFlags, PrintFmt};
 use crate::text::raw::{self, RawStyle, RawValue};
 use crate::text::sink::PushStr as _;
+use crate::text::stack::StackKind;
 use crate::text::PrintContext;
 use eval::{as_int, eval};
 use parse::{Expr, Parser};
@@ -104,6 +105,9 @@ impl Program {
 #[derive(Debug, Clone)]
 pub(crate) struct KernelText {
     program: Result<Program>,
+    /// For a call-stack record: its kind and where its `caller` array starts (the kernel
+    /// prints these with its own code, every frame the record holds).
+    stack: Option<(StackKind, usize)>,
 }
 
 impl KernelText {
@@ -113,7 +117,8 @@ impl KernelText {
             Some(pf) => Program::compile(pf, format),
             None => Err(Error::Print("no print fmt".into())),
         };
-        KernelText { program }
+        let stack = StackKind::of(&format.system, &format.name).zip(format.field("caller").map(|f| f.offset));
+        KernelText { program, stack }
     }
 
     /// The compiled program, or why there is none.
@@ -122,8 +127,13 @@ impl KernelText {
     }
 
     /// Appends the info text of a record of `format` to `out`: the kernel's own text for
-    /// syscall and probe events, else the print fmt's, else the raw fields. Never fails.
+    /// stack records (see [`crate::text::stack`]), syscall and probe events, else the print
+    /// fmt's, else the raw fields. Never fails.
     pub(crate) fn print(&self, format: &EventFormat, data: &[u8], ctx: &PrintContext, out: &mut Vec<u8>) {
+        if let Some((kind, offset)) = self.stack {
+            crate::text::stack::write_kernel(kind, data, offset, ctx, out);
+            return;
+        }
         if events::write_syscall(format, data, ctx, out) || events::write_probe(format, &self.program, data, ctx, out) {
             return;
         }

@@ -23,6 +23,8 @@ pub(super) enum Plugin {
     KmemCallSite,
     /// plugin_tlb: `pages=N reason=... (R)`.
     TlbFlush,
+    /// plugin_function: `<stack trace >` and a `=> name (addr)` line per frame.
+    KernelStack,
 }
 
 impl Plugin {
@@ -36,6 +38,7 @@ impl Plugin {
             ("kmem", "kfree" | "kmalloc" | "kmalloc_node" | "kmem_cache_alloc" | "kmem_cache_alloc_node")
             | ("kmem", "kmem_cache_free") => Plugin::KmemCallSite,
             ("tlb", "tlb_flush") => Plugin::TlbFlush,
+            ("ftrace", "kernel_stack") => Plugin::KernelStack,
             _ => return None,
         })
     }
@@ -92,6 +95,15 @@ impl Plugin {
                     _ => "",
                 });
                 let _ = write!(out, " ({})", val as i64);
+                false
+            }
+            Plugin::KernelStack => {
+                match cx.event.any_field("caller").map(|i| &cx.event.fields[i]) {
+                    Some(f) => crate::text::stack::write_trace_cmd_kernel(
+                        cx.data, f.offset, cx.long, cx.endian, cx.symbols, out,
+                    ),
+                    None => out.push_str("<CANT FIND FIELD caller>"),
+                }
                 false
             }
         }
