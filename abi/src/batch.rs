@@ -15,6 +15,13 @@
 //! The host writes batches with [`Header::encode`] and [`padded`]; the guest SDK reads them
 //! with [`record_at`] (its per-event loop) and [`Records`] (which also says what is wrong
 //! with a malformed batch).
+//!
+//! A record whose `probe-index` has bit 31 ([`STACKS`]) set carries call stacks: after its
+//! padded payload comes a trailer of [`TRAILER_LEN`] bytes (u16 kernel frames, u16 user
+//! frames, u32 [`StackTrailer`] flags) and the frames, 8 bytes each, kernel ones first. The
+//! next record follows. [`record_at`] masks the bit off and hands the trailer and frames over
+//! as [`Record::stacks`] ([`StackTrailer::parse`] reads them); records without the bit are
+//! exactly as they were before stacks existed.
 
 use std::fmt;
 
@@ -27,6 +34,20 @@ pub const ALIGN: usize = 8;
 /// Where in a header the payload length sits (a writer that learns the length only after
 /// writing the payload patches these 4 bytes).
 pub const PAYLOAD_LEN_AT: usize = 4;
+
+/// Bit of a header's `probe-index` that says a stack trailer follows the payload.
+pub const STACKS: u32 = 1 << 31;
+
+/// Bytes of a stack trailer before its frames.
+pub const TRAILER_LEN: usize = 8;
+
+/// Trailer flag: a kernel stack is attached.
+pub const KSTACK: u32 = 1;
+/// Trailer flag: a user stack is attached.
+pub const USTACK: u32 = 1 << 1;
+/// Trailer flag: the user stack stops early (it does not reach the program's own code, or
+/// the kernel's frame-pointer walk gave up).
+pub const USTACK_TRUNCATED: u32 = 1 << 2;
 
 /// `len` rounded up to a multiple of [`ALIGN`]: where a record ending at `len` is followed by
 /// the next.
@@ -94,6 +115,51 @@ pub struct Record<'a> {
     pub cpu: u32,
     /// The kernel's event record (common fields first), or the projected fields.
     pub payload: &'a [u8],
+    /// The stack trailer and its frames (see [`StackTrailer`]); empty when the record has none.
+    pub stacks: &'a [u8],
+}
+
+/// A record's stack trailer, decoded: which stacks are attached and where their frames are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StackTrailer<'a> {
+    /// [`KSTACK`], [`USTACK`], [`USTACK_TRUNCATED`].
+    pub flags: u32,
+    /// The kernel frames, 8 little-endian bytes each.
+    pub kernel: &'a [u8],
+    /// The user frames, 8 little-endian bytes each.
+    pub user: &'a [u8],
+}
+
+impl<'a> StackTrailer<'a> {
+    /// Reads [`Record::stacks`]; `None` when it is empty or malformed.
+    #[inline]
+    pub fn parse(stacks: &'a [u8]) -> Option<StackTrailer<'a>> {
+        let t = stacks.get(..TRAILER_LEN)?;
+        let nk = u16::from_le_bytes([t[0], t[1]]) as usize * 8;
+        let nu = u16::from_le_bytes([t[2], t[3]]) as usize * 8;
+        let flags = u32::from_le_bytes([t[4], t[5], t[6], t[7]]);
+        let kernel = stacks.get(TRAILER_LEN..TRAILER_LEN + nk)?;
+        let user = stacks.get(TRAILER_LEN + nk..TRAILER_LEN + nk + nu)?;
+        Some(StackTrailer { flags, kernel, user })
+    }
+
+    /// Appends a trailer with these frames to `out` (the host's writer).
+    pub fn encode(out: &mut Vec<u8>, flags: u32, kernel: &[u64], user: &[u64]) {
+        let (nk, nu) = (kernel.len().min(u16::MAX as usize), user.len().min(u16::MAX as usize));
+        out.extend_from_slice(&(nk as u16).to_le_bytes());
+        out.extend_from_slice(&(nu as u16).to_le_bytes());
+        out.extend_from_slice(&flags.to_le_bytes());
+        for a in kernel[..nk].iter().chain(&user[..nu]) {
+            out.extend_from_slice(&a.to_le_bytes());
+        }
+    }
+}
+
+/// The `i`th address of frames as a trailer holds them (8 little-endian bytes each).
+#[inline]
+pub fn frame_at(frames: &[u8], i: usize) -> Option<u64> {
+    let b = frames.get(i * 8..i * 8 + 8)?;
+    Some(u64::from_le_bytes([b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7]]))
 }
 
 /// The record at offset `off` of `batch`, and the offset of the next one. `None` at the end
@@ -105,7 +171,24 @@ pub fn record_at(batch: &[u8], off: usize) -> Option<(Record<'_>, usize)> {
     let start = off + HEADER_LEN;
     let end = start + h.payload_len as usize;
     let payload = batch.get(start..end)?;
-    Some((Record { probe_index: h.probe_index, ts: h.ts, pid: h.pid, cpu: h.cpu, payload }, padded(end)))
+    let next = padded(end);
+    if h.probe_index & STACKS == 0 {
+        let rec = Record { probe_index: h.probe_index, ts: h.ts, pid: h.pid, cpu: h.cpu, payload, stacks: &[] };
+        return Some((rec, next));
+    }
+    stacked(batch, h, payload, next)
+}
+
+/// [`record_at`] for a record with a stack trailer: out of the loop's way.
+#[cold]
+#[inline(never)]
+fn stacked<'a>(batch: &'a [u8], h: Header, payload: &'a [u8], at: usize) -> Option<(Record<'a>, usize)> {
+    let t = batch.get(at..at + TRAILER_LEN)?;
+    let frames = (u16::from_le_bytes([t[0], t[1]]) as usize + u16::from_le_bytes([t[2], t[3]]) as usize) * 8;
+    let end = at + TRAILER_LEN + frames;
+    let stacks = batch.get(at..end)?;
+    let rec = Record { probe_index: h.probe_index & !STACKS, ts: h.ts, pid: h.pid, cpu: h.cpu, payload, stacks };
+    Some((rec, end))
 }
 
 /// What is wrong with a batch that does not end where a record ends.
@@ -220,7 +303,7 @@ mod tests {
         record(&mut b, 0, 200, -1, 0, &[9; 16]);
         assert_eq!(b.len(), 32 + 40);
         let recs: Vec<_> = Records::new(&b).collect::<Result<_, _>>().unwrap();
-        assert_eq!(recs[0], Record { probe_index: 1, ts: 100, pid: 42, cpu: 3, payload: &[1, 2, 3] });
+        assert_eq!(recs[0], Record { probe_index: 1, ts: 100, pid: 42, cpu: 3, payload: &[1, 2, 3], stacks: &[] });
         assert_eq!((recs[1].pid, recs[1].payload.len()), (-1, 16));
         assert_eq!(recs.len(), 2);
         let (rec, next) = record_at(&b, 0).unwrap();
@@ -228,6 +311,29 @@ mod tests {
         assert_eq!(record_at(&b, 32).unwrap().1, 72);
         assert!(record_at(&b, 72).is_none());
         assert_eq!(Records::at(&b, 32).count(), 1);
+    }
+
+    #[test]
+    fn a_record_with_stacks_carries_its_trailer_and_the_next_follows_it() {
+        let mut b = Vec::new();
+        record(&mut b, 2 | STACKS, 100, 42, 1, &[1, 2, 3]);
+        StackTrailer::encode(&mut b, KSTACK | USTACK, &[0xffff_ffff_8100_0000, 0xffff_ffff_8100_0010], &[0x401000]);
+        assert_eq!(b.len(), 32 + 8 + 24);
+        record(&mut b, 0, 200, 7, 0, &[9; 8]);
+        let recs: Vec<_> = Records::new(&b).collect::<Result<_, _>>().unwrap();
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].probe_index, recs[0].payload, recs[0].stacks.len()), (2, &[1u8, 2, 3][..], 32));
+        let t = StackTrailer::parse(recs[0].stacks).unwrap();
+        assert_eq!(t.flags, KSTACK | USTACK);
+        assert_eq!(
+            (frame_at(t.kernel, 0), frame_at(t.kernel, 1), frame_at(t.kernel, 2)),
+            (Some(0xffff_ffff_8100_0000), Some(0xffff_ffff_8100_0010), None)
+        );
+        assert_eq!(frame_at(t.user, 0), Some(0x401000));
+        assert_eq!((recs[1].probe_index, recs[1].pid, recs[1].stacks), (0, 7, &[][..]));
+        assert!(StackTrailer::parse(&[]).is_none());
+        // A trailer cut short ends the walk as a malformed record does.
+        assert!(record_at(&b[..60], 0).is_none());
     }
 
     #[test]

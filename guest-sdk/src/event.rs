@@ -3,6 +3,9 @@
 use std::borrow::Cow;
 use std::rc::Rc;
 
+use wasmprobe_abi::batch::{StackTrailer, KSTACK, USTACK, USTACK_TRUNCATED};
+
+use crate::stacks::Stack;
 use crate::{CommCache, Field, ProbeId, ProbeInfo, Record};
 
 /// An event delivered to [`crate::Plugin::on_event`]: header fields plus named field access.
@@ -84,6 +87,20 @@ impl<'a> Event<'a> {
     /// The bytes of field `name` (what a `__data_loc` field locates, else the field itself).
     pub fn field_bytes(&self, name: &'static str) -> Option<&'a [u8]> {
         self.probe.field(name).and_then(|f| f.bytes(self.rec.payload))
+    }
+
+    /// The kernel call stack of the event, innermost frame first, if its probe asked for it
+    /// ([`crate::Plan::kstack`]) and the host matched one to the event.
+    pub fn kstack(&self) -> Option<Stack<'a>> {
+        let t = StackTrailer::parse(self.rec.stacks)?;
+        (t.flags & KSTACK != 0).then_some(Stack { frames: t.kernel, truncated: false })
+    }
+
+    /// The user-space call stack of the task, innermost frame first, if its probe asked for
+    /// it ([`crate::Plan::ustack`]) and the host matched one to the event.
+    pub fn ustack(&self) -> Option<Stack<'a>> {
+        let t = StackTrailer::parse(self.rec.stacks)?;
+        (t.flags & USTACK != 0).then_some(Stack { frames: t.user, truncated: t.flags & USTACK_TRUNCATED != 0 })
     }
 
     /// Like [`Event::field`] for a name built at run time (a linear search each call).

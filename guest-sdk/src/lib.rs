@@ -25,9 +25,11 @@ mod event;
 pub mod metrics;
 #[doc(hidden)]
 pub mod rt;
+pub mod stacks;
 pub mod timeline;
 
 pub use event::Event;
+pub use stacks::Stack;
 pub use wasmprobe_abi::batch::{Malformed, Record, Records, HEADER_LEN};
 pub use wasmprobe_abi::fxhash::{self, FxBuildHasher, FxHashMap, FxHashSet, FxHasher};
 pub use wasmprobe_abi::FieldKind;
@@ -128,6 +130,8 @@ pub struct ProbeId(pub u32);
 #[derive(Debug, Clone, Default)]
 pub struct Plan {
     probes: Vec<types::Probe>,
+    /// Stacks asked for, by probe (`stacks.request` is called for each in `init`).
+    stacks: Vec<(ProbeId, stacks::Kinds)>,
 }
 
 impl Plan {
@@ -202,13 +206,33 @@ impl Plan {
         self
     }
 
+    /// Asks for the kernel's call stack on every event of probe `id` ([`Event::kstack`]):
+    /// the host arms ftrace's `stacktrace` trigger on the event.
+    pub fn kstack(&mut self, id: ProbeId) -> &mut Self {
+        self.stacks.push((id, stacks::Kinds::KERNEL));
+        self
+    }
+
+    /// Asks for the user-space call stack of the task on every event of probe `id`
+    /// ([`Event::ustack`]): ftrace's `userstacktrace`, which follows frame pointers and keeps
+    /// at most 8 frames. Code built without frame pointers gives stacks that stop early.
+    pub fn ustack(&mut self, id: ProbeId) -> &mut Self {
+        self.stacks.push((id, stacks::Kinds::USER));
+        self
+    }
+
     /// The declarations so far.
     pub fn probes(&self) -> &[types::Probe] {
         &self.probes
     }
 
-    pub(crate) fn into_wit(self) -> types::Plan {
-        types::Plan { probes: self.probes }
+    /// Tells the host which probes want stacks (during `init`), and gives the WIT plan.
+    pub(crate) fn into_wit(self) -> Result<types::Plan, String> {
+        for (id, kinds) in &self.stacks {
+            let p = self.probes.get(id.0 as usize).ok_or_else(|| format!("stacks asked for probe {} of none", id.0))?;
+            stacks::request(&p.name, *kinds)?;
+        }
+        Ok(types::Plan { probes: self.probes })
     }
 }
 

@@ -33,7 +33,7 @@ pub fn init<P: Plugin + 'static>(mut plugin: P, args: Vec<(String, String)>) -> 
         *r.borrow_mut() =
             Some(Runtime { plugin: Box::new(plugin), probes, layouts_loaded: false, comms: CommCache::default() })
     });
-    Ok(plan.into_wit())
+    plan.into_wit()
 }
 
 /// The `on-batch` export.

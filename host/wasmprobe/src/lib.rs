@@ -18,5 +18,6 @@ pub mod report;
 pub mod run;
 pub mod session;
 pub mod sink;
+pub mod stacks;
 pub mod stream;
 pub mod symbolize;

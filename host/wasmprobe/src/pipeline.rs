@@ -38,6 +38,8 @@ pub struct Outcome {
     pub lost: u64,
     /// The command's exit code, if a command was run.
     pub exit_code: Option<i32>,
+    /// Call stacks attached to events, and those that could not be (all zero without stacks).
+    pub stacks: crate::stacks::StackStats,
 }
 
 /// Sub-buffers of the pipeline's instance.
@@ -65,7 +67,10 @@ impl Pipeline {
         if pages == Pages::Live {
             session.prefer_subbuf_kb(crate::pump::LIVE_SUBBUF_KB);
         }
-        let pump = Pump::open(session.instance())?;
+        let mut pump = Pump::open(session.instance())?;
+        if let Some(stacks) = session.stack_routing()? {
+            pump.set_stacks(stacks);
+        }
         Ok(Pipeline { pump, session })
     }
 
@@ -78,6 +83,11 @@ impl Pipeline {
     /// agent's reload).
     pub fn session_mut(&mut self) -> &mut Session {
         &mut self.session
+    }
+
+    /// What the stack matcher saw so far (see [`crate::stacks::StackStats`]).
+    pub fn stack_stats(&self) -> crate::stacks::StackStats {
+        self.pump.stack_stats()
     }
 
     /// Events lost so far, per CPU.
@@ -147,6 +157,7 @@ impl Pipeline {
             events: self.pump.records(),
             lost: self.pump.total_lost(),
             exit_code: child.and_then(|mut c| c.exit_code()),
+            stacks: self.pump.stack_stats(),
         })
     }
 }

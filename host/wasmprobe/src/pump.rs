@@ -28,7 +28,9 @@ use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, Record, Records, SubBuffer};
 use tracefs::{CpuReader, Instance};
 
-use crate::session::Session;
+use crate::plugin::StackKinds;
+use crate::session::{ProbeIds, Session};
+use crate::stacks::{EventStacks, StackMatcher, StackStats};
 
 /// Where decoded records go.
 pub trait RecordSink {
@@ -37,6 +39,82 @@ pub trait RecordSink {
     fn record(&mut self, probe: usize, cpu: u32, pid: i32, ts: u64, payload: &[u8]) -> Result<()>;
     /// The end of a round: deliver what was collected. `lost` is the events lost so far, per CPU.
     fn flush(&mut self, lost: &[u64]) -> Result<()>;
+    /// A record of a probe that asked for call stacks, with those that came attached (see
+    /// [`crate::stacks`]). A sink that does not deliver stacks takes it as [`Self::record`].
+    fn record_stacks(
+        &mut self,
+        probe: usize,
+        cpu: u32,
+        pid: i32,
+        ts: u64,
+        payload: &[u8],
+        stacks: &EventStacks<'_>,
+    ) -> Result<()> {
+        let _ = stacks;
+        self.record(probe, cpu, pid, ts, payload)
+    }
+}
+
+/// Call stacks in a pump (or a replay): the matcher, and which stacks each probe asked for.
+pub struct StackRouting {
+    /// Attaches stack records to their events.
+    pub matcher: StackMatcher,
+    /// The stacks each probe (by index) asked for.
+    pub by_probe: Vec<StackKinds>,
+}
+
+impl StackRouting {
+    /// Feeds one record of the merged trace through the matcher; each complete event goes
+    /// through `routes` to `sink` (with the stacks its probe asked for). Returns the records
+    /// delivered.
+    pub fn push(
+        &mut self,
+        routes: &ProbeIds,
+        sink: &mut dyn RecordSink,
+        cpu: u32,
+        ts: u64,
+        data: &[u8],
+    ) -> Result<u64> {
+        let by_probe = &self.by_probe;
+        let mut n = 0;
+        self.matcher.push(cpu, ts, data, &mut |cpu, ts, pid, id, payload, stacks| {
+            n += route_stacked(routes, by_probe, sink, cpu, ts, pid, id, payload, stacks)?;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Hands on every held event (the end of a round, or of the trace).
+    pub fn flush(&mut self, routes: &ProbeIds, sink: &mut dyn RecordSink) -> Result<u64> {
+        let by_probe = &self.by_probe;
+        let mut n = 0;
+        self.matcher.flush(&mut |cpu, ts, pid, id, payload, stacks| {
+            n += route_stacked(routes, by_probe, sink, cpu, ts, pid, id, payload, stacks)?;
+            Ok(())
+        })?;
+        Ok(n)
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn route_stacked(
+    routes: &ProbeIds,
+    by_probe: &[StackKinds],
+    sink: &mut dyn RecordSink,
+    cpu: u32,
+    ts: u64,
+    pid: i32,
+    id: u16,
+    payload: &[u8],
+    stacks: &EventStacks<'_>,
+) -> Result<u64> {
+    routes.route(id, payload, cpu, |probe| {
+        let want = by_probe.get(probe).copied().unwrap_or_default();
+        match want.any() {
+            true => sink.record_stacks(probe, cpu, pid, ts, payload, &stacks.only(want)),
+            false => sink.record(probe, cpu, pid, ts, payload),
+        }
+    })
 }
 
 /// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
@@ -87,6 +165,8 @@ pub struct Pump {
     /// The next round to consume.
     next_gen: u64,
     cpus: usize,
+    /// Call stacks to attach to their events, when a probe asked for them.
+    stacks: Option<StackRouting>,
 }
 
 impl Pump {
@@ -160,7 +240,18 @@ impl Pump {
             partial: BTreeMap::new(),
             next_gen: 1,
             cpus,
+            stacks: None,
         })
+    }
+
+    /// Attaches call stacks to their events before delivery (see [`crate::stacks`]).
+    pub fn set_stacks(&mut self, stacks: StackRouting) {
+        self.stacks = Some(stacks);
+    }
+
+    /// What the stack matcher saw so far (all zero without stacks).
+    pub fn stack_stats(&self) -> StackStats {
+        self.stacks.as_ref().map(|s| s.matcher.stats()).unwrap_or_default()
     }
 
     /// Hands every raw sub-buffer to `tap` before it is decoded.
@@ -271,7 +362,9 @@ impl Pump {
             let c = &mut cursors[i];
             let (cpu, rec) = (c.cpu, c.head.take().expect("chosen for its head"));
             let payload = rec.data;
-            if let Some(id) = rec.common_type() {
+            if let Some(st) = &mut self.stacks {
+                self.records += st.push(routes, sink, cpu, rec.ts, payload)?;
+            } else if let Some(id) = rec.common_type() {
                 let pid = rec.common_pid().unwrap_or(0);
                 self.records +=
                     routes.route(id, payload, cpu, |probe| sink.record(probe, cpu, pid, rec.ts, payload))?;
@@ -279,6 +372,9 @@ impl Pump {
             c.advance(&self.page_header, &self.event_header, &mut self.lost)?;
         }
         drop(cursors);
+        if let Some(st) = &mut self.stacks {
+            self.records += st.flush(routes, sink)?;
+        }
         sink.flush(&self.lost)?;
         // Give the arenas back for reuse (dropped if the readers have enough).
         for r in rounds.into_iter().filter(|r| r.arena.capacity() > 0) {

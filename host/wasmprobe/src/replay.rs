@@ -95,11 +95,12 @@ pub fn replay_to(opts: &PluginOptions, file: &Path, perfetto: Option<&Path>) -> 
         }));
     }
     plugin.set_comm_lookup(Box::new(move |pid: i32| names.get(&pid).cloned()));
+    let mut stacks = stack_routing(&dat, &plan.probes, &found_formats);
     let mut sink = PluginSink::new(&mut plugin, plan.probes.len());
     let mut perfetto_sink = perfetto.as_ref().map(|t| t.sink());
     let (events, lost) = match &mut perfetto_sink {
-        Some(p) => replay_records(&dat, &by_id, &mut crate::sink::Tee(vec![&mut sink, p])),
-        None => replay_records(&dat, &by_id, &mut sink),
+        Some(p) => replay_records_with(&dat, &by_id, stacks.as_mut(), &mut crate::sink::Tee(vec![&mut sink, p])),
+        None => replay_records_with(&dat, &by_id, stacks.as_mut(), &mut sink),
     }
     .with_context(|| format!("reading {}", file.display()))?;
     sink.deliver(lost)?;
@@ -108,7 +109,34 @@ pub fn replay_to(opts: &PluginOptions, file: &Path, perfetto: Option<&Path>) -> 
     if let Some(t) = perfetto {
         t.finish_and_report()?;
     }
-    Ok(Outcome { events, lost, exit_code: None })
+    let stacks = stacks.map(|s| s.matcher.stats()).unwrap_or_default();
+    stacks.report();
+    Ok(Outcome { events, lost, exit_code: None, stacks })
+}
+
+/// The stack matcher of a replay, when a probe of the plan asks for stacks: the ids of the
+/// stack records from the file's ftrace formats (the recording has them as trace-cmd writes
+/// them), and each probe's event found in the file.
+fn stack_routing<R: traceevent::ReadAt>(
+    dat: &TraceDat<R>,
+    probes: &[plugin::ProbeDecl],
+    found: &[&EventFormat],
+) -> Option<crate::pump::StackRouting> {
+    if !probes.iter().any(|d| d.stacks.any()) {
+        return None;
+    }
+    let ids = crate::stacks::StackIds::from_formats(dat.meta.ftrace_formats.iter().map(String::as_str));
+    let by_probe: Vec<plugin::StackKinds> = probes.iter().map(|d| d.stacks).collect();
+    let mut want = Vec::new();
+    for (f, kinds) in found.iter().zip(&by_probe) {
+        let id = f.id as usize;
+        if want.len() <= id {
+            want.resize(id + 1, plugin::StackKinds::NONE);
+        }
+        want[id] = want[id].union(*kinds);
+    }
+    let matcher = crate::stacks::StackMatcher::new(ids, want, dat.meta.endian);
+    Some(crate::pump::StackRouting { matcher, by_probe })
 }
 
 /// The replay loop: every record of `dat` in timestamp order whose event id `probes` maps to
@@ -117,6 +145,17 @@ pub fn replay_to(opts: &PluginOptions, file: &Path, perfetto: Option<&Path>) -> 
 pub fn replay_records<R: traceevent::ReadAt>(
     dat: &TraceDat<R>,
     probes: &ProbeIds,
+    sink: &mut dyn RecordSink,
+) -> Result<(u64, u64)> {
+    replay_records_with(dat, probes, None, sink)
+}
+
+/// [`replay_records`], with the call stacks of the file attached to their events by `stacks`
+/// (as live: see [`crate::stacks`]).
+pub fn replay_records_with<R: traceevent::ReadAt>(
+    dat: &TraceDat<R>,
+    probes: &ProbeIds,
+    mut stacks: Option<&mut crate::pump::StackRouting>,
     sink: &mut dyn RecordSink,
 ) -> Result<(u64, u64)> {
     let mut records = dat.records(0)?;
@@ -128,9 +167,16 @@ pub fn replay_records<R: traceevent::ReadAt>(
             traceevent::MissedEvents::Unknown => lost += 1,
             traceevent::MissedEvents::None => {}
         }
+        if let Some(st) = stacks.as_deref_mut() {
+            events += st.push(probes, sink, rec.cpu, rec.ts, rec.data)?;
+            continue;
+        }
         let id = rec.common_type().unwrap_or(0);
         let pid = rec.common_pid().unwrap_or(0);
         events += probes.route(id, rec.data, rec.cpu, |probe| sink.record(probe, rec.cpu, pid, rec.ts, rec.data))?;
+    }
+    if let Some(st) = stacks {
+        events += st.flush(probes, sink)?;
     }
     Ok((events, lost))
 }

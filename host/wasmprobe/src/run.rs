@@ -232,5 +232,6 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
     if let Some(t) = perfetto {
         t.finish_and_report()?;
     }
+    outcome.stacks.report();
     Ok(outcome)
 }

@@ -46,6 +46,11 @@ pub struct Session {
     decls: Vec<ProbeDecl>,
     /// Whether the events are enabled (probes added now are enabled at once).
     enabled: bool,
+    /// `stacktrace` triggers for kernel stacks: `(system, event, trigger line)`, written when
+    /// the events are enabled and removed before they are disabled.
+    triggers: Vec<(String, String, String)>,
+    /// Whether the triggers are in tracefs now.
+    triggers_on: bool,
 }
 
 impl Session {
@@ -71,6 +76,8 @@ impl Session {
             by_id: ProbeIds::default(),
             decls: requests.to_vec(),
             enabled: false,
+            triggers: Vec::new(),
+            triggers_on: false,
         };
         let group = owned::group_name(tag);
         for (index, req) in requests.iter().enumerate() {
@@ -82,7 +89,105 @@ impl Session {
             s.armed.push(ArmedProbe { index, system, event, format, id, active: true });
         }
         s.set_filters(requests, false)?;
+        s.arm_stacks(requests)?;
         Ok(s)
+    }
+
+    /// Prepares call stacks: the `stacktrace` trigger line of each event a declaration wants
+    /// kernel stacks of (installed by [`Session::enable`]), and the instance's
+    /// `userstacktrace` option if one wants user stacks.
+    ///
+    /// A trigger fires for every hit that passes its own filter, even one the event's filter
+    /// then discards, and (being a post trigger) even while the event is soft-disabled. So
+    /// each trigger carries the filter of the declarations that asked (joined by `||`; none if
+    /// one of them has none, when the event has none either), and it is in tracefs only while
+    /// the event is enabled.
+    fn arm_stacks(&mut self, requests: &[ProbeDecl]) -> Result<()> {
+        let mut triggers: Vec<(String, String, Vec<Option<String>>)> = Vec::new();
+        for a in self.armed.iter().filter(|a| a.active) {
+            let req = &requests[a.index];
+            if !req.stacks.kernel {
+                continue;
+            }
+            match triggers.iter_mut().find(|(s, e, _)| *s == a.system && *e == a.event) {
+                Some((_, _, filters)) => filters.push(req.filter.clone()),
+                None => triggers.push((a.system.clone(), a.event.clone(), vec![req.filter.clone()])),
+            }
+        }
+        self.triggers = triggers
+            .into_iter()
+            .map(|(sys, ev, filters)| {
+                let line = match filters.iter().all(Option::is_some) {
+                    true if filters.len() == 1 => format!("stacktrace if {}", filters[0].as_deref().unwrap_or("")),
+                    true => format!(
+                        "stacktrace if {}",
+                        filters.iter().flatten().map(|f| format!("({f})")).collect::<Vec<_>>().join(" || ")
+                    ),
+                    false => "stacktrace".to_string(),
+                };
+                (sys, ev, line)
+            })
+            .collect();
+        if requests.iter().any(|r| r.stacks.user) {
+            self.instance().write_file("options/userstacktrace", "1").context("turning on options/userstacktrace")?;
+        }
+        Ok(())
+    }
+
+    /// Writes the `stacktrace` triggers (events enabled first: see [`Session::arm_stacks`]).
+    fn install_triggers(&mut self) -> Result<()> {
+        if self.triggers_on || self.triggers.is_empty() {
+            return Ok(());
+        }
+        self.triggers_on = true;
+        for (sys, ev, line) in &self.triggers {
+            self.instance()
+                .append_file(&format!("events/{sys}/{ev}/trigger"), line)
+                .with_context(|| format!("{sys}:{ev}: cannot add the trigger {line:?}"))?;
+        }
+        Ok(())
+    }
+
+    /// Removes the `stacktrace` triggers; every one is tried, the first failure returned.
+    fn remove_triggers(&mut self) -> Result<()> {
+        if !self.triggers_on {
+            return Ok(());
+        }
+        self.triggers_on = false;
+        let mut first = None;
+        for (sys, ev, _) in &self.triggers {
+            let path = format!("events/{sys}/{ev}/trigger");
+            if let Err(e) = self.instance().append_file(&path, "!stacktrace") {
+                first.get_or_insert(anyhow::Error::new(e).context(format!("{sys}:{ev}: cannot remove the trigger")));
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+
+    /// What [`crate::stacks::StackMatcher`] needs for this session: the ids of the stack
+    /// records, the stacks each event id wants and those each probe asked for. `None` when no
+    /// probe asked for stacks.
+    pub fn stack_routing(&self) -> Result<Option<crate::pump::StackRouting>> {
+        if !self.decls.iter().any(|d| d.stacks.any()) {
+            return Ok(None);
+        }
+        let mut formats = Vec::new();
+        for ev in ["kernel_stack", "user_stack"] {
+            formats.push(event_format(&self.tracefs, "ftrace", ev).with_context(|| format!("format of ftrace:{ev}"))?);
+        }
+        let ids = crate::stacks::StackIds::from_formats(formats.iter().map(String::as_str));
+        let mut by_probe = vec![crate::plugin::StackKinds::NONE; self.armed.len()];
+        let mut want = Vec::new();
+        for a in &self.armed {
+            let kinds = self.decls[a.index].stacks;
+            by_probe[a.index] = kinds;
+            if want.len() <= a.id as usize {
+                want.resize(a.id as usize + 1, crate::plugin::StackKinds::NONE);
+            }
+            want[a.id as usize] = want[a.id as usize].union(kinds);
+        }
+        let matcher = crate::stacks::StackMatcher::new(ids, want, Endian::native());
+        Ok(Some(crate::pump::StackRouting { matcher, by_probe }))
     }
 
     /// Arms more probes in the running session, in group `tag` (the agent adding a plugin
@@ -298,11 +403,12 @@ impl Session {
             inst.event_enable(Some(&p.system), Some(&p.event))?;
         }
         self.enabled = true;
-        Ok(())
+        self.install_triggers()
     }
 
     /// Stops recording into our buffer (the data already there stays readable).
     pub fn stop(&mut self) -> Result<()> {
+        self.remove_triggers()?;
         let inst = self.instance();
         for p in self.armed.iter().filter(|p| p.active) {
             inst.event_disable(Some(&p.system), Some(&p.event))?;
@@ -314,7 +420,13 @@ impl Session {
 
 impl Drop for Session {
     fn drop(&mut self) {
-        // Removing the instance disables every event in it; then the probes go, newest first.
+        // The triggers first (removing the instance would also clear them); then removing the
+        // instance disables every event in it; then the probes go, newest first.
+        if self.instance.is_some() {
+            if let Err(e) = self.remove_triggers() {
+                eprintln!("wasmprobe: warning: {e:#}");
+            }
+        }
         if let Some(inst) = self.instance.take() {
             if let Err(e) = inst.destroy() {
                 eprintln!("wasmprobe: warning: {e}");

@@ -5,6 +5,7 @@ use anyhow::Result;
 
 use crate::plugin::{BatchWriter, Plugin};
 use crate::pump::RecordSink;
+use crate::stacks::EventStacks;
 
 /// Batches records and hands each full batch (and each round's end) to the plugin, each record
 /// packed as the plugin's plan asks (whole, or projected onto the fields it declared).
@@ -15,6 +16,8 @@ pub struct PluginSink<'p> {
     batch: BatchWriter,
     pending: usize,
     lost_reported: u64,
+    /// Processes whose user stacks were delivered (the symbolizer hears of each once).
+    seen: wasmprobe_abi::fxhash::FxHashSet<i32>,
 }
 
 /// Records per `on-batch` call at most: big enough to amortise the call, small enough to keep
@@ -24,7 +27,14 @@ const MAX_BATCH: usize = 4096;
 impl<'p> PluginSink<'p> {
     /// A sink delivering the records of the first `planned` probes to `plugin` (layouts set).
     pub fn new(plugin: &'p mut Plugin, planned: usize) -> Self {
-        PluginSink { plugin, planned, batch: BatchWriter::new(), pending: 0, lost_reported: 0 }
+        PluginSink {
+            plugin,
+            planned,
+            batch: BatchWriter::new(),
+            pending: 0,
+            lost_reported: 0,
+            seen: Default::default(),
+        }
     }
 
     /// Delivers the records collected so far, and the events lost since the last delivery
@@ -58,6 +68,31 @@ impl RecordSink for PluginSink<'_> {
     fn flush(&mut self, lost: &[u64]) -> Result<()> {
         self.deliver(lost.iter().sum())
     }
+
+    fn record_stacks(
+        &mut self,
+        probe: usize,
+        cpu: u32,
+        pid: i32,
+        ts: u64,
+        payload: &[u8],
+        stacks: &EventStacks<'_>,
+    ) -> Result<()> {
+        if probe >= self.planned {
+            return Ok(());
+        }
+        if stacks.user.is_some() && stacks.tgid > 0 && self.seen.insert(stacks.tgid) {
+            self.plugin.process_seen(stacks.tgid);
+        }
+        let start = self.batch.byte_len();
+        self.plugin.pack(&mut self.batch, probe as u32, cpu, pid, ts, payload);
+        self.batch.add_stacks(start, stacks);
+        self.pending += 1;
+        if self.pending >= MAX_BATCH {
+            self.deliver(self.lost_reported)?;
+        }
+        Ok(())
+    }
 }
 
 /// Counts nothing, delivers nothing: recording without a plugin.
@@ -88,6 +123,21 @@ impl RecordSink for Tee<'_> {
     fn flush(&mut self, lost: &[u64]) -> Result<()> {
         for s in &mut self.0 {
             s.flush(lost)?;
+        }
+        Ok(())
+    }
+
+    fn record_stacks(
+        &mut self,
+        probe: usize,
+        cpu: u32,
+        pid: i32,
+        ts: u64,
+        payload: &[u8],
+        stacks: &EventStacks<'_>,
+    ) -> Result<()> {
+        for s in &mut self.0 {
+            s.record_stacks(probe, cpu, pid, ts, payload, stacks)?;
         }
         Ok(())
     }

@@ -45,6 +45,7 @@ pub fn tracepoint_requests(tracefs: &Tracefs, specs: &[String]) -> Result<Vec<Pr
                     filter: None,
                     maxactive: None,
                     fields: None,
+                    stacks: Default::default(),
                 });
             }
         }

@@ -72,7 +72,7 @@ fn build_inspect_verify_and_init_the_plugin_from_the_pack() {
     let text = pack::describe(&p);
     for want in [
         "pack exec-open 0.1.0",
-        "needs:          wasmprobe:plugin@0.1.1 (this host has @0.1.1: compatible)",
+        "needs:          wasmprobe:plugin@0.1.2 (this host has @0.1.2: compatible)",
         "tested kernels: 6.12 (Debian, kprobes), 6.18 (no kprobes: libc uprobes)",
         &format!("key {}", alice.public().id()),
         "README.md",
@@ -222,7 +222,7 @@ fn a_wrong_key_or_no_signature_is_refused_under_a_trust_policy() {
     assert!(matches!(refused(&bytes), PackError::BadSignature(_)));
 }
 
-/// The component with its `wasmprobe:plugin/...@0.1.1` imports renamed to `@{to}` (same
+/// The component with its `wasmprobe:plugin/...@0.1.2` imports renamed to `@{to}` (same
 /// length, so the binary stays well-formed): what a plugin built against another WIT looks like.
 fn component_importing(to: &str) -> Vec<u8> {
     let mut wasm = builtin("exec-open").unwrap().to_vec();
@@ -233,7 +233,7 @@ fn component_importing(to: &str) -> Vec<u8> {
         let start = i + at + pat.len();
         if let Some(rel) = wasm[start..start + 40].iter().position(|&b| b == b'@') {
             let v = start + rel + 1;
-            if &wasm[v..v + 5] == b"0.1.1" {
+            if &wasm[v..v + 5] == b"0.1.2" {
                 wasm[v..v + 5].copy_from_slice(to.as_bytes());
                 renamed += 1;
             }
@@ -246,9 +246,9 @@ fn component_importing(to: &str) -> Vec<u8> {
 
 #[test]
 fn a_pack_needing_another_wit_version_is_refused_with_the_version_it_needs() {
-    assert_eq!(host_wit_version().to_string(), "0.1.1", "update this test with the WIT");
+    assert_eq!(host_wit_version().to_string(), "0.1.2", "update this test with the WIT");
     let tmp = tempfile::tempdir().unwrap();
-    let dir = pack_dir(tmp.path(), |m| m.replace("wasmprobe:plugin@0.1.1", "wasmprobe:plugin@0.2.0"));
+    let dir = pack_dir(tmp.path(), |m| m.replace("wasmprobe:plugin@0.1.2", "wasmprobe:plugin@0.2.0"));
     // The manifest cannot claim another version than the component imports.
     let msg = build_dir(&dir, None).unwrap_err().to_string();
     assert!(msg.contains("manifest says wit = \"wasmprobe:plugin@0.2.0\" but the component imports"), "{msg}");
@@ -261,7 +261,7 @@ fn a_pack_needing_another_wit_version_is_refused_with_the_version_it_needs() {
     let msg = check_wit_version(p.manifest()).unwrap_err().to_string();
     assert_eq!(
         msg,
-        "pack exec-open 0.1.0 needs wasmprobe:plugin@0.2.0, this host has @0.1.1 (a newer wasmprobe than this \
+        "pack exec-open 0.1.0 needs wasmprobe:plugin@0.2.0, this host has @0.1.2 (a newer wasmprobe than this \
          one: upgrade wasmprobe to run it)"
     );
     assert!(pack::describe(&p).contains("REFUSED"));
@@ -272,11 +272,11 @@ fn a_pack_needing_another_wit_version_is_refused_with_the_version_it_needs() {
     let mut m: Manifest = p.manifest().clone();
     m.wit = "wasmprobe:plugin@0.0.3".into();
     let msg = check_wit_version(&m).unwrap_err().to_string();
-    assert!(msg.contains("needs wasmprobe:plugin@0.0.3, this host has @0.1.1"), "{msg}");
+    assert!(msg.contains("needs wasmprobe:plugin@0.0.3, this host has @0.1.2"), "{msg}");
 }
 
 /// A plugin built against 0.1.0, before `timeline` existed (its imports say `@0.1.0`), loads
-/// and runs on this 0.1.1 host, alone and as a pack that says it needs 0.1.0.
+/// and runs on this host (0.1.2), alone and as a pack that says it needs 0.1.0.
 #[test]
 fn a_plugin_built_against_0_1_0_keeps_working() {
     let old = component_importing("0.1.0");
@@ -284,11 +284,11 @@ fn a_plugin_built_against_0_1_0_keeps_working() {
     let plan = p.init(&[], kernel_without_kprobes()).unwrap();
     assert_eq!(plan.probes.len(), 4);
     let tmp = tempfile::tempdir().unwrap();
-    let dir = pack_dir(tmp.path(), |m| m.replace("wasmprobe:plugin@0.1.1", "wasmprobe:plugin@0.1.0"));
+    let dir = pack_dir(tmp.path(), |m| m.replace("wasmprobe:plugin@0.1.2", "wasmprobe:plugin@0.1.0"));
     std::fs::write(dir.join("plugin.wasm"), &old).unwrap();
     let pack = Pack::from_bytes(&build_dir(&dir, None).unwrap()).unwrap();
     check_wit_version(pack.manifest()).unwrap();
-    assert!(pack::describe(&pack).contains("needs:          wasmprobe:plugin@0.1.0 (this host has @0.1.1: compatible)"));
+    assert!(pack::describe(&pack).contains("needs:          wasmprobe:plugin@0.1.0 (this host has @0.1.2: compatible)"));
 }
 
 #[test]
@@ -337,7 +337,7 @@ fn manifests_are_checked_as_untrusted_input() {
     let tmp = tempfile::tempdir().unwrap();
     for (edit, want) in [
         (("name = \"exec-open\"", "name = \"../evil\""), "name"),
-        (("wit = \"wasmprobe:plugin@0.1.1\"", "wit = \"0.1.1\""), "wasmprobe:plugin@X.Y.Z"),
+        (("wit = \"wasmprobe:plugin@0.1.2\"", "wit = \"0.1.2\""), "wasmprobe:plugin@X.Y.Z"),
         (("files = [\"README.md\"]", "files = [\"../../etc/passwd\"]"), "not allowed"),
         (("files = [\"README.md\"]", "files = [\"plugin.wasm\"]"), "must not list"),
         (("files = [\"README.md\"]", "files = [\"MISSING.md\"]"), "MISSING.md"),

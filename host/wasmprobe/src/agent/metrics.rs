@@ -263,6 +263,24 @@ impl crate::pump::RecordSink for MeteredSink<'_> {
         self.inner.record(probe, cpu, pid, ts, payload)
     }
 
+    fn record_stacks(
+        &mut self,
+        probe: usize,
+        cpu: u32,
+        pid: i32,
+        ts: u64,
+        payload: &[u8],
+        stacks: &crate::stacks::EventStacks<'_>,
+    ) -> Result<()> {
+        let c = cpu as usize;
+        if self.read.len() <= c {
+            self.read.resize(c + 1, 0);
+        }
+        self.read[c] += 1;
+        self.delivered += 1;
+        self.inner.record_stacks(probe, cpu, pid, ts, payload, stacks)
+    }
+
     fn flush(&mut self, lost: &[u64]) -> Result<()> {
         let t0 = std::time::Instant::now();
         let r = self.inner.flush(lost);

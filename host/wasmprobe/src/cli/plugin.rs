@@ -90,7 +90,18 @@ pub(super) fn inspect(a: InspectArgs) -> Result<()> {
         let filter = d.filter.as_deref().map(|f| format!(" if {}", shown(f))).unwrap_or_default();
         let fields = d.fields.as_ref().map(|f| format!(" reads {}", shown(&f.join(",")))).unwrap_or_default();
         let (name, target, fetchargs) = (shown(&d.name), shown(&d.target), shown(&d.fetchargs));
-        println!("  {:<10} {name:<16} {target} {fetchargs}{filter}{fields}  [{verdict}]", d.kind.name());
+        let stacks = match d.stacks.any() {
+            true => format!(" stacks {}", d.stacks.name()),
+            false => String::new(),
+        };
+        println!("  {:<10} {name:<16} {target} {fetchargs}{filter}{fields}{stacks}  [{verdict}]", d.kind.name());
+    }
+    if plan.probes.iter().any(|d| d.stacks.user) {
+        println!(
+            "note: user stacks follow frame pointers (ftrace's userstacktrace, at most 8 frames): code built without \
+             them (-fomit-frame-pointer, the default of most -O builds) gives stacks that stop early, and a uprobe \
+             on a function's first instruction does not see its direct caller"
+        );
     }
     let groups = crate::run::dynamic_groups(&tracefs)?;
     let validated = plan.validate(&policy).and_then(|()| crate::plugin::plan::check_sources(&plan.probes, &groups));

@@ -168,6 +168,7 @@ impl Manifest {
                 filter: None,
                 maxactive: None,
                 fields: None,
+                stacks: Default::default(),
             };
             Plan { probes: vec![decl] }
                 .validate(&crate::plugin::Policy::default())

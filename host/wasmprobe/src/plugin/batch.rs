@@ -2,7 +2,11 @@
 //! byte layout in `wasmprobe_abi::batch`): records of a 24-byte little-endian header and the
 //! raw kernel payload, each padded to 8 bytes.
 
-use wasmprobe_abi::batch::{padded, record_at, Header, HEADER_LEN, PAYLOAD_LEN_AT};
+use wasmprobe_abi::batch::{
+    padded, record_at, Header, StackTrailer, HEADER_LEN, KSTACK, PAYLOAD_LEN_AT, STACKS, USTACK, USTACK_TRUNCATED,
+};
+
+use crate::stacks::EventStacks;
 
 use super::project::Projection;
 
@@ -51,6 +55,26 @@ impl BatchWriter {
             self.buf[at..at + 4].copy_from_slice(&(len as u32).to_le_bytes());
         }
         self.end_record();
+    }
+
+    /// Gives the record that starts at byte `start` (the [`BatchWriter::byte_len`] before it
+    /// was pushed, and the last one pushed) its call stacks: sets [`STACKS`] in its probe index
+    /// and appends the trailer (`wasmprobe_abi::batch::StackTrailer`).
+    pub fn add_stacks(&mut self, start: usize, stacks: &EventStacks<'_>) {
+        let Some(word) = self.buf.get_mut(start..start + 4) else { return };
+        let probe = u32::from_le_bytes([word[0], word[1], word[2], word[3]]) | STACKS;
+        word.copy_from_slice(&probe.to_le_bytes());
+        let mut flags = 0;
+        if stacks.kernel.is_some() {
+            flags |= KSTACK;
+        }
+        if stacks.user.is_some() {
+            flags |= USTACK;
+        }
+        if stacks.user_truncated {
+            flags |= USTACK_TRUNCATED;
+        }
+        StackTrailer::encode(&mut self.buf, flags, stacks.kernel.unwrap_or(&[]), stacks.user.unwrap_or(&[]));
     }
 
     /// The record header.
@@ -142,11 +166,31 @@ mod tests {
         assert_eq!(&bytes[20..24], &3u32.to_le_bytes());
         assert_eq!(&bytes[24..32], &[1, 2, 3, 0, 0, 0, 0, 0]);
         let recs: Vec<_> = BatchReader::new(bytes).collect();
-        assert_eq!(recs[0], BatchRecord { probe_index: 1, cpu: 3, pid: 42, ts: 1000, payload: &[1, 2, 3] });
+        assert_eq!(
+            recs[0],
+            BatchRecord { probe_index: 1, cpu: 3, pid: 42, ts: 1000, payload: &[1, 2, 3], stacks: &[] }
+        );
         assert_eq!(recs[1].pid, -1);
         assert_eq!(recs[1].payload, &[7; 16]);
         b.clear();
         assert!(b.is_empty() && b.as_bytes().is_empty());
+    }
+
+    #[test]
+    fn stacks_follow_their_record_and_read_back() {
+        let mut b = BatchWriter::new();
+        let start = b.byte_len();
+        b.push(2, 1, 42, 1000, &[1, 2, 3]);
+        let stacks = EventStacks { kernel: Some(&[10, 11]), user: Some(&[20]), user_truncated: true, tgid: 42 };
+        b.add_stacks(start, &stacks);
+        b.push(0, 0, 7, 2000, &[9; 8]);
+        let recs: Vec<_> = BatchReader::new(b.as_bytes()).collect();
+        assert_eq!(recs.len(), 2);
+        assert_eq!((recs[0].probe_index, recs[0].payload), (2, &[1u8, 2, 3][..]));
+        let t = StackTrailer::parse(recs[0].stacks).unwrap();
+        assert_eq!(t.flags, KSTACK | USTACK | USTACK_TRUNCATED);
+        assert_eq!((t.kernel.len(), t.user.len()), (16, 8));
+        assert_eq!((recs[1].probe_index, recs[1].stacks.len()), (0, 0));
     }
 
     #[test]

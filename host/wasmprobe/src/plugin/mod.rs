@@ -50,6 +50,7 @@ pub mod plan;
 pub mod project;
 pub mod runtime;
 pub mod sandbox;
+pub mod stacks;
 pub mod timeline;
 
 pub use batch::{BatchReader, BatchRecord, BatchWriter};
@@ -62,6 +63,7 @@ pub use plan::{Plan, PlanError, Policy, ProbeDecl, ProbeKind};
 pub use project::Projection;
 pub use runtime::{LoadInfo, Plugin, PluginSource};
 pub use sandbox::Sandbox;
+pub use stacks::{AddressSpace, FrameInfo, NoSymbols, StackKinds, Symbolizer};
 pub use timeline::{Mark, Scope, Timeline, Track};
 
 /// The example plugins built into the binary (built by build.rs from guest-examples/).

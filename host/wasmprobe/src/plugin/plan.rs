@@ -87,6 +87,8 @@ pub struct ProbeDecl {
     /// The fields the plugin reads; when given, only these are delivered (see
     /// [`super::Projection`]). `None`: the whole record.
     pub fields: Option<Vec<String>>,
+    /// The call stacks its events carry (`stacks.request`, WIT 0.1.2).
+    pub stacks: super::stacks::StackKinds,
 }
 
 /// What a plugin's `init` returned: its probes, in the order batch records refer to them.
@@ -515,6 +517,7 @@ mod tests {
             filter: None,
             maxactive: None,
             fields: None,
+            stacks: Default::default(),
         }
     }
 

@@ -19,6 +19,7 @@ use super::output::{CapturedStream, Level, Output, OutputCap, Stdio};
 use super::plan::{Plan, ProbeDecl};
 use super::project::Projection;
 use super::sandbox::{engine, Limits, Sandbox, STOP_FINISH, STOP_GRACE};
+use super::stacks::{StackKinds, Symbolizer};
 
 /// Where a plugin comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,6 +83,12 @@ pub(crate) struct State {
     pub(crate) metrics: Option<(Arc<crate::agent::plugin_metrics::PluginMetrics>, String)>,
     /// Metrics declared while none are kept (their handles).
     pub(crate) metrics_declared: u32,
+    /// `stacks.request` calls made during `init`, in order.
+    pub(crate) stack_requests: Vec<(String, super::stacks::StackKinds)>,
+    /// Whether `init` has returned (stack requests are refused from then on).
+    pub(crate) initialized: bool,
+    /// What names the addresses of `stacks.symbolize`.
+    pub(crate) symbolizer: Box<dyn super::stacks::Symbolizer>,
     clock: CallClock,
     /// The plugin's monotonic clock (WASI's `now`), to tell whether a timer is due.
     clock_base: PluginClock,
@@ -319,6 +326,9 @@ impl Plugin {
             timeline: None,
             metrics: None,
             metrics_declared: 0,
+            stack_requests: Vec::new(),
+            initialized: false,
+            symbolizer: Box::new(super::stacks::NoSymbols),
             clock: CallClock {
                 started: Instant::now(),
                 budget: sandbox.setup_budget,
@@ -387,6 +397,17 @@ impl Plugin {
         self.store.data_mut().metrics = Some((store, name.to_string()));
     }
 
+    /// Names the addresses the plugin asks `stacks.symbolize` about (default:
+    /// [`super::stacks::NoSymbols`], addresses only).
+    pub fn set_symbolizer(&mut self, symbolizer: Box<dyn Symbolizer>) {
+        self.store.data_mut().symbolizer = symbolizer;
+    }
+
+    /// Tells the symbolizer that process `pid` was seen (see [`Symbolizer::process_seen`]).
+    pub fn process_seen(&mut self, pid: i32) {
+        self.store.data_mut().symbolizer.process_seen(pid);
+    }
+
     /// Keeps the plugin's timeline marks in `timeline` (default: none kept, and the plugin's
     /// `timeline.enabled` says false). Set it before `init`, so the plugin knows from the start.
     pub fn set_timeline(&mut self, timeline: Box<dyn super::Timeline>) {
@@ -407,7 +428,8 @@ impl Plugin {
         let instance = &self.instance;
         let result = call(&mut self.store, Call::Init, budget, |store| instance.call_init(store, &args));
         let plan = self.finish_call(Call::Init, budget, result)?;
-        let plan = Plan {
+        self.store.data_mut().initialized = true;
+        let mut plan = Plan {
             probes: plan
                 .probes
                 .into_iter()
@@ -419,9 +441,22 @@ impl Plugin {
                     filter: p.filter,
                     maxactive: p.maxactive,
                     fields: p.fields,
+                    stacks: StackKinds::NONE,
                 })
                 .collect(),
         };
+        for (probe, kinds) in std::mem::take(&mut self.store.data_mut().stack_requests) {
+            match plan.probes.iter_mut().find(|p| p.name == probe) {
+                Some(p) => p.stacks = p.stacks.union(kinds),
+                None => {
+                    return Err(Error::Probe {
+                        plugin: self.name.clone(),
+                        probe: probe.chars().take(64).collect(),
+                        message: "stacks requested for a probe the plan does not declare".into(),
+                    })
+                }
+            }
+        }
         self.plan = Some(plan.clone());
         Ok(plan)
     }

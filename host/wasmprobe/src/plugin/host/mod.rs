@@ -7,6 +7,7 @@ mod kernel;
 mod metrics;
 mod output;
 mod run;
+mod stacks;
 mod timeline;
 
 use crate::plugin::bindings::types as wit;

@@ -1,0 +1,285 @@
+//! Call stacks on probes (WIT 0.1.2 `stacks`): a uprobe with a user stack, a tracepoint with a
+//! kernel stack, the stacks in a recording (as trace-cmd reads them) and in its replay, and a
+//! plugin built against 0.1.1 that still runs. The test program is built here with frame
+//! pointers and calls a → b → c → target.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use testkit::require;
+
+fn wasmprobe(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args(args)
+        .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
+        .output()
+        .expect("run wasmprobe")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn ok(o: &Output) -> String {
+    assert!(o.status.success(), "stdout:\n{}\nstderr:\n{}", text(&o.stdout), text(&o.stderr));
+    text(&o.stdout)
+}
+
+/// The test plugin (guest-examples/stackdump), built by build.rs.
+fn stackdump() -> String {
+    PathBuf::from(env!("OUT_DIR")).join("guests").join("stackdump.wasm").to_str().unwrap().to_string()
+}
+
+const PROG: &str = r#"
+#include <fcntl.h>
+#include <unistd.h>
+__attribute__((noinline)) int target(int x) { return x * 2 + 1; }
+__attribute__((noinline)) int c(int x) { return target(x) + 1; }
+__attribute__((noinline)) int b(int x) { return c(x) + 1; }
+__attribute__((noinline)) int a(int x) { return b(x) + 1; }
+int main(void) {
+    int s = 0;
+    for (int i = 0; i < 3; i++) s += a(i);
+    int fd = open("/dev/null", O_RDONLY);
+    close(fd);
+    return s == 0;
+}
+"#;
+
+/// The test program, built with frame pointers and without optimisation (and without CET's
+/// `endbr64`, so every function starts `push %rbp; mov %rsp,%rbp`: 4 bytes).
+fn build_prog(dir: &Path) -> PathBuf {
+    let src = dir.join("prog.c");
+    std::fs::write(&src, PROG).unwrap();
+    let exe = dir.join("prog");
+    let o = Command::new("cc")
+        .args(["-fno-omit-frame-pointer", "-O0", "-fcf-protection=none", "-o"])
+        .arg(&exe)
+        .arg(&src)
+        .output()
+        .expect("a C compiler (cc)");
+    assert!(o.status.success(), "cc: {}", text(&o.stderr));
+    exe
+}
+
+/// `name -> (start, end)` of the program's functions (file offsets = link addresses of a PIE).
+fn functions(exe: &Path) -> BTreeMap<String, (u64, u64)> {
+    let o = Command::new("nm").args(["-S", "--defined-only"]).arg(exe).output().expect("nm");
+    let mut out = BTreeMap::new();
+    for l in text(&o.stdout).lines() {
+        let f: Vec<&str> = l.split_whitespace().collect();
+        if f.len() == 4 && (f[2] == "T" || f[2] == "t") {
+            let start = u64::from_str_radix(f[0], 16).unwrap();
+            let size = u64::from_str_radix(f[1], 16).unwrap();
+            out.insert(f[3].to_string(), (start, start + size));
+        }
+    }
+    out
+}
+
+/// The function of `funcs` holding `addr`.
+fn function_of(funcs: &BTreeMap<String, (u64, u64)>, addr: u64) -> Option<&str> {
+    funcs.iter().find(|(_, &(lo, hi))| addr >= lo && addr < hi).map(|(n, _)| n.as_str())
+}
+
+/// One event as stackdump prints it: the header line, kernel and user frames.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Ev {
+    head: String,
+    k: Vec<(u64, String)>,
+    u: Vec<(u64, String)>,
+}
+
+fn events(out: &str) -> Vec<Ev> {
+    let mut evs: Vec<Ev> = Vec::new();
+    for l in out.lines() {
+        if l.starts_with("event ") {
+            evs.push(Ev { head: l.to_string(), k: vec![], u: vec![] });
+        } else if let Some(rest) = l.strip_prefix("  k ").or_else(|| l.strip_prefix("  u ")) {
+            let (addr, sym) = rest.split_once(' ').unwrap();
+            let addr = u64::from_str_radix(addr.trim_start_matches("0x"), 16).unwrap();
+            let ev = evs.last_mut().expect("frames follow their event");
+            match l.as_bytes()[2] {
+                b'k' => ev.k.push((addr, sym.to_string())),
+                _ => ev.u.push((addr, sym.to_string())),
+            }
+        }
+    }
+    evs
+}
+
+/// The user frames of a uprobe at `target+4` are target, c, b, a, main: checked on the raw
+/// addresses against the program's symbol table (the load base is the first frame's distance
+/// from `target+4`), and on the names when the host symbolizes them.
+fn assert_target_c_b_a_main(ev: &Ev, funcs: &BTreeMap<String, (u64, u64)>) {
+    assert!(ev.head.contains("truncated=0"), "{ev:?}");
+    assert!(ev.u.len() >= 5, "{ev:?}");
+    let base = ev.u[0].0 - (funcs["target"].0 + 4);
+    let names: Vec<&str> = ev.u[..5].iter().map(|(a, _)| function_of(funcs, a - base).unwrap_or("?")).collect();
+    assert_eq!(names, ["target", "c", "b", "a", "main"], "{ev:?}");
+    let symbolized: Vec<&str> = ev.u[..5].iter().map(|(_, s)| s.split('+').next().unwrap()).collect();
+    if symbolized.iter().any(|s| *s != "?") {
+        assert_eq!(symbolized, ["target", "c", "b", "a", "main"], "{ev:?}");
+    }
+}
+
+#[test]
+fn a_uprobe_with_a_user_stack_sees_target_c_b_a_main_live_and_in_replay() {
+    require!(root, tracefs, uprobes);
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_prog(dir.path());
+    let funcs = functions(&exe);
+    let target = format!("{}:target+4", exe.display());
+    let dat = dir.path().join("stacks.dat");
+    let d = dat.to_str().unwrap();
+    let plugin = stackdump();
+    let target_arg = format!("target={target}");
+    let args = ["--arg", "kind=uprobe", "--arg", &target_arg, "--arg", "stacks=user"];
+    let mut live_args = vec!["record", "-o", d, "--plugin", &plugin];
+    live_args.extend(args);
+    live_args.extend(["--", exe.to_str().unwrap()]);
+    let live = wasmprobe(&live_args);
+    let live_out = text(&live.stdout);
+    assert_eq!(live.status.code(), Some(0), "{live_out}\n{}", text(&live.stderr));
+    assert!(!text(&live.stderr).contains("warning"), "{}", text(&live.stderr));
+    let evs = events(&live_out);
+    assert_eq!(evs.len(), 3, "{live_out}");
+    assert!(live_out.contains("events=3 with_kstack=0 with_ustack=3"), "{live_out}");
+    for ev in &evs {
+        assert!(ev.k.is_empty(), "{ev:?}");
+        assert_target_c_b_a_main(ev, &funcs);
+    }
+    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
+
+    // The replay (the program is long gone) delivers the same stacks.
+    let mut replay_args = vec!["run", &plugin];
+    replay_args.extend(args);
+    replay_args.extend(["--replay", d]);
+    let replay = wasmprobe(&replay_args);
+    let replay_out = ok(&replay);
+    assert_eq!(events(&replay_out), evs, "{replay_out}");
+
+    // trace-cmd reads the stack records we recorded: one user stack after each event, whose
+    // frames are those the plugin got.
+    if let Ok(tc) = Command::new("trace-cmd").args(["report", "-i", d]).output() {
+        let report = ok(&tc);
+        assert_eq!(report.matches(" user_stack: ").count(), 3, "{report}");
+        for (addr, _) in evs.iter().flat_map(|e| &e.u) {
+            assert!(report.contains(&format!("=> {addr:#x}\n")), "{addr:#x} not in:\n{report}");
+        }
+    }
+}
+
+/// Symbols of /proc/kallsyms (text only), sorted by address.
+fn kallsyms() -> Vec<(u64, String)> {
+    let mut syms: Vec<(u64, String)> = std::fs::read_to_string("/proc/kallsyms")
+        .unwrap()
+        .lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let addr = u64::from_str_radix(f.next()?, 16).ok()?;
+            let kind = f.next()?;
+            let name = f.next()?;
+            matches!(kind, "t" | "T").then(|| (addr, name.to_string()))
+        })
+        .collect();
+    syms.sort();
+    syms
+}
+
+fn kernel_symbol(syms: &[(u64, String)], addr: u64) -> Option<&str> {
+    let i = syms.partition_point(|(a, _)| *a <= addr);
+    (i > 0).then(|| syms[i - 1].1.as_str())
+}
+
+#[test]
+fn a_kernel_stack_on_sys_enter_openat_holds_the_syscall_entry_path() {
+    require!(root, tracefs);
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_prog(dir.path());
+    let plugin = stackdump();
+    let out = wasmprobe(&[
+        "run",
+        &plugin,
+        "--arg",
+        "kind=tracepoint",
+        "--arg",
+        "target=syscalls:sys_enter_openat",
+        "--arg",
+        "stacks=kernel",
+        "--arg",
+        "filter=flags == 0",
+        "--",
+        exe.to_str().unwrap(),
+    ]);
+    let out_text = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out_text}\n{}", text(&out.stderr));
+    assert!(!text(&out.stderr).contains("could not be matched"), "{}", text(&out.stderr));
+    let evs = events(&out_text);
+    assert!(!evs.is_empty(), "{out_text}");
+    let syms = kallsyms();
+    assert!(syms.len() > 1000 && syms[0].0 != 0, "kallsyms without addresses");
+    for ev in &evs {
+        assert!(!ev.k.is_empty() && ev.u.is_empty(), "{ev:?}");
+        let names: Vec<&str> = ev.k.iter().map(|(a, _)| kernel_symbol(&syms, *a).unwrap_or("?")).collect();
+        assert!(names.contains(&"do_syscall_64"), "{names:?}");
+        assert!(names.iter().any(|n| n.starts_with("entry_SYSCALL_64")), "{names:?}");
+        // When the host symbolizes, it names the same functions.
+        for ((_, sym), want) in ev.k.iter().zip(&names) {
+            if sym != "?" {
+                assert_eq!(sym.split('+').next().unwrap(), *want, "{ev:?}");
+            }
+        }
+    }
+    assert!(out_text.contains(&format!("with_kstack={}", evs.len())), "{out_text}");
+    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
+}
+
+#[test]
+fn the_stacktrace_trigger_is_in_our_instance_only_while_tracing() {
+    require!(root, tracefs);
+    // A run that is stopped by its duration, with the trigger's file read while it runs.
+    let plugin = stackdump();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args(["run", &plugin, "--arg", "kind=tracepoint", "--arg", "target=raw_syscalls:sys_enter"])
+        .args(["--arg", "stacks=kernel", "--arg", "filter=common_pid == 1", "--duration", "3s"])
+        .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let prefix = format!("wasmprobe-{}-", child.id());
+    let trigger = testkit::poll_text(
+        || {
+            std::fs::read_dir("/sys/kernel/tracing/instances")
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with(&prefix))
+                .map(|e| {
+                    std::fs::read_to_string(e.path().join("events/raw_syscalls/sys_enter/trigger")).unwrap_or_default()
+                })
+                .collect()
+        },
+        |t| t.contains("stacktrace:"),
+        60,
+    );
+    assert!(trigger.contains("stacktrace:unlimited if common_pid == 1"), "{trigger}");
+    let top = std::fs::read_to_string("/sys/kernel/tracing/events/raw_syscalls/sys_enter/trigger").unwrap();
+    assert!(!top.contains("stacktrace:"), "{top}");
+    assert!(child.wait().unwrap().success());
+    assert_eq!(testkit::leftovers(child.id()), Vec::<String>::new());
+}
+
+#[test]
+fn a_plugin_built_against_wit_0_1_1_still_runs() {
+    require!(root, tracefs);
+    let old = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/syscount-wit-0.1.1.wasm");
+    let wasm = std::fs::read(old).unwrap();
+    let imports = String::from_utf8_lossy(&wasm);
+    assert!(imports.contains("wasmprobe:plugin/output@0.1.1") && !imports.contains("@0.1.2"), "not a 0.1.1 build");
+    let out = wasmprobe(&["run", old, "--", "sh", "-c", "cat /dev/null"]);
+    let o = ok(&out);
+    assert!(o.starts_with("Top 10 syscalls by count:\n SYSCALL      COUNT\n"), "{o}");
+    assert!(o.lines().any(|l| l.split_whitespace().nth(1) == Some("cat")), "{o}");
+}
