@@ -98,6 +98,65 @@ fn every_read_mode_hands_over_each_event_once() {
     });
 }
 
+/// Counts records of event `id` from thread `tid` in `bytes`, whole sub-buffers back to back.
+fn count_in(bytes: &[u8], subbuf: usize, hdr: &PageHeader, ev: &EventHeader, id: u16, tid: i32) -> usize {
+    assert!(bytes.len().is_multiple_of(subbuf), "whole sub-buffers only");
+    let mut n = 0;
+    for page in bytes.chunks(subbuf) {
+        for rec in SubBuffer::with_event_header(page, hdr, ev).unwrap().records() {
+            let d = rec.unwrap().data;
+            if u16::from_ne_bytes([d[0], d[1]]) == id && i32::from_ne_bytes([d[4], d[5], d[6], d[7]]) == tid {
+                n += 1;
+            }
+        }
+    }
+    n
+}
+
+#[test]
+fn splice_to_moves_the_full_pages_to_a_file_and_read_the_rest() {
+    let t = require!(root, tracefs).tracefs();
+    let top = Instance::top(&t);
+    let hdr = PageHeader::parse(&top.read_file("events/header_page").unwrap(), Endian::native()).unwrap();
+    let ev = EventHeader::parse(&top.read_file("events/header_event").unwrap()).unwrap();
+    let id = parse_id(&event_format(&t, "syscalls", "sys_enter_getppid").unwrap()).unwrap();
+    let path = std::env::temp_dir().join(format!("wasmprobe-splice-to-{}", std::process::id()));
+    std::thread::scope(|s| {
+        s.spawn(|| {
+            pin_to_cpu0();
+            let tid = nix::unistd::gettid().as_raw();
+            let inst = Instance::create(&t, &instance_name("splice-to")).unwrap();
+            inst.set_buffer_size_kb(512, None).unwrap();
+            let mut reader = CpuReader::open_with(&inst, 0, true, ReadMode::Splice).unwrap();
+            let subbuf = reader.subbuf_size();
+            let mut out = std::fs::File::create(&path).unwrap();
+            // A plain reader cannot splice.
+            let mut plain = CpuReader::open(&inst, 0, true).unwrap();
+            assert_eq!(plain.splice_to(std::os::fd::AsFd::as_fd(&out), usize::MAX).unwrap_err().errno(), Errno::EINVAL);
+            inst.event_enable(Some("syscalls"), Some("sys_enter_getppid")).unwrap();
+            getppid_n(3000);
+            let moved = reader.splice_to(std::os::fd::AsFd::as_fd(&out), usize::MAX).unwrap();
+            assert!(moved >= 2 * subbuf && moved.is_multiple_of(subbuf), "moved {moved} bytes");
+            // Only full pages: nothing more to move until a page fills.
+            assert_eq!(reader.splice_to(std::os::fd::AsFd::as_fd(&out), usize::MAX).unwrap(), 0);
+            getppid_n(5);
+            inst.event_disable(None, None).unwrap();
+            let mut buf = vec![0u8; subbuf];
+            loop {
+                let n = reader.read_subbuf(&mut buf).unwrap();
+                if n == 0 {
+                    break;
+                }
+                std::io::Write::write_all(&mut out, &buf[..n]).unwrap();
+            }
+            drop(out);
+            let bytes = std::fs::read(&path).unwrap();
+            std::fs::remove_file(&path).unwrap();
+            assert_eq!(count_in(&bytes, subbuf, &hdr, &ev, id, tid), 3005, "every getppid exactly once");
+        });
+    });
+}
+
 /// Makes events on CPU 0 (getppid from a thread pinned there) in `inst`, so that a read
 /// waiting on CPU 0's buffer finds data.
 fn feed_cpu0(inst: &Instance, calls: usize) {

@@ -115,8 +115,14 @@ impl CpuReader {
             ReadMode::Splice => {
                 let (r, w) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC | nix::fcntl::OFlag::O_NONBLOCK)
                     .map_err(|e| Error::new(e, "cannot make a pipe for splice"))?;
-                // A pipe holds 16 pages by default; one sub-buffer must fit.
-                let _ = nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(subbuf_size.max(page_size()) as i32));
+                // A pipe holds 16 pages by default; one sub-buffer must fit, and a larger pipe
+                // lets [`CpuReader::splice_to`] move more pages per call (1 MiB is the
+                // unprivileged limit by default; refused: the default stays).
+                let want = (1usize << 20).max(subbuf_size).max(page_size());
+                if nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(want as i32)).is_err() {
+                    let _ =
+                        nix::fcntl::fcntl(&w, nix::fcntl::FcntlArg::F_SETPIPE_SZ(subbuf_size.max(page_size()) as i32));
+                }
                 Mode::Splice { pipe_r: File::from(r), pipe_w: w }
             }
             ReadMode::Mmap => Mode::Mmap(
@@ -195,6 +201,48 @@ impl CpuReader {
         } else {
             Wait::TimedOut
         })
+    }
+
+    /// Moves every full sub-buffer the kernel has for this CPU, up to `max` bytes, to `out`
+    /// without copying it through our memory: `splice(2)` into the reader's pipe, then from the
+    /// pipe to `out` (at its file position), as many pages per call as the pipe holds. Returns
+    /// the bytes moved (whole sub-buffers), 0 when no page is full. A [`ReadMode::Splice`]
+    /// reader only (`EINVAL` otherwise); partial pages are left for
+    /// [`read_subbuf`](Self::read_subbuf).
+    pub fn splice_to(&mut self, out: BorrowedFd<'_>, max: usize) -> Result<usize> {
+        let cpu = self.cpu;
+        let Mode::Splice { pipe_r, pipe_w } = &mut self.mode else {
+            return Err(Error::new(Errno::EINVAL, format!("CPU {cpu}'s reader does not splice")));
+        };
+        let flags = nix::fcntl::SpliceFFlags::SPLICE_F_NONBLOCK | nix::fcntl::SpliceFFlags::SPLICE_F_MOVE;
+        // The kernel takes whole pages only; the pipe's capacity bounds one call.
+        let room = nix::fcntl::fcntl(&*pipe_w, nix::fcntl::FcntlArg::F_GETPIPE_SZ).map_or(page_size(), |n| n as usize);
+        let unit = self.subbuf_size.max(page_size());
+        let mut moved = 0;
+        while moved + unit <= max {
+            let want = (max - moved).min(room) / unit * unit;
+            let n = match nix::fcntl::splice(self.file.as_fd(), None, pipe_w.as_fd(), None, want, flags) {
+                Ok(0) | Err(Errno::EAGAIN) => break,
+                Ok(n) => n,
+                Err(Errno::EINTR) => continue,
+                Err(e) => return Err(Error::new(e, format!("cannot splice CPU {cpu}'s buffer"))),
+            };
+            let mut left = n;
+            while left > 0 {
+                match nix::fcntl::splice(pipe_r.as_fd(), None, out, None, left, nix::fcntl::SpliceFFlags::SPLICE_F_MOVE)
+                {
+                    Ok(0) => return Err(Error::new(Errno::EIO, format!("CPU {cpu}'s pages stuck in the pipe"))),
+                    Ok(k) => left -= k,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(Error::new(e, format!("cannot write CPU {cpu}'s pages"))),
+                }
+            }
+            moved += n;
+            if n < want {
+                break;
+            }
+        }
+        Ok(moved)
     }
 
     fn try_read_chunk(&mut self, buf: &mut [u8]) -> Result<Option<Chunk>> {

@@ -117,6 +117,13 @@ impl Pipeline {
         self.pump.set_tap(tap);
     }
 
+    /// Has the readers splice every page of CPU `n` straight to `files[n]`, decoding nothing
+    /// (a recording nothing reads live: [`Pump::open_raw`]). Before the events are enabled.
+    pub fn record_raw(&mut self, files: Vec<std::fs::File>) -> Result<()> {
+        self.pump = Pump::open_raw(self.session.instance(), files)?;
+        Ok(())
+    }
+
     /// Spawns the command (held), follows it or `opts.pid`, enables the events, releases the
     /// command, and pumps records into `sink` until the end; then disables the events and
     /// drains what the buffers still hold into `sink`. The command's stdout goes where

@@ -30,6 +30,8 @@ use tracefs::{CpuReader, Instance};
 
 use crate::plugin::StackKinds;
 use crate::session::{ProbeIds, Session};
+
+mod raw;
 use crate::stacks::{EventStacks, StackMatcher, StackStats};
 
 /// Where decoded records go.
@@ -117,7 +119,8 @@ fn route_stacked(
     })
 }
 
-/// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file).
+/// Sees every raw sub-buffer as read, with its CPU (a recorder writes them to a file): one or
+/// more whole sub-buffers, back to back, in the order read.
 pub type PageTap = Box<dyn FnMut(usize, &[u8]) -> std::io::Result<()>>;
 
 /// The pages of one CPU's part of round `gen`.
@@ -167,11 +170,24 @@ pub struct Pump {
     cpus: usize,
     /// Call stacks to attach to their events, when a probe asked for them.
     stacks: Option<StackRouting>,
+    /// For a raw recording ([`Pump::open_raw`]): where the kernel counts the events.
+    raw: Option<raw::RawCounts>,
 }
 
 impl Pump {
     /// Opens every CPU's `trace_pipe_raw` of `instance` and starts a reader thread for each.
     pub fn open(instance: &Instance) -> Result<Pump> {
+        Self::start(instance, None)
+    }
+
+    /// A pump whose readers splice every page of CPU `n` to `files[n]` instead of handing it
+    /// to a sink (see [`raw`]): a recording that nothing reads live. Its sink sees no record;
+    /// [`Pump::records`] and [`Pump::lost`] are the kernel's counts, after [`Pump::finish`].
+    pub fn open_raw(instance: &Instance, files: Vec<std::fs::File>) -> Result<Pump> {
+        Self::start(instance, Some(files))
+    }
+
+    fn start(instance: &Instance, raw_to: Option<Vec<std::fs::File>>) -> Result<Pump> {
         let t = instance.tracefs();
         let page_text = tracefs::read_text(&t.file("events/header_page")).context("reading header_page")?;
         let event_text = tracefs::read_text(&t.file("events/header_event")).context("reading header_event")?;
@@ -179,7 +195,11 @@ impl Pump {
         let page_header = PageHeader::parse(&page_text, Endian::native())?.with_subbuf_size(subbuf)?;
         let event_header = EventHeader::parse(&event_text)?;
         let cpus = instance.cpu_count()?;
-        let readers = (0..cpus).map(|c| CpuReader::open(instance, c, true)).collect::<tracefs::Result<Vec<_>>>()?;
+        let mode = if raw_to.is_some() { tracefs::ReadMode::Splice } else { tracefs::ReadMode::Read };
+        let readers =
+            (0..cpus).map(|c| CpuReader::open_with(instance, c, true, mode)).collect::<tracefs::Result<Vec<_>>>()?;
+        let raw = raw_to.as_ref().map(|_| raw::RawCounts::new(instance, cpus));
+        let mut outs = raw_to.map(Vec::into_iter);
         let (round_tx, rounds) = unbounded();
         let (spare, spare_rx) = bounded(SPARES * cpus.max(1));
         let (tid_tx, tid_rx) = bounded(cpus.max(1));
@@ -208,9 +228,13 @@ impl Pump {
                 wake,
             };
             let tid_tx = tid_tx.clone();
+            let out = match &mut outs {
+                Some(files) => Some(files.next().with_context(|| format!("no file to record CPU {cpu} to"))?),
+                None => None,
+            };
             let thread = std::thread::Builder::new()
                 .name(format!("wasmprobe-cpu{cpu}"))
-                .spawn(move || reader_thread(cpu, reader, shared, tid_tx))
+                .spawn(move || reader_thread(cpu, reader, shared, tid_tx, out))
                 .context("starting a reader thread")?;
             threads.push(thread);
         }
@@ -241,6 +265,7 @@ impl Pump {
             next_gen: 1,
             cpus,
             stacks: None,
+            raw,
         })
     }
 
@@ -315,6 +340,9 @@ impl Pump {
         for t in self.threads.drain(..) {
             t.join().map_err(|_| anyhow!("a reader thread panicked"))?;
         }
+        if let Some(raw) = &self.raw {
+            (self.records, self.lost) = raw.read()?;
+        }
         Ok(())
     }
 
@@ -332,11 +360,9 @@ impl Pump {
             self.queued.fetch_sub(r.used, Ordering::Relaxed);
         }
         if let Some(tap) = &mut self.tap {
-            for r in &rounds {
-                for &(start, len) in &r.pages {
-                    tap(r.cpu as usize, &r.arena[start..start + len])
-                        .with_context(|| format!("saving CPU {}'s pages", r.cpu))?;
-                }
+            // A part's pages are back to back in its arena: one write for all of them.
+            for r in rounds.iter().filter(|r| r.used > 0) {
+                tap(r.cpu as usize, &r.arena[..r.used]).with_context(|| format!("saving CPU {}'s pages", r.cpu))?;
             }
         }
         // Each part is one CPU's pages, its records in time order. Merge them by timestamp,
@@ -455,7 +481,7 @@ struct Shared {
     wake: OwnedFd,
 }
 
-fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i32>) {
+fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i32>, raw_to: Option<std::fs::File>) {
     let tid = nix::unistd::gettid().as_raw();
     let _ = tid_tx.send(tid);
     drop(tid_tx);
@@ -474,6 +500,9 @@ fn reader_thread(cpu: usize, mut reader: CpuReader, sh: Shared, tid_tx: Sender<i
         if libc::sched_setscheduler(tid, libc::SCHED_FIFO, &param) != 0 {
             libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, -10);
         }
+    }
+    if let Some(out) = raw_to {
+        return raw::reader_loop(cpu, reader, &sh, out);
     }
     let ph = sh.page_header;
     // The last round this reader has sent its part of.

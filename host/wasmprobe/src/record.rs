@@ -137,6 +137,12 @@ impl Recorder {
 }
 
 impl Recorder {
+    /// The scratch files, by CPU, for readers that write to them themselves
+    /// ([`crate::pipeline::Pipeline::record_raw`]).
+    pub fn files(&self) -> Result<Vec<std::fs::File>> {
+        self.files.iter().map(|f| Ok(f.lock().unwrap().try_clone()?)).collect()
+    }
+
     /// The page tap that writes each page read to its CPU's scratch file.
     pub fn tap(&self) -> PageTap {
         let files = self.files.clone();

@@ -194,7 +194,11 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
         None => None,
     };
     if let Some(r) = &recorder {
-        pipeline.set_tap(r.tap());
+        match loaded.is_none() && perfetto.is_none() {
+            // Nothing reads the records live: the readers splice the pages to the files.
+            true => pipeline.record_raw(r.files()?)?,
+            false => pipeline.set_tap(r.tap()),
+        }
     }
     let command_stdout = plugin_opts.map_or(CommandStdout::Inherit, PluginOptions::command_stdout);
     let mut null = NullSink;

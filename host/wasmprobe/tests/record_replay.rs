@@ -122,6 +122,10 @@ fn trace_cmd_reads_our_recordings_like_we_do() {
             assert_eq!(x, y, "v{version}, line {}", i + 1);
         }
         assert_eq!(a.lines().count(), b.lines().count(), "v{version}");
+        // The count it gives (the kernel's, the pages are not decoded) is what the file holds.
+        let said = String::from_utf8_lossy(&rec.stderr).into_owned();
+        let events = a.lines().filter(|l| !l.starts_with("cpus=")).count();
+        assert_eq!(said, format!("wasmprobe: recorded {events} events to {d} (0 lost)\n"), "v{version}");
         assert!(a.contains("sched_process_exec:") && a.contains("filename=/usr/bin/cat"), "{a}");
     }
 }
