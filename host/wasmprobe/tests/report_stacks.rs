@@ -2,7 +2,7 @@
 //! call stacks that trace-cmd records here: kernel stacks after each event (`record -T`, a
 //! `kernel_stack` record of as many frames as the kernel saved, printed as `<stack trace >`
 //! and `=> name (address)` lines) and user stacks (`-O userstacktrace`, `user_stack`
-//! records).
+//! records), and stacks that `wasmprobe record` captured for a plugin that asked for them.
 //!
 //! Needs root, tracefs, trace-cmd and unshare (testkit: a skip on a laptop, a failure in CI).
 //! trace-cmd runs in a private mount namespace where the function-tracer control files this
@@ -235,4 +235,50 @@ fn user_and_kernel_stacks_of_the_userstacktrace_option_print_as_trace_cmd_prints
     assert!(users > 20, "too few user stacks recorded ({users}):\n{theirs}");
     assert!(!kernel_stack_depths(&theirs).is_empty(), "no kernel stacks recorded:\n{theirs}");
     assert_same(&ours, &theirs, "user and kernel stacks (record -T -O userstacktrace, v6)");
+}
+
+/// The test plugin of tests/stacks.rs (guest-examples/stackdump), built by build.rs: one
+/// probe with the stacks `--arg stacks=` asks for.
+fn stackdump() -> PathBuf {
+    PathBuf::from(env!("OUT_DIR")).join("guests").join("stackdump.wasm")
+}
+
+#[test]
+fn stacks_recorded_by_wasmprobe_record_print_as_trace_cmd_prints_them() {
+    let _ready = testkit::require!(root, tracefs, trace_cmd);
+    let dir = tempfile::tempdir().unwrap();
+    let dat = dir.path().join("ours.dat");
+    // Kernel stacks through our instance's stacktrace trigger, user stacks through its
+    // userstacktrace option, on every context switch of the command.
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args(["record", "-o"])
+        .arg(&dat)
+        .arg("--plugin")
+        .arg(stackdump())
+        .args(["--arg", "kind=tracepoint", "--arg", "target=sched:sched_switch", "--arg", "stacks=both"])
+        .args(["--", "sh", "-c", "sleep 0.05; ls -R /usr/share/doc >/dev/null; sleep 0.02"])
+        .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run wasmprobe record");
+    let pid = child.id();
+    let r = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert_eq!(r.status.code(), Some(0), "wasmprobe record failed:\n{stderr}");
+    assert!(stderr.contains(" events to ") && stderr.contains("(0 lost)"), "{stderr}");
+    assert_eq!(testkit::leftovers(pid), Vec::<String>::new(), "wasmprobe record left tracing state behind");
+
+    let theirs = trace_cmd_report(&dat);
+    let ours = wasmprobe_report(&dat);
+    let depths = kernel_stack_depths(&theirs);
+    let switches = theirs.lines().filter(|l| l.contains(" sched_switch: ")).count();
+    let users = theirs.lines().filter(|l| l.contains(" user_stack: ")).count();
+    assert!(switches >= 3, "too few switches recorded:\n{theirs}");
+    // Each switch has its kernel stack (the trigger is on sched_switch alone) and its user
+    // stack (the option covers every event of the instance).
+    assert_eq!(depths.len(), switches, "{theirs}");
+    assert!(users >= switches, "{users} user stacks for {switches} switches:\n{theirs}");
+    assert!(depths.iter().any(|&d| d > 8), "no stack deeper than 8 frames: {depths:?}");
+    assert_same(&ours, &theirs, "stacks recorded by wasmprobe record");
 }
