@@ -301,27 +301,35 @@ fn untrace_own_threads(pipeline: &Pipeline) {
 }
 
 /// Command names for an agent's plugin, as `run` gives them: `/proc/PID/comm`, else (the
-/// process is gone) the kernel's `saved_cmdlines`, read at most once per batch: a batch with
-/// many processes that have exited (a busy build) reads and parses the file once, not once
-/// for each.
+/// process is gone) the kernel's `saved_cmdlines`. The file (thousands of lines) is read at
+/// most once per batch, and a copy read less than [`SAVED_FRESH`] ago answers for the pids it
+/// has: on a node where processes come and go all the time (a build), reading and parsing it
+/// again for each one that exited was most of a plugin thread's own cost.
 struct BatchComm {
     tracefs: Tracefs,
     /// The number of the batch being delivered (the worker counts them).
     batch: Arc<AtomicU64>,
-    /// `saved_cmdlines` as read during batch number `.0`.
-    saved: Option<(u64, HashMap<i32, String>)>,
+    /// `saved_cmdlines` as read during batch number `.0`, at `.1`.
+    saved: Option<(u64, Instant, HashMap<i32, String>)>,
 }
+
+/// How long a copy of `saved_cmdlines` names the pids it has.
+const SAVED_FRESH: Duration = Duration::from_secs(1);
 
 impl crate::plugin::CommLookup for BatchComm {
     fn comm(&mut self, pid: i32) -> Option<String> {
         if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
             return Some(c.trim_end().to_string());
         }
-        let now = self.batch.load(Ordering::Relaxed);
-        if self.saved.as_ref().is_none_or(|(b, _)| *b != now) {
-            self.saved = tracefs::saved_cmdlines(&self.tracefs).ok().map(|m| (now, m));
+        let batch = self.batch.load(Ordering::Relaxed);
+        let usable = |(b, at, m): &(u64, Instant, HashMap<i32, String>)| {
+            *b == batch || (at.elapsed() < SAVED_FRESH && m.contains_key(&pid))
+        };
+        if !self.saved.as_ref().is_some_and(usable) {
+            let read = tracefs::saved_cmdlines(&self.tracefs).ok();
+            self.saved = read.map(|m| (batch, Instant::now(), m));
         }
-        self.saved.as_ref()?.1.get(&pid).cloned()
+        self.saved.as_ref()?.2.get(&pid).cloned()
     }
 }
 
