@@ -247,4 +247,123 @@ mod tests {
         let other = EventFormat::parse("test", fmt, Endian::Little).unwrap();
         assert!(StackFrames::of(&other, &d, 8, Endian::Little).is_none());
     }
+
+    /// Removes the test's instance (its event disabled first), even when the test fails.
+    struct Instance(std::path::PathBuf);
+
+    impl Drop for Instance {
+        fn drop(&mut self) {
+            for ev in ["syscalls/sys_enter_openat", "sched/sched_switch"] {
+                let _ = std::fs::write(self.0.join(format!("events/{ev}/enable")), "0");
+            }
+            let _ = std::fs::remove_dir(&self.0);
+        }
+    }
+
+    /// The stack blocks of a per-CPU `trace` text: each `<stack trace>` / `<user stack trace>`
+    /// (what follows the timestamp) with the ` => ` lines after it, in order.
+    fn kernel_blocks(trace: &str) -> Vec<String> {
+        let mut blocks: Vec<String> = Vec::new();
+        let mut open = false;
+        for line in trace.lines().filter(|l| !l.starts_with('#')) {
+            if let Some(b) = line.strip_prefix(" => ").filter(|_| open) {
+                let last = blocks.last_mut().unwrap();
+                last.push_str("\n => ");
+                last.push_str(b);
+                continue;
+            }
+            let info = line.split_once(": ").map_or("", |(_, info)| info);
+            open = info.starts_with("<stack trace>") || info.starts_with("<user stack trace>");
+            if open {
+                blocks.push(info.to_string());
+            }
+        }
+        blocks
+    }
+
+    /// Kernel and user stack records captured live print in the kernel dialect exactly as the
+    /// kernel's own `trace` file shows them, CPU by CPU.
+    #[test]
+    fn live_stack_records_print_as_the_kernels_trace_file() {
+        use crate::format::EventFormats;
+        use crate::header::PageHeader;
+        use crate::subbuf::SubBuffer;
+        use std::io::Read as _;
+        use std::os::unix::fs::OpenOptionsExt as _;
+
+        let t = testkit::require!(root, tracefs).tracefs();
+        let dir = t.path().join(format!("instances/wasmprobe-{}-stacktext", std::process::id()));
+        std::fs::create_dir(&dir).unwrap();
+        let inst = Instance(dir.clone());
+        let write = |f: &str, v: &str| std::fs::write(dir.join(f), v).unwrap_or_else(|e| panic!("{f}: {e}"));
+        write("options/stacktrace", "1");
+        write("options/userstacktrace", "1");
+        // Context switches have deep kernel stacks (more than the format's caller[8]).
+        let events = ["syscalls/sys_enter_openat", "sched/sched_switch"];
+        for ev in events {
+            write(&format!("events/{ev}/enable"), "1");
+        }
+        for _ in 0..20 {
+            let _ = std::fs::read("/etc/hostname");
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+        for ev in events {
+            write(&format!("events/{ev}/enable"), "0");
+        }
+
+        // Large reads: tracefs's header_page ends after a short first read.
+        let read = |f: &str| {
+            let mut h = std::fs::File::open(dir.join(f)).unwrap_or_else(|e| panic!("{f}: {e}"));
+            let (mut text, mut buf) = (Vec::new(), vec![0u8; 1 << 20]);
+            loop {
+                match h.read(&mut buf).unwrap_or_else(|e| panic!("{f}: {e}")) {
+                    0 => break String::from_utf8(text).unwrap(),
+                    n => text.extend_from_slice(&buf[..n]),
+                }
+            }
+        };
+        let header = PageHeader::parse(&read("events/header_page"), Endian::native()).unwrap();
+        let mut formats = EventFormats::new(header);
+        for ev in ["ftrace/kernel_stack", "ftrace/user_stack"].iter().chain(&events) {
+            let sys = ev.split('/').next().unwrap();
+            formats.add_format(sys, &read(&format!("events/{ev}/format"))).unwrap();
+        }
+        formats.parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap());
+        let page_size = read("buffer_subbuf_size_kb").trim().parse::<usize>().unwrap_or(4) * 1024;
+        let cpus = std::fs::read_dir(dir.join("per_cpu")).unwrap().count();
+        let (mut kernel_stacks, mut user_stacks, mut deepest) = (0, 0, 0);
+        for cpu in 0..cpus {
+            let want = kernel_blocks(&read(&format!("per_cpu/cpu{cpu}/trace")));
+            // Then the same records, consumed as pages (O_NONBLOCK: an empty buffer ends it).
+            let mut raw = std::fs::OpenOptions::new()
+                .read(true)
+                .custom_flags(0o4000)
+                .open(dir.join(format!("per_cpu/cpu{cpu}/trace_pipe_raw")))
+                .unwrap();
+            let mut got = Vec::new();
+            let mut page = vec![0u8; page_size];
+            while let Ok(n) = raw.read(&mut page) {
+                if n == 0 {
+                    break;
+                }
+                let sb = SubBuffer::new(&page[..n], formats.page_header()).unwrap();
+                for r in sb.records() {
+                    let r = r.unwrap();
+                    let ev = formats.for_record(r.data).unwrap();
+                    if StackKind::of(&ev.system, &ev.name).is_some() {
+                        let mut text = String::new();
+                        formats.print_info(r.data, &mut text);
+                        got.push(text);
+                    }
+                }
+            }
+            deepest = got.iter().map(|b| b.matches(" => ").count()).max().unwrap_or(0).max(deepest);
+            kernel_stacks += got.iter().filter(|b| b.starts_with("<stack trace>")).count();
+            user_stacks += got.iter().filter(|b| b.starts_with("<user stack trace>")).count();
+            assert_eq!(got, want, "CPU {cpu}");
+        }
+        drop(inst);
+        assert!(kernel_stacks >= 20 && user_stacks >= 20, "{kernel_stacks} kernel, {user_stacks} user stacks");
+        assert!(deepest > 8, "no stack deeper than 8 frames ({deepest})");
+    }
 }
