@@ -30,12 +30,19 @@ What the SDK takes care of (the traps of componentize-py):
 - Batches are walked with ``struct`` over one ``memoryview``; a plugin that overrides
   ``on_batch(batch)`` gets whole columns instead (``batch.column(probe, "id")``,
   ``batch.pids(probe)``): for fixed-size projected fields these are strided views of the
-  batch, counted at C speed by ``collections.Counter`` (the recommended path for counters).
+  batch. ``batch.count(probe, "id", into)`` and ``batch.count_pids(probe, into)`` count them
+  in C (the recommended path for counters): a column whose every value is the same (one
+  process making every call of the batch) costs a few byte compares, no Python per event.
+- The interpreter's objects at build time (the snapshot) are frozen out of the garbage
+  collector (``gc.freeze()``): a collection never walks, and so never copies, the whole
+  snapshot's heap (that walk was a fifth of a warm start).
 """
 
+import gc as _gc
 import struct as _struct
 import sys as _sys
 import traceback as _traceback
+from collections import _count_elements  # the C loop behind Counter.update, without its ABC check
 
 from componentize_py_types import Err as _Err
 from wit_world.imports import kernel as _kernel
@@ -299,6 +306,7 @@ class Batch:
         self._buf = buf
         self._probes = probes
         self._comms = comms
+        self._bytes = None
         self._uniform = self._find_uniform()
         self._walked = None
 
@@ -388,6 +396,122 @@ class Batch:
     def events(self):
         """Every event of the batch, in order (as ``on_event`` gets them)."""
         return _events(self._buf, self._probes, self._comms)
+
+    def _same(self, probe, at, size, signed):
+        """The one value of the ``size``-byte integer at ``at`` in every record, if the batch is
+        uniform (one probe, one record size) and every record holds the same value there;
+        else None. Compares byte lanes (``bytes`` sliced with a step) with their first byte
+        repeated: C loops over bytes, no Python per event."""
+        u = self._uniform
+        if not u or u[0] != probe:
+            return None
+        if self._bytes is None:
+            self._bytes = bytes(self._buf)
+        b, stride, n = self._bytes, u[1], u[2]
+        end = at + stride * (n - 1) + 1
+        value = bytearray(size)
+        for j in range(size):
+            lane = b[at + j:end + j:stride]
+            if lane != lane[:1] * n:
+                return None
+            value[j] = lane[0]
+        return int.from_bytes(value, "little", signed=signed)
+
+    def count(self, probe, name, into=None):
+        """Counts the values of field ``name`` of ``probe``'s events: adds each value's count
+        to ``into`` (a dict or ``Counter``; a new dict when None) and returns it.
+
+        For a fixed-size integer field of a uniform batch (see the class) this runs in C
+        loops over bytes: a field with one value in the whole batch costs a few compares; a
+        field whose values are in 0..65535 with few distinct ones (syscall ids, CPUs, small
+        codes) is counted one distinct value at a time (``bytes.translate`` deletes it, the
+        length tells how many there were). Otherwise, per value (``Counter``'s C loop)."""
+        into = {} if into is None else into
+        f = self._probes[probe].fields.get(name)
+        if f is not None and f.code and f.kind != _K.ARRAY and self._uniform and self._uniform[0] == probe:
+            at = HEADER_LEN + f.offset
+            v = self._same(probe, at, f.size, f.code.islower())
+            if v is not None:
+                into[v] = into.get(v, 0) + self._uniform[2]
+                return into
+            if (f.size >= 4 or not f.code.islower()) and _count_small(self._bytes, at, self._uniform[1], self._uniform[2], f.size, into):
+                return into
+        _count_elements(into, self.column(probe, name))
+        return into
+
+    def count_pids(self, probe, into=None):
+        """Counts ``probe``'s events per pid, as ``count`` does a field."""
+        into = {} if into is None else into
+        v = self._same(probe, 16, 4, True)
+        if v is not None:
+            into[v] = into.get(v, 0) + self._uniform[2]
+            return into
+        _count_elements(into, self.pids(probe))
+        return into
+
+_ZERO_LANES = {}
+_MASKS = {}
+
+
+def _mask_table(h):
+    t = _MASKS.get(h)
+    if t is None:
+        t = _MASKS[h] = bytes(0xFF if i == h else 0 for i in range(256))
+    return t
+
+
+def _each_byte(r, into, base, extra_zeros, budget):
+    """Counts each byte value of ``r`` into ``into`` (key ``base + value``), one distinct value
+    at a time: ``translate`` deletes it and the length tells how many there were. Zeros count
+    ``extra_zeros`` less. Returns the budget left (one per distinct value), -1 if it ran out."""
+    while r:
+        if budget == 0:
+            return -1
+        budget -= 1
+        v = r[0]
+        rest = r.translate(None, bytes((v,)))
+        c = len(r) - len(rest)
+        if v == 0:
+            c -= extra_zeros
+        if c:
+            into[base + v] = into.get(base + v, 0) + c
+        r = rest
+    return budget
+
+
+def _count_small(b, at, stride, n, size, into, budget=16):
+    """Adds to ``into`` the counts of the little-endian ``size``-byte integers at
+    ``b[at + i*stride]`` (i < n) if every one is in 0..65535 and there are at most ``budget``
+    distinct ones; else adds nothing and returns False. C loops over byte lanes only: a lane is
+    ``b`` sliced with a step; the values whose high byte is ``h`` are picked out of the low
+    lane by an AND of big integers with a mask made by ``translate``."""
+    zeros = _ZERO_LANES.get(n)
+    if zeros is None:
+        zeros = _ZERO_LANES[n] = bytes(n)
+    end = at + stride * (n - 1) + 1
+    for j in range(2, size):
+        if b[at + j:end + j:stride] != zeros:
+            return False
+    lo = b[at:end:stride]
+    hi = b[at + 1:end + 1:stride] if size > 1 else zeros
+    out = {}
+    if hi == zeros:
+        if _each_byte(lo, out, 0, 0, budget) < 0:
+            return False
+    else:
+        highs = {}
+        if _each_byte(hi, highs, 0, 0, 4) < 0:
+            return False
+        low = int.from_bytes(lo, "little")
+        for h, nh in highs.items():
+            mask = int.from_bytes(hi.translate(_mask_table(h)), "little")
+            picked = (low & mask).to_bytes(n, "little")
+            budget = _each_byte(picked, out, h << 8, n - nh, budget)
+            if budget < 0:
+                return False
+    for k, c in out.items():
+        into[k] = into.get(k, 0) + c
+    return True
 
 
 def _events(buf, probes, comms):
@@ -520,4 +644,10 @@ def export(cls):
                 raise _error("finish", e) from None
 
     WitWorld.__name__ = WitWorld.__qualname__ = "WitWorld"
+    # Called at module level while componentize-py snapshots the interpreter: everything alive
+    # now (the interpreter, the SDK, the plugin's module) is never collected, so a collection
+    # during the run walks only what the run allocated, not (and so does not copy) the whole
+    # snapshot's memory.
+    _gc.collect()
+    _gc.freeze()
     return WitWorld

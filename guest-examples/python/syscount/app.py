@@ -2,8 +2,8 @@
 per process and per syscall id; the top of both tables at the end. The same arguments and
 output as the Rust syscount (guest-examples/syscount).
 
-It uses the SDK's columnar path: ``on_batch`` counts whole columns of the batch with
-``collections.Counter`` instead of one Python call per event.
+It uses the SDK's columnar path: ``on_batch`` counts whole columns of the batch
+(``batch.count``, ``batch.count_pids``) in C instead of one Python call per event.
 """
 
 from collections import Counter
@@ -31,8 +31,8 @@ class Syscount(Plugin):
     def on_batch(self, batch):
         if timeline.enabled():
             self.draw(batch.ts(self.enter))
-        self.by_id.update(batch.column(self.enter, "id"))
-        for pid, n in Counter(batch.pids(self.enter)).items():
+        batch.count(self.enter, "id", self.by_id)
+        for pid, n in batch.count_pids(self.enter).items():
             seen = self.by_pid.get(pid)
             if seen is None:
                 self.by_pid[pid] = [batch.comm(pid), n]
