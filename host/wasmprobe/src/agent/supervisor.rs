@@ -902,3 +902,68 @@ pub fn check(config_path: &Path) -> Result<String> {
     }
     Ok(format!("config {}: valid, {} plugin(s)", config_path.display(), specs.len()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A wired slot for plugin `name` whose queue holds `queue` batches.
+    fn slot(name: &str, queue: usize) -> (Slot, Receiver<ToWorker>) {
+        let config = Config::parse(&format!("[[plugin]]\nname = \"{name}\"\nsource = \"syscount\"\n")).unwrap();
+        let mut s = Slot::new(config.validate().unwrap().remove(0));
+        let (tx, rx) = bounded(queue);
+        s.tx = Some(tx);
+        s.feed = Some(0);
+        (s, rx)
+    }
+
+    fn batch(m: ToWorker) -> (Arc<BatchWriter>, u64) {
+        match m {
+            ToWorker::Batch(b, lost, _) => (b, lost),
+            ToWorker::Layouts(_) => panic!("a batch was expected"),
+        }
+    }
+
+    #[test]
+    fn a_feed_packs_once_for_its_plugins_and_a_full_queue_drops_for_its_plugin_alone() {
+        let metrics = AgentMetrics::new("n", &[], Arc::new(PluginMetrics::default()));
+        let ((a, ra), (b, rb)) = (slot("a", 4), slot("b", 1));
+        let feed = Feed { sig: vec![(0, None)], batch: BatchWriter::new(), members: vec![0, 1] };
+        let mut router = Router {
+            slots: vec![Some(a), Some(b)],
+            feeds: vec![Some(feed)],
+            consumers: vec![vec![(0, 0)]],
+            spare: bounded(4),
+            metrics: metrics.clone(),
+            read: Vec::new(),
+            read_reported: Vec::new(),
+            lost_reported: Vec::new(),
+        };
+        router.record(0, 0, 7, 1, &[1, 2, 3, 4]).unwrap();
+        router.record(0, 1, 8, 2, &[5, 6, 7, 8]).unwrap();
+        router.flush(&[0, 0]).unwrap();
+        router.record(0, 0, 7, 3, &[9, 9, 9, 9]).unwrap();
+        router.flush(&[0, 0]).unwrap();
+        // One packed batch, the same allocation in both queues.
+        let (a1, b1) = (batch(ra.try_recv().unwrap()), batch(rb.try_recv().unwrap()));
+        assert!(Arc::ptr_eq(&a1.0, &b1.0));
+        assert_eq!((a1.0.len(), a1.1), (2, 0));
+        let mut expected = BatchWriter::new();
+        expected.push(0, 0, 7, 1, &[1, 2, 3, 4]);
+        expected.push(0, 1, 8, 2, &[5, 6, 7, 8]);
+        assert_eq!(a1.0.as_bytes(), expected.as_bytes());
+        // b's queue (one batch) was full for the second: a got it, b lost it, counted as b's.
+        assert_eq!(batch(ra.try_recv().unwrap()).0.len(), 1);
+        assert!(rb.try_recv().is_err());
+        let text = metrics.prometheus_text();
+        assert!(text.contains("wasmprobe_plugin_events_dropped_total{node=\"n\",plugin=\"b\"} 1\n"), "{text}");
+        assert!(!text.contains("wasmprobe_plugin_events_dropped_total{node=\"n\",plugin=\"a\"}"), "{text}");
+        // b hears of it as lost with its next batch.
+        drop(b1);
+        router.record(0, 0, 7, 4, &[0, 0, 0, 0]).unwrap();
+        router.flush(&[0, 0]).unwrap();
+        let b2 = batch(rb.try_recv().unwrap());
+        assert_eq!((b2.0.len(), b2.1), (1, 1));
+        assert_eq!(batch(ra.try_recv().unwrap()).1, 0);
+    }
+}
