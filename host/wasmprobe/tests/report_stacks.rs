@@ -282,3 +282,28 @@ fn stacks_recorded_by_wasmprobe_record_print_as_trace_cmd_prints_them() {
     assert!(depths.iter().any(|&d| d > 8), "no stack deeper than 8 frames: {depths:?}");
     assert_same(&ours, &theirs, "stacks recorded by wasmprobe record");
 }
+
+#[test]
+fn kernel_stacks_of_the_stacktrace_trigger_print_as_trace_cmd_prints_them() {
+    let ready = testkit::require!(root, tracefs, trace_cmd, unshare);
+    let t = ready.tracefs();
+    let _one = TOP_INSTANCE.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = tempfile::tempdir().unwrap();
+    let trigger = || read(&t, "events/sched/sched_switch/trigger");
+    let before = trigger();
+    // The trigger on sched_switch only: openat events come without stacks.
+    let dat = record(
+        &t,
+        dir.path(),
+        &["--file-version", "6", "-e", "sched:sched_switch", "-R", "stacktrace"],
+        &["syscalls:sys_enter_openat"],
+    );
+    assert_eq!(trigger(), before, "trace-cmd left the stacktrace trigger on sched_switch");
+    let theirs = trace_cmd_report(&dat);
+    let ours = wasmprobe_report(&dat);
+    let depths = kernel_stack_depths(&theirs);
+    let switches = theirs.lines().filter(|l| l.contains(" sched_switch: ")).count();
+    assert!(switches > 10 && depths.len() == switches, "{} stacks for {switches} switches", depths.len());
+    assert!(depths.iter().any(|&d| d > 8), "no stack deeper than 8 frames: {depths:?}");
+    assert_same(&ours, &theirs, "kernel stacks (the stacktrace trigger, v6)");
+}
