@@ -210,6 +210,28 @@ mod tests {
     }
 
     #[test]
+    fn four_byte_longs() {
+        // A 32-bit kernel's record: `int size` at 8, `unsigned long caller[]` at 12.
+        let mut d = vec![0u8; 12];
+        for w in [0xc100_0010u32, 0x20, u32::MAX, 0x30] {
+            d.extend_from_slice(&w.to_le_bytes());
+        }
+        let mut out = Vec::new();
+        write_trace_cmd_kernel(&d, 12, 4, Endian::Little, None, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "<stack trace >\n=> c1000010\n=> 20\n");
+        let ctx = PrintContext { long_size: 4, ..Default::default() };
+        let mut out = Vec::new();
+        write_kernel(StackKind::Kernel, &d, 12, &ctx, &mut out);
+        assert_eq!(String::from_utf8(out).unwrap(), "<stack trace>\n => 0xc1000010\n => 0x00000020");
+        let mut out = Vec::new();
+        write_kernel(StackKind::User, &d, 12, &ctx, &mut out);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "<user stack trace>\n =>  <c1000010>\n =>  <00000020>\n =>  <ffffffff>\n =>  <00000030>"
+        );
+    }
+
+    #[test]
     fn the_kernel_prints_names_and_user_addresses() {
         let syms = symbols();
         let ctx = PrintContext { symbols: Some(&syms), ..Default::default() };
