@@ -19,9 +19,11 @@
 //! A record whose `probe-index` has bit 31 ([`STACKS`]) set carries call stacks: after its
 //! padded payload comes a trailer of [`TRAILER_LEN`] bytes (u16 kernel frames, u16 user
 //! frames, u32 [`StackTrailer`] flags) and the frames, 8 bytes each, kernel ones first. The
-//! next record follows. [`record_at`] masks the bit off and hands the trailer and frames over
-//! as [`Record::stacks`] ([`StackTrailer::parse`] reads them); records without the bit are
-//! exactly as they were before stacks existed.
+//! next record follows. [`record_at`], the per-event step, knows nothing of it: a record with
+//! the bit names no probe of the plan there (its index is over 2^31), which sends the reader
+//! to [`record_with_stacks_at`], its slow path, which masks the bit off and hands the trailer
+//! over ([`StackTrailer::parse`] reads it). So records without the bit cost what they cost
+//! before stacks existed.
 
 use std::fmt;
 
@@ -115,8 +117,6 @@ pub struct Record<'a> {
     pub cpu: u32,
     /// The kernel's event record (common fields first), or the projected fields.
     pub payload: &'a [u8],
-    /// The stack trailer and its frames (see [`StackTrailer`]); empty when the record has none.
-    pub stacks: &'a [u8],
 }
 
 /// A record's stack trailer, decoded: which stacks are attached and where their frames are.
@@ -131,7 +131,7 @@ pub struct StackTrailer<'a> {
 }
 
 impl<'a> StackTrailer<'a> {
-    /// Reads [`Record::stacks`]; `None` when it is empty or malformed.
+    /// Reads the trailer [`record_with_stacks_at`] found; `None` when it is empty or malformed.
     #[inline]
     pub fn parse(stacks: &'a [u8]) -> Option<StackTrailer<'a>> {
         let t = stacks.get(..TRAILER_LEN)?;
@@ -171,24 +171,23 @@ pub fn record_at(batch: &[u8], off: usize) -> Option<(Record<'_>, usize)> {
     let start = off + HEADER_LEN;
     let end = start + h.payload_len as usize;
     let payload = batch.get(start..end)?;
-    let next = padded(end);
-    if h.probe_index & STACKS == 0 {
-        let rec = Record { probe_index: h.probe_index, ts: h.ts, pid: h.pid, cpu: h.cpu, payload, stacks: &[] };
-        return Some((rec, next));
-    }
-    stacked(batch, h, payload, next)
+    Some((Record { probe_index: h.probe_index, ts: h.ts, pid: h.pid, cpu: h.cpu, payload }, padded(end)))
 }
 
-/// [`record_at`] for a record with a stack trailer: out of the loop's way.
-#[cold]
+/// The record at offset `off` whether or not it carries stacks: the record (its probe index
+/// without [`STACKS`]), its stack trailer (empty without the bit) and the offset of the next
+/// record. `None` at the end of the batch and at a malformed record or trailer.
 #[inline(never)]
-fn stacked<'a>(batch: &'a [u8], h: Header, payload: &'a [u8], at: usize) -> Option<(Record<'a>, usize)> {
+pub fn record_with_stacks_at(batch: &[u8], off: usize) -> Option<(Record<'_>, &[u8], usize)> {
+    let (mut rec, at) = record_at(batch, off)?;
+    if rec.probe_index & STACKS == 0 {
+        return Some((rec, &[], at));
+    }
+    rec.probe_index &= !STACKS;
     let t = batch.get(at..at + TRAILER_LEN)?;
     let frames = (u16::from_le_bytes([t[0], t[1]]) as usize + u16::from_le_bytes([t[2], t[3]]) as usize) * 8;
     let end = at + TRAILER_LEN + frames;
-    let stacks = batch.get(at..end)?;
-    let rec = Record { probe_index: h.probe_index & !STACKS, ts: h.ts, pid: h.pid, cpu: h.cpu, payload, stacks };
-    Some((rec, end))
+    Some((rec, batch.get(at..end)?, end))
 }
 
 /// What is wrong with a batch that does not end where a record ends.
@@ -253,7 +252,7 @@ impl<'a> Iterator for Records<'a> {
         if off >= batch.len() {
             return None;
         }
-        if let Some((rec, next)) = record_at(batch, off) {
+        if let Some((rec, _, next)) = record_with_stacks_at(batch, off) {
             self.off = next;
             return Some(Ok(rec));
         }
@@ -303,7 +302,7 @@ mod tests {
         record(&mut b, 0, 200, -1, 0, &[9; 16]);
         assert_eq!(b.len(), 32 + 40);
         let recs: Vec<_> = Records::new(&b).collect::<Result<_, _>>().unwrap();
-        assert_eq!(recs[0], Record { probe_index: 1, ts: 100, pid: 42, cpu: 3, payload: &[1, 2, 3], stacks: &[] });
+        assert_eq!(recs[0], Record { probe_index: 1, ts: 100, pid: 42, cpu: 3, payload: &[1, 2, 3] });
         assert_eq!((recs[1].pid, recs[1].payload.len()), (-1, 16));
         assert_eq!(recs.len(), 2);
         let (rec, next) = record_at(&b, 0).unwrap();
@@ -322,18 +321,23 @@ mod tests {
         record(&mut b, 0, 200, 7, 0, &[9; 8]);
         let recs: Vec<_> = Records::new(&b).collect::<Result<_, _>>().unwrap();
         assert_eq!(recs.len(), 2);
-        assert_eq!((recs[0].probe_index, recs[0].payload, recs[0].stacks.len()), (2, &[1u8, 2, 3][..], 32));
-        let t = StackTrailer::parse(recs[0].stacks).unwrap();
+        assert_eq!((recs[0].probe_index, recs[0].payload), (2, &[1u8, 2, 3][..]));
+        // The fast step leaves the bit on (no probe has such an index) and stops at the trailer.
+        assert_eq!(record_at(&b, 0).map(|(r, next)| (r.probe_index, next)), Some((2 | STACKS, 32)));
+        let (rec, stacks, next) = record_with_stacks_at(&b, 0).unwrap();
+        assert_eq!((rec.probe_index, stacks.len(), next), (2, 32, 64));
+        let t = StackTrailer::parse(stacks).unwrap();
         assert_eq!(t.flags, KSTACK | USTACK);
         assert_eq!(
             (frame_at(t.kernel, 0), frame_at(t.kernel, 1), frame_at(t.kernel, 2)),
             (Some(0xffff_ffff_8100_0000), Some(0xffff_ffff_8100_0010), None)
         );
         assert_eq!(frame_at(t.user, 0), Some(0x401000));
-        assert_eq!((recs[1].probe_index, recs[1].pid, recs[1].stacks), (0, 7, &[][..]));
+        assert_eq!((recs[1].probe_index, recs[1].pid), (0, 7));
+        assert_eq!(record_with_stacks_at(&b, 64).map(|(r, s, n)| (r.pid, s.len(), n)), Some((7, 0, 96)));
         assert!(StackTrailer::parse(&[]).is_none());
         // A trailer cut short ends the walk as a malformed record does.
-        assert!(record_at(&b[..60], 0).is_none());
+        assert!(record_with_stacks_at(&b[..60], 0).is_none());
     }
 
     #[test]

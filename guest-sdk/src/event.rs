@@ -16,6 +16,8 @@ pub struct Event<'a> {
     pub(crate) rec: Record<'a>,
     pub(crate) probe: &'a ProbeInfo,
     pub(crate) comms: &'a CommCache,
+    /// The record's stack trailer (`wasmprobe_abi::batch::StackTrailer`); empty without stacks.
+    pub(crate) stacks: &'a [u8],
 }
 
 impl<'a> Event<'a> {
@@ -92,14 +94,14 @@ impl<'a> Event<'a> {
     /// The kernel call stack of the event, innermost frame first, if its probe asked for it
     /// ([`crate::Plan::kstack`]) and the host matched one to the event.
     pub fn kstack(&self) -> Option<Stack<'a>> {
-        let t = StackTrailer::parse(self.rec.stacks)?;
+        let t = StackTrailer::parse(self.stacks)?;
         (t.flags & KSTACK != 0).then_some(Stack { frames: t.kernel, truncated: false })
     }
 
     /// The user-space call stack of the task, innermost frame first, if its probe asked for
     /// it ([`crate::Plan::ustack`]) and the host matched one to the event.
     pub fn ustack(&self) -> Option<Stack<'a>> {
-        let t = StackTrailer::parse(self.rec.stacks)?;
+        let t = StackTrailer::parse(self.stacks)?;
         (t.flags & USTACK != 0).then_some(Stack { frames: t.user, truncated: t.flags & USTACK_TRUNCATED != 0 })
     }
 

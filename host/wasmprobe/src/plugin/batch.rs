@@ -3,7 +3,8 @@
 //! raw kernel payload, each padded to 8 bytes.
 
 use wasmprobe_abi::batch::{
-    padded, record_at, Header, StackTrailer, HEADER_LEN, KSTACK, PAYLOAD_LEN_AT, STACKS, USTACK, USTACK_TRUNCATED,
+    padded, record_at, record_with_stacks_at, Header, StackTrailer, HEADER_LEN, KSTACK, PAYLOAD_LEN_AT, STACKS, USTACK,
+    USTACK_TRUNCATED,
 };
 
 use crate::stacks::EventStacks;
@@ -136,12 +137,24 @@ impl<'a> BatchReader<'a> {
     }
 }
 
+impl<'a> BatchReader<'a> {
+    /// The next record with its stack trailer (empty for a record without stacks).
+    pub fn next_with_stacks(&mut self) -> Option<(BatchRecord<'a>, &'a [u8])> {
+        let (rec, stacks, next) = record_with_stacks_at(self.buf, self.off)?;
+        self.off = next;
+        Some((rec, stacks))
+    }
+}
+
 impl<'a> Iterator for BatchReader<'a> {
     type Item = BatchRecord<'a>;
 
     #[inline]
     fn next(&mut self) -> Option<BatchRecord<'a>> {
         let (rec, next) = record_at(self.buf, self.off)?;
+        if rec.probe_index & STACKS != 0 {
+            return self.next_with_stacks().map(|(rec, _)| rec);
+        }
         self.off = next;
         Some(rec)
     }
@@ -166,10 +179,7 @@ mod tests {
         assert_eq!(&bytes[20..24], &3u32.to_le_bytes());
         assert_eq!(&bytes[24..32], &[1, 2, 3, 0, 0, 0, 0, 0]);
         let recs: Vec<_> = BatchReader::new(bytes).collect();
-        assert_eq!(
-            recs[0],
-            BatchRecord { probe_index: 1, cpu: 3, pid: 42, ts: 1000, payload: &[1, 2, 3], stacks: &[] }
-        );
+        assert_eq!(recs[0], BatchRecord { probe_index: 1, cpu: 3, pid: 42, ts: 1000, payload: &[1, 2, 3] });
         assert_eq!(recs[1].pid, -1);
         assert_eq!(recs[1].payload, &[7; 16]);
         b.clear();
@@ -187,10 +197,14 @@ mod tests {
         let recs: Vec<_> = BatchReader::new(b.as_bytes()).collect();
         assert_eq!(recs.len(), 2);
         assert_eq!((recs[0].probe_index, recs[0].payload), (2, &[1u8, 2, 3][..]));
-        let t = StackTrailer::parse(recs[0].stacks).unwrap();
+        assert_eq!((recs[1].probe_index, recs[1].pid), (0, 7));
+        let mut r = BatchReader::new(b.as_bytes());
+        let (rec, stacks) = r.next_with_stacks().unwrap();
+        assert_eq!(rec.probe_index, 2);
+        let t = StackTrailer::parse(stacks).unwrap();
         assert_eq!(t.flags, KSTACK | USTACK | USTACK_TRUNCATED);
         assert_eq!((t.kernel.len(), t.user.len()), (16, 8));
-        assert_eq!((recs[1].probe_index, recs[1].stacks.len()), (0, 0));
+        assert_eq!(r.next_with_stacks().map(|(r, s)| (r.probe_index, s.len())), Some((0, 0)));
     }
 
     #[test]
