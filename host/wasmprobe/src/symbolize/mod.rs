@@ -11,6 +11,7 @@
 
 mod elf;
 pub mod folded;
+mod hook;
 pub mod maps;
 
 use std::collections::HashMap;
