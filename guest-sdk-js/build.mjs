@@ -16,9 +16,11 @@ import { fileURLToPath } from "node:url";
 const here = dirname(fileURLToPath(import.meta.url));
 const argv = process.argv.slice(2);
 let app, out, wit = join(here, "..", "wit");
+let weval = process.env.WASMPROBE_WEVAL;
 for (let i = 0; i < argv.length; i++) {
   if (argv[i] === "-o") out = argv[++i];
   else if (argv[i] === "--wit") wit = argv[++i];
+  else if (argv[i] === "--weval") weval = argv[++i];
   else app = argv[i];
 }
 if (!app || !out) {
@@ -45,7 +47,9 @@ try {
     const p = join(work, f);
     writeFileSync(p, readFileSync(p, "utf8").replace(/from\s+(["'])wasmprobe\1/g, 'from "./wasmprobe.js"'));
   }
-  const r = spawnSync(process.execPath, [cli, join(work, basename(app)), "-w", resolve(wit), "-n", "plugin", "-d", "http", "fetch-event", "-o", resolve(out)], { stdio: "inherit" });
+  const args = [cli, join(work, basename(app)), "-w", resolve(wit), "-n", "plugin", "-d", "http", "fetch-event", "-o", resolve(out)];
+  if (weval) args.push("--aot", "--weval-bin", resolve(weval));
+  const r = spawnSync(process.execPath, args, { stdio: "inherit" });
   if (r.status !== 0) fail(`componentize-js failed (${r.status ?? r.signal})`);
 } finally {
   rmSync(work, { recursive: true, force: true });

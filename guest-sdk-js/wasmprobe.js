@@ -15,6 +15,12 @@
 //   }
 //   export const { init, onBatch, finish } = exportPlugin(ExecOpen);
 //
+// The columnar path (recommended for counters): override onBatch(batch) instead of onEvent and
+// count whole columns, one call per batch: batch.count(probe, "id", counter) and
+// batch.countPids(probe, counter) into a Counter. SpiderMonkey runs as an interpreter inside
+// Wasm (no JIT), so what costs is the number of JS operations per event: these loops are a
+// few operations an event, against a method call and a field lookup per event for onEvent.
+//
 // What the SDK takes care of (the traps of componentize-js):
 // - each batch's ArrayBuffer is detached (transfer(0)) when onBatch returns, so batches do
 //   not pile up on the heap until a GC (an empty plugin used to run out of 64 MiB);
@@ -29,6 +35,7 @@ import * as output from "wasmprobe:plugin/output@0.1.1";
 import * as kernel from "wasmprobe:plugin/kernel@0.1.1";
 import * as run from "wasmprobe:plugin/run@0.1.1";
 import * as tl from "wasmprobe:plugin/timeline@0.1.1";
+import * as mx from "wasmprobe:plugin/metrics@0.1.1";
 
 export const HEADER_LEN = 24;
 const TWO32 = 4294967296;
@@ -277,14 +284,312 @@ export class Event {
   }
 }
 
+// --- the columnar path ----------------------------------------------------------------
+
+const SMALL = 1024;
+
+/** Counts per key: keys 0..1023 in a typed array (no Map per event), others in a Map. */
+export class Counter {
+  constructor() {
+    this.small = new Float64Array(SMALL);
+    this.smallUsed = false; // whether small has a count (entries skips it otherwise)
+    this.other = new Map();
+  }
+  /** Adds n (default 1) to key's count. */
+  add(key, n = 1) {
+    if (Number.isInteger(key) && key >= 0 && key < SMALL) {
+      this.small[key] += n;
+      this.smallUsed = true;
+    } else this.other.set(key, (this.other.get(key) ?? 0) + n);
+  }
+  /** Forgets every count (to reuse the Counter, e.g. one per batch, without allocating). */
+  clear() {
+    if (this.smallUsed) this.small.fill(0);
+    this.smallUsed = false;
+    this.other.clear();
+  }
+  /** key's count (0 when never added). */
+  get(key) {
+    if (Number.isInteger(key) && key >= 0 && key < SMALL) return this.small[key];
+    return this.other.get(key) ?? 0;
+  }
+  /** [key, count] of every key counted, small keys first in increasing order. */
+  entries() {
+    const out = [];
+    const small = this.small;
+    if (this.smallUsed) for (let k = 0; k < SMALL; k++) if (small[k] > 0) out.push([k, small[k]]);
+    for (const e of this.other) out.push(e);
+    return out;
+  }
+  [Symbol.iterator]() {
+    return this.entries()[Symbol.iterator]();
+  }
+}
+
+const scratch = new Int32Array(SMALL); // one batch's counts (int32 adds)
+
+/**
+ * One batch of events, for plugins that override Plugin.onBatch (columnar access). A batch is
+ * "uniform" when the plan has one probe and its records have a fixed size (no string or
+ * other variable-size field is delivered): then count, countPids, column and pids run a
+ * tight loop over the records' words. Otherwise they walk the events. Valid only during the
+ * call.
+ */
+export class Batch {
+  constructor(u8, view, i32, u32, events, fixed) {
+    this.u8 = u8;
+    this.view = view;
+    this.i32 = i32;
+    this.u32 = u32;
+    this.events = events;
+    this.uniform = -1; // the probe whose records fill the batch, or -1
+    this.stride = 0; // words from one record to the next when uniform
+    this.n = 0; // records when uniform
+    const n = u8.byteLength;
+    if (fixed && u32 && n >= HEADER_LEN) {
+      const stride = (HEADER_LEN + u32[1] + 7) & ~7;
+      const last = n - stride;
+      if (n % stride === 0 && u32[0] < events.length && u32[last >> 2] === u32[0] && u32[(last >> 2) + 1] === u32[1]) {
+        this.uniform = u32[0];
+        this.stride = stride >> 2;
+        this.n = n / stride;
+      }
+    }
+  }
+  /** Calls fn(ev) for every event, in order (as onEvent gets them; the Event is reused). */
+  forEach(fn) {
+    walk(this.u8, this.view, this.u32, this.i32, this.events, fn);
+  }
+  /** The number of events of probe in the batch. */
+  length(probe) {
+    if (this.uniform >= 0) return this.uniform === probe ? this.n : 0;
+    let k = 0;
+    this.forEach((ev) => ev.probe === probe && k++);
+    return k;
+  }
+  /** Word index of field name of probe's records when it is a 4-aligned integer of 4 or 8
+   * bytes of a uniform batch of probe, else -1. */
+  wordOf(probe, name) {
+    if (this.uniform !== probe) return -1;
+    const f = this.events[probe].fields.get(name);
+    if (!f || f.isString || f.kind === "array" || (f.size !== 4 && f.size !== 8) || f.offset % 4) return -1;
+    return (HEADER_LEN + f.offset) >> 2;
+  }
+  /** Adds the count of each value of field name of probe's events to counter (a Counter,
+   * made when omitted) and returns it. Values are Numbers as ev.int gives them. With pids (a
+   * second Counter), also counts the events per pid in the same walk: one pass over the
+   * batch instead of two (count then countPids). */
+  count(probe, name, counter = new Counter(), pids = undefined) {
+    const at = this.wordOf(probe, name);
+    if (at < 0) {
+      this.forEach((ev) => {
+        if (ev.probe !== probe) return;
+        counter.add(ev.int(name));
+        if (pids) pids.add(ev.pid);
+      });
+      return counter;
+    }
+    const f = this.events[probe].fields.get(name);
+    const words = f.signed || f.size === 8 ? this.i32 : this.u32;
+    const e = this.i32.length;
+    const st = this.stride;
+    const c = scratch;
+    c.fill(0);
+    let high = 0;
+    // Four records a step (the interpreter's cost is per operation: a step's bookkeeping
+    // once for four). Values outside 0..1023 fall outside the typed array and are dropped
+    // (a typed array ignores such writes): counted apart below.
+    const st2 = st * 2;
+    const st3 = st * 3;
+    const st4 = st * 4;
+    const e4 = e - st3;
+    let o = at;
+    if (pids) {
+      // The same, with each record's pid compared with the current run's (four at a time:
+      // a run of one pid costs a compare an event).
+      const p32 = this.i32;
+      const dp = 4 - at;
+      let pid = p32[4];
+      let run = at;
+      const size8 = f.size === 8;
+      for (; o < e4; o += st4) {
+        c[words[o]] += 1;
+        c[words[o + st]] += 1;
+        c[words[o + st2]] += 1;
+        c[words[o + st3]] += 1;
+        if (size8) high |= words[o + 1] | words[o + st + 1] | words[o + st2 + 1] | words[o + st3 + 1];
+        if (p32[o + dp] !== pid || p32[o + dp + st] !== pid || p32[o + dp + st2] !== pid || p32[o + dp + st3] !== pid) {
+          for (let k = o; k < o + st4; k += st) {
+            const p = p32[k + dp];
+            if (p !== pid) {
+              pids.add(pid, (k - run) / st);
+              pid = p;
+              run = k;
+            }
+          }
+        }
+      }
+      for (; o < e; o += st) {
+        c[words[o]] += 1;
+        if (size8) high |= words[o + 1];
+        const p = p32[o + dp];
+        if (p !== pid) {
+          pids.add(pid, (o - run) / st);
+          pid = p;
+          run = o;
+        }
+      }
+      pids.add(pid, (o - run) / st);
+    } else if (f.size === 8) {
+      // The low word indexes the counts; the high words are or-ed: all zero, or redo exactly.
+      for (; o < e4; o += st4) {
+        c[words[o]] += 1;
+        c[words[o + st]] += 1;
+        c[words[o + st2]] += 1;
+        c[words[o + st3]] += 1;
+        high |= words[o + 1] | words[o + st + 1] | words[o + st2 + 1] | words[o + st3 + 1];
+      }
+      for (; o < e; o += st) {
+        c[words[o]] += 1;
+        high |= words[o + 1];
+      }
+    } else {
+      for (; o < e4; o += st4) {
+        c[words[o]] += 1;
+        c[words[o + st]] += 1;
+        c[words[o + st2]] += 1;
+        c[words[o + st3]] += 1;
+      }
+      for (; o < e; o += st) c[words[o]] += 1;
+    }
+    if (high !== 0) {
+      const read = f.int;
+      for (let b = HEADER_LEN; b < this.u8.byteLength; b += st << 2) counter.add(read(this.view, b));
+      return counter;
+    }
+    // Values outside 0..1023 were dropped by the typed array: count those apart.
+    const small = counter.small;
+    const n = this.n;
+    let counted = 0;
+    for (let k = 0; k < SMALL && counted < n; k++) {
+      const v = c[k];
+      if (v !== 0) {
+        small[k] += v;
+        counted += v;
+      }
+    }
+    if (counted > 0) counter.smallUsed = true;
+    if (counted !== n) {
+      for (let o = at; o < e; o += st) {
+        const v = f.size === 8 ? words[o] >>> 0 : words[o];
+        if (!(v >= 0 && v < SMALL)) counter.add(v);
+      }
+    }
+    return counter;
+  }
+  /** Adds the count of probe's events per pid to counter (a Counter, made when omitted) and
+   * returns it; a run of one pid costs one compare an event. */
+  countPids(probe, counter = new Counter()) {
+    if (this.uniform !== probe) {
+      this.forEach((ev) => ev.probe === probe && counter.add(ev.pid));
+      return counter;
+    }
+    const w = this.i32;
+    const e = w.length;
+    const st = this.stride;
+    const st2 = st * 2;
+    const st3 = st * 3;
+    const st4 = st * 4;
+    const e4 = e - st3;
+    let o = 4;
+    while (o < e) {
+      const pid = w[o];
+      const start = o;
+      o += st;
+      // Four records a step while the pid stays (the usual case: one process's run).
+      while (o < e4 && w[o] === pid && w[o + st] === pid && w[o + st2] === pid && w[o + st3] === pid) o += st4;
+      while (o < e && w[o] === pid) o += st;
+      counter.add(pid, (o - start) / st);
+    }
+    return counter;
+  }
+  /** The values of field name of probe's events, in order, as a Float64Array of Numbers. */
+  column(probe, name) {
+    const out = [];
+    this.forEach((ev) => ev.probe === probe && out.push(ev.int(name)));
+    return Float64Array.from(out);
+  }
+  /** The pid of each of probe's events, in order (an Int32Array). */
+  pids(probe) {
+    if (this.uniform === probe) {
+      const out = new Int32Array(this.n);
+      const w = this.i32;
+      for (let i = 0, o = 4; i < out.length; i++, o += this.stride) out[i] = w[o];
+      return out;
+    }
+    const out = [];
+    this.forEach((ev) => ev.probe === probe && out.push(ev.pid));
+    return Int32Array.from(out);
+  }
+  /** The command name of pid (asked of the host once per pid and batch). */
+  comm(pid) {
+    return this.events.length ? this.events[0].comms(pid) : commOf(pid) ?? "<...>";
+  }
+}
+
+/** Calls fn(ev) for each record of the batch (the events' view and u8 must be set). */
+function walk(batch, view, u32, i32, events, fn) {
+  const n = batch.byteLength;
+  const nprobes = events.length;
+  let off = 0;
+  if (u32) {
+    // Headers read through typed arrays: far cheaper than DataView calls in the
+    // interpreter (records are 8-aligned, so their header words are 4-aligned).
+    while (off + HEADER_LEN <= n) {
+      const w = off >> 2;
+      const idx = u32[w];
+      const end = off + HEADER_LEN + u32[w + 1];
+      if (end > n) throw new PluginError(`batch truncated at offset ${off}`);
+      if (idx >= nprobes) throw new PluginError(`batch names probe ${idx} but the plan has ${nprobes}`);
+      const ev = events[idx];
+      ev.ts = u32[w + 3] * TWO32 + u32[w + 2];
+      ev.pid = i32[w + 4];
+      ev.cpu = u32[w + 5];
+      ev.base = off + HEADER_LEN;
+      fn(ev);
+      off = (end + 7) & ~7;
+    }
+  }
+  while (off + HEADER_LEN <= n) {
+    const idx = view.getUint32(off, true);
+    const plen = view.getUint32(off + 4, true);
+    const end = off + HEADER_LEN + plen;
+    if (end > n) throw new PluginError(`batch truncated at offset ${off}`);
+    if (idx >= nprobes) throw new PluginError(`batch names probe ${idx} but the plan has ${nprobes}`);
+    const ev = events[idx];
+    ev.ts = view.getUint32(off + 12, true) * TWO32 + view.getUint32(off + 8, true);
+    ev.pid = view.getInt32(off + 16, true);
+    ev.cpu = view.getUint32(off + 20, true);
+    ev.base = off + HEADER_LEN;
+    fn(ev);
+    off = (end + 7) & ~7;
+  }
+  if (off < n) throw new PluginError(`batch truncated at offset ${off}`);
+}
+
 // --- the plugin and its export --------------------------------------------------------
 
-/** Extend it: init returns a Plan; then onEvent per event; onLost; finish. */
+/** Extend it: init returns a Plan; then onEvent per event (or override onBatch(batch) for
+ * whole columns, see Batch); onLost; finish. */
 export class Plugin {
   init(_args) {
     throw new PluginError("the plugin has no init");
   }
   onEvent(_ev) {}
+  /** Called once per batch (a Batch); by default calls onEvent for each event. */
+  onBatch(batch) {
+    batch.forEach((ev) => this.onEvent(ev));
+  }
   onLost(_count) {}
   finish() {}
 }
@@ -304,6 +609,8 @@ export function exportPlugin(cls) {
   let plugin = null;
   let events = [];
   let layouts = false;
+  let fixed = false;
+  let overridden = false;
   let comms = new Map();
   const comm = (pid) => {
     let c = comms.get(pid);
@@ -317,6 +624,7 @@ export function exportPlugin(cls) {
     init(args) {
       try {
         plugin = new cls();
+        overridden = plugin.onBatch !== Plugin.prototype.onBatch;
         const plan = plugin.init(new Args(args));
         if (!(plan instanceof Plan)) throw new PluginError("init did not return a Plan");
         events = plan.probes.map((p, i) => new Event(i, p.name, new Map(), comm));
@@ -333,54 +641,28 @@ export function exportPlugin(cls) {
             const ev = events[l.probeIndex];
             if (ev) ev.fields = new Map(l.fields.map((f) => [f.name, new Field(f)]));
           }
+          // Records of one probe with no variable-size field all have one size.
+          fixed = events.length === 1 && [...events[0].fields.values()].every((f) => !LOCATED.has(f.kind));
           layouts = true;
         }
         comms = new Map();
         if (lost) plugin.onLost(Number(lost));
         const view = new DataView(batch.buffer, batch.byteOffset, batch.byteLength);
-        const n = batch.byteLength;
-        const nprobes = events.length;
         for (const ev of events) {
           ev.view = view;
           ev.u8 = batch;
         }
-        let off = 0;
-        if (batch.byteOffset % 4 === 0) {
-          // Headers read through typed arrays: far cheaper than DataView calls in the
-          // interpreter (records are 8-aligned, so their header words are 4-aligned).
-          const words = n >> 2;
-          const u32 = new Uint32Array(batch.buffer, batch.byteOffset, words);
-          const i32 = new Int32Array(batch.buffer, batch.byteOffset, words);
-          while (off + HEADER_LEN <= n) {
-            const w = off >> 2;
-            const idx = u32[w];
-            const end = off + HEADER_LEN + u32[w + 1];
-            if (end > n) throw new PluginError(`batch truncated at offset ${off}`);
-            if (idx >= nprobes) throw new PluginError(`batch names probe ${idx} but the plan has ${nprobes}`);
-            const ev = events[idx];
-            ev.ts = u32[w + 3] * TWO32 + u32[w + 2];
-            ev.pid = i32[w + 4];
-            ev.cpu = u32[w + 5];
-            ev.base = off + HEADER_LEN;
-            plugin.onEvent(ev);
-            off = (end + 7) & ~7;
-          }
+        const aligned = batch.byteOffset % 4 === 0;
+        const words = batch.byteLength >> 2;
+        const u32 = aligned ? new Uint32Array(batch.buffer, batch.byteOffset, words) : null;
+        const i32 = aligned ? new Int32Array(batch.buffer, batch.byteOffset, words) : null;
+        if (overridden) {
+          plugin.onBatch(new Batch(batch, view, i32, u32, events, fixed));
+        } else {
+          const onEvent = (ev) => plugin.onEvent(ev);
+          walk(batch, view, u32, i32, events, onEvent);
         }
-        while (off + HEADER_LEN <= n) {
-          const idx = view.getUint32(off, true);
-          const plen = view.getUint32(off + 4, true);
-          const end = off + HEADER_LEN + plen;
-          if (end > n) throw new PluginError(`batch truncated at offset ${off}`);
-          if (idx >= nprobes) throw new PluginError(`batch names probe ${idx} but the plan has ${nprobes}`);
-          const ev = events[idx];
-          ev.ts = view.getUint32(off + 12, true) * TWO32 + view.getUint32(off + 8, true);
-          ev.pid = view.getInt32(off + 16, true);
-          ev.cpu = view.getUint32(off + 20, true);
-          ev.base = off + HEADER_LEN;
-          plugin.onEvent(ev);
-          off = (end + 7) & ~7;
-        }
-        if (off < n) throw new PluginError(`batch truncated at offset ${off}`);
+        flushMetrics();
       } catch (e) {
         throw message("on-batch", e);
       } finally {
@@ -396,9 +678,79 @@ export function exportPlugin(cls) {
       if (!plugin) throw "finish called before init";
       try {
         plugin.finish();
+        flushMetrics();
       } catch (e) {
         throw message("finish", e);
       }
     },
   };
 }
+
+// --- metrics --------------------------------------------------------------------------
+// Counters, gauges and histograms with labels for Prometheus (wasmprobe agent, run
+// --metrics-listen), declared in init and updated in bulk, as the Rust SDK's metrics: updates
+// are buffered and sent in one call after each batch and after finish. Elsewhere
+// metrics.enabled() is false and updates go nowhere (declaring still works).
+//
+//   this.calls = metrics.counter("syscount_syscalls", "System calls", ["comm", "syscall"]);
+//   this.calls.add(["cat", "0"], 3);          // a batch's aggregated count, not one per event
+//   this.lat = metrics.histogram("openlat_open_seconds", "open() latency", ["comm"], [1e-6, 1e-5]);
+//   this.lat.observe(["cat"], 0.000012);
+//
+// Each metric keeps at most maxSeries label sets (0: 1000); the excess goes to an overflow
+// series (label values "__overflow__"), counted. A counter's name does not end in _total. A
+// declaration the host refuses throws its reason (init then fails with it).
+
+const pendingMetrics = [];
+let metricsOn;
+
+function metricsEnabled() {
+  if (metricsOn === undefined) metricsOn = mx.enabled();
+  return metricsOn;
+}
+
+function declareMetric(name, help, kind, labels, buckets, maxSeries) {
+  const metric = { name, help, kind, labels: labels.map(String), buckets: buckets.map(Number), maxSeries: maxSeries >>> 0 };
+  try {
+    return mx.declare(metric);
+  } catch (e) {
+    throw new PluginError(String(e?.payload ?? e));
+  }
+}
+
+function pushMetric(metric, labels, op, value) {
+  if (!metricsEnabled()) return;
+  pendingMetrics.push({ metric, labels: labels.map(String), op, value: Number(value) });
+  if (pendingMetrics.length >= 4096) flushMetrics();
+}
+
+function flushMetrics() {
+  if (pendingMetrics.length === 0) return;
+  const updates = pendingMetrics.splice(0);
+  try {
+    mx.update(updates);
+  } catch (e) {
+    output.log("warn", `metrics: ${e?.payload ?? e}`);
+  }
+}
+
+export const metrics = {
+  enabled: metricsEnabled,
+  /** Sends the buffered updates now (the SDK does it after every batch and after finish). */
+  flush: flushMetrics,
+  /** Only goes up; exposed as NAME_total. */
+  counter(name, help, labels = [], maxSeries = 0) {
+    const id = declareMetric(name, help, "counter", labels, [], maxSeries);
+    return { add: (l, v = 1) => pushMetric(id, l, "add", v) };
+  },
+  /** Any value. */
+  gauge(name, help, labels = [], maxSeries = 0) {
+    const id = declareMetric(name, help, "gauge", labels, [], maxSeries);
+    return { set: (l, v) => pushMetric(id, l, "set", v), add: (l, v) => pushMetric(id, l, "add", v) };
+  },
+  /** Observations in buckets (upper bounds, increasing; +Inf implied): NAME_bucket/_sum/_count. */
+  histogram(name, help, labels, buckets, maxSeries = 0) {
+    const id = declareMetric(name, help, "histogram", labels, buckets, maxSeries);
+    return { observe: (l, v) => pushMetric(id, l, "observe", v) };
+  },
+};

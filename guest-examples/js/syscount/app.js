@@ -1,34 +1,37 @@
 // syscount in JavaScript: every system call entry (tracepoint raw_syscalls:sys_enter), counted
 // per process and per syscall id; the top of both tables at the end. The same arguments and
-// output as the Rust syscount (guest-examples/syscount); no timeline.
-import { Plan, Plugin, emit, exportPlugin, lostEvents, print, wantsRecords } from "wasmprobe";
+// output as the Rust syscount (guest-examples/syscount); no timeline. It uses the SDK's
+// columnar path: onBatch counts whole columns of each batch (batch.count, the syscall ids and
+// the pids in one walk) instead of one onEvent call per event.
+import { Counter, Plan, Plugin, emit, exportPlugin, lostEvents, print, wantsRecords } from "wasmprobe";
 
 class Syscount extends Plugin {
   init(args) {
     this.top = args.int("top", 10);
     const records = args.int("records");
     this.records = records === undefined ? wantsRecords() : records !== 0;
-    this.byId = new Float64Array(1024); // syscall ids are small: a counting array
-    this.otherIds = new Map();
+    this.byId = new Counter();
     this.byPid = new Map(); // pid -> [comm as first seen, count]
+    this.batchPids = new Counter(); // one batch's, reused
     const plan = new Plan();
-    const enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
-    plan.fields(enter, ["id"]);
+    this.enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
+    plan.fields(this.enter, ["id"]);
     return plan;
   }
 
-  onEvent(ev) {
-    const id = ev.int("id");
-    if (id >= 0 && id < 1024) this.byId[id]++;
-    else this.otherIds.set(id, (this.otherIds.get(id) ?? 0) + 1);
-    const seen = this.byPid.get(ev.pid);
-    if (seen === undefined) this.byPid.set(ev.pid, [ev.comm, 1]);
-    else seen[1]++;
+  onBatch(batch) {
+    const pids = this.batchPids;
+    pids.clear();
+    batch.count(this.enter, "id", this.byId, pids);
+    for (const [pid, n] of pids) {
+      const seen = this.byPid.get(pid);
+      if (seen === undefined) this.byPid.set(pid, [batch.comm(pid), n]);
+      else seen[1] += n;
+    }
   }
 
   finish() {
-    const ids = [...this.otherIds];
-    this.byId.forEach((n, id) => n > 0 && ids.push([id, n]));
+    const ids = this.byId.entries();
     ids.sort((a, b) => b[1] - a[1] || a[0] - b[0]);
     const pids = [...this.byPid].sort((a, b) => b[1][1] - a[1][1] || a[0] - b[0]);
     const topIds = ids.slice(0, this.top);
