@@ -53,7 +53,7 @@ pub struct EventStacks<'a> {
     pub kernel: Option<&'a [u64]>,
     /// The user stack, innermost frame first (at most 8 frames: the kernel's limit).
     pub user: Option<&'a [u64]>,
-    /// The user stack stops early: none of its frames is in the program's own executable.
+    /// The user stack stops early (see [`StackStats::truncated`]).
     pub user_truncated: bool,
     /// The process (tgid) the user stack belongs to.
     pub tgid: i32,
@@ -86,7 +86,11 @@ pub struct StackStats {
     pub kernel: u64,
     /// User stacks attached to their events.
     pub user: u64,
-    /// Of those, user stacks that stop early.
+    /// Of those, user stacks that stop early: under the kernel's 8 frames, and none of them in
+    /// the program's own executable (the walk stopped in a library), or, for a dynamically
+    /// linked program, the outermost in it (a complete walk leaves the program through the C
+    /// library's start code). Known only while the process exists (its `/proc` maps, read the
+    /// first time one of its stacks is seen).
     pub truncated: u64,
     /// Stack records that followed no event of their CPU and task (not delivered).
     pub unmatched: u64,
@@ -111,8 +115,8 @@ impl StackStats {
         }
         if self.truncated > 0 {
             eprintln!(
-                "wasmprobe: warning: {} of {} user stacks stop early, before the program's own code (user stacks \
-                 follow frame pointers: build with -fno-omit-frame-pointer)",
+                "wasmprobe: warning: {} of {} user stacks stop early (user stacks follow frame pointers: build \
+                 with -fno-omit-frame-pointer)",
                 self.truncated, self.user
             );
         }
@@ -339,47 +343,74 @@ fn frames_of_user_stack(data: &[u8], endian: Endian, out: &mut Vec<u64>) -> i32 
 }
 
 /// The executable mappings of each process's main program, read from `/proc` the first time a
-/// stack of the process is seen: a user stack none of whose frames lies there stops early.
+/// stack of the process is seen (see [`StackStats::truncated`]).
 #[derive(Debug, Default)]
 struct ExeRanges {
-    by_tgid: HashMap<i32, Option<Vec<(u64, u64)>>>,
+    by_tgid: HashMap<i32, Option<Program>>,
+}
+
+/// Where a process's program is mapped, and whether it is dynamically linked.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+struct Program {
+    ranges: Vec<(u64, u64)>,
+    dynamic: bool,
+}
+
+impl Program {
+    fn contains(&self, a: u64) -> bool {
+        self.ranges.iter().any(|&(lo, hi)| a >= lo && a < hi)
+    }
+
+    /// Whether a user stack of this program stops early (see [`StackStats::truncated`]).
+    fn truncated(&self, frames: &[u64]) -> bool {
+        if self.ranges.is_empty() || frames.is_empty() || frames.len() >= crate::plugin::stacks::USER_STACK_MAX {
+            return false;
+        }
+        let outermost = frames[frames.len() - 1];
+        !frames.iter().any(|&a| self.contains(a)) || (self.dynamic && self.contains(outermost))
+    }
 }
 
 impl ExeRanges {
-    /// Whether the stack of `tgid` stops before the program's own code; `false` when the
-    /// program's mappings cannot be known (the process is gone, or not on this machine).
+    /// Whether the stack of `tgid` stops early; `false` when the program's mappings cannot be
+    /// known (the process is gone, or not on this machine).
     fn truncated(&mut self, tgid: i32, frames: &[u64]) -> bool {
         if tgid <= 0 {
             return false;
         }
-        let ranges = self.by_tgid.entry(tgid).or_insert_with(|| exe_ranges(tgid));
-        match ranges {
-            Some(r) if !r.is_empty() => !frames.iter().any(|&a| r.iter().any(|&(lo, hi)| a >= lo && a < hi)),
-            _ => false,
-        }
+        let program = self.by_tgid.entry(tgid).or_insert_with(|| program_of(tgid));
+        program.as_ref().is_some_and(|p| p.truncated(frames))
     }
 }
 
-/// The executable mappings of `/proc/<tgid>/exe` in `/proc/<tgid>/maps`.
-fn exe_ranges(tgid: i32) -> Option<Vec<(u64, u64)>> {
+/// The executable mappings of `/proc/<tgid>/exe` in `/proc/<tgid>/maps`; dynamically linked
+/// when the dynamic linker or the C library is mapped too.
+fn program_of(tgid: i32) -> Option<Program> {
     let exe = std::fs::read_link(format!("/proc/{tgid}/exe")).ok()?;
-    let exe = exe.to_str()?;
     let maps = std::fs::read_to_string(format!("/proc/{tgid}/maps")).ok()?;
-    let mut out = Vec::new();
+    Some(parse_maps(&maps, exe.to_str()?))
+}
+
+fn parse_maps(maps: &str, exe: &str) -> Program {
+    let mut p = Program::default();
     for line in maps.lines() {
         let mut parts = line.split_whitespace();
         let (Some(range), Some(perms)) = (parts.next(), parts.next()) else { continue };
         let path = parts.nth(3).unwrap_or("");
+        let file = path.rsplit('/').next().unwrap_or("");
+        if file.starts_with("ld-linux") || file.starts_with("ld-musl") || file.starts_with("libc.so") {
+            p.dynamic = true;
+        }
         if path != exe || !perms.contains('x') {
             continue;
         }
         if let Some((lo, hi)) = range.split_once('-') {
             if let (Ok(lo), Ok(hi)) = (u64::from_str_radix(lo, 16), u64::from_str_radix(hi, 16)) {
-                out.push((lo, hi));
+                p.ranges.push((lo, hi));
             }
         }
     }
-    Some(out)
+    p
 }
 
 #[cfg(test)]
@@ -493,6 +524,25 @@ mod tests {
         .unwrap();
         assert_eq!(n, 1);
         assert!(m.held.is_empty() && m.bytes.is_empty());
+    }
+
+    #[test]
+    fn a_user_stack_that_does_not_leave_the_program_or_never_reaches_it_stops_early() {
+        let maps = "5600-5700 r--p 00000000 08:01 1 /bin/prog\n\
+                    5700-5800 r-xp 00001000 08:01 1 /bin/prog\n\
+                    7f00-7f80 r-xp 00028000 08:01 2 /usr/lib/x86_64-linux-gnu/libc.so.6\n";
+        let p = parse_maps(maps, "/bin/prog");
+        assert_eq!(p, Program { ranges: vec![(0x5700, 0x5800)], dynamic: true });
+        // target, c, b, a, main, then libc's start code: complete.
+        assert!(!p.truncated(&[0x5710, 0x5720, 0x5730, 0x5740, 0x5750, 0x7f10]));
+        // The walk ended inside the program (no frame pointers): stops early.
+        assert!(p.truncated(&[0x5710]));
+        // A library function whose callers could not be walked: stops early.
+        assert!(p.truncated(&[0x7f20, 0x7f30]));
+        // Eight frames: the kernel's limit, not a broken walk.
+        assert!(!p.truncated(&[0x5710; 8]));
+        // A static program's walk ends in its own start code.
+        assert!(!Program { dynamic: false, ..p }.truncated(&[0x5710, 0x5720]));
     }
 
     #[test]

@@ -38,11 +38,13 @@ __attribute__((noinline)) int target(int x) { return x * 2 + 1; }
 __attribute__((noinline)) int c(int x) { return target(x) + 1; }
 __attribute__((noinline)) int b(int x) { return c(x) + 1; }
 __attribute__((noinline)) int a(int x) { return b(x) + 1; }
-int main(void) {
+int main(int argc, char **argv) {
+    (void)argv;
     int s = 0;
     for (int i = 0; i < 3; i++) s += a(i);
     int fd = open("/dev/null", O_RDONLY);
     close(fd);
+    if (argc > 1) usleep(500000); /* still there when its stacks are read */
     return s == 0;
 }
 "#;
@@ -50,11 +52,16 @@ int main(void) {
 /// The test program, built with frame pointers and without optimisation (and without CET's
 /// `endbr64`, so every function starts `push %rbp; mov %rsp,%rbp`: 4 bytes).
 fn build_prog(dir: &Path) -> PathBuf {
+    build_with(dir, "prog", &["-fno-omit-frame-pointer", "-O0"])
+}
+
+fn build_with(dir: &Path, name: &str, flags: &[&str]) -> PathBuf {
     let src = dir.join("prog.c");
     std::fs::write(&src, PROG).unwrap();
-    let exe = dir.join("prog");
+    let exe = dir.join(name);
     let o = Command::new("cc")
-        .args(["-fno-omit-frame-pointer", "-O0", "-fcf-protection=none", "-o"])
+        .args(flags)
+        .args(["-fcf-protection=none", "-o"])
         .arg(&exe)
         .arg(&src)
         .output()
@@ -169,6 +176,42 @@ fn a_uprobe_with_a_user_stack_sees_target_c_b_a_main_live_and_in_replay() {
             assert!(report.contains(&format!("=> {addr:#x}\n")), "{addr:#x} not in:\n{report}");
         }
     }
+}
+
+#[test]
+fn a_user_stack_without_frame_pointers_is_flagged_as_stopping_early() {
+    require!(root, tracefs, uprobes);
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_with(dir.path(), "prog-nofp", &["-fomit-frame-pointer", "-O1"]);
+    let target = format!("target={}:target", exe.display());
+    let out = wasmprobe(&[
+        "run",
+        &stackdump(),
+        "--arg",
+        "kind=uprobe",
+        "--arg",
+        &target,
+        "--arg",
+        "stacks=user",
+        "--",
+        exe.to_str().unwrap(),
+        "wait",
+    ]);
+    let o = text(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{o}\n{}", text(&out.stderr));
+    let evs = events(&o);
+    assert_eq!(evs.len(), 3, "{o}");
+    for ev in &evs {
+        assert!(ev.head.contains("truncated=1"), "{ev:?}");
+    }
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(
+            "wasmprobe: warning: 3 of 3 user stacks stop early (user stacks follow frame pointers: build with \
+             -fno-omit-frame-pointer)"
+        ),
+        "{err}"
+    );
 }
 
 /// Symbols of /proc/kallsyms (text only), sorted by address.
