@@ -5,7 +5,9 @@
 //!
 //! - [`batch`]: the 24-byte record header, the 8-byte record alignment, and a reader;
 //! - [`FieldKind`]: the WIT `field-kind` enum with its numbering;
-//! - [`fxhash`]: the hasher plugins (and the host) count small integer keys with.
+//! - [`fxhash`]: the hasher plugins (and the host) count small integer keys with;
+//! - [`agg`]: bpftrace's aggregations (`count()`, `hist()`, ...) on maps built for Wasm, and
+//!   their text, the same code in a plugin and in the host's benchmark.
 //!
 //! No dependencies, no `unsafe`, and nothing that allocates on the record path: it builds for
 //! the host and for `wasm32-wasip2` alike.
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod agg;
 pub mod batch;
 mod field;
 pub mod fxhash;
