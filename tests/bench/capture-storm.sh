@@ -85,7 +85,9 @@ one() { # tool run
       lost=$(sed -n 's/^The kernel lost \([0-9]*\) events.*/\1/p' "$out/sc.out"); lost=${lost:-0} ;;
   esac
   if [ -z "${ev:-}" ] || [ "$ev" = 0 ]; then
-    echo "capture-storm: $tool run $run counted no events:" >&2; cat "$out/err" >&2; exit 1
+    # trace-cmd now and then writes a file it cannot read back (saved_cmdlines changing size
+    # while it copies it): the run is left out of the medians, and said so.
+    echo "capture-storm: $tool run $run counted no events (left out):" >&2; tail -3 "$out/err" >&2; return
   fi
   read -r u s < <(tail -1 "$out/time")
   local row

@@ -234,7 +234,8 @@ pub(crate) fn live_comm(tracefs: &Tracefs, pid: i32) -> Option<String> {
     proc_comm(pid).or_else(|| saved_comm(tracefs, pid))
 }
 
-fn proc_comm(pid: i32) -> Option<String> {
+/// The command name of a live process, from `/proc/<pid>/comm`.
+pub(crate) fn proc_comm(pid: i32) -> Option<String> {
     std::fs::read_to_string(format!("/proc/{pid}/comm")).ok().map(|c| c.trim_end().to_string())
 }
 

@@ -2,7 +2,9 @@
 //! the way `trace-cmd report` prints them, until Ctrl-C or until COMMAND ends; then how many
 //! events were lost. The live [`Pipeline`] with a text sink.
 
+use std::collections::HashMap;
 use std::io::Write;
+use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use traceevent::{Dialect, EventFormat, EventFormats, PageHeader};
@@ -63,6 +65,13 @@ struct LineSink<W: Write> {
     /// Pids known to be in `named`, by the pid's low bits: records mostly come from a few
     /// busy tasks (interleaved across CPUs), checked here without hashing.
     recent: [i32; 16],
+    /// `saved_cmdlines` as last read (when), for pids gone from /proc: read at most once a
+    /// round, and a copy less than [`SAVED_FRESH`] old answers for the pids it has. On a busy
+    /// machine processes exit all the time, and the kernel formats thousands of lines for
+    /// each read (reading it for each was a tenth of a syscall storm's cost, under a build).
+    saved: Option<(Instant, HashMap<i32, String>)>,
+    /// Whether `saved` was read in this round.
+    saved_this_round: bool,
     lines: LineFormatter,
     out: W,
     buf: Vec<u8>,
@@ -72,7 +81,23 @@ impl<W: Write> LineSink<W> {
     fn new(tracefs: Tracefs, formats: EventFormats, time: TimeFormat, out: W) -> Self {
         let buf = Vec::with_capacity(OUT_CHUNK + 4096);
         let lines = LineFormatter::new(time);
-        LineSink { tracefs, formats, named: Default::default(), recent: [0; 16], lines, out, buf }
+        let (named, recent, saved, saved_this_round) = (Default::default(), [0; 16], None, false);
+        LineSink { tracefs, formats, named, recent, saved, saved_this_round, lines, out, buf }
+    }
+}
+
+/// How long a copy of `saved_cmdlines` names the pids it has (as the agent's plugins use it).
+const SAVED_FRESH: Duration = Duration::from_secs(1);
+
+impl<W: Write> LineSink<W> {
+    /// The name `saved_cmdlines` gives a pid that is gone (see [`LineSink::saved`]).
+    fn saved_comm(&mut self, pid: i32) -> Option<String> {
+        let usable = |(at, m): &(Instant, HashMap<i32, String>)| at.elapsed() < SAVED_FRESH && m.contains_key(&pid);
+        if !self.saved_this_round && !self.saved.as_ref().is_some_and(usable) {
+            self.saved = tracefs::saved_cmdlines(&self.tracefs).ok().map(|m| (Instant::now(), m));
+            self.saved_this_round = true;
+        }
+        self.saved.as_ref()?.1.get(&pid).cloned()
     }
 }
 
@@ -84,7 +109,7 @@ impl<W: Write> RecordSink for LineSink<W> {
             *slot = pid;
             if self.named.insert(pid) {
                 // A short-lived child may be gone before its events are printed.
-                if let Some(c) = crate::kernel_info::live_comm(&self.tracefs, pid) {
+                if let Some(c) = crate::kernel_info::proc_comm(pid).or_else(|| self.saved_comm(pid)) {
                     self.formats.add_cmdline(pid, &c);
                 }
             }
@@ -104,6 +129,7 @@ impl<W: Write> RecordSink for LineSink<W> {
     }
 
     fn flush(&mut self, _lost: &[u64]) -> Result<()> {
+        self.saved_this_round = false;
         self.out.write_all(&self.buf)?;
         self.buf.clear();
         Ok(self.out.flush()?)
