@@ -327,6 +327,8 @@ export class Counter {
 }
 
 const scratch = new Int32Array(SMALL); // one batch's counts (int32 adds)
+const pidKeys = new Int32Array(1024); // Batch.count's table of pid runs (see there)
+const pidCounts = new Int32Array(1024);
 
 /**
  * One batch of events, for plugins that override Plugin.onBatch (columnar access). A batch is
@@ -406,11 +408,16 @@ export class Batch {
     let o = at;
     if (pids) {
       // The same, with each record's pid compared with the current run's (four at a time:
-      // a run of one pid costs a compare an event).
+      // a run of one pid costs a compare an event). A run that ends is tallied in a small
+      // direct-mapped table (pid & 1023; a clash goes to the Counter), so pids that take
+      // turns (two processes on two CPUs) cost a few operations a switch, not a Map update.
       const p32 = this.i32;
       const dp = 4 - at;
+      const tk = pidKeys;
+      const tc = pidCounts;
       let pid = p32[4];
-      let run = at;
+      let run = 0;
+      let tabled = false;
       const size8 = f.size === 8;
       for (; o < e4; o += st4) {
         c[words[o]] += 1;
@@ -418,28 +425,48 @@ export class Batch {
         c[words[o + st2]] += 1;
         c[words[o + st3]] += 1;
         if (size8) high |= words[o + 1] | words[o + st + 1] | words[o + st2 + 1] | words[o + st3 + 1];
-        if (p32[o + dp] !== pid || p32[o + dp + st] !== pid || p32[o + dp + st2] !== pid || p32[o + dp + st3] !== pid) {
-          for (let k = o; k < o + st4; k += st) {
-            const p = p32[k + dp];
-            if (p !== pid) {
-              pids.add(pid, (k - run) / st);
-              pid = p;
-              run = k;
-            }
+        if (p32[o + dp] === pid && p32[o + dp + st] === pid && p32[o + dp + st2] === pid && p32[o + dp + st3] === pid) {
+          run += 4;
+          continue;
+        }
+        for (let k = o + dp; k < o + dp + st4; k += st) {
+          const p = p32[k];
+          if (p === pid) {
+            run += 1;
+            continue;
           }
+          const h = pid & 1023;
+          if (tc[h] === 0) {
+            tk[h] = pid;
+            tc[h] = run;
+            tabled = true;
+          } else if (tk[h] === pid) tc[h] += run;
+          else pids.add(pid, run);
+          pid = p;
+          run = 1;
         }
       }
       for (; o < e; o += st) {
         c[words[o]] += 1;
         if (size8) high |= words[o + 1];
         const p = p32[o + dp];
-        if (p !== pid) {
-          pids.add(pid, (o - run) / st);
-          pid = p;
-          run = o;
+        if (p === pid) {
+          run += 1;
+          continue;
+        }
+        pids.add(pid, run);
+        pid = p;
+        run = 1;
+      }
+      pids.add(pid, run);
+      if (tabled) {
+        for (let h = 0; h < 1024; h++) {
+          if (tc[h] !== 0) {
+            pids.add(tk[h], tc[h]);
+            tc[h] = 0;
+          }
         }
       }
-      pids.add(pid, (o - run) / st);
     } else if (f.size === 8) {
       // The low word indexes the counts; the high words are or-ed: all zero, or redo exactly.
       for (; o < e4; o += st4) {

@@ -50,6 +50,8 @@ from wit_world.imports import output as _output
 from wit_world.imports import run as _run
 from wit_world.imports import types as _t
 
+from . import metrics as _metrics  # its updates are sent after each batch and after finish
+
 __all__ = [
     "Plugin", "Plan", "Args", "Event", "Batch", "PluginError", "export", "print", "emit",
     "log", "wants_records", "kernel_supports", "has_symbol", "lost_events", "comm_of",
@@ -423,9 +425,10 @@ class Batch:
 
         For a fixed-size integer field of a uniform batch (see the class) this runs in C
         loops over bytes: a field with one value in the whole batch costs a few compares; a
-        field whose values are in 0..65535 with few distinct ones (syscall ids, CPUs, small
-        codes) is counted one distinct value at a time (``bytes.translate`` deletes it, the
-        length tells how many there were). Otherwise, per value (``Counter``'s C loop)."""
+        field with few distinct values (syscall ids, pids, CPUs, small codes: at most 24,
+        counting those of their upper bytes) is counted one distinct value at a time
+        (``bytes.translate`` deletes it, the length tells how many there were). Otherwise, per
+        value (``Counter``'s C loop)."""
         into = {} if into is None else into
         f = self._probes[probe].fields.get(name)
         if f is not None and f.code and f.kind != _K.ARRAY and self._uniform and self._uniform[0] == probe:
@@ -434,7 +437,7 @@ class Batch:
             if v is not None:
                 into[v] = into.get(v, 0) + self._uniform[2]
                 return into
-            if (f.size >= 4 or not f.code.islower()) and _count_small(self._bytes, at, self._uniform[1], self._uniform[2], f.size, into):
+            if _count_small(self._bytes, at, self._uniform[1], self._uniform[2], f.size, f.code.islower(), into):
                 return into
         _count_elements(into, self.column(probe, name))
         return into
@@ -445,6 +448,9 @@ class Batch:
         v = self._same(probe, 16, 4, True)
         if v is not None:
             into[v] = into.get(v, 0) + self._uniform[2]
+            return into
+        u = self._uniform
+        if u and u[0] == probe and _count_small(self._bytes, 16, u[1], u[2], 4, True, into):
             return into
         _count_elements(into, self.pids(probe))
         return into
@@ -479,36 +485,52 @@ def _each_byte(r, into, base, extra_zeros, budget):
     return budget
 
 
-def _count_small(b, at, stride, n, size, into, budget=16):
+def _split(lanes, mask, members, prefix, out, n, budget):
+    """Counts the values of ``lanes`` (byte lanes, lowest first) at the positions that ``mask``
+    selects (a big integer with 0xFF bytes there; None: all ``n``, ``members`` of them) into
+    ``out``, under keys whose upper bytes are ``prefix``: the top lane's distinct values, then
+    for each the lanes below it at its positions. Spends ``budget[0]``, one per distinct value
+    at each level; False when it ran out."""
+    top = lanes[-1]
+    if mask is not None:
+        top = (int.from_bytes(top, "little") & mask).to_bytes(n, "little")
+    key = prefix << 8
+    found = out if len(lanes) == 1 else {}
+    left = _each_byte(top, found, key if found is out else 0, n - members, budget[0])
+    if left < 0:
+        return False
+    budget[0] = left
+    if found is out:
+        return True
+    for v, nv in found.items():
+        m = int.from_bytes(lanes[-1].translate(_mask_table(v)), "little")
+        if mask is not None:
+            m &= mask
+        if not _split(lanes[:-1], m, nv, key | v, out, n, budget):
+            return False
+    return True
+
+
+def _count_small(b, at, stride, n, size, signed, into, budget=24):
     """Adds to ``into`` the counts of the little-endian ``size``-byte integers at
-    ``b[at + i*stride]`` (i < n) if every one is in 0..65535 and there are at most ``budget``
-    distinct ones; else adds nothing and returns False. C loops over byte lanes only: a lane is
-    ``b`` sliced with a step; the values whose high byte is ``h`` are picked out of the low
-    lane by an AND of big integers with a mask made by ``translate``."""
+    ``b[at + i*stride]`` (i < n) if they have at most ``budget`` distinct values (counting
+    those of their upper bytes too) and, when ``signed``, none is negative; else adds nothing
+    and returns False. C loops over byte lanes only: a lane is ``b`` sliced with a step; the
+    lanes that are zero throughout are left out; the values under one value of the upper
+    bytes are picked out of the lower lanes by an AND of big integers with a mask that
+    ``translate`` makes."""
     zeros = _ZERO_LANES.get(n)
     if zeros is None:
         zeros = _ZERO_LANES[n] = bytes(n)
     end = at + stride * (n - 1) + 1
-    for j in range(2, size):
-        if b[at + j:end + j:stride] != zeros:
-            return False
-    lo = b[at:end:stride]
-    hi = b[at + 1:end + 1:stride] if size > 1 else zeros
+    lanes = [b[at + j:end + j:stride] for j in range(size)]
+    if signed and lanes[-1] != zeros and max(lanes[-1]) >= 0x80:
+        return False
+    while len(lanes) > 1 and lanes[-1] == zeros:
+        lanes.pop()
     out = {}
-    if hi == zeros:
-        if _each_byte(lo, out, 0, 0, budget) < 0:
-            return False
-    else:
-        highs = {}
-        if _each_byte(hi, highs, 0, 0, 4) < 0:
-            return False
-        low = int.from_bytes(lo, "little")
-        for h, nh in highs.items():
-            mask = int.from_bytes(hi.translate(_mask_table(h)), "little")
-            picked = (low & mask).to_bytes(n, "little")
-            budget = _each_byte(picked, out, h << 8, n - nh, budget)
-            if budget < 0:
-                return False
+    if not _split(lanes, None, n, 0, out, n, [budget]):
+        return False
     for k, c in out.items():
         into[k] = into.get(k, 0) + c
     return True
@@ -630,6 +652,7 @@ def export(cls):
                 if lost:
                     plugin.on_lost(lost)
                 plugin.on_batch(Batch(memoryview(batch), _State.probes, _comm))
+                _metrics.flush()
             except BaseException as e:  # noqa: BLE001
                 raise _error("on-batch", e) from None
 
@@ -639,6 +662,7 @@ def export(cls):
                 raise _Err("finish called before init")
             try:
                 plugin.finish()
+                _metrics.flush()
                 _sys.stdout.flush()
             except BaseException as e:  # noqa: BLE001
                 raise _error("finish", e) from None
