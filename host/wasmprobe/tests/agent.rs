@@ -1,6 +1,7 @@
 //! `wasmprobe agent`: its config check, its HTTP endpoints, a real Prometheus scraping it while
-//! plugins run (one of them trapping and restarted), reloads while a workload runs, and the
-//! Kubernetes manifests of deploy/kubernetes/ checked against the binary.
+//! plugins run (one of them trapping and restarted), reloads while a workload runs, the
+//! Kubernetes manifests of deploy/kubernetes/ checked against the binary, and (agent/more.rs)
+//! metrics from Python and JavaScript plugins.
 //!
 //! Prerequisites: root with tracefs and raw_syscalls for the live tests, Debian's `prometheus`
 //! (installed by .ci/setup) for the scrape test, `gcc` for the workload. Without one a test
@@ -13,6 +14,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+
+#[allow(dead_code)] // plugin_langs uses the rest
+mod langs_support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasmprobe");
 
@@ -695,3 +699,5 @@ fn a_changed_config_file_is_reloaded_without_a_signal() {
     assert_eq!(agent.sample("wasmprobe_reloads_total{node=\"n1\",result=\"ok\"}"), Some(1.0));
     assert_eq!(agent.sample("wasmprobe_plugin_up{node=\"n1\",plugin=\"a\"}"), Some(1.0));
 }
+
+include!("agent/more.rs");
