@@ -72,3 +72,10 @@ pub fn symbolize_kernel(frames: &[u64]) -> Vec<Frame> {
 pub fn symbolize_user(pid: i32, frames: &[u64]) -> Vec<Frame> {
     wit::symbolize(wit::AddressSpace::User(pid), frames)
 }
+
+/// Writes folded stacks (`outer;...;inner COUNT` lines, what flame-graph tools read) to the
+/// file the user named with `--arg folded=FILE` (the host writes it; the plugin names no path).
+/// The first call creates the file, later ones append.
+pub fn write_folded(lines: &[String]) -> Result<(), String> {
+    wit::write_folded(lines)
+}

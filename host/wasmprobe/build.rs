@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// Components every build must produce (the built-ins).
-const REQUIRED: &[&str] = &["exec_open", "syscount", "openlat", "readline"];
+const REQUIRED: &[&str] = &["exec_open", "syscount", "openlat", "readline", "stackcount"];
 
 fn main() {
     let manifest = PathBuf::from(std::env::var_os("CARGO_MANIFEST_DIR").expect("cargo sets CARGO_MANIFEST_DIR"));

@@ -65,6 +65,8 @@ fn main() {
                     agree.1 += 1;
                     if f.symbol.as_deref() == Some(want.as_str()) {
                         agree.0 += 1;
+                    } else if std::env::var_os("SYMBOLIZE_SHOW").is_some() {
+                        println!("differs: {:x} perf {want} ours {:?} {:?}", f.addr, f.symbol, f.module);
                     }
                 }
             }

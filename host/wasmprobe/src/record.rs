@@ -28,6 +28,10 @@ pub struct RecordedRun {
     pub probes: Vec<(String, String, String)>,
     /// Command names the plugin was given.
     pub comms: BTreeMap<i32, String>,
+    /// The processes whose user stacks were seen, with their mappings (written as option
+    /// [`crate::symbolize::OPTION_PROCESS_MAPS`], not in this JSON).
+    #[serde(skip)]
+    pub processes: Option<crate::symbolize::Processes>,
 }
 
 /// Where and how a run records what it traced.
@@ -100,6 +104,9 @@ impl Recorder {
             format!("wasmprobe {}\0", env!("CARGO_PKG_VERSION")).into_bytes(),
         ));
         options.push((OPTION_WASMPROBE, serde_json::to_vec(run)?));
+        if let Some(p) = run.processes.as_ref().filter(|p| !p.is_empty()) {
+            options.push((crate::symbolize::OPTION_PROCESS_MAPS, p.to_bytes()));
+        }
         let meta = DatMeta {
             version: to.version,
             endian: traceevent::Endian::native(),

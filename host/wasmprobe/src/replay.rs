@@ -40,6 +40,15 @@ pub fn replay_to(opts: &PluginOptions, file: &Path, perfetto: Option<&Path>) -> 
         .and_then(|(_, d)| serde_json::from_slice(d).ok());
     let answers = recorded.as_ref().map(|r| r.answers.clone()).unwrap_or_default();
     let (mut plugin, plan) = crate::run::plan(opts, Arc::new(ReplayKernel(answers)))?;
+    // Stacks are named from the recording: its kallsyms, and the mappings it kept.
+    let procs = dat
+        .meta
+        .options
+        .iter()
+        .find(|(id, _)| *id == crate::symbolize::OPTION_PROCESS_MAPS)
+        .and_then(|(_, d)| crate::symbolize::Processes::from_bytes(d).ok())
+        .unwrap_or_else(|| crate::symbolize::Processes::recorded(Vec::new()));
+    plugin.set_symbolizer(Box::new(crate::symbolize::StackSymbolizer::replay(&dat.meta.kallsyms, procs)));
     // Each plan probe's event in the file (parsed formats, with their text for the layout).
     let formats: Vec<(EventFormat, &str)> = dat
         .meta

@@ -188,6 +188,10 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
             .collect::<Result<Vec<_>>>()?;
         plugin.set_layouts(layouts)?;
         plugin.set_comm_lookup(Box::new(LiveComm::new(&tracefs, given.clone()).with_exits(exits.clone())));
+        // Stacks are named on the host; a recording keeps the mappings of the processes seen.
+        let symbolizer = crate::symbolize::StackSymbolizer::live();
+        recorded.processes = Some(symbolizer.processes());
+        plugin.set_symbolizer(Box::new(symbolizer));
     }
     let recorder = match record {
         Some(to) => Some(Recorder::new(&to.path, session.instance().cpu_count()?)?),

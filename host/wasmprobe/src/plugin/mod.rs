@@ -72,6 +72,7 @@ const BUILTINS: &[(&str, &[u8])] = &[
     ("syscount", include_bytes!(concat!(env!("OUT_DIR"), "/guests/syscount.wasm"))),
     ("openlat", include_bytes!(concat!(env!("OUT_DIR"), "/guests/openlat.wasm"))),
     ("readline", include_bytes!(concat!(env!("OUT_DIR"), "/guests/readline.wasm"))),
+    ("stackcount", include_bytes!(concat!(env!("OUT_DIR"), "/guests/stackcount.wasm"))),
 ];
 
 /// The component bytes of built-in plugin `name`.

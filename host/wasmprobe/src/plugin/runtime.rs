@@ -89,6 +89,8 @@ pub(crate) struct State {
     pub(crate) initialized: bool,
     /// What names the addresses of `stacks.symbolize`.
     pub(crate) symbolizer: Box<dyn super::stacks::Symbolizer>,
+    /// Where `stacks.write-folded` writes: the user's `--arg folded=FILE`, set at `init`.
+    pub(crate) folded: crate::symbolize::folded::FoldedFile,
     clock: CallClock,
     /// The plugin's monotonic clock (WASI's `now`), to tell whether a timer is due.
     clock_base: PluginClock,
@@ -329,6 +331,7 @@ impl Plugin {
             stack_requests: Vec::new(),
             initialized: false,
             symbolizer: Box::new(super::stacks::NoSymbols),
+            folded: Default::default(),
             clock: CallClock {
                 started: Instant::now(),
                 budget: sandbox.setup_budget,
@@ -423,6 +426,7 @@ impl Plugin {
             return Err(self.usage("init called twice"));
         }
         self.store.data_mut().kernel = kernel;
+        self.store.data_mut().folded = crate::symbolize::folded::FoldedFile::from_args(args);
         let args = args.to_vec();
         let budget = self.sandbox.setup_budget;
         let instance = &self.instance;

@@ -8,6 +8,9 @@ use std::path::PathBuf;
 /// The `--arg` key naming the file.
 pub const ARG: &str = "folded";
 
+/// The most a plugin can have written there.
+pub const MAX_BYTES: u64 = 256 << 20;
+
 /// Where a plugin's folded stacks go, if the user said.
 #[derive(Debug, Default)]
 pub struct FoldedFile {
@@ -15,6 +18,8 @@ pub struct FoldedFile {
     file: Option<std::fs::File>,
     /// Lines written so far.
     lines: u64,
+    /// Bytes written so far.
+    bytes: u64,
 }
 
 impl FoldedFile {
@@ -52,9 +57,13 @@ impl FoldedFile {
             buf.extend_from_slice(l.as_bytes());
             buf.push(b'\n');
         }
+        if self.bytes + buf.len() as u64 > MAX_BYTES {
+            return Err(format!("{} would grow past {} MiB", path.display(), MAX_BYTES >> 20));
+        }
         let f = self.file.as_mut().expect("opened above");
         f.write_all(&buf).map_err(|e| format!("writing {}: {e}", path.display()))?;
         self.lines += lines.len() as u64;
+        self.bytes += buf.len() as u64;
         Ok(())
     }
 }

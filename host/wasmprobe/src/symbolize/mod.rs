@@ -100,14 +100,16 @@ pub struct StackSymbolizer {
     /// Per file: its resolved offsets.
     cache: HashMap<FileKey, HashMap<u64, Resolved>>,
     /// Per file: the path it is read from, or none when no file with that build id was found.
-    files: HashMap<FileKey, Option<String>>,
+    files: HashMap<FileKey, Option<Located>>,
     stats: Stats,
 }
 
 enum KernelSource {
     /// `/proc/kallsyms`, read on the first kernel request.
     Live(OnceLock<traceevent::Symbols>),
-    /// A recording's kallsyms.
+    /// A recording's kallsyms text, parsed on the first kernel request.
+    Text(String, OnceLock<traceevent::Symbols>),
+    /// An already parsed table.
     Table(Arc<traceevent::Symbols>),
 }
 
@@ -118,11 +120,10 @@ impl StackSymbolizer {
         Self::new(KernelSource::Live(OnceLock::new()), Processes::live())
     }
 
-    /// For a replay: the recording's kallsyms text and processes.
+    /// For a replay: the recording's kallsyms text (parsed on the first kernel request) and
+    /// processes.
     pub fn replay(kallsyms: &str, procs: Processes) -> Self {
-        let mut k = traceevent::Symbols::new();
-        k.parse_kallsyms(kallsyms);
-        Self::with_kernel(Arc::new(k), procs)
+        Self::new(KernelSource::Text(kallsyms.to_string(), OnceLock::new()), procs)
     }
 
     /// With an already parsed kernel symbol table.
@@ -167,13 +168,17 @@ impl StackSymbolizer {
     }
 
     fn kernel_table(&self) -> &traceevent::Symbols {
+        let parse = |text: &str| {
+            let mut k = traceevent::Symbols::new();
+            k.parse_kallsyms(text);
+            k
+        };
         match &self.kallsyms {
             KernelSource::Table(t) => t,
-            KernelSource::Live(cell) => cell.get_or_init(|| {
-                let mut k = traceevent::Symbols::new();
-                k.parse_kallsyms(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
-                k
-            }),
+            KernelSource::Text(text, cell) => cell.get_or_init(|| parse(text)),
+            KernelSource::Live(cell) => {
+                cell.get_or_init(|| parse(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default()))
+            }
         }
     }
 
@@ -229,19 +234,25 @@ impl StackSymbolizer {
         let mut jobs = Vec::new();
         let mut waiting = Vec::new();
         for (key, wanted) in misses {
-            let Some(Some(path)) = self.files.get(&key) else { continue };
+            let Some(Some(file)) = self.files.get(&key) else { continue };
             let mut offsets: Vec<u64> = wanted.iter().map(|w| w.1).collect();
             offsets.sort_unstable();
             offsets.dedup();
-            jobs.push((path.clone(), offsets));
+            let (addrs, virt) = match &file.segments {
+                // A debug file: its segments hold no bytes, so ask by virtual address.
+                Some(segs) => (offsets.iter().map(|&o| elf::virt_of(segs, o).unwrap_or(u64::MAX)).collect(), true),
+                None => (offsets.clone(), false),
+            };
+            jobs.push((elf::Lookup { path: file.path.clone(), addrs, virt }, offsets));
             waiting.push((key, wanted));
         }
         if jobs.is_empty() {
             return out;
         }
         self.stats.elf_calls += jobs.len() as u64;
-        let answers = self.elf.resolve(jobs.clone());
-        for (((key, wanted), (_, offsets)), resolved) in waiting.into_iter().zip(jobs).zip(answers) {
+        let (lookups, jobs): (Vec<_>, Vec<_>) = jobs.into_iter().unzip();
+        let answers = self.elf.resolve(lookups);
+        for (((key, wanted), offsets), resolved) in waiting.into_iter().zip(jobs).zip(answers) {
             self.stats.resolved += offsets.len() as u64;
             let cache = self.cache.entry(key).or_default();
             cache.extend(offsets.into_iter().zip(resolved));
@@ -262,19 +273,33 @@ fn fill(frame: &mut Frame, r: &Resolved) {
     frame.line = r.line;
 }
 
-/// The file to read a mapping's symbols from: its path when the file there is the one that
-/// was mapped (same build id), else the debug file of that build id under
-/// `/usr/lib/debug/.build-id/`, else none (a file replaced since, on a replay elsewhere).
-fn locate(key: &FileKey, m: &Mapping) -> Option<String> {
+/// Where a file's symbols are read: `path`, by file offset, or (a debug file) by the virtual
+/// address the mapped file's `segments` give an offset.
+#[derive(Debug)]
+struct Located {
+    path: String,
+    segments: Option<Vec<elf::Segment>>,
+}
+
+/// The file to read a mapping's symbols from: the debug file of its build id under
+/// `/usr/lib/debug/.build-id/` when one is installed (a distribution's library keeps only its
+/// dynamic symbols; its debug file has them all, and DWARF), else its path when the file there
+/// is the one that was mapped (same build id), else none (a file replaced since, on a replay
+/// elsewhere).
+fn locate(key: &FileKey, m: &Mapping) -> Option<Located> {
     let path = m.path.strip_suffix(" (deleted)").unwrap_or(&m.path);
+    let here = |path: &str| Located { path: path.to_string(), segments: None };
     match key {
-        FileKey::Path(_) => std::path::Path::new(path).is_file().then(|| path.to_string()),
+        FileKey::Path(_) => std::path::Path::new(path).is_file().then(|| here(path)),
         FileKey::BuildId(id) => {
-            if maps::read_build_id(path).as_deref() == Some(id.as_str()) {
-                return Some(path.to_string());
-            }
+            let same = maps::read_build_id(path).as_deref() == Some(id.as_str());
             let debug = format!("/usr/lib/debug/.build-id/{}/{}.debug", id.get(..2)?, id.get(2..)?);
-            (maps::read_build_id(&debug).as_deref() == Some(id.as_str())).then_some(debug)
+            if same && maps::read_build_id(&debug).as_deref() == Some(id.as_str()) {
+                if let Some(segments) = elf::load_segments(path) {
+                    return Some(Located { path: debug, segments: Some(segments) });
+                }
+            }
+            same.then(|| here(path))
         }
     }
 }

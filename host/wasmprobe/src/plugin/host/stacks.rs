@@ -25,4 +25,8 @@ impl stacks::Host for State {
         }
         out
     }
+
+    fn write_folded(&mut self, lines: Vec<String>) -> Result<(), String> {
+        self.folded.write(&lines)
+    }
 }
