@@ -19,7 +19,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a Wasm plugin (a .wasm component or a built-in: exec-open, syscount, openlat,
-    /// readline) against the live kernel.
+    /// readline, stackcount) against the live kernel.
     Run(RunArgs),
     /// Record live events to a trace.dat that trace-cmd and KernelShark read (and `run
     /// --replay` replays).
