@@ -129,3 +129,58 @@ fn trace_cmd_reads_our_recordings_like_we_do() {
         assert!(a.contains("sched_process_exec:") && a.contains("filename=/usr/bin/cat"), "{a}");
     }
 }
+
+/// `record` without a plugin counts what the kernel overwrote before the readers got to it
+/// (its per-CPU stats, exact even where a full sub-buffer had no room to store the count and
+/// trace-cmd says only `[EVENTS DROPPED]`), and the events it says it recorded are the file's.
+#[test]
+fn record_reports_the_events_the_file_says_were_dropped() {
+    require!(root, tracefs, trace_cmd);
+    let dir = tempfile::tempdir().unwrap();
+    let dat = dir.path().join("dropped.dat");
+    let d = dat.to_str().unwrap();
+    let mut rec = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
+        .args(["record", "-o", d, "-e", "syscalls:sys_enter_getppid"])
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = rec.id() as i32;
+    let enable =
+        format!("/sys/kernel/tracing/instances/wasmprobe-{pid}-record/events/syscalls/sys_enter_getppid/enable");
+    let signal = |s| nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), s).unwrap();
+    let t0 = std::time::Instant::now();
+    while std::fs::read_to_string(&enable).map_or(true, |s| s.trim() != "1") {
+        if t0.elapsed() > std::time::Duration::from_secs(10) {
+            // Ended as Ctrl-C ends it, so that it removes what it made.
+            signal(nix::sys::signal::Signal::SIGINT);
+            let _ = rec.wait();
+            panic!("record did not start tracing in 10 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // The readers stopped, the buffer (the kernel's default size) overflows: far more events
+    // than it holds.
+    signal(nix::sys::signal::Signal::SIGSTOP);
+    for _ in 0..400_000 {
+        // SAFETY: a syscall without arguments or side effects.
+        unsafe { libc::syscall(libc::SYS_getppid) };
+    }
+    signal(nix::sys::signal::Signal::SIGCONT);
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    signal(nix::sys::signal::Signal::SIGINT);
+    let out = rec.wait_with_output().unwrap();
+    ok(&out);
+    let said = String::from_utf8_lossy(&out.stderr).into_owned();
+    let theirs = Command::new("trace-cmd").args(["report", "-i", d]).output().unwrap();
+    assert!(theirs.status.success(), "trace-cmd report failed on our file");
+    let text = stdout(&theirs);
+    let events = text.lines().filter(|l| l.contains(" sys_enter_getppid:")).count() as u64;
+    assert!(text.lines().any(|l| l.starts_with("CPU:") && l.ends_with("EVENTS DROPPED]")), "no drop in the file");
+    let lost = said
+        .strip_prefix(&format!("wasmprobe: recorded {events} events to {d} ("))
+        .and_then(|r| r.strip_suffix(" lost)\n"))
+        .and_then(|n| n.parse::<u64>().ok())
+        .unwrap_or_else(|| panic!("the file holds {events} events; record said: {said}"));
+    // Every call is an event recorded or lost (give or take another process's few getppid).
+    assert!((400_000..401_000).contains(&(events + lost)), "{events} recorded + {lost} lost");
+}
