@@ -398,38 +398,53 @@ export class Batch {
     const c = scratch;
     c.fill(0);
     let high = 0;
-    // Four records a step (the interpreter's cost is per operation: a step's bookkeeping
-    // once for four). Values outside 0..1023 fall outside the typed array and are dropped
-    // (a typed array ignores such writes): counted apart below.
+    // Four records a step, each of the four read through views of the batch that start at
+    // its field (F0..F3), the field's high word (H0..H3) and its pid (P0..P3), all indexed by
+    // the first record's start r: the interpreter's cost is per operation, and this leaves
+    // none but the reads, the count and the compares. Values outside 0..1023 fall outside
+    // the typed array and are dropped (a typed array ignores such writes): counted apart below.
     const st2 = st * 2;
     const st3 = st * 3;
     const st4 = st * 4;
-    const e4 = e - st3;
-    let o = at;
+    const R = this.n * st; // past the last record's start
+    const R4 = R - st3;
+    const view = (arr, w) => arr.subarray(Math.min(w, arr.length));
+    const F0 = view(words, at);
+    const F1 = view(words, at + st);
+    const F2 = view(words, at + st2);
+    const F3 = view(words, at + st3);
+    const size8 = f.size === 8;
+    const H0 = view(words, at + 1);
+    const H1 = view(words, at + 1 + st);
+    const H2 = view(words, at + 1 + st2);
+    const H3 = view(words, at + 1 + st3);
+    let r = 0;
     if (pids) {
-      // The same, with each record's pid compared with the current run's (four at a time:
-      // a run of one pid costs a compare an event). A run that ends is tallied in a small
-      // direct-mapped table (pid & 1023; a clash goes to the Counter), so pids that take
-      // turns (two processes on two CPUs) cost a few operations a switch, not a Map update.
+      // With each record's pid compared with the current run's (a run of one pid costs a
+      // compare an event). A run that ends is tallied in a small direct-mapped table
+      // (pid & 1023; a clash goes to the Counter), so pids that take turns (two processes
+      // on two CPUs) cost a few operations a switch, not a Map update.
       const p32 = this.i32;
-      const dp = 4 - at;
+      const P0 = view(p32, 4);
+      const P1 = view(p32, 4 + st);
+      const P2 = view(p32, 4 + st2);
+      const P3 = view(p32, 4 + st3);
       const tk = pidKeys;
       const tc = pidCounts;
       let pid = p32[4];
       let run = 0;
       let tabled = false;
-      const size8 = f.size === 8;
-      for (; o < e4; o += st4) {
-        c[words[o]] += 1;
-        c[words[o + st]] += 1;
-        c[words[o + st2]] += 1;
-        c[words[o + st3]] += 1;
-        if (size8) high |= words[o + 1] | words[o + st + 1] | words[o + st2 + 1] | words[o + st3 + 1];
-        if (p32[o + dp] === pid && p32[o + dp + st] === pid && p32[o + dp + st2] === pid && p32[o + dp + st3] === pid) {
+      for (; r < R4; r += st4) {
+        c[F0[r]] += 1;
+        c[F1[r]] += 1;
+        c[F2[r]] += 1;
+        c[F3[r]] += 1;
+        if (size8) high |= H0[r] | H1[r] | H2[r] | H3[r];
+        if (P0[r] === pid && P1[r] === pid && P2[r] === pid && P3[r] === pid) {
           run += 4;
           continue;
         }
-        for (let k = o + dp; k < o + dp + st4; k += st) {
+        for (let k = r + 4; k < r + 4 + st4; k += st) {
           const p = p32[k];
           if (p === pid) {
             run += 1;
@@ -446,10 +461,10 @@ export class Batch {
           run = 1;
         }
       }
-      for (; o < e; o += st) {
-        c[words[o]] += 1;
-        if (size8) high |= words[o + 1];
-        const p = p32[o + dp];
+      for (; r < R; r += st) {
+        c[F0[r]] += 1;
+        if (size8) high |= H0[r];
+        const p = P0[r];
         if (p === pid) {
           run += 1;
           continue;
@@ -467,27 +482,27 @@ export class Batch {
           }
         }
       }
-    } else if (f.size === 8) {
+    } else if (size8) {
       // The low word indexes the counts; the high words are or-ed: all zero, or redo exactly.
-      for (; o < e4; o += st4) {
-        c[words[o]] += 1;
-        c[words[o + st]] += 1;
-        c[words[o + st2]] += 1;
-        c[words[o + st3]] += 1;
-        high |= words[o + 1] | words[o + st + 1] | words[o + st2 + 1] | words[o + st3 + 1];
+      for (; r < R4; r += st4) {
+        c[F0[r]] += 1;
+        c[F1[r]] += 1;
+        c[F2[r]] += 1;
+        c[F3[r]] += 1;
+        high |= H0[r] | H1[r] | H2[r] | H3[r];
       }
-      for (; o < e; o += st) {
-        c[words[o]] += 1;
-        high |= words[o + 1];
+      for (; r < R; r += st) {
+        c[F0[r]] += 1;
+        high |= H0[r];
       }
     } else {
-      for (; o < e4; o += st4) {
-        c[words[o]] += 1;
-        c[words[o + st]] += 1;
-        c[words[o + st2]] += 1;
-        c[words[o + st3]] += 1;
+      for (; r < R4; r += st4) {
+        c[F0[r]] += 1;
+        c[F1[r]] += 1;
+        c[F2[r]] += 1;
+        c[F3[r]] += 1;
       }
-      for (; o < e; o += st) c[words[o]] += 1;
+      for (; r < R; r += st) c[F0[r]] += 1;
     }
     if (high !== 0) {
       const read = f.int;
