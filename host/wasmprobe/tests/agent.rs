@@ -15,7 +15,6 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-#[allow(dead_code)] // plugin_langs uses the rest
 mod langs_support;
 
 const BIN: &str = env!("CARGO_BIN_EXE_wasmprobe");

@@ -92,7 +92,8 @@ fn python_and_javascript_plugins_export_metrics() {
     }
     run_workload(&exe, 2000, 5);
     for (plugin, prefix, hist) in [("pym", "py", "pybatch_events"), ("jsm", "js", "jsids")] {
-        let series = format!("{prefix}calls_total{{node=\"n1\",plugin=\"{plugin}\",comm=\"loadlangs\",syscall=\"110\"}}");
+        let series =
+            format!("{prefix}calls_total{{node=\"n1\",plugin=\"{plugin}\",comm=\"loadlangs\",syscall=\"110\"}}");
         let t0 = Instant::now();
         let mut got = None;
         while t0.elapsed() < Duration::from_secs(30) && got != Some(2000.0) {
