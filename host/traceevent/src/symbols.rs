@@ -6,6 +6,8 @@
 //! printk_formats lines: `0xffffffff8281a5be : "Start scheduler-tick"`.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::OnceLock;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Sym {
@@ -27,18 +29,80 @@ pub struct SymbolRef<'a> {
     pub size: u64,
 }
 
+/// Slots of [`Symbols`]' cache of recent `find_func` answers (a power of two).
+const CACHE_SLOTS: usize = 64;
+
 /// Address → symbol and address → string tables; loaded once, looked up per record.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// The kallsyms texts are kept as given and parsed into tables on the first lookup that
+/// needs them (most traces print no symbol: a report of sched or syscall events never pays
+/// for the 120,000 lines of a kernel's kallsyms).
+#[derive(Debug, Default)]
 pub struct Symbols {
-    syms: Vec<Sym>,
-    sorted: bool,
+    /// The kallsyms texts added, in order.
+    kallsyms: Vec<String>,
+    /// The kernel dialect's table, from `kallsyms` on first use.
+    syms: OnceLock<Vec<Sym>>,
     strings: HashMap<u64, String>,
-    /// kallsyms as libtraceevent holds it: reversed file order, stably sorted by address,
-    /// absolute (`A`/`a`) and `$` symbols left out, zero addresses kept.
-    libtraceevent_functions: Vec<(u64, Box<str>)>,
+    /// kallsyms as libtraceevent holds it, from `kallsyms` on first use.
+    libtraceevent_functions: OnceLock<Functions>,
     /// printk_formats as libtraceevent holds them: the quoted text, escapes kept.
     libtraceevent_printk_strings: HashMap<u64, String>,
+    /// Recent answers of [`Symbols::libtraceevent_function`] for addresses inside a symbol,
+    /// by address: index + 1 into the table, 0 for none. An entry is checked against the
+    /// table before it is used, so a stale or raced one only costs the search.
+    cache: Cache,
 }
+
+/// See [`Symbols`]' `cache`.
+#[derive(Debug)]
+struct Cache([AtomicU32; CACHE_SLOTS]);
+
+impl Default for Cache {
+    fn default() -> Self {
+        Cache([const { AtomicU32::new(0) }; CACHE_SLOTS])
+    }
+}
+
+/// libtraceevent's function table: reversed file order, stably sorted by address, absolute
+/// (`A`/`a`) and `$` symbols left out, zero addresses kept. Names stay in the kallsyms texts.
+#[derive(Debug, Default)]
+struct Functions {
+    /// (address, position of the name: text index << 32 | start, its length).
+    table: Vec<(u64, u64, u32)>,
+}
+
+impl Symbols {
+    /// The name of `functions().table[i]`.
+    fn function_name(&self, f: &Functions, i: usize) -> &str {
+        let (_, at, len) = f.table[i];
+        let start = (at & 0xffff_ffff) as usize;
+        self.kallsyms.get((at >> 32) as usize).and_then(|t| t.get(start..start + len as usize)).unwrap_or("")
+    }
+}
+
+impl Clone for Symbols {
+    fn clone(&self) -> Self {
+        Symbols {
+            kallsyms: self.kallsyms.clone(),
+            syms: OnceLock::new(),
+            strings: self.strings.clone(),
+            libtraceevent_functions: OnceLock::new(),
+            libtraceevent_printk_strings: self.libtraceevent_printk_strings.clone(),
+            cache: Default::default(),
+        }
+    }
+}
+
+impl PartialEq for Symbols {
+    fn eq(&self, other: &Self) -> bool {
+        self.kallsyms == other.kallsyms
+            && self.strings == other.strings
+            && self.libtraceevent_printk_strings == other.libtraceevent_printk_strings
+    }
+}
+
+impl Eq for Symbols {}
 
 impl Symbols {
     /// Empty tables.
@@ -47,71 +111,104 @@ impl Symbols {
     }
 
     /// Adds the symbols of a kallsyms text; lines with a zero address (hidden by
-    /// `kptr_restrict`) or that do not parse are skipped. Allocates a string per symbol.
+    /// `kptr_restrict`) or that do not parse are skipped. The text is parsed on the first
+    /// lookup.
     pub fn parse_kallsyms(&mut self, text: &str) {
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else {
-                continue;
-            };
-            if addr == 0 {
-                continue;
-            }
-            let module = it.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')).map(str::to_string);
-            self.syms.push(Sym { addr, name: name.to_string(), module });
+        if text.is_empty() {
+            return;
         }
-        // Stable: among aliases at one address the first listed wins, as in the kernel.
-        self.syms.sort_by_key(|s| s.addr);
-        self.sorted = true;
-        self.parse_kallsyms_lte(text);
+        self.kallsyms.push(text.to_string());
+        self.syms = OnceLock::new();
+        self.libtraceevent_functions = OnceLock::new();
+        self.cache = Default::default();
     }
 
-    /// `tep_parse_kallsyms`: stops at the first line it cannot parse.
-    fn parse_kallsyms_lte(&mut self, text: &str) {
-        let mut added = Vec::new();
-        for line in text.split('\n').filter(|l| !l.is_empty()) {
-            let t = line.trim_start();
-            let hex = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
-            let n = hex.bytes().take(16).take_while(u8::is_ascii_hexdigit).count();
-            let Ok(addr) = u64::from_str_radix(&hex[..n], 16) else {
-                break;
-            };
-            let rest = hex[n..].trim_start();
-            let mut chars = rest.chars();
-            let Some(ty) = chars.next() else {
-                break;
-            };
-            let rest = chars.as_str().trim_start();
-            let name_len = rest.find(char::is_whitespace).unwrap_or(rest.len());
-            if name_len == 0 {
-                break;
+    /// The kernel dialect's table: every text's symbols with a non-zero address, stably
+    /// sorted by address (among aliases at one address the first listed wins, as in the
+    /// kernel).
+    fn syms(&self) -> &[Sym] {
+        self.syms.get_or_init(|| {
+            let mut syms = Vec::new();
+            for text in &self.kallsyms {
+                for line in text.lines() {
+                    let mut it = line.split_whitespace();
+                    let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
+                        continue;
+                    };
+                    let Ok(addr) = u64::from_str_radix(addr, 16) else {
+                        continue;
+                    };
+                    if addr == 0 {
+                        continue;
+                    }
+                    let module = it.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')).map(str::to_string);
+                    syms.push(Sym { addr, name: name.to_string(), module });
+                }
             }
-            let name = &rest[..name_len];
-            if name.starts_with('$') || ty == 'A' || ty == 'a' {
-                continue;
+            syms.sort_by_key(|s| s.addr);
+            syms
+        })
+    }
+
+    /// libtraceevent's table: `tep_parse_kallsyms` on each text in turn (each stops at its
+    /// first line it cannot parse), the later texts' symbols first among equal addresses.
+    fn functions(&self) -> &Functions {
+        self.libtraceevent_functions.get_or_init(|| {
+            let mut f = Functions::default();
+            // A kallsyms line is about 44 bytes.
+            f.table.reserve(self.kallsyms.iter().map(|t| t.len() / 40).sum());
+            // Texts in order, lines in order: then among equal addresses the later line
+            // (and the later text) goes first, which is what libtraceevent's reversal and
+            // stable sort make of it. `at` grows with the line, so it orders them.
+            for (i, text) in self.kallsyms.iter().enumerate() {
+                parse_lte_text(text, i as u64, &mut f);
             }
-            added.push((addr, Box::<str>::from(name)));
-        }
-        added.reverse();
-        added.append(&mut self.libtraceevent_functions);
-        added.sort_by_key(|f| f.0);
-        self.libtraceevent_functions = added;
+            let t = &mut f.table;
+            // kallsyms is mostly in address order: reverse each run of equal addresses and
+            // the table is sorted; sort only if it is not.
+            let mut i = 0;
+            while i < t.len() {
+                let mut j = i + 1;
+                while j < t.len() && t[j].0 == t[i].0 {
+                    j += 1;
+                }
+                t[i..j].reverse();
+                i = j;
+            }
+            let key = |e: &(u64, u64, u32)| (e.0, std::cmp::Reverse(e.1));
+            if !t.is_sorted_by_key(key) {
+                t.sort_unstable_by_key(key);
+            }
+            f
+        })
     }
 
     /// libtraceevent's `find_func`: glibc's bsearch over the sorted table, matching an
     /// address equal to a symbol or between it and the next one. Returns (name, start).
     pub(crate) fn libtraceevent_function(&self, addr: u64) -> Option<(&str, u64)> {
-        let map = &self.libtraceevent_functions;
+        let f = self.functions();
+        let map = &f.table;
+        // An address strictly inside a symbol matches one entry only (the last of its
+        // address), whichever way the search goes: such answers are cached by address.
+        let slot = &self.cache.0[((addr ^ addr >> 6 ^ addr >> 12) as usize) & (CACHE_SLOTS - 1)];
+        let hint = slot.load(Ordering::Relaxed) as usize;
+        if let Some(i) = hint.checked_sub(1) {
+            if let (Some(&(start, ..)), Some(&(next, ..))) = (map.get(i), map.get(i + 1)) {
+                if addr > start && addr < next {
+                    return Some((self.function_name(f, i), start));
+                }
+            }
+        }
         let (mut l, mut u) = (0, map.len());
         while l < u {
             let idx = (l + u) / 2;
             let start = map[idx].0;
             let next = map.get(idx + 1).map_or(0, |f| f.0);
             if addr == start || (addr > start && addr < next) {
-                return Some((&map[idx].1, start));
+                if addr != start {
+                    slot.store(idx as u32 + 1, Ordering::Relaxed);
+                }
+                return Some((self.function_name(f, idx), start));
             }
             if addr < start {
                 u = idx;
@@ -124,7 +221,8 @@ impl Symbols {
 
     /// libtraceevent's `test_for_symbol`: the address of the first symbol with this name.
     pub(crate) fn libtraceevent_symbol_address(&self, name: &str) -> Option<u64> {
-        self.libtraceevent_functions.iter().find(|f| &*f.1 == name).map(|f| f.0)
+        let f = self.functions();
+        (0..f.table.len()).find(|&i| self.function_name(f, i) == name).map(|i| f.table[i].0)
     }
 
     /// libtraceevent's `find_printk`.
@@ -170,22 +268,72 @@ impl Symbols {
 
     /// True if neither table has entries.
     pub fn is_empty(&self) -> bool {
-        self.syms.is_empty() && self.strings.is_empty()
+        self.syms().is_empty() && self.strings.is_empty()
     }
 
     /// The symbol containing `addr`, if it lies between two known symbols.
     pub fn lookup(&self, addr: u64) -> Option<SymbolRef<'_>> {
-        let i = self.syms.partition_point(|s| s.addr <= addr).checked_sub(1)?;
-        let start = self.syms[i].addr;
-        let first = self.syms[..=i].iter().rposition(|s| s.addr != start).map_or(0, |p| p + 1);
-        let next = self.syms[i + 1..].iter().find(|s| s.addr > start)?;
-        let s = &self.syms[first];
+        let syms = self.syms();
+        let i = syms.partition_point(|s| s.addr <= addr).checked_sub(1)?;
+        let start = syms[i].addr;
+        let first = syms[..=i].iter().rposition(|s| s.addr != start).map_or(0, |p| p + 1);
+        let next = syms[i + 1..].iter().find(|s| s.addr > start)?;
+        let s = &syms[first];
         Some(SymbolRef { name: &s.name, module: s.module.as_deref(), offset: addr - start, size: next.addr - start })
     }
 
     /// The printk_formats string at `addr`.
     pub fn string(&self, addr: u64) -> Option<&str> {
         self.strings.get(&addr).map(String::as_str)
+    }
+}
+
+/// `tep_parse_kallsyms` over text number `index`: appends its functions to `f` in file
+/// order; stops at the first line it cannot parse.
+fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        let b = line.as_bytes();
+        let mut i = 0;
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        if b.len() > i + 1 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' {
+            i += 2;
+        }
+        let mut addr = 0u64;
+        let hex = i;
+        while i < b.len() && i - hex < 16 {
+            let d = match b[i] {
+                c @ b'0'..=b'9' => c - b'0',
+                c @ (b'a'..=b'f' | b'A'..=b'F') => (c | 0x20) - b'a' + 10,
+                _ => break,
+            };
+            addr = addr << 4 | u64::from(d);
+            i += 1;
+        }
+        if i == hex {
+            break;
+        }
+        let rest = line[i..].trim_start();
+        let mut chars = rest.chars();
+        let Some(ty) = chars.next() else {
+            break;
+        };
+        let rest = chars.as_str().trim_start();
+        let name_len = rest.bytes().position(|c| c.is_ascii_whitespace()).unwrap_or(rest.len());
+        let name = &rest[..name_len];
+        if name.is_empty() {
+            break;
+        }
+        if name.starts_with('$') || ty == 'A' || ty == 'a' {
+            continue;
+        }
+        // Where the name starts in the text (a part of it).
+        let start = name.as_ptr() as usize - text.as_ptr() as usize;
+        let (Ok(at), Ok(len)) = (u32::try_from(start), u32::try_from(name.len())) else {
+            break;
+        };
+        f.table.push((addr, index << 32 | u64::from(at), len));
     }
 }
 

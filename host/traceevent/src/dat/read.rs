@@ -1,7 +1,5 @@
 //! Reading a trace.dat: the metadata whole, the trace data streamed per CPU.
 
-use std::io::Read;
-
 use super::{bad, option, selected_clock, Buffer, Compression, CpuData, DatMeta, ReadAt};
 use crate::endian::Endian;
 use crate::error::{Error, Result};
@@ -79,7 +77,9 @@ impl<R: ReadAt + ?Sized> Cursor<'_, R> {
         Ok(String::from_utf8_lossy(&out).into_owned())
     }
     fn text(&mut self, n: u64, what: &str) -> Result<String> {
-        Ok(String::from_utf8_lossy(&self.bytes(n as usize, what)?).into_owned())
+        // Valid UTF-8 (kallsyms, formats) is kept as read, not copied.
+        Ok(String::from_utf8(self.bytes(n as usize, what)?)
+            .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
     }
     fn tag(&mut self, want: &[u8], what: &str) -> Result<()> {
         let got = self.bytes(want.len(), what)?;
@@ -105,10 +105,8 @@ fn decompress(c: Compression, data: &[u8], usize_hint: usize) -> Result<Vec<u8>>
         // The declared size bounds the output (and the allocation): a section or chunk that
         // inflates beyond it is an error, whatever its compressed size.
         Compression::Zstd => {
-            let mut out = Vec::with_capacity(usize_hint.min(data.len().saturating_mul(64)).min(1 << 26));
-            let mut input = data;
-            let dec = ruzstd::decoding::StreamingDecoder::new(&mut input).map_err(|e| bad(format!("zstd: {e}")))?;
-            dec.take(usize_hint as u64 + 1).read_to_end(&mut out).map_err(|e| bad(format!("zstd: {e}")))?;
+            let mut out = Vec::new();
+            zstd_into(data, usize_hint, &mut out)?;
             Ok(out)
         }
         Compression::Zlib => {
@@ -116,6 +114,34 @@ fn decompress(c: Compression, data: &[u8], usize_hint: usize) -> Result<Vec<u8>>
                 .map_err(|e| bad(format!("zlib: {e:?}")))
         }
     }
+}
+
+/// Decompresses the zstd frames of `data` into `out` (cleared first), at most `limit` bytes:
+/// more is an error. One decompression context per thread, reused.
+fn zstd_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()> {
+    thread_local! {
+        static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    out.clear();
+    // The declared size bounds the allocation, whatever the frames claim.
+    out.reserve_exact(limit);
+    DCTX.with_borrow_mut(|d| {
+        let d = match d {
+            Some(d) => d,
+            None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| bad(format!("zstd: {e}")))?),
+        };
+        // Writes into `out`'s spare capacity only; a frame that inflates beyond it fails.
+        let spare = out.capacity().min(limit);
+        let mut buf = std::mem::take(out);
+        let r = d.decompress_to_buffer(data, &mut buf);
+        *out = buf;
+        match r {
+            Ok(n) if n <= spare => Ok(()),
+            Ok(n) => Err(bad(format!("zstd: {n} bytes, more than the {limit} declared"))),
+            Err(e) => Err(bad(format!("zstd: {e}"))),
+        }
+    })
 }
 
 /// Reads `header_page\0` + u64 size + text, then the same for `header_event`.
@@ -546,7 +572,10 @@ impl<R: ReadAt> DatRecords<'_, R> {
         let csize = c.u32("chunk compressed size")?;
         let usize_ = c.u32("chunk size")?;
         let data = c.bytes(csize as usize, "compressed chunk")?;
-        s.window = decompress(self.compression, &data, usize_ as usize)?;
+        match self.compression {
+            Compression::Zstd => zstd_into(&data, usize_ as usize, &mut s.window)?,
+            other => s.window = decompress(other, &data, usize_ as usize)?,
+        }
         if s.window.len() != usize_ as usize {
             return Err(bad(format!(
                 "CPU {}: chunk decompressed to {} bytes, header says {usize_}",

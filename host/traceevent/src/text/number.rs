@@ -157,6 +157,37 @@ pub(crate) fn write_plain_int(out: &mut Vec<u8>, v: u64, size: usize, letter: u8
     out.truncate(start + total);
 }
 
+/// `%llx`: `v` in lower-case hex, no prefix (what `core::fmt`'s `{:x}` prints, without it).
+#[inline]
+pub(crate) fn hex(out: &mut Vec<u8>, v: u64) {
+    write_plain_int(out, v, 8, b'x', false, 0);
+}
+
+/// `0x%llx`.
+#[inline]
+pub(crate) fn hex_0x(out: &mut Vec<u8>, v: u64) {
+    out.extend_from_slice(b"0x");
+    hex(out, v);
+}
+
+/// `%0*llx`: `v` in lower-case hex, zero-padded to `width` (at most [`PLAIN_WIDTH`]).
+#[inline]
+pub(crate) fn hex_zero(out: &mut Vec<u8>, v: u64, width: usize) {
+    write_plain_int(out, v, 8, b'x', true, width.min(PLAIN_WIDTH));
+}
+
+/// `%lld`.
+#[inline]
+pub(crate) fn dec_i64(out: &mut Vec<u8>, v: i64) {
+    write_plain_int(out, v as u64, 8, b'd', false, 0);
+}
+
+/// `%llu`.
+#[inline]
+pub(crate) fn dec_u64(out: &mut Vec<u8>, v: u64) {
+    write_plain_int(out, v, 8, b'u', false, 0);
+}
+
 /// Writes `m` in `base` (10, 16 or 8) at the right end of `buf`; returns where the digits
 /// start.
 pub(crate) fn digits(buf: &mut [u8], mut m: u64, base: u32, upper: bool) -> usize {
@@ -251,6 +282,27 @@ mod tests {
         ] {
             assert_eq!(int(spec, v, Style::Kernel), kernel, "kernel {spec} {v}");
             assert_eq!(int(spec, v, Style::Glibc), glibc, "glibc {spec} {v}");
+        }
+    }
+
+    #[test]
+    fn shorthands_print_as_core_fmt_does() {
+        for v in [0u64, 1, 9, 10, 0xff, 0x1234, 0xffff_ffff_8100_0000, u64::MAX, 1 << 63] {
+            let mut o = b"<".to_vec();
+            hex(&mut o, v);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<{v:x}"));
+            let mut o = b"<".to_vec();
+            hex_0x(&mut o, v);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<0x{v:x}"));
+            let mut o = b"<".to_vec();
+            hex_zero(&mut o, v, 8);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<{v:08x}"));
+            let mut o = b"<".to_vec();
+            dec_i64(&mut o, v as i64);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<{}", v as i64));
+            let mut o = b"<".to_vec();
+            dec_u64(&mut o, v);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<{v}"));
         }
     }
 

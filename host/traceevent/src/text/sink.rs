@@ -26,6 +26,11 @@ impl PushStr for Vec<u8> {
 /// sequence replaced by U+FFFD (as `String::from_utf8_lossy` does).
 #[inline]
 pub(crate) fn push_text(out: &mut Vec<u8>, b: &[u8]) {
+    // Comms and paths are ASCII nearly always: checked inline, no call.
+    if b.iter().all(|&c| c < 0x80) {
+        out.extend_from_slice(b);
+        return;
+    }
     match core::str::from_utf8(b) {
         Ok(_) => out.extend_from_slice(b),
         Err(_) => out.push_str(&String::from_utf8_lossy(b)),

@@ -12,6 +12,7 @@ use crate::endian::Endian;
 use crate::format::FieldFlags;
 use crate::text::address;
 use crate::text::bitmap::Bitmap;
+use crate::text::number;
 use crate::text::raw::{self, RawStyle, RawValue};
 use crate::text::sink::{c_str, PushStr as _};
 
@@ -54,7 +55,9 @@ impl RecordContext<'_> {
     pub(super) fn eval(&self, e: &Expr) -> u64 {
         match e {
             Expr::Null => 0,
-            Expr::Atom { num, .. } => *num,
+            Expr::Atom { text, num } => {
+                *num.get_or_init(|| self.symbols.and_then(|s| s.libtraceevent_symbol_address(text)).unwrap_or(0))
+            }
             Expr::Field(i) => match self.field(*i) {
                 Some(f) if f.offset + f.size <= self.data.len() => self.num(f.offset, f.size),
                 _ => 0,
@@ -127,7 +130,7 @@ impl RecordContext<'_> {
         let a = args.first().map_or(0, |a| self.eval(a));
         match name {
             "jiffies_to_msecs" => {
-                let _ = write!(out, "{}", a as i64);
+                number::dec_i64(out, a as i64);
                 a
             }
             "jbd2_dev_to_name" => {
@@ -143,7 +146,7 @@ impl RecordContext<'_> {
     pub(super) fn print_str(&self, spec: &PrintfSpec, star: Option<i64>, e: &Expr, out: &mut Vec<u8>) {
         match e {
             Expr::Null => {}
-            Expr::Atom { text, .. } => spec.write_str(out, text.as_bytes(), star),
+            Expr::Atom { text, .. } => spec.write_utf8(out, text, star),
             Expr::Field(i) => {
                 let Some(f) = self.field(*i) else {
                     return;
@@ -153,7 +156,7 @@ impl RecordContext<'_> {
                     match self.symbols.and_then(|s| s.libtraceevent_printk(addr)) {
                         Some(s) => out.push_str(s),
                         None => {
-                            let _ = write!(out, "{addr:x}");
+                            number::hex(out, addr);
                         }
                     }
                     return;
@@ -168,7 +171,7 @@ impl RecordContext<'_> {
                 let mut printed = false;
                 for (fval, s) in list {
                     if v == 0 && *fval < 0 {
-                        spec.write_str(out, s.as_bytes(), star);
+                        spec.write_utf8(out, s, star);
                         break;
                     }
                     let fv = *fval as u64;
@@ -178,7 +181,7 @@ impl RecordContext<'_> {
                                 out.push_str(d);
                             }
                         }
-                        spec.write_str(out, s.as_bytes(), star);
+                        spec.write_utf8(out, s, star);
                         printed = true;
                         v &= !fv;
                     }
@@ -189,7 +192,7 @@ impl RecordContext<'_> {
                             out.push_str(d);
                         }
                     }
-                    let _ = write!(out, "0x{v:x}");
+                    number::hex_0x(out, v);
                 }
             }
             Expr::Symbol { val, list } => {
@@ -197,7 +200,7 @@ impl RecordContext<'_> {
                 match list.iter().find(|(f, _)| *f == v) {
                     Some((_, s)) => spec.write_str(out, s.as_bytes(), star),
                     None => {
-                        let _ = write!(out, "0x{:x}", v as u64);
+                        number::hex_0x(out, v as u64);
                     }
                 }
             }
@@ -211,7 +214,7 @@ impl RecordContext<'_> {
                     if i > 0 && !concat {
                         out.push(b' ');
                     }
-                    let _ = write!(out, "{x:02x}");
+                    number::hex_zero(out, u64::from(*x), 2);
                 }
             }
             Expr::IntArray { src, count, el } => {
@@ -226,7 +229,7 @@ impl RecordContext<'_> {
                     }
                     let step = match el {
                         1 | 2 | 4 | 8 => {
-                            let _ = write!(out, "{}", self.num(at, el as usize));
+                            number::dec_u64(out, self.num(at, el as usize));
                             el as usize
                         }
                         _ => {
@@ -332,11 +335,12 @@ impl RecordContext<'_> {
                     Some((name, start)) => {
                         out.push_str(name);
                         if matches!(at(0), b'F' | b'S') {
-                            let _ = write!(out, "+0x{:x}", val.wrapping_sub(start));
+                            out.push(b'+');
+                            number::hex_0x(out, val.wrapping_sub(start));
                         }
                     }
                     None => {
-                        let _ = write!(out, "0x{val:x}");
+                        number::hex_0x(out, val);
                     }
                 }
             }
@@ -382,7 +386,7 @@ impl RecordContext<'_> {
                 if v == 0 {
                     out.push_str("(nil)");
                 } else {
-                    let _ = write!(out, "0x{v:x}");
+                    number::hex_0x(out, v);
                 }
             }
         }

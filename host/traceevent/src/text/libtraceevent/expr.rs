@@ -142,9 +142,13 @@ pub(super) enum ArraySource {
 pub(super) enum Expr {
     /// An empty operand (the left side of a unary operator).
     Null,
+    /// A number, or a name libtraceevent looks up in kallsyms (`"R"` too: a string
+    /// literal is an atom). The lookup is made the first time the value is needed: most
+    /// such atoms are only ever printed as text, and a trace that needs no symbol never
+    /// parses kallsyms.
     Atom {
         text: String,
-        num: u64,
+        num: std::sync::OnceLock<u64>,
     },
     Field(Option<usize>),
     Flags {
@@ -247,7 +251,7 @@ impl Load {
     pub(super) fn of(e: &Expr, fields: &[FormatField]) -> Option<Load> {
         Some(match e {
             Expr::Null => Load::Const(0),
-            Expr::Atom { num, .. } => Load::Const(*num),
+            Expr::Atom { num, .. } => Load::Const(*num.get()?),
             Expr::Field(None) => Load::Const(0),
             Expr::Field(Some(i)) => {
                 let f = fields.get(*i)?;
@@ -312,10 +316,17 @@ impl Lower<'_> {
         match &self.nodes[id] {
             Node::Null => Expr::Null,
             Node::Atom(a) => {
-                let mut num = strtoull(a);
-                if num == 0 && !a.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                let num = std::sync::OnceLock::new();
+                let n = strtoull(a);
+                if n == 0 && !a.as_bytes().first().is_some_and(u8::is_ascii_digit) {
+                    // Looked up when first evaluated (`RecordContext::eval`); without
+                    // symbols it is 0.
                     self.looked_up = true;
-                    num = self.symbols.and_then(|s| s.libtraceevent_symbol_address(a)).unwrap_or(0);
+                    if self.symbols.is_none() {
+                        let _ = num.set(0);
+                    }
+                } else {
+                    let _ = num.set(n);
                 }
                 Expr::Atom { text: a.clone(), num }
             }

@@ -127,6 +127,8 @@ pub(crate) struct EventText {
     args: Vec<Expr>,
     segs: Vec<Seg>,
     plugin: Option<plugins::Plugin>,
+    /// The plugin's [`plugins::Plugin::field_names`], resolved: (own field, any field).
+    plugin_fields: Vec<(Option<usize>, Option<usize>)>,
     /// Whether printing may look anything up in kallsyms (see [`EventText::wants_symbols`]).
     wants_symbols: bool,
 }
@@ -149,8 +151,19 @@ impl EventText {
         let plugin = plugins::Plugin::for_event(&ev.system, &ev.name);
         // Plugins print function names.
         let wants_symbols = plugin.is_some();
-        let mut out =
-            EventText { fields, ncommon, failed: true, args: Vec::new(), segs: Vec::new(), plugin, wants_symbols };
+        let mut out = EventText {
+            fields,
+            ncommon,
+            failed: true,
+            args: Vec::new(),
+            segs: Vec::new(),
+            plugin,
+            plugin_fields: Vec::new(),
+            wants_symbols,
+        };
+        if let Some(p) = plugin {
+            out.plugin_fields = p.field_names().iter().map(|n| (out.own_field(n), out.any_field(n))).collect();
+        }
         let Some(raw) = ev.print_fmt_raw() else {
             return out;
         };

@@ -5,6 +5,7 @@ use std::io::Write as _;
 
 use super::{EventText, FormatField, RecordContext};
 use crate::endian::Endian;
+use crate::text::number;
 use crate::text::sink::{c_str, push_text, PushStr as _};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,6 +29,19 @@ pub(super) enum Plugin {
 }
 
 impl Plugin {
+    /// The fields the handler reads by slot ([`slot`]), resolved once per event into
+    /// [`EventText`]'s `plugin_fields` instead of by name for every record.
+    pub(super) fn field_names(self) -> &'static [&'static str] {
+        match self {
+            Plugin::SchedSwitch => &SCHED_SWITCH_FIELDS,
+            Plugin::SchedWakeup => &SCHED_WAKEUP_FIELDS,
+            Plugin::HrtimerStart | Plugin::HrtimerExpire => &HRTIMER_FIELDS,
+            Plugin::KmemCallSite => &["call_site"],
+            Plugin::TlbFlush => &["pages"],
+            _ => &[],
+        }
+    }
+
     pub(super) fn for_event(system: &str, name: &str) -> Option<Plugin> {
         Some(match (system, name) {
             ("sched", "sched_switch") => Plugin::SchedSwitch,
@@ -51,38 +65,42 @@ impl Plugin {
             Plugin::SchedWakeup => sched_wakeup(cx, out),
             Plugin::HrtimerStart => {
                 out.push_str("hrtimer=");
-                if num_field(cx, out, "timer", Hex).is_none() {
-                    num_or_err(cx, out, "hrtimer", Hex);
+                if num_field(cx, out, slot(cx, H_TIMER), Hex).is_none() {
+                    num_or_err(cx, out, H_HRTIMER, Hex);
                 }
-                func_field(cx, out, " function=", "function");
+                func_field(cx, out, " function=", H_FUNCTION);
                 out.push_str(" expires=");
-                num_or_err(cx, out, "expires", Dec);
+                num_or_err(cx, out, H_EXPIRES, Dec);
                 out.push_str(" softexpires=");
-                num_or_err(cx, out, "softexpires", Dec);
+                num_or_err(cx, out, H_SOFTEXPIRES, Dec);
                 false
             }
             Plugin::HrtimerExpire => {
                 out.push_str("hrtimer=");
-                if num_field(cx, out, "timer", Hex).is_none() {
-                    num_or_err(cx, out, "hrtimer", Hex);
+                if num_field(cx, out, slot(cx, H_TIMER), Hex).is_none() {
+                    num_or_err(cx, out, H_HRTIMER, Hex);
                 }
                 out.push_str(" now=");
-                num_or_err(cx, out, "now", Dec);
-                func_field(cx, out, " function=", "function");
+                num_or_err(cx, out, H_NOW, Dec);
+                func_field(cx, out, " function=", H_FUNCTION);
                 false
             }
             Plugin::Futex => futex(cx, out),
             Plugin::KmemCallSite => {
-                if let Some(val) = own(cx, "call_site").and_then(|f| read(cx, f)) {
+                if let Some(val) = slot(cx, 0).and_then(|f| read(cx, f)) {
                     if let Some((name, start)) = cx.symbols.and_then(|s| s.libtraceevent_function(val)) {
-                        let _ = write!(out, "({name}+0x{:x}) ", val.wrapping_sub(start) as u32);
+                        out.push(b'(');
+                        out.push_str(name);
+                        out.push_str("+0x");
+                        number::hex(out, u64::from(val.wrapping_sub(start) as u32));
+                        out.push_str(") ");
                     }
                 }
                 true
             }
             Plugin::TlbFlush => {
                 out.push_str("pages=");
-                num_or_err(cx, out, "pages", SignedLong);
+                num_or_err(cx, out, 0, SignedLong);
                 let Some(val) = get_val(cx, out, "reason", true) else {
                     return true;
                 };
@@ -111,16 +129,17 @@ impl Plugin {
 
     /// `(pid, comm)` pairs the sched plugin registers while printing.
     pub(super) fn comms<'d>(self, ev: &EventText, data: &'d [u8], endian: Endian) -> [Option<(i32, &'d [u8])>; 2] {
-        let pair = |comm: &str, pid: &str| -> Option<(i32, &'d [u8])> {
-            let p = ev.own_field(pid).map(|i| &ev.fields[i])?;
+        // Slots of the plugin's field_names: the comm (any field), the pid (own field).
+        let pair = |comm: usize, pid: usize| -> Option<(i32, &'d [u8])> {
+            let p = &ev.fields[ev.plugin_fields.get(pid)?.0?];
             let pid = endian.read_uint(data, p.offset, p.size)?;
-            let c = ev.any_field(comm).map(|i| &ev.fields[i])?;
+            let c = &ev.fields[ev.plugin_fields.get(comm)?.1?];
             let b = data.get(c.offset..(c.offset + c.size).min(data.len()))?;
             Some((pid as i32, c_str(b)))
         };
         match self {
-            Plugin::SchedSwitch => [pair("prev_comm", "prev_pid"), pair("next_comm", "next_pid")],
-            Plugin::SchedWakeup => [pair("comm", "pid"), None],
+            Plugin::SchedSwitch => [pair(1, 0), pair(5, 4)],
+            Plugin::SchedWakeup => [pair(1, 0), None],
             _ => [None, None],
         }
     }
@@ -138,12 +157,51 @@ fn own<'a>(cx: &'a RecordContext<'_>, name: &str) -> Option<&'a FormatField> {
     cx.event.own_field(name).map(|i| &cx.event.fields[i])
 }
 
+/// The field in slot `i` of the plugin's [`Plugin::field_names`] (an own field).
+#[inline]
+fn slot<'a>(cx: &'a RecordContext<'_>, i: usize) -> Option<&'a FormatField> {
+    cx.event.plugin_fields.get(i)?.0.map(|i| &cx.event.fields[i])
+}
+
+/// The name of slot `i`, for error texts.
+fn slot_name(cx: &RecordContext<'_>, i: usize) -> &'static str {
+    cx.event.plugin.map_or(&[][..], |p| p.field_names()).get(i).copied().unwrap_or("")
+}
+
+const SCHED_SWITCH_FIELDS: [&str; 7] =
+    ["prev_pid", "prev_comm", "prev_prio", "prev_state", "next_pid", "next_comm", "next_prio"];
+const SCHED_WAKEUP_FIELDS: [&str; 5] = ["pid", "comm", "prio", "success", "target_cpu"];
+const HRTIMER_FIELDS: [&str; 6] = ["timer", "hrtimer", "function", "expires", "softexpires", "now"];
+// Slots of HRTIMER_FIELDS.
+const H_TIMER: usize = 0;
+const H_HRTIMER: usize = 1;
+const H_FUNCTION: usize = 2;
+const H_EXPIRES: usize = 3;
+const H_SOFTEXPIRES: usize = 4;
+const H_NOW: usize = 5;
+
 /// `tep_read_number_field`: sizes 1, 2, 4, 8 only, zero-extended.
 fn read(cx: &RecordContext<'_>, f: &FormatField) -> Option<u64> {
     match f.size {
         1 | 2 | 4 | 8 => cx.endian.read_uint(cx.data, f.offset, f.size),
         _ => None,
     }
+}
+
+/// [`get_val`] of slot `i`.
+#[inline]
+fn val_at(cx: &RecordContext<'_>, out: &mut Vec<u8>, i: usize, err: bool) -> Option<u64> {
+    let Some(f) = slot(cx, i) else {
+        if err {
+            let _ = write!(out, "<CANT FIND FIELD {}>", slot_name(cx, i));
+        }
+        return None;
+    };
+    let v = read(cx, f);
+    if v.is_none() && err {
+        let _ = write!(out, " {}=INVALID", slot_name(cx, i));
+    }
+    v
 }
 
 /// `tep_get_field_val`: the value, or an error note in `out` when `err`.
@@ -161,42 +219,47 @@ fn get_val(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str, err: bool) -> 
     v
 }
 
-/// `tep_print_num_field` without the error text.
-fn num_field(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) -> Option<()> {
-    let v = read(cx, own(cx, name)?)?;
-    let _ = match fmt {
-        Hex => write!(out, "0x{v:x}"),
-        Dec => write!(out, "{v}"),
-        SignedLong => write!(out, "{}", v as i64),
-    };
+/// `tep_print_num_field` of field `f` without the error text.
+fn num_field(cx: &RecordContext<'_>, out: &mut Vec<u8>, f: Option<&FormatField>, fmt: NumFmt) -> Option<()> {
+    let v = read(cx, f?)?;
+    match fmt {
+        Hex => number::hex_0x(out, v),
+        Dec => number::dec_u64(out, v),
+        SignedLong => number::dec_i64(out, v as i64),
+    }
     Some(())
 }
 
-fn num_or_err(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str, fmt: NumFmt) {
-    if num_field(cx, out, name, fmt).is_none() {
-        let _ = write!(out, "CAN'T FIND FIELD \"{name}\"");
+/// [`num_field`] of slot `i`, or the error text naming it.
+fn num_or_err(cx: &RecordContext<'_>, out: &mut Vec<u8>, i: usize, fmt: NumFmt) {
+    if num_field(cx, out, slot(cx, i), fmt).is_none() {
+        let _ = write!(out, "CAN'T FIND FIELD \"{}\"", slot_name(cx, i));
     }
 }
 
-/// `tep_print_func_field`: `name/0x<start - addr>` or `0x%08llx`.
-fn func_field(cx: &RecordContext<'_>, out: &mut Vec<u8>, prefix: &str, name: &str) {
-    let Some(v) = own(cx, name).and_then(|f| read(cx, f)) else {
+/// `tep_print_func_field` of slot `i`: `name/0x<start - addr>` or `0x%08llx`.
+fn func_field(cx: &RecordContext<'_>, out: &mut Vec<u8>, prefix: &str, i: usize) {
+    let Some(v) = slot(cx, i).and_then(|f| read(cx, f)) else {
         return;
     };
     out.push_str(prefix);
     match cx.symbols.and_then(|s| s.libtraceevent_function(v)) {
         Some((name, start)) => {
-            let _ = write!(out, "{name}/0x{:x}", start.wrapping_sub(v));
+            out.push_str(name);
+            out.push_str("/0x");
+            number::hex(out, start.wrapping_sub(v));
         }
         None => {
-            let _ = write!(out, "0x{v:08x}");
+            out.push_str("0x");
+            number::hex_zero(out, v, 8);
         }
     }
 }
 
-/// `write_and_save_comm`: the comm field, at most its size, up to a NUL.
-fn comm(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str) -> bool {
-    let Some(f) = cx.event.any_field(name).map(|i| &cx.event.fields[i]) else {
+/// `write_and_save_comm`: the comm field (slot `i`, any field), at most its size, up to a
+/// NUL.
+fn comm(cx: &RecordContext<'_>, out: &mut Vec<u8>, i: usize) -> bool {
+    let Some(f) = cx.event.plugin_fields.get(i).and_then(|s| s.1).map(|i| &cx.event.fields[i]) else {
         return false;
     };
     let b = cx.data.get(f.offset..(f.offset + f.size).min(cx.data.len())).unwrap_or(&[]);
@@ -205,18 +268,22 @@ fn comm(cx: &RecordContext<'_>, out: &mut Vec<u8>, name: &str) -> bool {
 }
 
 fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
-    let Some(pid) = get_val(cx, out, "prev_pid", true) else {
+    // Slots of SCHED_SWITCH_FIELDS.
+    let Some(pid) = val_at(cx, out, 0, true) else {
         out.push(b'!');
         return true;
     };
-    if comm(cx, out, "prev_comm") {
+    if comm(cx, out, 1) {
         out.push(b':');
     }
-    let _ = write!(out, "{} ", pid as i64);
-    if let Some(prio) = get_val(cx, out, "prev_prio", true) {
-        let _ = write!(out, "[{}] ", prio as i32);
+    number::dec_i64(out, pid as i64);
+    out.push(b' ');
+    if let Some(prio) = val_at(cx, out, 2, true) {
+        out.push(b'[');
+        number::dec_i64(out, i64::from(prio as i32));
+        out.push_str("] ");
     }
-    if let Some(state) = get_val(cx, out, "prev_state", true) {
+    if let Some(state) = val_at(cx, out, 3, true) {
         let state = state as i32;
         let mut found = false;
         for (i, c) in b"SDTtZXxW".iter().copied().enumerate() {
@@ -234,37 +301,44 @@ fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
         }
     }
     out.push_str(" ==> ");
-    let Some(pid) = get_val(cx, out, "next_pid", true) else {
+    let Some(pid) = val_at(cx, out, 4, true) else {
         out.push(b'!');
         return true;
     };
-    if comm(cx, out, "next_comm") {
+    if comm(cx, out, 5) {
         out.push(b':');
     }
-    let _ = write!(out, "{}", pid as i64);
-    if let Some(prio) = get_val(cx, out, "next_prio", true) {
-        let _ = write!(out, " [{}]", prio as i32);
+    number::dec_i64(out, pid as i64);
+    if let Some(prio) = val_at(cx, out, 6, true) {
+        out.push_str(" [");
+        number::dec_i64(out, i64::from(prio as i32));
+        out.push(b']');
     }
     false
 }
 
 fn sched_wakeup(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
-    let Some(pid) = get_val(cx, out, "pid", true) else {
+    // Slots of SCHED_WAKEUP_FIELDS.
+    let Some(pid) = val_at(cx, out, 0, true) else {
         out.push(b'!');
         return true;
     };
-    if comm(cx, out, "comm") {
+    if comm(cx, out, 1) {
         out.push(b':');
     }
-    let _ = write!(out, "{}", pid as i64);
-    if let Some(prio) = get_val(cx, out, "prio", true) {
-        let _ = write!(out, " [{}]", prio as i64);
+    number::dec_i64(out, pid as i64);
+    if let Some(prio) = val_at(cx, out, 2, true) {
+        out.push_str(" [");
+        number::dec_i64(out, prio as i64);
+        out.push(b']');
     }
-    if let Some(s) = get_val(cx, out, "success", false) {
-        let _ = write!(out, " success={}", s as i64);
+    if let Some(s) = val_at(cx, out, 3, false) {
+        out.push_str(" success=");
+        number::dec_i64(out, s as i64);
     }
-    if let Some(cpu) = get_val(cx, out, "target_cpu", false) {
-        let _ = write!(out, " CPU:{cpu:03}");
+    if let Some(cpu) = val_at(cx, out, 4, false) {
+        out.push_str(" CPU:");
+        number::write_plain_int(out, cpu, 8, b'u', true, 3);
     }
     false
 }

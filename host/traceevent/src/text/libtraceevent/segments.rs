@@ -179,6 +179,31 @@ impl PrintfSpec {
     }
 }
 
+impl PrintfSpec {
+    /// [`PrintfSpec::write_str`] of text known to be UTF-8 (a name from the print fmt):
+    /// not checked again unless the precision cuts it.
+    #[inline]
+    pub(super) fn write_utf8(&self, out: &mut Vec<u8>, s: &str, star: Option<i64>) {
+        let c = &self.conversion;
+        if c.width == Count::Absent && c.precision == Count::Absent {
+            out.extend_from_slice(s.as_bytes());
+            return;
+        }
+        let (left, width, precision) = self.resolve(star);
+        if precision.is_some_and(|p| p < s.len()) {
+            return self.write_str(out, s.as_bytes(), star);
+        }
+        let pad = width.saturating_sub(s.len());
+        if !left {
+            spaces(out, pad);
+        }
+        out.extend_from_slice(s.as_bytes());
+        if left {
+            spaces(out, pad);
+        }
+    }
+}
+
 /// `event_read_print`: the format literal (raw, escapes kept) and the argument nodes.
 pub(super) fn read_print(p: &mut Parser<'_>) -> Result<(String, Vec<usize>), ()> {
     let (t, mut format) = p.tok.read();
