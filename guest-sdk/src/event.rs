@@ -72,18 +72,21 @@ impl<'a> Event<'a> {
     }
 
     /// Integer field `name` as u64 (signed fields sign-extended first); 0 when absent.
+    #[inline(always)]
     pub fn u64(&self, name: &'static str) -> u64 {
         self.try_u64(name).unwrap_or(0)
     }
 
     /// Integer field `name` as i64; 0 when absent.
+    #[inline(always)]
     pub fn i64(&self, name: &'static str) -> i64 {
-        self.probe.field(name).and_then(|f| f.i64(self.rec.payload)).unwrap_or(0)
+        self.probe.read_i64(name, self.rec.payload).unwrap_or(0)
     }
 
     /// Integer field `name`, or `None` if the event has no such integer field.
+    #[inline(always)]
     pub fn try_u64(&self, name: &'static str) -> Option<u64> {
-        self.probe.field(name).and_then(|f| f.u64(self.rec.payload))
+        self.probe.read_i64(name, self.rec.payload).map(|v| v as u64)
     }
 
     /// The bytes of field `name` (what a `__data_loc` field locates, else the field itself).

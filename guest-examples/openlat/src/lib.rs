@@ -7,13 +7,14 @@
 //!
 //! On the timeline (`--perfetto FILE`): every open as a slice "open" on its thread's track,
 //! from entry to return, with the file and the result as arguments.
+//!
+//! The histogram is an `agg::Hist` (bpftrace's `@usecs = hist(...)`), which prints itself.
 
-use std::collections::HashMap;
-
+use wasmprobe_guest::agg::{Hist, Print};
 use wasmprobe_guest::metrics::{self, Histogram};
 use wasmprobe_guest::timeline::{self, Track};
 use wasmprobe_guest::{
-    emit_record, kernel_supports, println, wants_records, Args, Event, Plan, Plugin, ProbeId, Value,
+    emit_record, kernel_supports, println, wants_records, Args, Event, FxHashMap, Plan, Plugin, ProbeId, Value,
 };
 
 #[derive(Default)]
@@ -22,13 +23,14 @@ struct OpenLat {
     /// As a metric: `openlat_open_seconds{comm}`.
     latency: Option<Histogram>,
     /// Entry timestamp (and, for the timeline, the file) per thread still inside open.
-    started: HashMap<i32, (u64, String)>,
-    /// hist[0] counts 0, hist[k] counts [2^(k-1), 2^k).
-    hist: Vec<u64>,
+    started: FxHashMap<i32, (u64, String)>,
+    /// `@usecs`.
+    hist: Hist,
 }
 
 impl Plugin for OpenLat {
     fn init(&mut self, _args: &Args) -> Result<Plan, String> {
+        self.hist = Hist::new("@usecs");
         let mut plan = Plan::new();
         // The file and the result are fetched for the timeline's slices (a replay of this
         // recording may ask for them even if the live run did not draw).
@@ -75,68 +77,27 @@ impl Plugin for OpenLat {
             if let Some(h) = self.latency.filter(|_| metrics::enabled()) {
                 h.observe(&[&ev.comm()], dur as f64 / 1e9);
             }
-            let usecs = dur / 1000;
-            let bucket = if usecs == 0 { 0 } else { 64 - usecs.leading_zeros() as usize };
-            if self.hist.len() <= bucket {
-                self.hist.resize(bucket + 1, 0);
-            }
-            self.hist[bucket] += 1;
+            self.hist.record((), dur / 1000);
         }
     }
 
     fn finish(&mut self) {
         if wants_records() {
-            emit_hist("@usecs", &self.hist);
+            // One record per printed row, `[low, high)` (no negative durations: low is set).
+            for row in self.hist.rows(()) {
+                emit_record(&[
+                    ("hist", Value::Str(self.hist.name().to_string())),
+                    ("low", Value::U64(row.low.unwrap_or(0) as u64)),
+                    ("high", Value::U64(row.high.unwrap_or(0) as u64)),
+                    ("count", Value::U64(row.count)),
+                ]);
+            }
             return;
         }
-        println!("@usecs:");
-        print_hist(&self.hist);
-    }
-}
-
-/// The rows [`print_hist`] prints, first to last non-empty bucket: `(k, low, high, count)`,
-/// bucket `k` holding the values in `[low, high)`.
-fn rows(hist: &[u64]) -> impl Iterator<Item = (usize, u64, u64, u64)> + '_ {
-    let first = hist.iter().position(|&n| n > 0).unwrap_or(hist.len());
-    let last = hist.iter().rposition(|&n| n > 0).unwrap_or(0);
-    hist.iter().enumerate().take(last + 1).skip(first).map(|(k, &n)| match k {
-        0 => (k, 0, 1, n),
-        _ => (k, 1 << (k - 1), 1 << k, n),
-    })
-}
-
-/// The histogram as records, one per row of [`print_hist`].
-fn emit_hist(name: &str, hist: &[u64]) {
-    for (_, low, high, n) in rows(hist) {
-        emit_record(&[
-            ("hist", Value::Str(name.to_string())),
-            ("low", Value::U64(low)),
-            ("high", Value::U64(high)),
-            ("count", Value::U64(n)),
-        ]);
-    }
-}
-
-/// Prints a log2 histogram the way bpftrace does: `[lo, hi)` ranges, counts, 52-wide bars.
-fn print_hist(hist: &[u64]) {
-    let max = hist.iter().copied().max().unwrap_or(0);
-    for (k, low, high, n) in rows(hist) {
-        let range = match k {
-            0 | 1 => format!("[{low}]"),
-            _ => format!("[{}, {})", short(low), short(high)),
-        };
-        let bar = "@".repeat((n * 52 / max) as usize);
-        println!("{range:<16}{n:>8} |{bar:<52}|");
-    }
-}
-
-/// 1024 -> "1K", 1048576 -> "1M", as bpftrace labels buckets.
-fn short(v: u64) -> String {
-    match v {
-        v if v >= 1 << 30 && v % (1 << 30) == 0 => format!("{}G", v >> 30),
-        v if v >= 1 << 20 && v % (1 << 20) == 0 => format!("{}M", v >> 20),
-        v if v >= 1 << 10 && v % (1 << 10) == 0 => format!("{}K", v >> 10),
-        v => v.to_string(),
+        if self.hist.is_empty() {
+            println!("@usecs:");
+        }
+        self.hist.print();
     }
 }
 

@@ -13,12 +13,20 @@
 //! As metrics (`wasmprobe agent`, `run --metrics-listen`): the counter
 //! `syscount_syscalls_total{comm, syscall}`, updated once per batch, at most `--arg
 //! max_series=N` label sets (default 1000; the rest in the overflow series).
+//!
+//! Processes are counted one by one up to `--arg max_pids=N` (default 10000): an agent runs
+//! for weeks and sees every process of its node. Past that, at the end of a batch, the half
+//! with the fewest calls is forgotten (the per-syscall table and the metric keep every call);
+//! the gauge `syscount_tracked_pids` and the counter `syscount_evicted_pids_total` show it,
+//! and the process table at the end says how many were forgotten.
+//!
+//! The counts are `agg::Count` maps (bpftrace's `@[args.id] = count()`, `@[pid] = count()`):
+//! an update costs a multiply, a probe and an add inside Wasm.
 
-use std::collections::HashMap;
-
-use wasmprobe_guest::metrics::{self, Counter};
+use wasmprobe_guest::agg::Count;
+use wasmprobe_guest::metrics::{self, Counter, Gauge};
 use wasmprobe_guest::timeline::{self, Track};
-use wasmprobe_guest::{emit_record, lost_events, println, wants_records, Args, Event, Plan, Plugin, Value};
+use wasmprobe_guest::{emit_record, lost_events, println, wants_records, Args, Event, FxHashMap, Plan, Plugin, Value};
 
 const SECOND: u64 = 1_000_000_000;
 
@@ -26,17 +34,42 @@ const SECOND: u64 = 1_000_000_000;
 struct Syscount {
     top: usize,
     records: bool,
-    by_id: HashMap<i64, u64>,
-    /// Per pid: its comm (as first seen) and count.
-    by_pid: HashMap<i32, (String, u64)>,
+    by_id: Count<i64>,
+    by_pid: Count<i32>,
+    /// Per pid: its comm, as first seen.
+    comms: FxHashMap<i32, String>,
     /// For the timeline: the second being counted (trace clock) and its calls so far.
     second: Option<(u64, u64)>,
     /// The metric, and this batch's counts per (pid, syscall) not yet added to it.
     calls: Option<Counter>,
-    pending: HashMap<(i32, i64), u64>,
+    pending: Count<(i32, i64)>,
+    /// Pids kept at most before the half with the fewest calls is forgotten.
+    max_pids: usize,
+    /// Pids forgotten so far.
+    evicted: u64,
+    /// The metrics of that: pids kept now, pids forgotten.
+    tracked: Option<Gauge>,
+    evictions: Option<Counter>,
 }
 
 impl Syscount {
+    /// Keeps the `max_pids / 2` pids with the most calls (ties: the lower pid), forgets the rest.
+    fn evict(&mut self) {
+        let mut all = self.by_pid.drain();
+        all.sort_unstable_by(|a, b| b.1 .0.cmp(&a.1 .0).then(a.0.cmp(&b.0)));
+        let gone = all.split_off((self.max_pids / 2).min(all.len()));
+        for (pid, _) in &gone {
+            self.comms.remove(pid);
+        }
+        for (pid, n) in all {
+            self.by_pid.add(pid, n.0);
+        }
+        self.evicted += gone.len() as u64;
+        if let Some(c) = self.evictions {
+            c.add(&[], gone.len() as f64);
+        }
+    }
+
     /// Puts the finished second's count on the counter track, and a 0 for the next second if
     /// no call came in it.
     fn close_second(&mut self, next: Option<u64>) {
@@ -59,14 +92,29 @@ impl Plugin for Syscount {
         let max_series = args.parse("max_series")?.unwrap_or(0);
         let help = "System calls entered, by command name and syscall id";
         self.calls = Some(Counter::declare_capped("syscount_syscalls", help, &["comm", "syscall"], max_series)?);
+        self.max_pids = args.parse("max_pids")?.unwrap_or(10_000);
+        if self.max_pids < 2 {
+            return Err("max_pids: at least 2".to_string());
+        }
+        self.tracked = Some(Gauge::declare("syscount_tracked_pids", "Processes counted one by one now", &[], 0)?);
+        let help = "Processes forgotten (the fewest calls) to keep at most max_pids";
+        self.evictions = Some(Counter::declare("syscount_evicted_pids", help, &[])?);
         Ok(plan)
     }
 
     fn on_batch_end(&mut self) {
-        let Some(calls) = self.calls else { return };
-        for ((pid, id), n) in self.pending.drain() {
-            let comm = self.by_pid.get(&pid).map_or("", |(c, _)| c.as_str());
-            calls.add(&[comm, &id.to_string()], n as f64);
+        if let Some(calls) = self.calls {
+            for ((pid, id), n) in self.pending.drain() {
+                let comm = self.comms.get(&pid).map_or("", |c| c.as_str());
+                calls.add(&[comm, &id.to_string()], n.0 as f64);
+            }
+        }
+        // After the metric's update, which names the batch's pids.
+        if self.by_pid.len() > self.max_pids {
+            self.evict();
+        }
+        if let Some(g) = self.tracked.filter(|_| metrics::enabled()) {
+            g.set(&[], self.by_pid.len() as f64);
         }
     }
 
@@ -82,43 +130,52 @@ impl Plugin for Syscount {
             }
         }
         let id = ev.i64("id");
-        *self.by_id.entry(id).or_default() += 1;
-        self.by_pid.entry(ev.pid()).or_insert_with(|| (ev.comm().to_string(), 0)).1 += 1;
+        self.by_id.inc(id);
+        if self.by_pid.inc_new(ev.pid()) {
+            self.comms.insert(ev.pid(), ev.comm().to_string());
+        }
         if metrics::enabled() {
-            *self.pending.entry((ev.pid(), id)).or_default() += 1;
+            self.pending.inc((ev.pid(), id));
         }
     }
 
     fn finish(&mut self) {
         self.close_second(None);
-        let mut ids: Vec<_> = self.by_id.iter().collect();
-        ids.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
-        let mut pids: Vec<_> = self.by_pid.iter().collect();
-        pids.sort_by(|a, b| b.1 .1.cmp(&a.1 .1).then(a.0.cmp(b.0)));
+        // Largest counts first, ties by id or pid.
+        let ids = self.by_id.top(self.top);
+        let comm = |pid: &i32| self.comms.get(pid).cloned().unwrap_or_default();
+        let pids: Vec<(i32, String, u64)> =
+            self.by_pid.top(self.top).into_iter().map(|(pid, n)| (pid, comm(&pid), n.0)).collect();
         if self.records {
-            for (id, n) in ids.iter().take(self.top) {
-                emit_record(&[("syscall", Value::S64(**id)), ("count", Value::U64(**n))]);
+            for (id, n) in &ids {
+                emit_record(&[("syscall", Value::S64(*id)), ("count", Value::U64(n.0))]);
             }
-            for (pid, (comm, n)) in pids.iter().take(self.top) {
-                let comm = Value::Str(comm.clone());
-                emit_record(&[("pid", Value::S64(**pid as i64)), ("comm", comm), ("count", Value::U64(*n))]);
+            for (pid, comm, n) in pids {
+                let comm = Value::Str(comm);
+                emit_record(&[("pid", Value::S64(pid as i64)), ("comm", comm), ("count", Value::U64(n))]);
             }
             let lost = lost_events();
             if lost > 0 {
                 emit_record(&[("lost", Value::U64(lost))]);
             }
+            if self.evicted > 0 {
+                emit_record(&[("evicted_pids", Value::U64(self.evicted))]);
+            }
             return;
         }
         println!("Top {} syscalls by count:", self.top);
         println!("{:>8} {:>10}", "SYSCALL", "COUNT");
-        for (id, n) in ids.iter().take(self.top) {
-            println!("{id:>8} {n:>10}");
+        for (id, n) in &ids {
+            println!("{id:>8} {:>10}", n.0);
         }
         println!();
         println!("Top {} processes by syscall count:", self.top);
         println!("{:>8} {:<16} {:>10}", "PID", "COMM", "COUNT");
-        for (pid, (comm, n)) in pids.iter().take(self.top) {
+        for (pid, comm, n) in &pids {
             println!("{pid:>8} {comm:<16} {n:>10}");
+        }
+        if self.evicted > 0 {
+            println!("({} processes with the fewest calls were forgotten: max_pids={})", self.evicted, self.max_pids);
         }
         let lost = lost_events();
         if lost > 0 {
