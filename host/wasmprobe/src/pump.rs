@@ -181,7 +181,7 @@ impl Pump {
     }
 
     /// A pump whose readers splice every page of CPU `n` to `files[n]` instead of handing it
-    /// to a sink (see [`raw`]): a recording that nothing reads live. Its sink sees no record;
+    /// to a sink (see `pump/raw.rs`): a recording that nothing reads live. Its sink sees no record;
     /// [`Pump::records`] and [`Pump::lost`] are the kernel's counts, after [`Pump::finish`].
     pub fn open_raw(instance: &Instance, files: Vec<std::fs::File>) -> Result<Pump> {
         Self::start(instance, Some(files))
