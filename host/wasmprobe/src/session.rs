@@ -191,10 +191,17 @@ impl Session {
     }
 
     /// Arms more probes in the running session, in group `tag` (the agent adding a plugin
-    /// between pump steps); they are enabled at once if the session is. Returns their indexes,
+    /// between pump steps); they are enabled at once if the session is. Probes asking for call
+    /// stacks are refused here (only [`Session::arm`] arms stacks). Returns their indexes,
     /// which follow every index given so far. On failure, what this call made is removed and
     /// the session is as it was.
     pub fn add(&mut self, tag: &str, requests: &[ProbeDecl]) -> Result<std::ops::Range<usize>> {
+        if let Some(r) = requests.iter().find(|r| r.stacks.any()) {
+            bail!(
+                "probe {}: call stacks are not available to probes added to a running session (the agent) yet",
+                r.name
+            );
+        }
         let first = self.armed.len();
         let group = owned::group_name(tag);
         let made = (|| -> Result<()> {

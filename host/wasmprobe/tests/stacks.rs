@@ -327,3 +327,31 @@ fn a_plugin_built_against_wit_0_1_1_still_runs() {
     assert!(o.starts_with("Top 10 syscalls by count:\n SYSCALL      COUNT\n"), "{o}");
     assert!(o.lines().any(|l| l.split_whitespace().nth(1) == Some("cat")), "{o}");
 }
+
+/// The agent adds plugins to a running session, which does not arm stacks: a probe asking for
+/// them is refused by name rather than run without its stacks, and nothing is left behind.
+#[test]
+fn a_probe_with_stacks_added_to_a_running_session_is_refused() {
+    require!(root, tracefs);
+    let tracefs = wasmprobe::owned::open_for_run().unwrap();
+    let tp = |name: &str, stacks: wasmprobe::plugin::StackKinds| wasmprobe::plugin::ProbeDecl {
+        kind: wasmprobe::plugin::ProbeKind::Tracepoint,
+        name: name.into(),
+        target: "raw_syscalls:sys_enter".into(),
+        fetchargs: String::new(),
+        filter: Some("common_pid == 1".into()),
+        maxactive: None,
+        fields: None,
+        stacks,
+    };
+    let mut s = wasmprobe::session::Session::arm(&tracefs, "stacks-add", &[tp("base", Default::default())]).unwrap();
+    let kstack = wasmprobe::plugin::StackKinds { kernel: true, user: false };
+    let e = s.add("stacks-add", &[tp("more", kstack)]).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "probe more: call stacks are not available to probes added to a running session (the agent) yet"
+    );
+    assert_eq!(s.probes().len(), 1);
+    drop(s);
+    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
+}
