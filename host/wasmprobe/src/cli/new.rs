@@ -14,6 +14,7 @@ const RUST_LIB: &str = include_str!("../../../../guest-examples/exec-open/src/li
 const PY_APP: &str = include_str!("../../../../guest-examples/python/exec-open/app.py");
 const PY_SDK: &str = include_str!("../../../../guest-sdk-python/wasmprobe/__init__.py");
 const PY_TIMELINE: &str = include_str!("../../../../guest-sdk-python/wasmprobe/timeline.py");
+const PY_METRICS: &str = include_str!("../../../../guest-sdk-python/wasmprobe/metrics.py");
 const JS_SDK: &str = include_str!("../../../../guest-sdk-js/wasmprobe.js");
 const JS_BUILD: &str = include_str!("../../../../guest-sdk-js/build.mjs");
 const JS_PACKAGE: &str = include_str!("../../../../guest-sdk-js/package.json");
@@ -51,6 +52,7 @@ pub(super) fn new(a: NewArgs) -> Result<()> {
             ("app.py", PY_APP.to_string()),
             ("wasmprobe/__init__.py", PY_SDK.to_string()),
             ("wasmprobe/timeline.py", PY_TIMELINE.to_string()),
+            ("wasmprobe/metrics.py", PY_METRICS.to_string()),
             ("wit/wasmprobe.wit", WIT.to_string()),
             ("Makefile", include_str!("../../templates/python/Makefile").to_string()),
             ("README.md", include_str!("../../templates/python/README.md").replace("{{NAME}}", &name)),
