@@ -16,9 +16,9 @@
 //! and not built: the guest would still write each key (and value) into a buffer per event, a
 //! store and a bounds check inside Wasm, and the host would copy the buffer and do the update
 //! natively. The delivery benchmark (`cargo bench -p wasmprobe --bench plugin_delivery`)
-//! puts this map's update at about 1.3 ns per event inside Wasm (its keyed count, 2.9 ns of
-//! work, less its histogram, 1.6 ns, which reads the same field), the native update at under
-//! 0.5 ns: the most a host map could save is well under a nanosecond per event, before the
+//! puts this map's update at 1.0-1.3 ns per event inside Wasm (its keyed count, 2.6-2.9 ns
+//! of work, less its histogram, 1.5-1.7 ns, which reads the same field), the native update at
+//! under 0.5 ns: the most a host map could save is about a nanosecond per event, before the
 //! batch's copy and the calls, for a second contract every SDK (Rust, Python, JS) must follow.
 
 use crate::fxhash::FxHasher;

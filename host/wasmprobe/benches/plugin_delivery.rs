@@ -8,13 +8,21 @@
 //! `on-batch`, and the guest SDK calls the plugin's `on_event` per record: building the batch,
 //! copying it into the plugin and walking it are all counted against Wasm.
 //!
-//! The work per event, on both sides: count it per pid in `wasmprobe_abi`'s `FxHashMap` (std's
-//! `HashMap` with the Fx hash, which the guest SDK re-exports: the same code on both sides) and
-//! add its `id` field (a u64 read through a field offset resolved once). The plugin is
-//! guest-examples/bench-count.
+//! The work per event, on both sides the same code (`wasmprobe_abi`, which the guest SDK
+//! re-exports), the plugin being guest-examples/bench-count:
+//! - `count`: count the event per pid in an `agg::Count` (bpftrace's `@[pid] = count()`) and
+//!   add its `id` field (a u64 read through a field offset resolved once);
+//! - `hist`: the `id` field into a log2 `agg::Hist` (`@id = hist(args.id)`);
+//! - `fxhash`: `count` with an `FxHashMap` (std's hashbrown) instead, as plugins did before;
+//! - `none`: delivery alone (walk the records, count them).
+//!
+//! The work table gives, per kind of work, the CPU time per event of the whole (delivery and
+//! work) and of the work alone (the whole less `none` of the same side and run), native and
+//! Wasm, paired: each of the runs times every case, native then Wasm, in turn; medians.
 //!
 //! Run: `cargo bench -p wasmprobe --bench plugin_delivery [-- EVENTS] [TRACE.dat]` (default
-//! 1,000,000 events of 64-byte raw_syscalls:sys_enter payloads, 100 pids). Medians of 5 runs.
+//! 1,000,000 events of 64-byte raw_syscalls:sys_enter payloads, 100 pids). Medians of 5 runs
+//! (`BENCH_RUNS=N` for more).
 //!
 //! With a TRACE.dat holding raw_syscalls:sys_enter events, the same comparison is also made end
 //! to end, the way `wasmprobe run --replay` works: the recorded kernel pages are read, decoded
@@ -34,6 +42,8 @@ use wasmprobe::plugin::{
 };
 use wasmprobe::pump::RecordSink;
 use wasmprobe::run::{self, ProbeIds};
+use wasmprobe_abi::agg::{Count, Hist};
+use wasmprobe_abi::batch::record_at;
 use wasmprobe_abi::fxhash::FxHashMap;
 
 #[derive(Clone, Default)]
@@ -106,20 +116,69 @@ fn native_walk(batches: &[&BatchWriter]) -> u64 {
     n
 }
 
-/// The native callback: the same work over the same packed buffers.
-fn native(batches: &[&BatchWriter], layout: &Layout) -> (usize, u64) {
-    let id = layout.fields.iter().find(|f| f.name == "id").unwrap();
-    let (off, size) = (id.offset as usize, id.size as usize);
-    let mut per_pid: FxHashMap<i32, u64> = FxHashMap::default();
-    let mut sum = 0u64;
-    for b in batches {
-        for rec in BatchReader::new(b.as_bytes()) {
-            *per_pid.entry(rec.pid).or_default() += 1;
-            let v = rec.payload.get(off..off + size).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()));
-            sum = sum.wrapping_add(v);
+/// The kinds of work of the benchmark (bench-count's `--arg work=`).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Work {
+    None,
+    Count,
+    FxHash,
+    Hist,
+}
+
+impl Work {
+    fn arg(self) -> &'static str {
+        match self {
+            Work::None => "none",
+            Work::Count => "count",
+            Work::FxHash => "fxhash",
+            Work::Hist => "hist",
         }
     }
-    (per_pid.len(), sum)
+}
+
+/// The native callback: the same work over the same packed buffers, with the same code as the
+/// plugin's; returns the lines the plugin prints at `finish`.
+fn native(batches: &[&BatchWriter], layout: &Layout, work: Work) -> Vec<String> {
+    let id = layout.fields.iter().find(|f| f.name == "id").unwrap();
+    let (off, size) = (id.offset as usize, id.size as usize);
+    let read_id = |p: &[u8]| p.get(off..off + size).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()));
+    let mut sum = 0u64;
+    match work {
+        Work::None => {
+            let n = native_walk(batches);
+            vec![format!("pids=0 events={n} sum={n}")]
+        }
+        Work::Count => {
+            let mut per_pid: Count<i32> = Count::new("@");
+            for b in batches {
+                for rec in BatchReader::new(b.as_bytes()) {
+                    per_pid.inc(rec.pid);
+                    sum = sum.wrapping_add(read_id(rec.payload));
+                }
+            }
+            let events: u64 = per_pid.map().iter().map(|(_, n)| n.0).sum();
+            vec![format!("pids={} events={events} sum={sum}", per_pid.len())]
+        }
+        Work::FxHash => {
+            let mut per_pid: FxHashMap<i32, u64> = FxHashMap::default();
+            for b in batches {
+                for rec in BatchReader::new(b.as_bytes()) {
+                    *per_pid.entry(rec.pid).or_default() += 1;
+                    sum = sum.wrapping_add(read_id(rec.payload));
+                }
+            }
+            vec![format!("pids={} events={} sum={sum}", per_pid.len(), per_pid.values().sum::<u64>())]
+        }
+        Work::Hist => {
+            let mut hist: Hist = Hist::new("@id");
+            for b in batches {
+                for rec in BatchReader::new(b.as_bytes()) {
+                    hist.record((), read_id(rec.payload));
+                }
+            }
+            hist.text().lines().map(str::to_string).collect()
+        }
+    }
 }
 
 fn guest_source() -> PluginSource {
@@ -153,13 +212,13 @@ fn load_with(sandbox: &Sandbox, out: &Lines, args: &[(String, String)]) -> Plugi
 /// handed over by the replay loop.
 struct NativeSink {
     id_offset: usize,
-    per_pid: FxHashMap<i32, u64>,
+    per_pid: Count<i32>,
     sum: u64,
 }
 
 impl RecordSink for NativeSink {
     fn record(&mut self, _: usize, _: u32, pid: i32, _: u64, payload: &[u8]) -> anyhow::Result<()> {
-        *self.per_pid.entry(pid).or_default() += 1;
+        self.per_pid.inc(pid);
         let v =
             payload.get(self.id_offset..self.id_offset + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()));
         self.sum = self.sum.wrapping_add(v);
@@ -190,7 +249,7 @@ fn end_to_end(path: &std::path::Path, sandbox: &Sandbox) {
     let (mut nat, mut wasm) = (Vec::new(), Vec::new());
     let mut events = 0;
     for _ in 0..5 {
-        let mut sink = NativeSink { id_offset, per_pid: FxHashMap::default(), sum: 0 };
+        let mut sink = NativeSink { id_offset, per_pid: Count::new("@"), sum: 0 };
         let t = cpu_time();
         let (n, _) = wasmprobe::replay::replay_records(&dat, &ids, &mut sink).unwrap();
         nat.push(cpu_time() - t);
@@ -219,6 +278,99 @@ fn end_to_end(path: &std::path::Path, sandbox: &Sandbox) {
     println!("  native callback {:.1} ns/ev, wasm plugin {:.1} ns/ev: {:.2}x", per(n), per(w), per(w) / per(n));
 }
 
+/// One paired measurement: `work` done natively, then by the plugin, over the same records;
+/// checks that both give the same result. Returns the CPU times (native, Wasm).
+fn paired(bs: &[&BatchWriter], batch: usize, layout: &Layout, sandbox: &Sandbox, work: Work) -> (Duration, Duration) {
+    let t = cpu_time();
+    let want = black_box(native(black_box(bs), layout, work));
+    let nat = cpu_time() - t;
+
+    let out = Lines::default();
+    let mut p = load_with(sandbox, &out, &[("work".into(), work.arg().into())]);
+    // The run loop reuses one writer: its allocation is made once, before timing.
+    let mut writer = BatchWriter::with_capacity(batch * 88);
+    let t = cpu_time();
+    deliver(&mut p, bs, &mut writer);
+    let wasm = cpu_time() - t;
+    p.finish().unwrap();
+    assert_eq!(out.0.lock().unwrap().clone(), want, "work {work:?}");
+    (nat, wasm)
+}
+
+/// The guest SDK's loop over a plugin's batch (`record_at`, as `guest-sdk/src/rt.rs` walks
+/// it), natively, with `work` done per record exactly as bench-count does it.
+fn native_sdk(packed: &[Vec<u8>], id_off: usize, work: Work) -> Vec<String> {
+    let read_id = |p: &[u8]| p.get(id_off..id_off + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()));
+    // `on_event` of bench-count, natively: the same code on the same records.
+    let mut per_pid: Count<i32> = Count::new("@");
+    let mut fx: FxHashMap<i32, u64> = FxHashMap::default();
+    let mut hist: Hist = Hist::new("@id");
+    let mut sum = 0u64;
+    for b in packed {
+        let b = black_box(b.as_slice());
+        let mut off = 0;
+        while let Some((rec, next)) = record_at(b, off) {
+            match work {
+                Work::None => sum += 1,
+                Work::Count => {
+                    per_pid.inc(rec.pid);
+                    sum = sum.wrapping_add(read_id(rec.payload));
+                }
+                Work::FxHash => {
+                    *fx.entry(rec.pid).or_default() += 1;
+                    sum = sum.wrapping_add(read_id(rec.payload));
+                }
+                Work::Hist => hist.record((), read_id(rec.payload)),
+            }
+            off = next;
+        }
+    }
+    match work {
+        Work::None => vec![format!("pids=0 events={sum} sum={sum}")],
+        Work::Count => {
+            let events: u64 = per_pid.map().iter().map(|(_, n)| n.0).sum();
+            vec![format!("pids={} events={events} sum={sum}", per_pid.len())]
+        }
+        Work::FxHash => vec![format!("pids={} events={} sum={sum}", fx.len(), fx.values().sum::<u64>())],
+        Work::Hist => hist.text().lines().map(str::to_string).collect(),
+    }
+}
+
+/// One paired measurement of plugin work on records in memory: the plugin's batches are packed
+/// first (untimed); then the native SDK loop and the plugin's `on-batch` go over them.
+fn paired_in_memory(bs: &[&BatchWriter], batch: usize, sandbox: &Sandbox, work: Work) -> (Duration, Duration) {
+    let out = Lines::default();
+    let mut p = load_with(sandbox, &out, &[("work".into(), work.arg().into())]);
+    let mut packed = Vec::new();
+    let mut w = BatchWriter::with_capacity(batch * 88);
+    for b in bs {
+        for rec in BatchReader::new(b.as_bytes()) {
+            p.pack(&mut w, rec.probe_index, rec.cpu, rec.pid, rec.ts, rec.payload);
+        }
+        packed.push(w.as_bytes().to_vec());
+        w.clear();
+    }
+    let proj = p.projection(0).expect("bench-count declares its fields").layout();
+    let id_off = proj.fields.iter().find(|f| f.name == "id").unwrap().offset as usize;
+
+    let t = cpu_time();
+    let want = native_sdk(&packed, id_off, work);
+    let nat = cpu_time() - t;
+
+    let t = cpu_time();
+    for b in &packed {
+        p.on_batch(b, 0).unwrap();
+    }
+    let wasm = cpu_time() - t;
+    p.finish().unwrap();
+    assert_eq!(out.0.lock().unwrap().clone(), want, "work {work:?}");
+    (nat, wasm)
+}
+
+fn runs() -> usize {
+    std::env::var("BENCH_RUNS").ok().and_then(|v| v.parse().ok()).unwrap_or(5).max(1)
+}
+
 fn main() {
     let events: usize = std::env::args().skip(1).find_map(|a| a.parse().ok()).unwrap_or(1_000_000);
     let trace = std::env::args().skip(1).find(|a| a.ends_with(".dat")).map(PathBuf::from);
@@ -227,28 +379,19 @@ fn main() {
     let dir = std::env::var_os("BENCH_CACHE").map(PathBuf::from).unwrap_or_else(|| cache.path().to_path_buf());
     let sandbox = Sandbox { cache_dir: Some(dir), ..Sandbox::default() };
     let layout = layout();
-    println!("{events} events of 64-byte payloads, 100 pids; CPU time of this thread, median of 5 runs");
+    let runs = runs();
+    println!("{events} events of 64-byte payloads, 100 pids; CPU time of this thread, median of {runs} runs");
+    println!("work `count` (per pid, agg::Count, and a sum of id) by batch size:");
     println!("{:>6} {:>12} {:>12} {:>12} {:>8}", "batch", "native ns/ev", "wasm ns/ev", "wasm Mev/s", "ratio");
     for batch in [256, 1024, 4096] {
         let bs = batches(events, batch);
         let events = bs.len() * batch;
         let mut nat = Vec::new();
         let mut wasm = Vec::new();
-        for _ in 0..5 {
-            let t = cpu_time();
-            black_box(native(black_box(&bs), &layout));
-            nat.push(cpu_time() - t);
-
-            let out = Lines::default();
-            let mut p = load(&sandbox, &out);
-            // The run loop reuses one writer: its allocation is made once, before timing.
-            let mut batch = BatchWriter::with_capacity(batch * 88);
-            let t = cpu_time();
-            deliver(&mut p, &bs, &mut batch);
-            wasm.push(cpu_time() - t);
-            p.finish().unwrap();
-            let (pids, sum) = native(&bs, &layout);
-            assert_eq!(out.0.lock().unwrap().clone(), [format!("pids={pids} events={events} sum={sum}")]);
+        for _ in 0..runs {
+            let (n, w) = paired(&bs, batch, &layout, &sandbox, Work::Count);
+            nat.push(n);
+            wasm.push(w);
         }
         let (n, w) = (median(nat), median(wasm));
         let per = |d: Duration| d.as_nanos() as f64 / events as f64;
@@ -261,61 +404,125 @@ fn main() {
         );
     }
 
-    // Delivery alone: the batch crosses into the guest and the SDK walks it, no work per event.
-    let bs = batches(events, 1024);
-    let events = bs.len() * 1024;
-    let mut nat = Vec::new();
-    let mut wasm = Vec::new();
-    for _ in 0..5 {
-        let t = cpu_time();
-        black_box(native_walk(black_box(&bs)));
-        nat.push(cpu_time() - t);
-        let out = Lines::default();
-        let mut p = load_with(&sandbox, &out, &[("work".into(), "none".into())]);
-        let mut batch = BatchWriter::with_capacity(1024 * 88);
-        let t = cpu_time();
-        deliver(&mut p, &bs, &mut batch);
-        wasm.push(cpu_time() - t);
-        p.finish().unwrap();
-        assert_eq!(out.0.lock().unwrap().clone(), [format!("pids=0 events={events} sum={events}")]);
-    }
+    // Plugin work on records in memory: both sides start from the batches the plugin is
+    // handed (packed and projected once, before timing) and run the same code: the SDK's
+    // per-record step (`wasmprobe_abi::batch::record_at`) and the work, natively here and
+    // compiled to Wasm in the plugin (which also pays for the batch's copy into its memory).
+    let batch = 1024;
+    let bs = batches(events, batch);
+    let events = bs.len() * batch;
+    let kinds = [Work::None, Work::FxHash, Work::Count, Work::Hist];
+    let mut times: Vec<[Vec<f64>; 4]> = kinds.iter().map(|_| Default::default()).collect();
     let per = |d: Duration| d.as_nanos() as f64 / events as f64;
-    let (n, w) = (median(nat), median(wasm));
+    for _ in 0..runs {
+        let mut run = Vec::new();
+        for &k in &kinds {
+            run.push(paired_in_memory(&bs, batch, &sandbox, k));
+        }
+        let (n0, w0) = (per(run[0].0), per(run[0].1));
+        for (t, (n, w)) in times.iter_mut().zip(&run) {
+            let (n, w) = (per(*n), per(*w));
+            t[0].push(n);
+            t[1].push(w);
+            t[2].push(n - n0);
+            t[3].push(w - w0);
+        }
+    }
+    let med = |v: &[f64]| {
+        let mut v = v.to_vec();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    println!("plugin work on records in memory (the plugin's batches, batch {batch}), ns/event, medians;");
+    println!("work = all less `none` (the walk alone) of the same side and run:");
     println!(
-        "delivery alone (walk the batch, no work), batch 1024: native {:.1} ns/ev, wasm {:.1} ns/ev",
-        per(n),
-        per(w)
+        "{:>7} {:>12} {:>12} {:>8} {:>12} {:>12} {:>8}",
+        "work", "native all", "wasm all", "ratio", "native work", "wasm work", "ratio"
     );
+    for (k, t) in kinds.iter().zip(&times) {
+        let (n, w, nw, ww) = (med(&t[0]), med(&t[1]), med(&t[2]), med(&t[3]));
+        if *k == Work::None {
+            println!("{:>7} {n:>12.1} {w:>12.1} {:>7.2}x {:>12} {:>12} {:>8}", k.arg(), w / n, "-", "-", "-");
+        } else {
+            println!("{:>7} {n:>12.1} {w:>12.1} {:>7.2}x {nw:>12.1} {ww:>12.1} {:>7.2}x", k.arg(), w / n, ww / nw);
+        }
+    }
 
     if let Some(path) = &trace {
         end_to_end(path, &sandbox);
     }
 
-    // Start-up: load (compile or map) + instantiate + init.
+    startup(&sandbox);
+}
+
+/// Start-up: load (compile, or map from the cache) + link and instantiate + `init` and the
+/// layouts; wall time, with its parts from the plugin's `LoadInfo`.
+fn startup(sandbox: &Sandbox) {
     let out = Lines::default();
-    let cold: Vec<Duration> = (0..3)
-        .map(|_| {
-            let off = Sandbox { cache_dir: None, ..Sandbox::default() };
-            let t = Instant::now();
-            black_box(load(&off, &out));
-            t.elapsed()
-        })
-        .collect();
-    let warm: Vec<Duration> = (0..10)
-        .map(|_| {
-            let t = Instant::now();
-            let p = load(&sandbox, &out);
-            assert!(p.load_info().cache.is_hit());
-            t.elapsed()
-        })
-        .collect();
+    let timed = |sandbox: &Sandbox| {
+        let t = Instant::now();
+        let p = load(sandbox, &out);
+        let all = t.elapsed();
+        let info = p.load_info().clone();
+        (all, info.compile, info.instantiate, all - info.compile - info.instantiate, info.cache.is_hit())
+    };
+    let off = Sandbox { cache_dir: None, ..Sandbox::default() };
+    let cold: Vec<_> = (0..3).map(|_| timed(&off)).collect();
+    // The first load with the cache compiles and stores; the rest are warm starts.
+    let _ = timed(sandbox);
+    let warm: Vec<_> = (0..20).map(|_| timed(sandbox)).collect();
+    assert!(warm.iter().all(|w| w.4), "warm starts hit the cache");
     let size = std::fs::metadata(match guest_source() {
         PluginSource::Path(p) => p,
         PluginSource::Builtin(_) => unreachable!(),
     })
     .unwrap()
     .len();
-    println!("start-up of a {} KB component (load + instantiate + init), wall time, median:", size / 1024);
-    println!("  cold (compile):       {:>9.2} ms", median(cold).as_secs_f64() * 1e3);
-    println!("  warm (cached .cwasm): {:>9.2} ms", median(warm).as_secs_f64() * 1e3);
+    let ms = |v: Vec<Duration>| median(v).as_secs_f64() * 1e3;
+    startup_others(sandbox, &ms);
+    println!("start-up of a {} KB component, wall time in ms, median:", size / 1024);
+    println!("{:>22} {:>9} {:>12} {:>12} {:>12}", "", "total", "compile/map", "instantiate", "init+layouts");
+    for (name, v) in [("cold (compile)", cold), ("warm (cached .cwasm)", warm)] {
+        println!(
+            "{name:>22} {:>9.3} {:>12.3} {:>12.3} {:>12.3}",
+            ms(v.iter().map(|x| x.0).collect()),
+            ms(v.iter().map(|x| x.1).collect()),
+            ms(v.iter().map(|x| x.2).collect()),
+            ms(v.iter().map(|x| x.3).collect())
+        );
+    }
+}
+
+/// Warm starts of the components named in `$BENCH_STARTUP` (comma-separated `.wasm` paths,
+/// e.g. the Python and JS plugins of target/tmp/lang-guests): load (map the cached code, then
+/// link and instantiate), and `init` with no arguments, wall time, median of 20 after one load
+/// that fills the cache.
+fn startup_others(sandbox: &Sandbox, ms: &dyn Fn(Vec<Duration>) -> f64) {
+    let Ok(list) = std::env::var("BENCH_STARTUP") else { return };
+    for path in list.split(',').filter(|p| !p.is_empty()) {
+        let source = PluginSource::Path(PathBuf::from(path));
+        let size = std::fs::metadata(path).map_or(0, |m| m.len());
+        let out = Lines::default();
+        let _ = Plugin::load(&source, sandbox, Box::new(out.clone())).unwrap();
+        let (mut load, mut map, mut inst, mut init) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..20 {
+            let t = Instant::now();
+            let mut p = Plugin::load(&source, sandbox, Box::new(out.clone())).unwrap();
+            load.push(t.elapsed());
+            assert!(p.load_info().cache.is_hit());
+            map.push(p.load_info().compile);
+            inst.push(p.load_info().instantiate);
+            let t = Instant::now();
+            p.init(&[], Arc::new(FixedKernel::default())).unwrap();
+            init.push(t.elapsed());
+        }
+        println!(
+            "  warm {path} ({} KB): {:.3} ms (map {:.3}, instantiate {:.3}), init {:.3} ms",
+            size / 1024,
+            ms(load),
+            ms(map),
+            ms(inst),
+            ms(init)
+        );
+    }
 }

@@ -1,0 +1,14 @@
+#!/bin/sh
+# Plugin work on records in memory (keyed count, log2 histogram) and plugin start-up, cold and
+# warm: the delivery benchmark, native and Wasm paired in every run, medians.
+#
+#   tests/bench/plugin-agg.sh [RUNS]        (default 7 runs; `uptime` first: load < 3 is best)
+#
+# Also times the warm start of the Python and JS plugins the plugin_langs tests built, if
+# present (target/tmp/lang-guests/*.wasm).
+set -eu
+here=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$here"
+uptime
+extra=$(ls target/tmp/lang-guests/*.wasm 2>/dev/null | head -4 | paste -sd, -) || extra=
+BENCH_RUNS=${1:-7} BENCH_STARTUP="$extra" cargo bench -q -p wasmprobe --bench plugin_delivery
