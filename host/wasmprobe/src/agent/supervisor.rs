@@ -13,7 +13,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
@@ -176,6 +176,8 @@ pub struct Agent {
     users: Vec<usize>,
     pipeline: Option<Pipeline>,
     config_mtime: Option<SystemTime>,
+    /// The plugins' shared copy of `saved_cmdlines` (see [`BatchComm`]).
+    cmdlines: SavedCmdlines,
 }
 
 /// The pump's sink: each record to every plugin that declared its probe, packed once per feed.
@@ -300,17 +302,21 @@ fn untrace_own_threads(pipeline: &Pipeline) {
     }
 }
 
+/// `saved_cmdlines` as last read by any plugin's thread of the agent, and when.
+type SavedCmdlines = Arc<Mutex<Option<(Instant, Arc<HashMap<i32, String>>)>>>;
+
 /// Command names for an agent's plugin, as `run` gives them: `/proc/PID/comm`, else (the
-/// process is gone) the kernel's `saved_cmdlines`. The file (thousands of lines) is read at
-/// most once per batch, and a copy read less than [`SAVED_FRESH`] ago answers for the pids it
-/// has: on a node where processes come and go all the time (a build), reading and parsing it
-/// again for each one that exited was most of a plugin thread's own cost.
+/// process is gone) the kernel's `saved_cmdlines`. The file (thousands of lines, which the
+/// kernel's seq_file walks again from the start for each page read: about 10 ms) is shared
+/// by all the agent's plugins: a copy read since the batch began answers, and so does one
+/// read less than [`SAVED_FRESH`] ago for the pids it has. On a node where processes come
+/// and go all the time (a build), reading it for each one that exited, in every plugin, was
+/// most of a plugin thread's own cost.
 struct BatchComm {
     tracefs: Tracefs,
-    /// The number of the batch being delivered (the worker counts them).
-    batch: Arc<AtomicU64>,
-    /// `saved_cmdlines` as read during batch number `.0`, at `.1`.
-    saved: Option<(u64, Instant, HashMap<i32, String>)>,
+    /// When the batch being delivered was handed to the plugin (the worker sets it).
+    batch_start: Arc<Mutex<Instant>>,
+    saved: SavedCmdlines,
 }
 
 /// How long a copy of `saved_cmdlines` names the pids it has.
@@ -321,15 +327,22 @@ impl crate::plugin::CommLookup for BatchComm {
         if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
             return Some(c.trim_end().to_string());
         }
-        let batch = self.batch.load(Ordering::Relaxed);
-        let usable = |(b, at, m): &(u64, Instant, HashMap<i32, String>)| {
-            *b == batch || (at.elapsed() < SAVED_FRESH && m.contains_key(&pid))
+        let since = *self.batch_start.lock().unwrap();
+        let usable = |(at, m): &(Instant, Arc<HashMap<i32, String>>)| {
+            *at >= since || (at.elapsed() < SAVED_FRESH && m.contains_key(&pid))
         };
-        if !self.saved.as_ref().is_some_and(usable) {
-            let read = tracefs::saved_cmdlines(&self.tracefs).ok();
-            self.saved = read.map(|m| (batch, Instant::now(), m));
-        }
-        self.saved.as_ref()?.2.get(&pid).cloned()
+        let copy = self.saved.lock().unwrap().clone().filter(usable);
+        let copy = match copy {
+            Some((_, m)) => m,
+            None => {
+                // Read without the lock: a plugin never waits on another's read (its time
+                // counts against its budget).
+                let m = Arc::new(tracefs::saved_cmdlines(&self.tracefs).ok()?);
+                *self.saved.lock().unwrap() = Some((Instant::now(), m.clone()));
+                m
+            }
+        };
+        copy.get(&pid).cloned()
     }
 }
 
@@ -350,20 +363,24 @@ fn worker(
     (slot, gen): (usize, u64),
     metrics: AgentMetrics,
     plugin_metrics: Arc<PluginMetrics>,
+    cmdlines: SavedCmdlines,
 ) {
     let report = |r: Report| {
         let _ = status.send(Status { slot, gen, report: r });
     };
     let labels = plugin_labels(&spec.config.name);
     let cpu0 = thread_cpu();
-    let batch_no = Arc::new(AtomicU64::new(0));
+    let batch_start = Arc::new(Mutex::new(Instant::now()));
     let started = (|| -> Result<crate::plugin::Plugin> {
         let source = crate::pack::RunSource::resolve(&spec.config.source, &spec.trust)?;
         let mut plugin = source.load(&spec.sandbox, Box::new(output))?;
         plugin.set_metrics(plugin_metrics, &format!("{}\0{gen}", spec.config.name));
         // A process that exits before its events are delivered is still named (from the
         // kernel's saved_cmdlines), as in `run`.
-        plugin.set_comm_lookup(Box::new(BatchComm { tracefs: tracefs.clone(), batch: batch_no.clone(), saved: None }));
+        let comm = BatchComm { tracefs: tracefs.clone(), batch_start: batch_start.clone(), saved: cmdlines };
+        plugin.set_comm_lookup(Box::new(comm));
+        // Stack addresses a plugin asks about are named on the host, as in `run`.
+        plugin.set_symbolizer(Box::new(crate::symbolize::StackSymbolizer::live()));
         let plan = plugin.init(&spec.args, Arc::new(crate::kernel_info::LiveKernel::new(&tracefs)))?;
         plan.validate(&spec.policy).with_context(|| format!("plugin {}: its probe plan was refused", plugin.name()))?;
         source.check_plan(&plan)?;
@@ -389,7 +406,7 @@ fn worker(
         let result = match msg {
             ToWorker::Layouts(l) => plugin.set_layouts(l),
             ToWorker::Batch(b, lost, sent) => {
-                batch_no.fetch_add(1, Ordering::Relaxed);
+                *batch_start.lock().unwrap() = Instant::now();
                 let r = plugin.on_batch(b.as_bytes(), lost);
                 if r.is_ok() {
                     delivered.inc_by(b.len() as u64);
@@ -461,6 +478,7 @@ impl Agent {
             armed_decls: Vec::new(),
             users: Vec::new(),
             pipeline: None,
+            cmdlines: SavedCmdlines::default(),
         })
     }
 
@@ -499,13 +517,16 @@ impl Agent {
         // A new start declares its metrics anew: the old series go (a counter reset).
         self.plugin_metrics.remove(slot.name());
         let plugin_metrics = self.plugin_metrics.clone();
+        let cmdlines = self.cmdlines.clone();
         slot.pending = Some(tx);
         slot.restart_at = None;
         slot.started = Instant::now();
         slot.thread = Some(
             std::thread::Builder::new()
                 .name(format!("wasmprobe-{}", slot.name()))
-                .spawn(move || worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics, plugin_metrics))
+                .spawn(move || {
+                    worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics, plugin_metrics, cmdlines)
+                })
                 .context("starting a plugin thread")?,
         );
         Ok(())
