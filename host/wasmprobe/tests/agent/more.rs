@@ -109,3 +109,35 @@ fn python_and_javascript_plugins_export_metrics() {
     let st = agent.stop();
     assert!(st.success(), "{st:?}: {}", agent.stderr.lock().unwrap());
 }
+
+#[test]
+fn syscount_forgets_the_processes_with_the_fewest_calls_past_max_pids() {
+    testkit::require!(root, tracefs, raw_syscalls);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg =
+        write(dir.path(), "a.toml", "[[plugin]]\nname = \"sc\"\nsource = \"syscount\"\nargs = { max_pids = \"8\" }\n");
+    let mut agent = AgentProc::start(&cfg);
+    agent.wait_ready();
+    // 40 processes that make their calls and exit: at least 32 of them are forgotten.
+    for _ in 0..40 {
+        assert!(Command::new("true").status().unwrap().success());
+    }
+    let t0 = Instant::now();
+    let evicted = loop {
+        let e = agent.sample("syscount_evicted_pids_total{").unwrap_or(0.0);
+        if e >= 32.0 || t0.elapsed() > Duration::from_secs(15) {
+            break e;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(evicted >= 32.0, "evicted {evicted}; {}", agent.metrics());
+    let tracked = agent.sample("syscount_tracked_pids{").expect("the gauge");
+    assert!((1.0..=8.0).contains(&tracked), "tracked {tracked}");
+    let st = agent.stop();
+    assert!(st.success(), "{st:?}: {}", agent.stderr.lock().unwrap());
+    // The table at the end says how many it forgot.
+    let out = agent.stdout.lock().unwrap().clone();
+    let line = out.lines().find(|l| l.contains("\"evicted_pids\"")).unwrap_or_else(|| panic!("{out}"));
+    let v: serde_json::Value = serde_json::from_str(line).unwrap();
+    assert!(v["evicted_pids"].as_u64().is_some_and(|n| n as f64 >= evicted), "{line}");
+}
