@@ -19,6 +19,8 @@ pub(crate) struct Lookup {
     pub(crate) path: String,
     pub(crate) addrs: Vec<u64>,
     pub(crate) virt: bool,
+    /// Whether to read DWARF (file and line) besides the symbol tables.
+    pub(crate) dwarf: bool,
 }
 
 /// The lookups; the answer has one [`Resolved`] per address of each, in order.
@@ -74,9 +76,11 @@ fn resolve(blaze: &Symbolizer, l: &Lookup) -> Vec<Resolved> {
     let input = || if l.virt { Input::VirtOffset(&l.addrs[..]) } else { Input::FileOffset(&l.addrs[..]) };
     // DWARF it cannot read (a compression it was built without, a damaged section): the
     // symbol tables alone.
-    let syms = blaze
-        .symbolize(&Source::Elf(Elf::new(&l.path)), input())
-        .or_else(|_| blaze.symbolize(&Source::Elf(Elf { debug_syms: false, ..Elf::new(&l.path) }), input()));
+    let tables = || blaze.symbolize(&Source::Elf(Elf { debug_syms: false, ..Elf::new(&l.path) }), input());
+    let syms = match l.dwarf {
+        true => blaze.symbolize(&Source::Elf(Elf::new(&l.path)), input()).or_else(|_| tables()),
+        false => tables(),
+    };
     let Ok(syms) = syms else {
         return vec![Resolved::UNKNOWN; l.addrs.len()];
     };

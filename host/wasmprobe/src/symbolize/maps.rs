@@ -225,9 +225,14 @@ mod tests {
         let procs = Processes::live();
         let mut child = std::process::Command::new("/bin/sleep").arg("10").spawn().unwrap();
         let pid = child.id() as i32;
-        // Reading the maps of a child that has not exec'd yet would give ours: wait for sleep.
+        // Reading the maps of a child that has not exec'd yet (or whose exec has not mapped
+        // the program yet) would give ours: wait for sleep's text.
         let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-        while std::fs::read_link(format!("/proc/{pid}/exe")).is_ok_and(|e| !e.ends_with("sleep")) {
+        let mapped = || {
+            let text = std::fs::read_to_string(format!("/proc/{pid}/maps")).unwrap_or_default();
+            parse_maps(pid, &text).mappings.iter().any(|m| m.path.ends_with("/sleep"))
+        };
+        while !mapped() {
             assert!(std::time::Instant::now() < deadline, "sleep did not exec");
             std::thread::sleep(std::time::Duration::from_millis(5));
         }

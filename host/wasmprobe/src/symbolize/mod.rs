@@ -12,11 +12,13 @@
 mod elf;
 pub mod folded;
 mod hook;
+pub mod kallsyms;
 pub mod maps;
 
 use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
+pub use kallsyms::KernelSymbols;
 pub use maps::{Mapping, ProcMaps, Processes};
 
 /// Our trace.dat option holding the mappings of the processes whose user stacks were seen
@@ -106,11 +108,11 @@ pub struct StackSymbolizer {
 
 enum KernelSource {
     /// `/proc/kallsyms`, read on the first kernel request.
-    Live(OnceLock<traceevent::Symbols>),
+    Live(OnceLock<KernelSymbols>),
     /// A recording's kallsyms text, parsed on the first kernel request.
-    Text(String, OnceLock<traceevent::Symbols>),
+    Text(String, OnceLock<KernelSymbols>),
     /// An already parsed table.
-    Table(Arc<traceevent::Symbols>),
+    Table(Arc<KernelSymbols>),
 }
 
 impl StackSymbolizer {
@@ -127,7 +129,7 @@ impl StackSymbolizer {
     }
 
     /// With an already parsed kernel symbol table.
-    pub fn with_kernel(kallsyms: Arc<traceevent::Symbols>, procs: Processes) -> Self {
+    pub fn with_kernel(kallsyms: Arc<KernelSymbols>, procs: Processes) -> Self {
         Self::new(KernelSource::Table(kallsyms), procs)
     }
 
@@ -167,12 +169,8 @@ impl StackSymbolizer {
         }
     }
 
-    fn kernel_table(&self) -> &traceevent::Symbols {
-        let parse = |text: &str| {
-            let mut k = traceevent::Symbols::new();
-            k.parse_kallsyms(text);
-            k
-        };
+    fn kernel_table(&self) -> &KernelSymbols {
+        let parse = KernelSymbols::parse;
         match &self.kallsyms {
             KernelSource::Table(t) => t,
             KernelSource::Text(text, cell) => cell.get_or_init(|| parse(text)),
@@ -243,7 +241,9 @@ impl StackSymbolizer {
                 Some(segs) => (offsets.iter().map(|&o| elf::virt_of(segs, o).unwrap_or(u64::MAX)).collect(), true),
                 None => (offsets.clone(), false),
             };
-            jobs.push((elf::Lookup { path: file.path.clone(), addrs, virt }, offsets));
+            // A distribution's debug file holds megabytes of compressed DWARF: its symbol table
+            // names the frame; the program's own DWARF (file and line) is read.
+            jobs.push((elf::Lookup { path: file.path.clone(), addrs, virt, dwarf: !virt }, offsets));
             waiting.push((key, wanted));
         }
         if jobs.is_empty() {
