@@ -144,7 +144,7 @@ fn stack_routing<R: traceevent::ReadAt>(
         }
         want[id] = want[id].union(*kinds);
     }
-    let matcher = crate::stacks::StackMatcher::new(ids, want, dat.meta.endian);
+    let matcher = crate::stacks::StackMatcher::new(ids, want, dat.meta.endian).recorded();
     Some(crate::pump::StackRouting { matcher, by_probe })
 }
 

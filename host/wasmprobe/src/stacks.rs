@@ -187,6 +187,13 @@ impl StackMatcher {
         }
     }
 
+    /// A matcher for a recorded trace: the processes of its stacks are not this machine's, so
+    /// their `/proc` maps are never read (and no user stack is flagged as stopping early).
+    pub fn recorded(mut self) -> StackMatcher {
+        self.exes.offline = true;
+        self
+    }
+
     /// What was matched so far.
     pub fn stats(&self) -> StackStats {
         self.stats
@@ -347,6 +354,8 @@ fn frames_of_user_stack(data: &[u8], endian: Endian, out: &mut Vec<u64>) -> i32 
 #[derive(Debug, Default)]
 struct ExeRanges {
     by_tgid: HashMap<i32, Option<Program>>,
+    /// A recorded trace: nothing is read from `/proc`.
+    offline: bool,
 }
 
 /// Where a process's program is mapped, and whether it is dynamically linked.
@@ -375,7 +384,7 @@ impl ExeRanges {
     /// Whether the stack of `tgid` stops early; `false` when the program's mappings cannot be
     /// known (the process is gone, or not on this machine).
     fn truncated(&mut self, tgid: i32, frames: &[u64]) -> bool {
-        if tgid <= 0 {
+        if tgid <= 0 || self.offline {
             return false;
         }
         let program = self.by_tgid.entry(tgid).or_insert_with(|| program_of(tgid));
