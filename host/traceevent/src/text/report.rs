@@ -153,7 +153,16 @@ impl LineFormatter {
             t.clear();
             t.resize(16usize.saturating_sub(comm.len()), b' ');
             t.extend_from_slice(comm.as_bytes());
-            let _ = write!(t, "-{pid:<5} [{cpu:03}]");
+            // `-%-5d [%03d]`, without core::fmt: on a CPU switching tasks the prefix changes
+            // with nearly every sched_switch.
+            t.push(b'-');
+            let at = t.len();
+            crate::text::number::dec_i64(t, i64::from(pid));
+            let pad = 5usize.saturating_sub(t.len() - at);
+            t.extend_from_slice(&b"     "[..pad]);
+            t.extend_from_slice(b" [");
+            crate::text::number::write_plain_int(t, u64::from(cpu), 8, b'u', true, 3);
+            t.push(b']');
             text.set(t);
             (*cached_pid, *cached_generation) = (pid, generation);
         }
