@@ -111,7 +111,13 @@ struct Table {
     build_ids: HashMap<String, Option<String>>,
     /// Whether live `/proc` may be read (false in a replay: the recording's maps are all).
     live: bool,
+    /// When each process's maps were last read again by [`Processes::refresh`].
+    refreshed: HashMap<i32, std::time::Instant>,
 }
+
+/// A process's maps are read again at most this often: addresses no mapping holds (JIT code,
+/// a stack walked into garbage) would otherwise cost a read of `/proc/PID/maps` per batch.
+const REFRESH_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 impl Processes {
     /// A table that reads `/proc/PID/maps` of processes it has not seen.
@@ -136,9 +142,16 @@ impl Processes {
     }
 
     /// Reads the mappings of a live process again (after an exec, or when an address fell
-    /// outside every mapping known); keeps what was known if the process is gone.
+    /// outside every mapping known), at most every 100 ms per process; keeps what was known
+    /// if the process is gone. Returns whether its mappings are known.
     pub fn refresh(&self, pid: i32) -> bool {
-        self.inner.lock().unwrap().read(pid)
+        let mut t = self.inner.lock().unwrap();
+        let now = std::time::Instant::now();
+        if t.refreshed.get(&pid).is_some_and(|at| now.duration_since(*at) < REFRESH_EVERY) {
+            return t.procs.contains_key(&pid);
+        }
+        t.refreshed.insert(pid, now);
+        t.read(pid)
     }
 
     /// The mappings of `pid`, if it was seen.
