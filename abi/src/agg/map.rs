@@ -9,7 +9,7 @@
 //! one load of the key and one compare: a table of `(key, value)` slots with linear probing,
 //! a power-of-two capacity, at most half full, and no control bytes at all. An empty slot is
 //! one whose key is `K::default()` (0, the empty string); the entry of that key itself lives
-//! outside the table, in [`AggMap::zero`]. Keys are small and fixed width ([`Key`]), values
+//! outside the table, in a field of its own. Keys are small and fixed width ([`Key`]), values
 //! `Copy`: nothing to drop, nothing to hash twice.
 //!
 //! Host-owned maps (a WIT resource updated in bulk per batch) were the other way considered,
