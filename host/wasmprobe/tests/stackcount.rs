@@ -219,6 +219,14 @@ fn user_stack_of_a_uprobe_live_after_exit_and_in_replay() {
     assert_eq!(folded(&replayed), stacks, "{replay_text}");
     assert_eq!(replay_text, text);
 
+    // The recording keeps the program's mapping and build id, in an option trace-cmd skips.
+    let f = std::fs::File::open(&dat).unwrap();
+    let meta = traceevent::TraceDat::open(f).unwrap().meta;
+    let maps = meta.options.iter().find(|(id, _)| *id == wasmprobe::symbolize::OPTION_PROCESS_MAPS).expect("option");
+    let procs = wasmprobe::symbolize::Processes::from_bytes(&maps.1).unwrap().snapshot();
+    let mapped = procs.iter().flat_map(|p| &p.mappings).find(|m| m.path == p).expect("the program's mapping");
+    assert!(mapped.build_id.as_ref().is_some_and(|b| b.len() == 40), "{mapped:?}");
+
     // And with --json: one record per folded stack, then the totals.
     let (o, _) = wasmprobe(&["run", "stackcount", "--json", "--arg", &probe, "--replay", dat.to_str().unwrap()]);
     let json = ok(&o);
@@ -228,4 +236,10 @@ fn user_stack_of_a_uprobe_live_after_exit_and_in_replay() {
         records[1],
         serde_json::json!({"events": 1, "stacks": 1, "without_stack": 0, "stopped_early": records[1]["stopped_early"]})
     );
+
+    // trace-cmd reads the recording, our option skipped, the user stack printed.
+    require!("trace-cmd reads the recording": trace_cmd);
+    let o = Command::new("trace-cmd").args(["report", "-i", dat.to_str().unwrap()]).output().unwrap();
+    let report = ok(&o);
+    assert!(report.contains("user_stack:"), "{report}");
 }
