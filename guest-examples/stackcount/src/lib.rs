@@ -89,9 +89,9 @@ fn parse_probe(spec: &str) -> Result<(Kind, &str), String> {
 
 impl Plugin for StackCount {
     fn init(&mut self, args: &Args) -> Result<Plan, String> {
-        let spec = args.get("probe").ok_or(
-            "stackcount needs --arg probe=SPEC (SYSTEM:EVENT, u:PATH:SYMBOL or k:FUNCTION)".to_string(),
-        )?;
+        let spec = args
+            .get("probe")
+            .ok_or("stackcount needs --arg probe=SPEC (SYSTEM:EVENT, u:PATH:SYMBOL or k:FUNCTION)".to_string())?;
         let (kind, target) = parse_probe(spec)?;
         self.spec = spec.to_string();
         self.top = args.parse("top")?.unwrap_or(10);
@@ -206,12 +206,7 @@ impl Plugin for StackCount {
             return;
         }
         let shown = stacks.len().min(self.top);
-        println!(
-            "Top {shown} of {} distinct stacks at {} ({} events):",
-            stacks.len(),
-            self.spec,
-            self.events
-        );
+        println!("Top {shown} of {} distinct stacks at {} ({} events):", stacks.len(), self.spec, self.events);
         for (i, (k, n)) in stacks.iter().take(self.top).enumerate() {
             println!();
             let who = if k.pid != 0 {
@@ -238,7 +233,10 @@ impl Plugin for StackCount {
             println!("{} events came without the stack asked for (not matched by the host).", self.without_stack);
         }
         if self.dropped > 0 {
-            println!("{} events had a new stack past max_stacks={} and were not counted.", self.dropped, self.max_stacks);
+            println!(
+                "{} events had a new stack past max_stacks={} and were not counted.",
+                self.dropped, self.max_stacks
+            );
         }
         let lost = lost_events();
         if lost > 0 {

@@ -24,11 +24,16 @@ fn summary(plan: &Plan) -> Vec<String> {
 
 #[test]
 fn every_builtin_is_embedded_and_loads() {
-    assert_eq!(builtin_names(), ["exec-open", "syscount", "openlat", "readline"]);
+    assert_eq!(builtin_names(), ["exec-open", "syscount", "openlat", "readline", "stackcount"]);
     for name in builtin_names() {
         assert!(builtin(name).unwrap().starts_with(b"\0asm"), "{name} is not wasm");
         let (mut p, _out) = load_builtin(name);
-        let plan = p.init(&[], all_features()).unwrap();
+        // stackcount's one required argument: the probe whose stacks it counts.
+        let args = match name {
+            "stackcount" => vec![("probe".to_string(), "raw_syscalls:sys_enter".to_string())],
+            _ => vec![],
+        };
+        let plan = p.init(&args, all_features()).unwrap();
         plan.validate(&Policy::default()).unwrap_or_else(|e| panic!("{name}: {e}"));
     }
     assert_eq!(PluginSource::parse("exec-open"), PluginSource::Builtin("exec-open".into()));

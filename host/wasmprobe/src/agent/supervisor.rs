@@ -8,7 +8,7 @@
 //! steps, while unchanged plugins go on untouched.
 //!
 //! Plugins that read the same armed probes at the same plan indices with the same fields get
-//! the same bytes: they form a [`Feed`], whose records are packed once and whose batches are
+//! the same bytes: they form a `Feed`, whose records are packed once and whose batches are
 //! shared (one allocation, reference-counted) by their queues.
 
 use std::collections::HashMap;
