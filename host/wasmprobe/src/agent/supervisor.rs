@@ -288,17 +288,25 @@ fn thread_cpu() -> Duration {
 
 /// Keeps every thread of ours out of the trace (the readers and this one are already): a
 /// plugin's thread makes system calls for each batch, which would otherwise come back to the
-/// plugins as events of their own making.
+/// plugins as events of their own making. The new threads are appended (a write without
+/// `O_TRUNC`): opening `set_event_notrace_pid` with `O_TRUNC` first clears the kernel's pid
+/// filter, and rewriting it so while events flowed lost bursts of the traced programs' events
+/// (10 to 30 of 20000 getppid calls in the agent's reload test, 2 runs of 3).
 fn untrace_own_threads(pipeline: &Pipeline) {
+    use std::io::Write;
     let file = pipeline.session().instance().file("set_event_notrace_pid");
     let Ok(current) = tracefs::read_text(&file) else { return };
-    let mut pids: std::collections::BTreeSet<String> = current.split_whitespace().map(str::to_string).collect();
-    let known = pids.len();
-    if let Ok(tasks) = std::fs::read_dir("/proc/self/task") {
-        pids.extend(tasks.flatten().map(|t| t.file_name().to_string_lossy().into_owned()));
-    }
-    if pids.len() > known {
-        let _ = std::fs::write(&file, pids.into_iter().collect::<Vec<_>>().join(" "));
+    let known: std::collections::BTreeSet<&str> = current.split_whitespace().collect();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else { return };
+    let new: Vec<String> = tasks
+        .flatten()
+        .map(|t| t.file_name().to_string_lossy().into_owned())
+        .filter(|t| !known.contains(t.as_str()))
+        .collect();
+    if !new.is_empty() {
+        if let Ok(mut f) = std::fs::OpenOptions::new().write(true).open(&file) {
+            let _ = f.write_all(new.join(" ").as_bytes());
+        }
     }
 }
 
