@@ -232,10 +232,26 @@ fn record_and_stream_write_what_they_trace() {
         .map(String::from)
         .collect();
     let events = dump(&p("s.pftrace"))["events"].as_array().unwrap().clone();
-    assert_eq!(events.len(), lines.len());
-    for (e, l) in events.iter().zip(&lines) {
-        assert!(l.contains(&format!(": {}:", e["event"].as_str().unwrap())), "{l} vs {e}");
-    }
+    // The same events: the trace keeps them in per-CPU bundles, the text in time order, so
+    // both are compared as sorted (event, microsecond) pairs (the text rounds to the
+    // nearest microsecond, as trace-cmd does).
+    let mut from_trace: Vec<(String, u64)> = events
+        .iter()
+        .map(|e| (e["event"].as_str().unwrap().to_string(), (e["ts"].as_u64().unwrap() + 500) / 1000))
+        .collect();
+    let mut from_text: Vec<(String, u64)> = lines
+        .iter()
+        .map(|l| {
+            let (head, rest) = l.split_once(": ").unwrap();
+            let ts = head.rsplit(' ').next().unwrap();
+            let (sec, usec) = ts.split_once('.').unwrap();
+            let event = rest.split(':').next().unwrap().to_string();
+            (event, sec.parse::<u64>().unwrap() * 1_000_000 + usec.parse::<u64>().unwrap())
+        })
+        .collect();
+    from_trace.sort();
+    from_text.sort();
+    assert_eq!(from_trace, from_text);
     assert!(events.iter().any(|e| e["event"] == "sched_switch" && e["typed"] == true));
 
     let o = wasmprobe(&["run", "openlat", "--perfetto", "/nonexistent/x.pftrace", "--", "true"]);
