@@ -267,16 +267,25 @@ fn comm(cx: &RecordContext<'_>, out: &mut Vec<u8>, i: usize) -> bool {
     true
 }
 
-fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
-    // Slots of SCHED_SWITCH_FIELDS.
-    let Some(pid) = val_at(cx, out, 0, true) else {
+/// A task as the sched plugins print it, `comm:pid` (the comm and its `:` only when the event
+/// has the field), from the pid and comm slots. `None`, after a `!`, when the pid is missing.
+fn task(cx: &RecordContext<'_>, out: &mut Vec<u8>, pid_slot: usize, comm_slot: usize) -> Option<()> {
+    let Some(pid) = val_at(cx, out, pid_slot, true) else {
         out.push(b'!');
-        return true;
+        return None;
     };
-    if comm(cx, out, 1) {
+    if comm(cx, out, comm_slot) {
         out.push(b':');
     }
     number::dec_i64(out, pid as i64);
+    Some(())
+}
+
+fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
+    // Slots of SCHED_SWITCH_FIELDS.
+    if task(cx, out, 0, 1).is_none() {
+        return true;
+    }
     out.push(b' ');
     if let Some(prio) = val_at(cx, out, 2, true) {
         out.push(b'[');
@@ -301,14 +310,9 @@ fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
         }
     }
     out.push_str(" ==> ");
-    let Some(pid) = val_at(cx, out, 4, true) else {
-        out.push(b'!');
+    if task(cx, out, 4, 5).is_none() {
         return true;
-    };
-    if comm(cx, out, 5) {
-        out.push(b':');
     }
-    number::dec_i64(out, pid as i64);
     if let Some(prio) = val_at(cx, out, 6, true) {
         out.push_str(" [");
         number::dec_i64(out, i64::from(prio as i32));
@@ -319,14 +323,9 @@ fn sched_switch(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
 
 fn sched_wakeup(cx: &RecordContext<'_>, out: &mut Vec<u8>) -> bool {
     // Slots of SCHED_WAKEUP_FIELDS.
-    let Some(pid) = val_at(cx, out, 0, true) else {
-        out.push(b'!');
+    if task(cx, out, 0, 1).is_none() {
         return true;
-    };
-    if comm(cx, out, 1) {
-        out.push(b':');
     }
-    number::dec_i64(out, pid as i64);
     if let Some(prio) = val_at(cx, out, 2, true) {
         out.push_str(" [");
         number::dec_i64(out, prio as i64);
