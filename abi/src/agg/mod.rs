@@ -101,41 +101,21 @@ impl MeanValue {
     }
 }
 
-impl Value for CountValue {
-    fn order(&self) -> i128 {
-        self.0 as i128
-    }
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.0);
-    }
+/// The scalar values print as their number and sort by it.
+macro_rules! scalar_value {
+    ($($t:ty),*) => {$(
+        impl Value for $t {
+            fn order(&self) -> i128 {
+                self.0 as i128
+            }
+            fn write(&self, out: &mut String) {
+                let _ = write!(out, "{}", self.0);
+            }
+        }
+    )*};
 }
 
-impl Value for SumValue {
-    fn order(&self) -> i128 {
-        self.0 as i128
-    }
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.0);
-    }
-}
-
-impl Value for MinValue {
-    fn order(&self) -> i128 {
-        self.0 as i128
-    }
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.0);
-    }
-}
-
-impl Value for MaxValue {
-    fn order(&self) -> i128 {
-        self.0 as i128
-    }
-    fn write(&self, out: &mut String) {
-        let _ = write!(out, "{}", self.0);
-    }
-}
+scalar_value!(CountValue, SumValue, MinValue, MaxValue);
 
 /// `avg()`'s value: printed as the average.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -338,33 +318,44 @@ impl<K: Key> Agg<K, MaxValue> {
     }
 }
 
-impl<K: Key> Agg<K, AvgValue> {
-    /// Records `v` for `key`'s average.
-    #[inline(always)]
-    pub fn record(&mut self, key: K, v: i64) {
-        let m = &mut self.map.entry(key).0;
-        m.count += 1;
-        m.total = m.total.wrapping_add(v);
-    }
+/// `avg()` and `stats()` keep the same count and total; only their printing differs.
+pub trait Mean: Value {
+    /// The count and total.
+    fn mean(&mut self) -> &mut MeanValue;
+    /// The count and total, by value.
+    fn get(&self) -> MeanValue;
+}
 
-    /// The count and total of `key`.
-    pub fn get(&self, key: K) -> Option<MeanValue> {
-        self.map.get(&key).map(|v| v.0)
+impl Mean for AvgValue {
+    fn mean(&mut self) -> &mut MeanValue {
+        &mut self.0
+    }
+    fn get(&self) -> MeanValue {
+        self.0
     }
 }
 
-impl<K: Key> Agg<K, StatsValue> {
-    /// Records `v` for `key`'s statistics.
+impl Mean for StatsValue {
+    fn mean(&mut self) -> &mut MeanValue {
+        &mut self.0
+    }
+    fn get(&self) -> MeanValue {
+        self.0
+    }
+}
+
+impl<K: Key, V: Mean> Agg<K, V> {
+    /// Records `v` for `key`'s average (or statistics).
     #[inline(always)]
     pub fn record(&mut self, key: K, v: i64) {
-        let m = &mut self.map.entry(key).0;
+        let m = self.map.entry(key).mean();
         m.count += 1;
         m.total = m.total.wrapping_add(v);
     }
 
     /// The count and total of `key`.
     pub fn get(&self, key: K) -> Option<MeanValue> {
-        self.map.get(&key).map(|v| v.0)
+        self.map.get(&key).map(Mean::get)
     }
 }
 
