@@ -101,16 +101,7 @@ impl<K: Key> Hist<K> {
     /// The text bpftrace prints: `@name[key]:` (`@name:` for one histogram), then the rows;
     /// an empty line between the histograms of different keys.
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        for (n, k) in self.keys().into_iter().enumerate() {
-            if n > 0 {
-                out.push('\n');
-            }
-            write_name(&mut out, &self.name, &k);
-            out.push_str(":\n");
-            write_rows(&mut out, &self.rows(k));
-        }
-        out
+        write_hists(&self.name, self.keys(), |k| self.rows(k))
     }
 }
 
@@ -202,16 +193,7 @@ impl<K: Key> Lhist<K> {
 
     /// The text bpftrace prints (as [`Hist::text`]).
     pub fn text(&self) -> String {
-        let mut out = String::new();
-        for (n, k) in self.keys().into_iter().enumerate() {
-            if n > 0 {
-                out.push('\n');
-            }
-            write_name(&mut out, &self.name, &k);
-            out.push_str(":\n");
-            write_rows(&mut out, &self.rows(k));
-        }
-        out
+        write_hists(&self.name, self.keys(), |k| self.rows(k))
     }
 }
 
@@ -224,6 +206,20 @@ fn trimmed(counts: &[u64]) -> impl Iterator<Item = (usize, u64)> + '_ {
 
 /// Rows as bpftrace prints them: the label left in 16 columns, the count right in 8, a bar of
 /// `@` 52 wide at most, as long as the count's share of the largest (in `float`, truncated).
+/// Each key's histogram under its `@name[key]:` line, an empty line between them.
+fn write_hists<K: Key>(name: &str, keys: Vec<K>, rows: impl Fn(K) -> Vec<HistRow>) -> String {
+    let mut out = String::new();
+    for (n, k) in keys.into_iter().enumerate() {
+        if n > 0 {
+            out.push('\n');
+        }
+        write_name(&mut out, name, &k);
+        out.push_str(":\n");
+        write_rows(&mut out, &rows(k));
+    }
+    out
+}
+
 fn write_rows(out: &mut String, rows: &[HistRow]) {
     use std::fmt::Write;
     let max = rows.iter().map(|r| r.count).max().unwrap_or(0);
