@@ -181,7 +181,7 @@ impl ExitNames {
         if !tracefs.has("events/sched/sched_process_exit") {
             return None;
         }
-        let instance = Instance::create(tracefs, &crate::owned::instance_name("comm")).ok()?;
+        let instance = crate::owned::create_instance(tracefs, "comm").ok()?;
         instance.set_buffer_size_kb(EXIT_BUFFER_KB, None).ok()?;
         instance.write_file("events/sched/sched_process_exit/enable", "1").ok()?;
         let pipe = std::fs::OpenOptions::new()

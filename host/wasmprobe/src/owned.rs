@@ -31,6 +31,35 @@ pub fn instance_name(tag: &str) -> String {
     }
 }
 
+/// Options every new instance inherits from the top instance (the kernel copies the top
+/// instance's flags into each instance it makes), set back to what our readers expect. A
+/// user's `echo 1 > options/stacktrace`, or a `trace-cmd record -T` running meanwhile, would
+/// otherwise put a kernel stack after every event of ours; `raw`, `hex`, `bin` and
+/// `context-info` change the text of `trace_pipe`, which the process-name instance parses.
+const INSTANCE_OPTIONS: &[(&str, &str)] = &[
+    ("stacktrace", "0"),
+    ("userstacktrace", "0"),
+    ("raw", "0"),
+    ("hex", "0"),
+    ("bin", "0"),
+    ("context-info", "1"),
+];
+
+/// Creates our instance `wasmprobe-<pid>-<tag>` with the options of [`INSTANCE_OPTIONS`]
+/// (an option this kernel lacks is skipped). The instance is removed again on failure.
+pub fn create_instance(tracefs: &Tracefs, tag: &str) -> anyhow::Result<Instance> {
+    use anyhow::Context;
+    let name = instance_name(tag);
+    let instance = Instance::create(tracefs, &name)?;
+    for (option, value) in INSTANCE_OPTIONS {
+        let path = format!("options/{option}");
+        if instance.file(&path).exists() {
+            instance.write_file(&path, value).with_context(|| format!("instance {name}: setting {path} to {value}"))?;
+        }
+    }
+    Ok(instance)
+}
+
 /// The pid that owns a group or instance name of ours, or `None` if the name is not ours.
 pub fn owner_pid(name: &str) -> Option<u32> {
     let rest = name.strip_prefix(GROUP_PREFIX).or_else(|| name.strip_prefix(INSTANCE_PREFIX))?;

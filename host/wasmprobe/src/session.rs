@@ -67,7 +67,7 @@ impl Session {
                 targets[i] = Some(resolve_target(&req.target).with_context(|| format!("probe {}", req.name))?);
             }
         }
-        let instance = Instance::create(tracefs, &owned::instance_name(tag))?;
+        let instance = owned::create_instance(tracefs, tag)?;
         let mut s = Session {
             tracefs: tracefs.clone(),
             instance: Some(instance),

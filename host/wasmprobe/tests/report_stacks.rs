@@ -245,9 +245,16 @@ fn stackdump() -> PathBuf {
 
 #[test]
 fn stacks_recorded_by_wasmprobe_record_print_as_trace_cmd_prints_them() {
-    let _ready = testkit::require!(root, tracefs, trace_cmd);
+    let ready = testkit::require!(root, tracefs, trace_cmd);
+    let t = ready.tracefs();
+    let _one = TOP_INSTANCE.lock().unwrap_or_else(|e| e.into_inner());
     let dir = tempfile::tempdir().unwrap();
     let dat = dir.path().join("ours.dat");
+    // A new instance inherits the top instance's options: with `stacktrace` on there (as a
+    // user or a concurrent `trace-cmd record -T` leaves it), every event of ours would get a
+    // second kernel stack unless wasmprobe sets its instance's options itself.
+    let _restore = Restore { tracefs: &t, before: top_state(&t) };
+    std::fs::write(t.file("options/stacktrace"), "1").expect("turn on the top instance's stacktrace option");
     // Kernel stacks through our instance's stacktrace trigger, user stacks through its
     // userstacktrace option, on every context switch of the command.
     let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
