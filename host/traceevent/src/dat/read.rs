@@ -12,6 +12,27 @@ pub struct TraceDat<R: ReadAt> {
     /// The metadata.
     pub meta: DatMeta,
     src: R,
+    /// Reads the kallsyms left out of `meta` by [`TraceDat::open_deferred`].
+    deferred_kallsyms: Option<Loader>,
+}
+
+/// Reads a piece of metadata when it is first needed.
+#[derive(Clone)]
+struct Loader(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+
+impl std::fmt::Debug for Loader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Loader")
+    }
+}
+
+/// Where a file's kallsyms text is.
+#[derive(Debug, Clone, Copy)]
+enum KallsymsAt {
+    /// v6: the text's bytes.
+    Bytes { offset: u64, len: u32 },
+    /// v7: the KALLSYMS section.
+    Section(u64),
 }
 
 /// A cursor over the file's bytes for sequential parsing.
@@ -118,28 +139,41 @@ fn decompress(c: Compression, data: &[u8], usize_hint: usize) -> Result<Vec<u8>>
 
 /// Decompresses the zstd frames of `data` into `out` (cleared first), at most `limit` bytes:
 /// more is an error. One decompression context per thread, reused.
+///
+/// The declared size comes from the file: a corrupt or hostile one may claim gigabytes for a
+/// few bytes of input. So the buffer starts at what `out` already holds or a generous guess
+/// from the compressed size (trace data compresses 3-10x), and grows fourfold only when
+/// zstd reports it too small, up to `limit`: memory follows what the frames really inflate
+/// to, and a valid chunk (whose buffer is reused) decompresses in one pass.
 fn zstd_into(data: &[u8], limit: usize, out: &mut Vec<u8>) -> Result<()> {
     thread_local! {
         static DCTX: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
             const { std::cell::RefCell::new(None) };
     }
     out.clear();
-    // The declared size bounds the allocation, whatever the frames claim.
-    out.reserve_exact(limit);
+    let mut cap = limit.min(out.capacity().max(data.len().saturating_mul(16)).max(256 << 10));
     DCTX.with_borrow_mut(|d| {
         let d = match d {
             Some(d) => d,
             None => d.insert(zstd::bulk::Decompressor::new().map_err(|e| bad(format!("zstd: {e}")))?),
         };
-        // Writes into `out`'s spare capacity only; a frame that inflates beyond it fails.
-        let spare = out.capacity().min(limit);
-        let mut buf = std::mem::take(out);
-        let r = d.decompress_to_buffer(data, &mut buf);
-        *out = buf;
-        match r {
-            Ok(n) if n <= spare => Ok(()),
-            Ok(n) => Err(bad(format!("zstd: {n} bytes, more than the {limit} declared"))),
-            Err(e) => Err(bad(format!("zstd: {e}"))),
+        loop {
+            out.clear();
+            out.reserve_exact(cap);
+            // Writes into `out`'s spare capacity only; a frame that inflates beyond it fails.
+            let spare = out.capacity().min(limit);
+            let mut buf = std::mem::take(out);
+            let r = d.decompress_to_buffer(data, &mut buf);
+            *out = buf;
+            match r {
+                Ok(n) if n <= spare => return Ok(()),
+                Ok(n) => return Err(bad(format!("zstd: {n} bytes, more than the {limit} declared"))),
+                Err(e) if cap < limit && e.to_string().contains("too small") => cap = limit.min(cap.saturating_mul(4)),
+                Err(e) if e.to_string().contains("too small") => {
+                    return Err(bad(format!("zstd: more than the {limit} bytes declared")))
+                }
+                Err(e) => return Err(bad(format!("zstd: {e}"))),
+            }
         }
     })
 }
@@ -187,10 +221,44 @@ fn read_cmdlines<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>) -> Result<String> {
     c.text(n, "cmdlines")
 }
 
+impl TraceDat<std::fs::File> {
+    /// [`TraceDat::open`], except that `meta.kallsyms` is left empty: the registry of
+    /// [`TraceDat::event_formats`] reads it from the file when a record first prints a symbol
+    /// (a trace.dat carries some 5 MB of kallsyms, which most reports never look at). A
+    /// kallsyms that cannot be read then counts as empty.
+    pub fn open_deferred(src: std::fs::File) -> Result<Self> {
+        let mut at = None;
+        let mut dat = Self::open_with(src, Some(&mut at))?;
+        if let Some(at) = at {
+            let (endian, comp) = (dat.meta.endian, dat.meta.compression);
+            let file = dat.src.try_clone().map_err(|e| bad(format!("kallsyms: {e}")))?;
+            dat.deferred_kallsyms =
+                Some(Loader(std::sync::Arc::new(move || read_kallsyms(&file, endian, comp, at).unwrap_or_default())));
+        }
+        Ok(dat)
+    }
+}
+
+/// The kallsyms text at `at`.
+fn read_kallsyms<R: ReadAt + ?Sized>(src: &R, endian: Endian, comp: Compression, at: KallsymsAt) -> Result<String> {
+    match at {
+        KallsymsAt::Bytes { offset, len } => Cursor { src, pos: offset, endian }.text(u64::from(len), "kallsyms"),
+        KallsymsAt::Section(offset) => {
+            let (_, s) = read_section(src, endian, comp, offset)?;
+            read_u32_text(&mut mem_cursor(&s, endian), "kallsyms")
+        }
+    }
+}
+
 impl<R: ReadAt> TraceDat<R> {
     /// Reads the header and every piece of metadata of a trace.dat (v6 or v7). Trace data is
     /// only located here; [`records`](Self::records) streams it.
     pub fn open(src: R) -> Result<Self> {
+        Self::open_with(src, None)
+    }
+
+    /// [`TraceDat::open`]; with `defer`, the kallsyms is not read but located there.
+    fn open_with(src: R, defer: Option<&mut Option<KallsymsAt>>) -> Result<Self> {
         let mut c = Cursor { src: &src, pos: 0, endian: Endian::Little };
         c.tag(b"\x17\x08\x44tracing", "magic").map_err(|_| bad("not a trace.dat file (bad magic)"))?;
         let version: u32 = c.cstr("version")?.parse().map_err(|_| bad("version is not a number"))?;
@@ -217,14 +285,14 @@ impl<R: ReadAt> TraceDat<R> {
             buffers: Vec::new(),
         };
         if version == 6 {
-            read_v6(&mut c, &mut m)?;
+            read_v6(&mut c, &mut m, defer)?;
         } else {
-            read_v7(&mut c, &mut m)?;
+            read_v7(&mut c, &mut m, defer)?;
         }
         if m.header_page.is_empty() {
             return Err(bad("no header_page in the file"));
         }
-        Ok(TraceDat { meta: m, src })
+        Ok(TraceDat { meta: m, src, deferred_kallsyms: None })
     }
 
     /// The sub-buffer layout of the file's pages.
@@ -253,6 +321,10 @@ impl<R: ReadAt> TraceDat<R> {
         }
         formats.parse_cmdlines(&self.meta.cmdlines);
         formats.parse_kallsyms(&self.meta.kallsyms);
+        if let Some(load) = &self.deferred_kallsyms {
+            let load = load.0.clone();
+            formats.defer_kallsyms(move || load());
+        }
         formats.parse_printk_formats(&self.meta.printk_formats);
         Ok(formats)
     }
@@ -302,11 +374,22 @@ impl<R: ReadAt> TraceDat<R> {
     }
 }
 
-fn read_v6<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+fn read_v6<R: ReadAt + ?Sized>(
+    c: &mut Cursor<'_, R>,
+    m: &mut DatMeta,
+    defer: Option<&mut Option<KallsymsAt>>,
+) -> Result<()> {
     read_headers(c, m)?;
     read_ftrace_formats(c, m)?;
     read_event_formats(c, m)?;
-    m.kallsyms = read_u32_text(c, "kallsyms")?;
+    match defer {
+        Some(at) => {
+            let len = c.u32("kallsyms size")?;
+            *at = Some(KallsymsAt::Bytes { offset: c.pos, len });
+            c.pos += u64::from(len);
+        }
+        None => m.kallsyms = read_u32_text(c, "kallsyms")?,
+    }
     m.printk_formats = read_u32_text(c, "printk formats")?;
     m.cmdlines = read_cmdlines(c)?;
     m.cpu_count = c.u32("CPU count")?;
@@ -369,7 +452,11 @@ fn read_section<R: ReadAt + ?Sized>(src: &R, endian: Endian, comp: Compression, 
     Ok((id, out))
 }
 
-fn read_v7<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result<()> {
+fn read_v7<R: ReadAt + ?Sized>(
+    c: &mut Cursor<'_, R>,
+    m: &mut DatMeta,
+    mut defer: Option<&mut Option<KallsymsAt>>,
+) -> Result<()> {
     let name = c.cstr("compression name")?;
     let _ver = c.cstr("compression version")?;
     m.compression = match name.as_str() {
@@ -414,10 +501,10 @@ fn read_v7<R: ReadAt + ?Sized>(c: &mut Cursor<'_, R>, m: &mut DatMeta) -> Result
                     let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
                     read_event_formats(&mut mem_cursor(&s, m.endian), m)?;
                 }
-                option::KALLSYMS => {
-                    let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
-                    m.kallsyms = read_u32_text(&mut mem_cursor(&s, m.endian), "kallsyms")?;
-                }
+                option::KALLSYMS => match defer.as_deref_mut() {
+                    Some(d) => *d = Some(KallsymsAt::Section(at()?)),
+                    None => m.kallsyms = read_kallsyms(c.src, m.endian, m.compression, KallsymsAt::Section(at()?))?,
+                },
                 option::PRINTK => {
                     let (_, s) = read_section(c.src, m.endian, m.compression, at()?)?;
                     m.printk_formats = read_u32_text(&mut mem_cursor(&s, m.endian), "printk formats")?;
@@ -674,6 +761,29 @@ impl<R: ReadAt> DatRecords<'_, R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zstd_memory_follows_the_output_not_the_declared_size() {
+        // 4 MiB of zeros compress to a few hundred bytes: the buffer grows from its first
+        // guess (256 KiB) until the frame fits.
+        let plain = vec![0u8; 4 << 20];
+        let packed = zstd::bulk::compress(&plain, 3).unwrap();
+        assert!(packed.len() < 4096, "{}", packed.len());
+        let mut out = Vec::new();
+        zstd_into(&packed, plain.len(), &mut out).unwrap();
+        assert_eq!(out, plain);
+        // A declared size of 4 GB for the same bytes allocates what they inflate to, not 4 GB.
+        let mut out = Vec::new();
+        zstd_into(&packed, u32::MAX as usize, &mut out).unwrap();
+        assert_eq!(out.len(), plain.len());
+        assert!(out.capacity() <= 16 << 20, "{}", out.capacity());
+        // Declared smaller than the output: an error that says so.
+        let e = zstd_into(&packed, 1 << 20, &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("more than the 1048576 bytes declared"), "{e}");
+        // Not zstd at all.
+        let e = zstd_into(b"not zstd data", 100, &mut Vec::new()).unwrap_err().to_string();
+        assert!(e.contains("zstd:"), "{e}");
+    }
 
     fn prologue(version: &str) -> Vec<u8> {
         let mut f = b"\x17\x08\x44tracing".to_vec();
