@@ -8,18 +8,20 @@
 # its min-max, and each tool's peak memory (/usr/bin/time -f %M, one more run each).
 #   tests/bench/report-classes.sh [CORPUS] [CLASS...]
 #   RUNS=5 FILES="tc-v6 tc-v7" tests/bench/report-classes.sh target/bench-corpus
-# FILES may also name wp-v6 and wp-v7 (wasmprobe's own recordings).
+# FILES may also name wp-v6 and wp-v7 (wasmprobe's own recordings). WP=PATH benchmarks that
+# wasmprobe binary instead of building target/release/wasmprobe (e.g. a copy of an older build).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 CORPUS=${1:-target/bench-corpus}; shift || true
 RUNS=${RUNS:-5} FILES=${FILES:-"tc-v6 tc-v7"}
 [ -d "$CORPUS" ] || { echo "no corpus at $CORPUS: make it with tests/bench/corpus.sh $CORPUS"; exit 1; }
-cargo build --release -q -p wasmprobe
+[ -n "${WP:-}" ] || cargo build --release -q -p wasmprobe
+export WP=${WP:-target/release/wasmprobe}
 echo "load: $(cut -d' ' -f1-3 /proc/loadavg); runs: $RUNS paired after 1 warm-up"
 exec python3 - "$CORPUS" "$RUNS" "$FILES" "$@" <<'EOF'
 import os, re, sys, statistics as st, subprocess
 corpus, runs, files, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
-WP = os.path.abspath("target/release/wasmprobe")
+WP = os.path.abspath(os.environ["WP"])
 
 def run(argv):
     """CPU seconds (user+sys) of one run, output thrown away."""

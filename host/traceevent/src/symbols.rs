@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Sym {
@@ -40,7 +40,7 @@ const CACHE_SLOTS: usize = 64;
 #[derive(Debug, Default)]
 pub struct Symbols {
     /// The kallsyms texts added, in order.
-    kallsyms: Vec<String>,
+    kallsyms: Vec<Kallsyms>,
     /// The kernel dialect's table, from `kallsyms` on first use.
     syms: OnceLock<Vec<Sym>>,
     strings: HashMap<u64, String>,
@@ -52,6 +52,47 @@ pub struct Symbols {
     /// by address: index + 1 into the table, 0 for none. An entry is checked against the
     /// table before it is used, so a stale or raced one only costs the search.
     cache: Cache,
+}
+
+/// A kallsyms text: given, or read by a loader when a lookup first needs it (a trace.dat's
+/// kallsyms is 5 MB that most reports never look at).
+#[derive(Clone)]
+enum Kallsyms {
+    Text(String),
+    Deferred(Arc<Deferred>),
+}
+
+/// A kallsyms text loaded on first use, shared by clones.
+struct Deferred {
+    load: Box<dyn Fn() -> String + Send + Sync>,
+    text: OnceLock<String>,
+}
+
+impl Kallsyms {
+    fn text(&self) -> &str {
+        match self {
+            Kallsyms::Text(t) => t,
+            Kallsyms::Deferred(d) => d.text.get_or_init(|| (d.load)()),
+        }
+    }
+}
+
+impl std::fmt::Debug for Kallsyms {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kallsyms::Text(t) => write!(f, "Text({} bytes)", t.len()),
+            Kallsyms::Deferred(d) => match d.text.get() {
+                Some(t) => write!(f, "Deferred(loaded, {} bytes)", t.len()),
+                None => f.write_str("Deferred(not loaded)"),
+            },
+        }
+    }
+}
+
+impl PartialEq for Kallsyms {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
 }
 
 /// See [`Symbols`]' `cache`.
@@ -77,7 +118,7 @@ impl Symbols {
     fn function_name(&self, f: &Functions, i: usize) -> &str {
         let (_, at, len) = f.table[i];
         let start = (at & 0xffff_ffff) as usize;
-        self.kallsyms.get((at >> 32) as usize).and_then(|t| t.get(start..start + len as usize)).unwrap_or("")
+        self.kallsyms.get((at >> 32) as usize).and_then(|t| t.text().get(start..start + len as usize)).unwrap_or("")
     }
 }
 
@@ -117,7 +158,17 @@ impl Symbols {
         if text.is_empty() {
             return;
         }
-        self.kallsyms.push(text.to_string());
+        self.push_kallsyms(Kallsyms::Text(text.to_string()));
+    }
+
+    /// Adds a kallsyms text that `load` gives when a lookup first needs it (never, for a
+    /// trace that prints no symbol). A text that cannot be read should load as empty.
+    pub fn defer_kallsyms(&mut self, load: impl Fn() -> String + Send + Sync + 'static) {
+        self.push_kallsyms(Kallsyms::Deferred(Arc::new(Deferred { load: Box::new(load), text: OnceLock::new() })));
+    }
+
+    fn push_kallsyms(&mut self, k: Kallsyms) {
+        self.kallsyms.push(k);
         self.syms = OnceLock::new();
         self.libtraceevent_functions = OnceLock::new();
         self.cache = Default::default();
@@ -130,7 +181,7 @@ impl Symbols {
         self.syms.get_or_init(|| {
             let mut syms = Vec::new();
             for text in &self.kallsyms {
-                for line in text.lines() {
+                for line in text.text().lines() {
                     let mut it = line.split_whitespace();
                     let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
                         continue;
@@ -156,12 +207,12 @@ impl Symbols {
         self.libtraceevent_functions.get_or_init(|| {
             let mut f = Functions::default();
             // A kallsyms line is about 44 bytes.
-            f.table.reserve(self.kallsyms.iter().map(|t| t.len() / 40).sum());
+            f.table.reserve(self.kallsyms.iter().map(|t| t.text().len() / 40).sum());
             // Texts in order, lines in order: then among equal addresses the later line
             // (and the later text) goes first, which is what libtraceevent's reversal and
             // stable sort make of it. `at` grows with the line, so it orders them.
             for (i, text) in self.kallsyms.iter().enumerate() {
-                parse_lte_text(text, i as u64, &mut f);
+                parse_lte_text(text.text(), i as u64, &mut f);
             }
             let t = &mut f.table;
             // kallsyms is mostly in address order: reverse each run of equal addresses and
@@ -290,56 +341,223 @@ impl Symbols {
 
 /// `tep_parse_kallsyms` over text number `index`: appends its functions to `f` in file
 /// order; stops at the first line it cannot parse.
+///
+/// A line as the kernel writes it (`HEX T name`, ASCII) is read in one pass by
+/// [`plain_line`]; any other goes through [`lte_line`], the general rules.
 fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
-    for line in text.split('\n').filter(|l| !l.is_empty()) {
-        let b = line.as_bytes();
-        let mut i = 0;
-        while i < b.len() && b[i].is_ascii_whitespace() {
-            i += 1;
-        }
-        if b.len() > i + 1 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' {
-            i += 2;
-        }
-        let mut addr = 0u64;
-        let hex = i;
-        while i < b.len() && i - hex < 16 {
-            let d = match b[i] {
-                c @ b'0'..=b'9' => c - b'0',
-                c @ (b'a'..=b'f' | b'A'..=b'F') => (c | 0x20) - b'a' + 10,
-                _ => break,
-            };
-            addr = addr << 4 | u64::from(d);
-            i += 1;
-        }
-        if i == hex {
-            break;
-        }
-        let rest = line[i..].trim_start();
-        let mut chars = rest.chars();
-        let Some(ty) = chars.next() else {
-            break;
-        };
-        let rest = chars.as_str().trim_start();
-        let name_len = rest.bytes().position(|c| c.is_ascii_whitespace()).unwrap_or(rest.len());
-        let name = &rest[..name_len];
-        if name.is_empty() {
-            break;
-        }
-        if name.starts_with('$') || ty == 'A' || ty == 'a' {
+    let b = text.as_bytes();
+    let mut p = 0;
+    while p < b.len() {
+        if b[p] == b'\n' {
+            p += 1;
             continue;
         }
-        // Where the name starts in the text (a part of it).
-        let start = name.as_ptr() as usize - text.as_ptr() as usize;
-        let (Ok(at), Ok(len)) = (u32::try_from(start), u32::try_from(name.len())) else {
-            break;
+        let (line, rest_at) = match plain_line(b, p) {
+            Some((addr, ty, name_start, name_end)) => {
+                let line = if ty == b'A' || ty == b'a' || b[name_start] == b'$' {
+                    Line::Skip
+                } else {
+                    Line::Function(addr, name_start, name_end - name_start)
+                };
+                (line, name_end)
+            }
+            None => {
+                let end = b[p..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| p + n);
+                (lte_line(text, p, end), end)
+            }
         };
-        f.table.push((addr, index << 32 | u64::from(at), len));
+        match line {
+            Line::Function(addr, start, len) => {
+                let (Ok(at), Ok(len)) = (u32::try_from(start), u32::try_from(len)) else {
+                    break;
+                };
+                f.table.push((addr, index << 32 | u64::from(at), len));
+            }
+            Line::Skip => {}
+            Line::Stop => break,
+        }
+        p = b[rest_at..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| rest_at + n + 1);
     }
+}
+
+/// What a kallsyms line gives libtraceevent.
+enum Line {
+    /// A function: address, where its name starts in the text, the name's length.
+    Function(u64, usize, usize),
+    /// A line it reads but leaves out (absolute and `$` symbols).
+    Skip,
+    /// A line it cannot read: the text ends there.
+    Stop,
+}
+
+/// Hex digit values by byte, 0xff for a byte that is not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xffu8; 256];
+    let mut i = 0;
+    while i < 256 {
+        let c = i as u8;
+        t[i] = match c {
+            b'0'..=b'9' => c - b'0',
+            b'a'..=b'f' => c - b'a' + 10,
+            b'A'..=b'F' => c - b'A' + 10,
+            _ => 0xff,
+        };
+        i += 1;
+    }
+    t
+};
+
+/// The line at `p` if it is `HEX SP TYPE SP NAME...` with 1 to 16 hex digits, an ASCII
+/// printable type and a name starting with one: (address, type, name start, name end), where
+/// [`lte_line`] would find the same. `None` for any other line.
+#[inline]
+fn plain_line(b: &[u8], p: usize) -> Option<(u64, u8, usize, usize)> {
+    if b[p] == b'0' && b.get(p + 1).is_some_and(|&c| c | 0x20 == b'x') {
+        return None;
+    }
+    let mut addr = 0u64;
+    let mut i = p;
+    while i < b.len() && i - p < 16 {
+        let d = HEX_VALUE[usize::from(b[i])];
+        if d == 0xff {
+            break;
+        }
+        addr = addr << 4 | u64::from(d);
+        i += 1;
+    }
+    let printable = |c: &u8| (0x21..0x7f).contains(c);
+    if i == p || b.get(i) != Some(&b' ') || !b.get(i + 1).is_some_and(printable) || b.get(i + 2) != Some(&b' ') {
+        return None;
+    }
+    if !b.get(i + 3).is_some_and(printable) {
+        return None;
+    }
+    let name_start = i + 3;
+    let name_end = b[name_start..].iter().position(u8::is_ascii_whitespace).map_or(b.len(), |n| name_start + n);
+    Some((addr, b[i + 1], name_start, name_end))
+}
+
+/// libtraceevent's reading of the kallsyms line `text[p..end]`: optional whitespace and
+/// `0x`, up to 16 hex digits, whitespace, a type character, whitespace, the name up to
+/// whitespace.
+fn lte_line(text: &str, p: usize, end: usize) -> Line {
+    let line = &text[p..end];
+    let b = line.as_bytes();
+    let mut i = 0;
+    while i < b.len() && b[i].is_ascii_whitespace() {
+        i += 1;
+    }
+    if b.len() > i + 1 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' {
+        i += 2;
+    }
+    let mut addr = 0u64;
+    let hex = i;
+    while i < b.len() && i - hex < 16 {
+        let d = HEX_VALUE[usize::from(b[i])];
+        if d == 0xff {
+            break;
+        }
+        addr = addr << 4 | u64::from(d);
+        i += 1;
+    }
+    if i == hex {
+        return Line::Stop;
+    }
+    let rest = line[i..].trim_start();
+    let mut chars = rest.chars();
+    let Some(ty) = chars.next() else {
+        return Line::Stop;
+    };
+    let rest = chars.as_str().trim_start();
+    let name_len = rest.bytes().position(|c| c.is_ascii_whitespace()).unwrap_or(rest.len());
+    let name = &rest[..name_len];
+    if name.is_empty() {
+        return Line::Stop;
+    }
+    if name.starts_with('$') || ty == 'A' || ty == 'a' {
+        return Line::Skip;
+    }
+    // Where the name starts in the text (a part of it).
+    Line::Function(addr, name.as_ptr() as usize - text.as_ptr() as usize, name.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// [`parse_lte_text`] with every line read by the general rules ([`lte_line`]).
+    fn parse_general(text: &str) -> Vec<(u64, u64, u32)> {
+        let mut out = Vec::new();
+        let mut p = 0;
+        for line in text.split('\n') {
+            let end = p + line.len();
+            if !line.is_empty() {
+                match lte_line(text, p, end) {
+                    Line::Function(addr, at, len) => out.push((addr, at as u64, len as u32)),
+                    Line::Skip => {}
+                    Line::Stop => break,
+                }
+            }
+            p = end + 1;
+        }
+        out
+    }
+
+    #[test]
+    fn plain_lines_read_as_the_general_rules_read_them() {
+        let lines = [
+            "ffffffff81000000 T _stext",
+            "ffffffff81000100 t foo\t[mod]",
+            "ffffffff81000200 A abs",
+            "ffffffff81000200 a abs2",
+            "ffffffff81000300 t $x",
+            "  ffffffff81000400 T lead",
+            "0xffffffff81000500 T prefixed",
+            "ffffffff8100060012 T seventeen",
+            "ffff T short",
+            "ffffffff81000700  T twospaces",
+            "ffffffff81000800 T\u{a0}nbsp",
+            "ffffffff81000900 \u{e9} e-acute",
+            "ffffffff81000a00 T na\u{e9}me rest",
+            "ffffffff81000b00 T\tname",
+            "ffffffff81000c00 T name\r",
+            "",
+            "ffffffff81000d00 T",
+            "zzz T stop",
+            "ffffffff81000e00 T after",
+        ];
+        for n in 0..lines.len() {
+            for skip in 0..lines.len() {
+                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
+                let mut f = Functions::default();
+                parse_lte_text(&text, 0, &mut f);
+                assert_eq!(f.table, parse_general(&text), "{text:?}");
+                let cut = text.trim_end_matches('\n');
+                let mut f = Functions::default();
+                parse_lte_text(cut, 0, &mut f);
+                assert_eq!(f.table, parse_general(cut), "{cut:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn deferred_kallsyms_is_loaded_once_and_only_for_a_lookup() {
+        let loads = Arc::new(AtomicU32::new(0));
+        let mut s = Symbols::new();
+        let counter = loads.clone();
+        s.defer_kallsyms(move || {
+            counter.fetch_add(1, Ordering::Relaxed);
+            "ffffffff81000000 T _stext\nffffffff81000100 t foo\nffffffff81000200 T bar\n".to_string()
+        });
+        s.parse_printk_formats("0x10 : \"a\"\n");
+        assert_eq!(s.string(0x10), Some("a"));
+        assert_eq!(loads.load(Ordering::Relaxed), 0, "no symbol looked up yet");
+        let copy = s.clone();
+        assert_eq!(s.libtraceevent_function(0xffff_ffff_8100_0104), Some(("foo", 0xffff_ffff_8100_0100)));
+        assert_eq!(s.lookup(0xffff_ffff_8100_0104).unwrap().name, "foo");
+        assert_eq!(copy.libtraceevent_function(0xffff_ffff_8100_0204), None, "past the last symbol");
+        assert_eq!(loads.load(Ordering::Relaxed), 1, "one load, shared by the clone");
+    }
 
     #[test]
     fn kallsyms_lookup_and_strings() {

@@ -16,7 +16,8 @@ pub const OUT_CHUNK: usize = 1 << 16;
 /// Prints every record of the file's first buffer to `w`. Returns the number of records.
 pub fn report(path: &std::path::Path, w: &mut dyn Write) -> Result<u64> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let dat = TraceDat::open(file).with_context(|| format!("{} is not a trace.dat we can read", path.display()))?;
+    let dat =
+        TraceDat::open_deferred(file).with_context(|| format!("{} is not a trace.dat we can read", path.display()))?;
     let mut report = Report::new(&dat)?;
     let mut buf = Vec::with_capacity(OUT_CHUNK + 4096);
     let mut n = 0;

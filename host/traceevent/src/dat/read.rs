@@ -232,11 +232,31 @@ impl TraceDat<std::fs::File> {
         if let Some(at) = at {
             let (endian, comp) = (dat.meta.endian, dat.meta.compression);
             let file = dat.src.try_clone().map_err(|e| bad(format!("kallsyms: {e}")))?;
-            dat.deferred_kallsyms =
-                Some(Loader(std::sync::Arc::new(move || read_kallsyms(&file, endian, comp, at).unwrap_or_default())));
+            dat.deferred_kallsyms = Some(Loader(std::sync::Arc::new(move || {
+                match at {
+                    // Read straight into the string's buffer (a cursor would zero 5 MB first).
+                    KallsymsAt::Bytes { offset, len } => read_file_text(&file, offset, len),
+                    KallsymsAt::Section(_) => read_kallsyms(&file, endian, comp, at).ok(),
+                }
+                .unwrap_or_default()
+            })));
         }
         Ok(dat)
     }
+}
+
+/// The `len` bytes of `file` at `offset` as text (lossy for invalid UTF-8); `None` when the
+/// file is shorter.
+fn read_file_text(file: &std::fs::File, offset: u64, len: u32) -> Option<String> {
+    use std::io::{Read, Seek};
+    let mut f = file;
+    f.seek(std::io::SeekFrom::Start(offset)).ok()?;
+    let mut v = Vec::with_capacity(len as usize);
+    f.take(u64::from(len)).read_to_end(&mut v).ok()?;
+    if v.len() != len as usize {
+        return None;
+    }
+    Some(String::from_utf8(v).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
 }
 
 /// The kallsyms text at `at`.

@@ -233,6 +233,13 @@ impl EventFormats {
         self.forget_printers();
     }
 
+    /// Adds a kallsyms text that `load` gives when a record first needs a symbol (see
+    /// [`Symbols::defer_kallsyms`]).
+    pub fn defer_kallsyms(&mut self, load: impl Fn() -> String + Send + Sync + 'static) {
+        self.symbols.defer_kallsyms(load);
+        self.forget_printers();
+    }
+
     /// Adds the strings of a `printk_formats` text (for `%s` of kernel string pointers).
     pub fn parse_printk_formats(&mut self, text: &str) {
         self.symbols.parse_printk_formats(text);
