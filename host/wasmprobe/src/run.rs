@@ -179,6 +179,7 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
         .iter()
         .map(|p| (requests[p.index].name.clone(), p.system.clone(), p.event.clone()))
         .collect();
+    let anchors = session.uprobe_anchors();
     let given = Arc::new(Mutex::new(BTreeMap::new()));
     let exits = loaded.as_ref().and_then(|_| crate::kernel_info::ExitNames::start(&tracefs));
     if let Some((plugin, _)) = &mut loaded {
@@ -206,7 +207,7 @@ fn live(plugin_opts: Option<&PluginOptions>, trace: &TraceOptions, record: Optio
     }
     let command_stdout = plugin_opts.map_or(CommandStdout::Inherit, PluginOptions::command_stdout);
     let mut null = NullSink;
-    let mut plugin_sink = loaded.as_mut().map(|(plugin, _)| PluginSink::new(plugin, planned));
+    let mut plugin_sink = loaded.as_mut().map(|(plugin, _)| PluginSink::new(plugin, planned).with_anchors(anchors));
     let sink: &mut dyn RecordSink = match &mut plugin_sink {
         Some(s) => s,
         None => &mut null,

@@ -51,6 +51,8 @@ pub struct Session {
     triggers: Vec<(String, String, String)>,
     /// Whether the triggers are in tracefs now.
     triggers_on: bool,
+    /// `(file, offset)` of each uprobe made, by `(system, event)`.
+    uprobes: std::collections::HashMap<(String, String), (String, u64)>,
 }
 
 impl Session {
@@ -78,6 +80,7 @@ impl Session {
             enabled: false,
             triggers: Vec::new(),
             triggers_on: false,
+            uprobes: Default::default(),
         };
         let group = owned::group_name(tag);
         for (index, req) in requests.iter().enumerate() {
@@ -188,6 +191,16 @@ impl Session {
         }
         let matcher = crate::stacks::StackMatcher::new(ids, want, Endian::native());
         Ok(Some(crate::pump::StackRouting { matcher, by_probe }))
+    }
+
+    /// The file and offset of each armed uprobe (not uretprobe: its first user frame is the
+    /// return address, not the probe), by probe index; `None` for every other probe.
+    pub fn uprobe_anchors(&self) -> Vec<Option<(String, u64)>> {
+        let mut out = vec![None; self.armed.iter().map(|a| a.index + 1).max().unwrap_or(0)];
+        for a in &self.armed {
+            out[a.index] = self.uprobes.get(&(a.system.clone(), a.event.clone())).cloned();
+        }
+        out
     }
 
     /// Arms more probes in the running session, in group `tag` (the agent adding a plugin
@@ -359,7 +372,11 @@ impl Session {
                 };
                 let path = t.path.to_str().context("uprobe path is not UTF-8")?;
                 let alloc = if req.kind == ProbeKind::Uprobe { uprobe_alloc } else { uretprobe_alloc };
-                alloc(Some(group), &req.name, path, t.offset, fetch)?
+                let ev = alloc(Some(group), &req.name, path, t.offset, fetch)?;
+                if req.kind == ProbeKind::Uprobe {
+                    self.uprobes.insert((ev.system.clone(), ev.event.clone()), (path.to_string(), t.offset));
+                }
+                ev
             }
             ProbeKind::Eprobe => {
                 let Some((sys, ev)) = req.target.split_once('.') else {

@@ -16,8 +16,24 @@ pub struct PluginSink<'p> {
     batch: BatchWriter,
     pending: usize,
     lost_reported: u64,
-    /// Processes whose user stacks were delivered (the symbolizer hears of each once).
-    seen: wasmprobe_abi::fxhash::FxHashSet<i32>,
+    /// Processes whose user stacks were delivered, and whether the symbolizer knows their
+    /// mappings: it hears of each once, and of a process it could not place again only with
+    /// an anchor, once.
+    seen: wasmprobe_abi::fxhash::FxHashMap<i32, Seen>,
+    /// `(file, offset)` of each uprobe (not uretprobe), by probe index: its events' first user
+    /// frame places that file in a process that exited before its maps were read.
+    anchors: Vec<Option<(String, u64)>>,
+}
+
+/// What the symbolizer was told of a process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Seen {
+    /// Its mappings are known.
+    Known,
+    /// Gone before its maps were read; no anchor tried yet.
+    Unplaced,
+    /// Gone, and an anchor did not place it either.
+    Given,
 }
 
 /// Records per `on-batch` call at most: big enough to amortise the call, small enough to keep
@@ -34,7 +50,41 @@ impl<'p> PluginSink<'p> {
             pending: 0,
             lost_reported: 0,
             seen: Default::default(),
+            anchors: Vec::new(),
         }
+    }
+
+    /// The uprobes' `(file, offset)` by probe index (see [`crate::session::Session::uprobe_anchors`]).
+    pub fn with_anchors(mut self, anchors: Vec<Option<(String, u64)>>) -> Self {
+        self.anchors = anchors;
+        self
+    }
+
+    /// Tells the symbolizer of the process of a user stack the first time it is seen, and
+    /// again once with an anchor if it could not be placed without one.
+    fn note_process(&mut self, probe: usize, tgid: i32, user: &[u64]) {
+        let anchor = || {
+            let (path, file_offset) = self.anchors.get(probe)?.as_ref()?;
+            let addr = *user.first()?;
+            Some(crate::symbolize::Anchor { path: path.clone(), file_offset: *file_offset, addr })
+        };
+        let next = match self.seen.get(&tgid) {
+            Some(Seen::Known | Seen::Given) => return,
+            Some(Seen::Unplaced) => match anchor() {
+                Some(a) if self.plugin.process_seen(tgid, Some(&a)) => Seen::Known,
+                Some(_) => Seen::Given,
+                None => return,
+            },
+            None => {
+                let a = anchor();
+                match self.plugin.process_seen(tgid, a.as_ref()) {
+                    true => Seen::Known,
+                    false if a.is_some() => Seen::Given,
+                    false => Seen::Unplaced,
+                }
+            }
+        };
+        self.seen.insert(tgid, next);
     }
 
     /// Delivers the records collected so far, and the events lost since the last delivery
@@ -81,8 +131,8 @@ impl RecordSink for PluginSink<'_> {
         if probe >= self.planned {
             return Ok(());
         }
-        if stacks.user.is_some() && stacks.tgid > 0 && self.seen.insert(stacks.tgid) {
-            self.plugin.process_seen(stacks.tgid);
+        if let Some(user) = stacks.user.filter(|_| stacks.tgid > 0) {
+            self.note_process(probe, stacks.tgid, user);
         }
         let start = self.batch.byte_len();
         self.plugin.pack(&mut self.batch, probe as u32, cpu, pid, ts, payload);

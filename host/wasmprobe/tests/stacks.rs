@@ -179,6 +179,40 @@ fn a_uprobe_with_a_user_stack_sees_target_c_b_a_main_live_and_in_replay() {
     }
 }
 
+/// A program that exits at once is gone before its first stack is delivered, so its maps
+/// cannot be read (bpftrace#246): the uprobe's own address (the first user frame) places the
+/// probed file, and its frames still get names, live and in the replay.
+#[test]
+fn a_process_gone_before_its_stack_is_delivered_is_placed_by_its_uprobe() {
+    require!(root, tracefs, uprobes);
+    let dir = tempfile::tempdir().unwrap();
+    let exe = build_prog(dir.path());
+    let funcs = functions(&exe);
+    let target_arg = format!("target={}:target+4", exe.display());
+    let dat = dir.path().join("quick.dat");
+    let d = dat.to_str().unwrap();
+    let plugin = stackdump();
+    let args = ["--arg", "kind=uprobe", "--arg", &target_arg, "--arg", "stacks=user"];
+    let mut live_args = vec!["record", "-o", d, "--plugin", &plugin];
+    live_args.extend(args);
+    live_args.extend(["--", exe.to_str().unwrap()]);
+    let live = wasmprobe(&live_args);
+    let live_out = text(&live.stdout);
+    assert_eq!(live.status.code(), Some(0), "{live_out}\n{}", text(&live.stderr));
+    let evs = events(&live_out);
+    assert_eq!(evs.len(), 3, "{live_out}");
+    for ev in &evs {
+        assert_target_c_b_a_main(ev, &funcs);
+    }
+    let mut replay_args = vec!["run", &plugin];
+    replay_args.extend(args);
+    replay_args.extend(["--replay", d]);
+    let replay = wasmprobe(&replay_args);
+    let replay_out = ok(&replay);
+    assert_eq!(events(&replay_out), evs, "{replay_out}");
+    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
+}
+
 #[test]
 fn a_user_stack_without_frame_pointers_is_flagged_as_stopping_early() {
     require!(root, tracefs, uprobes);

@@ -406,9 +406,10 @@ impl Plugin {
         self.store.data_mut().symbolizer = symbolizer;
     }
 
-    /// Tells the symbolizer that process `pid` was seen (see [`Symbolizer::process_seen`]).
-    pub fn process_seen(&mut self, pid: i32) {
-        self.store.data_mut().symbolizer.process_seen(pid);
+    /// Tells the symbolizer that process `pid` was seen (see [`Symbolizer::process_seen`]);
+    /// whether its mappings are known.
+    pub fn process_seen(&mut self, pid: i32, anchor: Option<&crate::symbolize::Anchor>) -> bool {
+        self.store.data_mut().symbolizer.process_seen(pid, anchor)
     }
 
     /// Keeps the plugin's timeline marks in `timeline` (default: none kept, and the plugin's

@@ -75,9 +75,11 @@ pub trait Symbolizer: Send {
     fn symbolize(&mut self, space: AddressSpace, frames: &[u64]) -> Vec<FrameInfo>;
 
     /// Told as early as the host can (when the first user stack of `pid` is delivered) that
-    /// process `pid` was seen, so its mappings can be read while it still exists.
-    fn process_seen(&mut self, pid: i32) {
-        let _ = pid;
+    /// process `pid` was seen, so its mappings can be read while it still exists; `anchor`
+    /// places the probed file if it is already gone. Returns whether its mappings are known.
+    fn process_seen(&mut self, pid: i32, anchor: Option<&crate::symbolize::Anchor>) -> bool {
+        let _ = (pid, anchor);
+        false
     }
 }
 

@@ -13,8 +13,8 @@ impl crate::plugin::stacks::Symbolizer for StackSymbolizer {
         StackSymbolizer::symbolize(self, space, frames).into_iter().map(Frame::into_info).collect()
     }
 
-    fn process_seen(&mut self, pid: i32) {
-        StackSymbolizer::process_seen(self, pid);
+    fn process_seen(&mut self, pid: i32, anchor: Option<&super::maps::Anchor>) -> bool {
+        StackSymbolizer::process_seen(self, pid, anchor)
     }
 }
 

@@ -97,6 +97,28 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Where a process's code was, known without its maps: the first user frame of a uprobe's
+/// event is the probed instruction, at `file_offset` in `path`. It places the file's segment
+/// holding that offset for a process that exited before its maps could be read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    /// The probed ELF file.
+    pub path: String,
+    /// The probe's offset in the file.
+    pub file_offset: u64,
+    /// The probed instruction's address in the process (the event's first user frame).
+    pub addr: u64,
+}
+
+/// The mapping of `anchor`'s file segment (the `PT_LOAD` holding the probed offset) in the
+/// process it was seen in.
+fn anchored_mapping(anchor: &Anchor) -> Option<Mapping> {
+    let segments = super::elf::load_segments(&anchor.path)?;
+    let s = segments.iter().find(|s| s.offset <= anchor.file_offset && anchor.file_offset - s.offset < s.filesz)?;
+    let start = anchor.addr.checked_sub(anchor.file_offset - s.offset)?;
+    Some(Mapping { start, end: start.checked_add(s.filesz)?, offset: s.offset, path: anchor.path.clone(), build_id: None })
+}
+
 /// The processes seen so far and their mappings, shared by whoever sees records (and calls
 /// [`observe`](Processes::observe)) and the symbolizer. Cloning shares the table.
 #[derive(Debug, Clone, Default)]
@@ -139,6 +161,22 @@ impl Processes {
             return true;
         }
         t.read(pid)
+    }
+
+    /// [`observe`](Processes::observe), and for a process already gone whose event carries
+    /// an [`Anchor`], the anchored file's segment (only that file's frames get names: its
+    /// other mappings died with it). Short-lived processes are bpftrace#246's case: a run
+    /// reads maps when a batch is delivered, milliseconds after the event.
+    pub fn observe_anchored(&self, pid: i32, anchor: Option<&Anchor>) -> bool {
+        let mut t = self.inner.lock().unwrap();
+        if t.procs.contains_key(&pid) || t.read(pid) {
+            return true;
+        }
+        let Some(mut m) = anchor.and_then(anchored_mapping) else { return false };
+        let id = t.build_ids.entry(m.path.clone()).or_insert_with(|| read_build_id(&m.path));
+        m.build_id = id.clone();
+        t.procs.insert(pid, Arc::new(ProcMaps { pid, mappings: vec![m] }));
+        true
     }
 
     /// Reads the mappings of a live process again (after an exec, or when an address fell

@@ -19,7 +19,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, OnceLock};
 
 pub use kallsyms::KernelSymbols;
-pub use maps::{Mapping, ProcMaps, Processes};
+pub use maps::{Anchor, Mapping, ProcMaps, Processes};
 
 /// Our trace.dat option holding the mappings of the processes whose user stacks were seen
 /// ([`Processes::to_bytes`]); 0x7770 is `datwrite::OPTION_WASMPROBE`.
@@ -155,9 +155,11 @@ impl StackSymbolizer {
         self.stats
     }
 
-    /// Notes a process whose user stack was seen: its mappings are read now, while it lives.
-    pub fn process_seen(&mut self, pid: i32) {
-        self.procs.observe(pid);
+    /// Notes a process whose user stack was seen: its mappings are read now, while it lives,
+    /// or placed from `anchor` if it is gone (see [`Processes::observe_anchored`]). Returns
+    /// whether its mappings are known.
+    pub fn process_seen(&mut self, pid: i32, anchor: Option<&maps::Anchor>) -> bool {
+        self.procs.observe_anchored(pid, anchor)
     }
 
     /// Exactly one frame per address, in order.

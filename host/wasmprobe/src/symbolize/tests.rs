@@ -65,7 +65,7 @@ fn user_addresses_of_a_program_symbolized_after_it_exits() {
     assert_eq!(addrs.len(), 5, "{line:?}");
 
     let mut s = StackSymbolizer::live();
-    s.process_seen(pid);
+    s.process_seen(pid, None);
     child.stdin.take().unwrap().write_all(b"x").unwrap();
     assert!(child.wait().unwrap().success());
 
