@@ -220,6 +220,7 @@ class Field {
     this.offset = f.offset;
     this.size = f.size;
     this.kind = f.kind;
+    this.signed = f.signed;
     this.isString = STRINGS.has(f.kind);
     this.int = this.isString ? () => 0 : intReader(f);
   }
@@ -426,6 +427,11 @@ export class Batch {
    * batch instead of two (count then countPids). */
   count(probe, name, counter = new Counter(), pids = undefined) {
     if (this.sortedCount(probe, name, counter, pids)) return counter;
+    return this.countWalk(probe, name, counter, pids);
+  }
+  /** count without its sorted path: the records walked (what tests check the sorted path
+   * against; count takes it when the sorted path cannot). */
+  countWalk(probe, name, counter = new Counter(), pids = undefined) {
     const at = this.wordOf(probe, name);
     if (at < 0) {
       this.forEach((ev) => {

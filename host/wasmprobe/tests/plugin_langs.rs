@@ -336,3 +336,21 @@ fn js_syscount_counts_what_the_rust_one_counts() {
     let recs = live_and_replays_agree(js.to_str().unwrap(), "syscount", &["--arg", "records=1"], "ls / >/dev/null");
     assert!(names_the_workload(&recs), "{recs:?}");
 }
+
+/// The JS SDK's `batch.count` counts a batch whose records carry the field alone by sorting
+/// the batch's words (its sorted path): over random batches made to catch it out (field values
+/// equal to header words, timestamps among the values, words that are NaN or -0 as doubles,
+/// many pids), what it counts equals the walk of the records (`count-check.mjs`, under node).
+#[test]
+fn js_count_sorted_path_equals_the_walk() {
+    if Command::new("node").arg("--version").output().is_err() {
+        return testkit::missing_prerequisite(test_name!(), "needs node (.ci/setup installs it)");
+    }
+    let check = langs_support::repo().join("guest-sdk-js/count-check.mjs");
+    let o = Command::new("node").arg(&check).arg("5000").output().unwrap();
+    ok(&o);
+    let out = stdout(&o);
+    assert!(out.starts_with("count-check: 5000 batches, ") && out.trim_end().ends_with(", all equal"), "{out}");
+    let sorted: u32 = out.split(", ").nth(1).and_then(|s| s.split(' ').next()).unwrap().parse().unwrap();
+    assert!(sorted >= 1000, "the sorted path took only {sorted} of 5000 batches: {out}");
+}
