@@ -48,6 +48,9 @@ fn main() {
         let mut s = StackSymbolizer::live();
         let mut first = Vec::with_capacity(stacks.len());
         for st in &stacks {
+            if let Space::User(pid) = st.space {
+                s.process_seen(pid, None);
+            }
             first.push(s.symbolize(st.space, &st.addrs));
         }
         colds.push(t.elapsed().as_secs_f64());

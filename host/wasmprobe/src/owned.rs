@@ -36,14 +36,8 @@ pub fn instance_name(tag: &str) -> String {
 /// user's `echo 1 > options/stacktrace`, or a `trace-cmd record -T` running meanwhile, would
 /// otherwise put a kernel stack after every event of ours; `raw`, `hex`, `bin` and
 /// `context-info` change the text of `trace_pipe`, which the process-name instance parses.
-const INSTANCE_OPTIONS: &[(&str, &str)] = &[
-    ("stacktrace", "0"),
-    ("userstacktrace", "0"),
-    ("raw", "0"),
-    ("hex", "0"),
-    ("bin", "0"),
-    ("context-info", "1"),
-];
+const INSTANCE_OPTIONS: &[(&str, &str)] =
+    &[("stacktrace", "0"), ("userstacktrace", "0"), ("raw", "0"), ("hex", "0"), ("bin", "0"), ("context-info", "1")];
 
 /// Creates our instance `wasmprobe-<pid>-<tag>` with the options of [`INSTANCE_OPTIONS`]
 /// (an option this kernel lacks is skipped). The instance is removed again on failure.

@@ -116,7 +116,13 @@ fn anchored_mapping(anchor: &Anchor) -> Option<Mapping> {
     let segments = super::elf::load_segments(&anchor.path)?;
     let s = segments.iter().find(|s| s.offset <= anchor.file_offset && anchor.file_offset - s.offset < s.filesz)?;
     let start = anchor.addr.checked_sub(anchor.file_offset - s.offset)?;
-    Some(Mapping { start, end: start.checked_add(s.filesz)?, offset: s.offset, path: anchor.path.clone(), build_id: None })
+    Some(Mapping {
+        start,
+        end: start.checked_add(s.filesz)?,
+        offset: s.offset,
+        path: anchor.path.clone(),
+        build_id: None,
+    })
 }
 
 /// The processes seen so far and their mappings, shared by whoever sees records (and calls
@@ -135,6 +141,9 @@ struct Table {
     live: bool,
     /// When each process's maps were last read again by [`Processes::refresh`].
     refreshed: HashMap<i32, std::time::Instant>,
+    /// Threads asked about, by the process ([`Processes::known_as`]) they belong to (`None`:
+    /// not one of ours).
+    threads: HashMap<i32, Option<i32>>,
 }
 
 /// A process's maps are read again at most this often: addresses no mapping holds (JIT code,
@@ -179,11 +188,38 @@ impl Processes {
         true
     }
 
-    /// Reads the mappings of a live process again (after an exec, or when an address fell
-    /// outside every mapping known), at most every 100 ms per process; keeps what was known
-    /// if the process is gone. Returns whether its mappings are known.
+    /// The process in the table that `pid` is, or whose thread it is: what a plugin's
+    /// `symbolize` may ask about. Unlike [`observe`](Processes::observe) it never adds a
+    /// process, so a plugin cannot read the mappings of processes it was not shown.
+    pub fn known_as(&self, pid: i32) -> Option<i32> {
+        let mut t = self.inner.lock().unwrap();
+        if t.procs.contains_key(&pid) {
+            return Some(pid);
+        }
+        if let Some(&tgid) = t.threads.get(&pid) {
+            return tgid;
+        }
+        let tgid = match t.live && pid > 0 {
+            true => std::fs::read_to_string(format!("/proc/{pid}/status")).ok().and_then(|s| {
+                s.lines().find_map(|l| l.strip_prefix("Tgid:")).and_then(|v| v.trim().parse::<i32>().ok())
+            }),
+            false => None,
+        };
+        let tgid = tgid.filter(|g| t.procs.contains_key(g));
+        if t.threads.len() < 65536 {
+            t.threads.insert(pid, tgid);
+        }
+        tgid
+    }
+
+    /// Reads the mappings of a known live process again (after an exec, or when an address
+    /// fell outside every mapping known), at most every 100 ms per process; keeps what was
+    /// known if the process is gone. Returns whether its mappings are known.
     pub fn refresh(&self, pid: i32) -> bool {
         let mut t = self.inner.lock().unwrap();
+        if !t.procs.contains_key(&pid) {
+            return false;
+        }
         let now = std::time::Instant::now();
         if t.refreshed.get(&pid).is_some_and(|at| now.duration_since(*at) < REFRESH_EVERY) {
             return t.procs.contains_key(&pid);

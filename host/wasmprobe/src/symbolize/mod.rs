@@ -200,7 +200,11 @@ impl StackSymbolizer {
     }
 
     fn user(&mut self, pid: i32, addrs: &[u64]) -> Vec<Frame> {
-        let mut maps = self.procs.observe(pid).then(|| self.procs.get(pid)).flatten();
+        // Only processes the host was shown (see `Processes::known_as`).
+        let Some(pid) = self.procs.known_as(pid) else {
+            return addrs.iter().map(|&addr| Frame { addr, ..Frame::default() }).collect();
+        };
+        let mut maps = self.procs.get(pid);
         // An address outside every mapping known: the process may have exec'd or mapped a
         // library since; read its maps again (while it lives) once for the batch.
         if addrs.iter().any(|&a| a != 0 && maps.as_ref().is_none_or(|m| m.find(a).is_none())) && self.procs.refresh(pid)

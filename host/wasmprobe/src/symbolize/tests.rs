@@ -169,7 +169,36 @@ fn marker() -> u64 {
 fn rust_names_are_demangled() {
     let mut s = StackSymbolizer::live();
     let addr = marker as *const () as u64;
-    let f = &s.symbolize(Space::User(std::process::id() as i32), &[addr + 1])[0];
+    let me = std::process::id() as i32;
+    assert!(s.process_seen(me, None));
+    let f = &s.symbolize(Space::User(me), &[addr + 1])[0];
     assert!(f.symbol.as_deref().is_some_and(|n| n.ends_with("symbolize::tests::marker")), "{f:?}");
     assert_eq!(marker(), 7);
+}
+
+#[test]
+fn only_processes_shown_to_the_plugin_are_symbolized_and_their_threads() {
+    let mut s = StackSymbolizer::live();
+    let addr = marker as *const () as u64 + 1;
+    let me = std::process::id() as i32;
+    // A live process no stack of which was delivered: addresses only, not even the file.
+    let f = &s.symbolize(Space::User(me), &[addr])[0];
+    assert_eq!(*f, Frame { addr, ..Frame::default() }, "a process not shown was read");
+    assert!(s.processes().is_empty());
+    // Shown: named; and one of its threads is named through its process.
+    assert!(s.process_seen(me, None));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        tx.send(nix::unistd::gettid().as_raw()).unwrap();
+        let _ = done_rx.recv();
+    });
+    let tid = rx.recv().unwrap();
+    assert_ne!(tid, me);
+    let tid_frames = s.symbolize(Space::User(tid), &[addr]);
+    done_tx.send(()).unwrap();
+    thread.join().unwrap();
+    for f in [&s.symbolize(Space::User(me), &[addr])[0], &tid_frames[0]] {
+        assert!(f.symbol.as_deref().is_some_and(|n| n.ends_with("symbolize::tests::marker")), "{f:?}");
+    }
 }
