@@ -170,6 +170,9 @@ struct ExitState {
     partial: Vec<u8>,
 }
 
+/// Exit names kept at most (about 3 MB).
+const MAX_EXIT_NAMES: usize = 65536;
+
 /// Per-CPU buffer of the exit-names instance: an exit record is 48 bytes, so a few thousand
 /// exits per CPU between two lookups fit.
 const EXIT_BUFFER_KB: u64 = 128;
@@ -202,6 +205,11 @@ impl ExitNames {
             st.partial.extend_from_slice(&buf[..n]);
         }
         let text = std::mem::take(&mut st.partial);
+        // A run (or an agent) that goes on for weeks sees every exit of the node: past this
+        // many, the older names go (a lookup comes soon after its process exited).
+        if st.seen.len() >= MAX_EXIT_NAMES {
+            st.seen.clear();
+        }
         let complete = text.iter().rposition(|&b| b == b'\n').map_or(0, |i| i + 1);
         for line in String::from_utf8_lossy(&text[..complete]).lines() {
             if let Some((tid, comm)) = parse_exit_line(line) {

@@ -6,6 +6,7 @@ pub mod config;
 pub mod events;
 pub mod metrics;
 pub mod plugin_metrics;
+mod queue;
 pub mod supervisor;
 
 pub use config::{Config, PluginSpec};

@@ -24,12 +24,20 @@ use tracefs::Tracefs;
 use super::config::{Config, PluginSpec, Restart};
 use super::events::{AgentOutput, EventWriter};
 use super::metrics::{plugin_labels, AgentMetrics, Labels, PluginMetrics};
+use super::queue::{queue, QueueRx, QueueTx};
+use crate::kernel_info::ExitNames;
 use crate::pipeline::{Pages, Pipeline};
 use crate::plugin::{BatchWriter, Layout, Plan, ProbeDecl, Projection};
 use crate::pump::RecordSink;
 
 /// Records per batch at most (as `run`'s plugin sink).
 const MAX_BATCH: usize = 4096;
+/// A round's end hands a feed's batch over when it holds this many records, or when it has
+/// waited [`HOLD`]: a few records a round (a quiet node) are not worth waking every plugin's
+/// thread for at each round (100 a second).
+const SEAL_AT: usize = MAX_BATCH / 4;
+/// How long a round's end keeps a small batch for more records.
+const HOLD: Duration = Duration::from_millis(50);
 /// Emptied batches kept for reuse (a full one is 4096 records: 128 KiB for one 8-byte field).
 const SPARE_BATCHES: usize = 64;
 /// The probe group and instance tag of the agent.
@@ -62,10 +70,11 @@ struct Slot {
     spec: PluginSpec,
     labels: Labels,
     gen: u64,
-    /// Set once the plugin's probes are armed and its layouts given: records go to it.
-    tx: Option<Sender<ToWorker>>,
-    /// Until then (and between `Planned` and arming): the channel's sending end.
-    pending: Option<Sender<ToWorker>>,
+    /// Set once the plugin's probes are armed and its layouts given: records go to it (see
+    /// [`super::queue`] for when its thread is woken).
+    tx: Option<QueueTx<ToWorker>>,
+    /// Until then (and between `Planned` and arming): the queue's sending end.
+    pending: Option<QueueTx<ToWorker>>,
     thread: Option<std::thread::JoinHandle<()>>,
     plan: Option<Plan>,
     /// The armed probe (index in the session) of each plan probe.
@@ -110,12 +119,14 @@ impl Slot {
 
     /// Hands `batch` (`n` records; and the losses not told yet) to the plugin's queue without
     /// waiting, or drops it (counted as its own loss) when the queue is full or the plugin down.
-    fn send(&mut self, batch: Arc<BatchWriter>, n: u64, now: Instant) {
+    /// A parked plugin thread is woken when `wake` is set (the round ended), or when enough
+    /// batches wait.
+    fn send(&mut self, batch: Arc<BatchWriter>, n: u64, now: Instant, wake: bool) {
         let Some(tx) = &self.tx else {
             self.dropped += n;
             return;
         };
-        match tx.try_send(ToWorker::Batch(batch, self.pending_lost, now)) {
+        match tx.try_push(ToWorker::Batch(batch, self.pending_lost, now), wake) {
             Ok(()) => self.pending_lost = 0,
             Err(_) => {
                 self.dropped += n;
@@ -131,22 +142,26 @@ struct Feed {
     /// By plan index: the armed probe (session index) and how its records are packed.
     sig: Vec<(usize, Option<Projection>)>,
     batch: BatchWriter,
+    /// The first round's end that found `batch` holding records (see [`SEAL_AT`]).
+    since: Option<Instant>,
     /// The slots reading it.
     members: Vec<usize>,
 }
 
 impl Feed {
-    /// Hands the batch collected so far to every member's queue (shared, not copied).
-    fn seal(&mut self, slots: &mut [Option<Slot>], spare: &(Sender<BatchWriter>, Receiver<BatchWriter>)) {
+    /// Hands the batch collected so far to every member's queue (shared, not copied); `wake`:
+    /// see [`Slot::send`].
+    fn seal(&mut self, slots: &mut [Option<Slot>], spare: &(Sender<BatchWriter>, Receiver<BatchWriter>), wake: bool) {
         if self.batch.is_empty() {
             return;
         }
+        self.since = None;
         let fresh = spare.1.try_recv().unwrap_or_default();
         let batch = Arc::new(std::mem::replace(&mut self.batch, fresh));
         let (n, now) = (batch.len() as u64, Instant::now());
         for &s in &self.members {
             if let Some(slot) = slots[s].as_mut() {
-                slot.send(batch.clone(), n, now);
+                slot.send(batch.clone(), n, now, wake);
             }
         }
         // Nobody took it (every queue full): its allocation is used again.
@@ -176,8 +191,8 @@ pub struct Agent {
     users: Vec<usize>,
     pipeline: Option<Pipeline>,
     config_mtime: Option<SystemTime>,
-    /// The plugins' shared copy of `saved_cmdlines` (see [`BatchComm`]).
-    cmdlines: SavedCmdlines,
+    /// How the plugins name processes that are gone (see [`BatchComm`]).
+    names: Arc<SharedNames>,
 }
 
 /// The pump's sink: each record to every plugin that declared its probe, packed once per feed.
@@ -193,6 +208,17 @@ struct Router {
     read: Vec<u64>,
     read_reported: Vec<u64>,
     lost_reported: Vec<u64>,
+    /// [`HOLD`] (zero: every round's end hands every batch over).
+    hold: Duration,
+}
+
+impl Router {
+    /// Hands every feed's batch over now (the agent stops).
+    fn seal_all(&mut self) {
+        for feed in self.feeds.iter_mut().flatten() {
+            feed.seal(&mut self.slots, &self.spare, true);
+        }
+    }
 }
 
 impl RecordSink for Router {
@@ -208,7 +234,7 @@ impl RecordSink for Router {
                 None => feed.batch.push(pi, cpu, pid, ts, payload),
             }
             if feed.batch.len() >= MAX_BATCH {
-                feed.seal(&mut self.slots, &self.spare);
+                feed.seal(&mut self.slots, &self.spare, false);
             }
         }
         Ok(())
@@ -242,14 +268,25 @@ impl RecordSink for Router {
                 slot.pending_lost += new_lost;
             }
         }
-        for feed in self.feeds.iter_mut().flatten() {
-            feed.seal(&mut self.slots, &self.spare);
-        }
         let now = Instant::now();
+        for feed in self.feeds.iter_mut().flatten() {
+            if feed.batch.is_empty() {
+                continue;
+            }
+            let since = *feed.since.get_or_insert(now);
+            // Losses are told at once, with the records before them.
+            if new_lost > 0 || feed.batch.len() >= SEAL_AT || now.duration_since(since) >= self.hold {
+                feed.seal(&mut self.slots, &self.spare, true);
+            }
+        }
         for slot in self.slots.iter_mut().flatten() {
             // Losses a plugin got no batch to hear of: an empty one tells it.
             if slot.pending_lost > 0 && slot.tx.is_some() {
-                slot.send(Arc::new(BatchWriter::new()), 0, now);
+                slot.send(Arc::new(BatchWriter::new()), 0, now, true);
+            }
+            // The round ended: full batches sealed during it are taken now.
+            if let Some(tx) = &slot.tx {
+                tx.wake();
             }
             if slot.dropped > 0 {
                 self.metrics.dropped.get_or_create(&slot.labels).inc_by(slot.dropped);
@@ -310,21 +347,32 @@ fn untrace_own_threads(pipeline: &Pipeline) {
     }
 }
 
-/// `saved_cmdlines` as last read by any plugin's thread of the agent, and when.
-type SavedCmdlines = Arc<Mutex<Option<(Instant, Arc<HashMap<i32, String>>)>>>;
+/// What the agent's plugins share to name processes that are gone: the names they exited
+/// with (as `run` keeps them, see [`ExitNames`]), and `saved_cmdlines` as last read by any
+/// plugin's thread, and when.
+#[derive(Default)]
+struct SharedNames {
+    /// Taken (and its instance removed) when the agent shuts down.
+    exits: Mutex<Option<ExitNames>>,
+    saved: Mutex<Option<SavedCopy>>,
+}
+
+/// A copy of `saved_cmdlines` and when it was read.
+type SavedCopy = (Instant, Arc<HashMap<i32, String>>);
 
 /// Command names for an agent's plugin, as `run` gives them: `/proc/PID/comm`, else (the
-/// process is gone) the kernel's `saved_cmdlines`. The file (thousands of lines, which the
-/// kernel's seq_file walks again from the start for each page read: about 10 ms) is shared
-/// by all the agent's plugins: a copy read since the batch began answers, and so does one
-/// read less than [`SAVED_FRESH`] ago for the pids it has. On a node where processes come
-/// and go all the time (a build), reading it for each one that exited, in every plugin, was
-/// most of a plugin thread's own cost.
+/// process is gone) the name it exited with, else the kernel's `saved_cmdlines`. That file
+/// (thousands of lines, which the kernel's seq_file walks again from the start for each page
+/// read: about 10 ms) is shared by all the agent's plugins: a copy read since the batch began
+/// answers, and so does one read less than [`SAVED_FRESH`] ago for the pids it has. On a
+/// node where processes come and go all the time (a build), reading it for each one that
+/// exited, in every plugin, was most of a plugin thread's own cost; with the exit names it is
+/// read only for a process that exited before the agent started following exits.
 struct BatchComm {
     tracefs: Tracefs,
     /// When the batch being delivered was handed to the plugin (the worker sets it).
     batch_start: Arc<Mutex<Instant>>,
-    saved: SavedCmdlines,
+    names: Arc<SharedNames>,
 }
 
 /// How long a copy of `saved_cmdlines` names the pids it has.
@@ -335,18 +383,21 @@ impl crate::plugin::CommLookup for BatchComm {
         if let Ok(c) = std::fs::read_to_string(format!("/proc/{pid}/comm")) {
             return Some(c.trim_end().to_string());
         }
+        if let Some(c) = self.names.exits.lock().unwrap().as_ref().and_then(|e| e.name(pid)) {
+            return Some(c);
+        }
         let since = *self.batch_start.lock().unwrap();
         let usable = |(at, m): &(Instant, Arc<HashMap<i32, String>>)| {
             *at >= since || (at.elapsed() < SAVED_FRESH && m.contains_key(&pid))
         };
-        let copy = self.saved.lock().unwrap().clone().filter(usable);
+        let copy = self.names.saved.lock().unwrap().clone().filter(usable);
         let copy = match copy {
             Some((_, m)) => m,
             None => {
                 // Read without the lock: a plugin never waits on another's read (its time
                 // counts against its budget).
                 let m = Arc::new(tracefs::saved_cmdlines(&self.tracefs).ok()?);
-                *self.saved.lock().unwrap() = Some((Instant::now(), m.clone()));
+                *self.names.saved.lock().unwrap() = Some((Instant::now(), m.clone()));
                 m
             }
         };
@@ -365,13 +416,13 @@ fn worker(
     spec: PluginSpec,
     tracefs: Tracefs,
     output: AgentOutput,
-    rx: Receiver<ToWorker>,
+    rx: QueueRx<ToWorker>,
     spare: Sender<BatchWriter>,
     status: Sender<Status>,
     (slot, gen): (usize, u64),
     metrics: AgentMetrics,
     plugin_metrics: Arc<PluginMetrics>,
-    cmdlines: SavedCmdlines,
+    names: Arc<SharedNames>,
 ) {
     let report = |r: Report| {
         let _ = status.send(Status { slot, gen, report: r });
@@ -385,7 +436,7 @@ fn worker(
         plugin.set_metrics(plugin_metrics, &format!("{}\0{gen}", spec.config.name));
         // A process that exits before its events are delivered is still named (from the
         // kernel's saved_cmdlines), as in `run`.
-        let comm = BatchComm { tracefs: tracefs.clone(), batch_start: batch_start.clone(), saved: cmdlines };
+        let comm = BatchComm { tracefs: tracefs.clone(), batch_start: batch_start.clone(), names };
         plugin.set_comm_lookup(Box::new(comm));
         // Stack addresses a plugin asks about are named on the host, as in `run`.
         plugin.set_symbolizer(Box::new(crate::symbolize::StackSymbolizer::live()));
@@ -410,7 +461,7 @@ fn worker(
         *last = now;
     };
     account(&mut last_cpu);
-    while let Ok(msg) = rx.recv() {
+    while let Some(msg) = rx.recv() {
         let result = match msg {
             ToWorker::Layouts(l) => plugin.set_layouts(l),
             ToWorker::Batch(b, lost, sent) => {
@@ -476,6 +527,7 @@ impl Agent {
                 read: Vec::new(),
                 read_reported: Vec::new(),
                 lost_reported: Vec::new(),
+                hold: HOLD,
             },
             metrics,
             plugin_metrics,
@@ -486,7 +538,7 @@ impl Agent {
             armed_decls: Vec::new(),
             users: Vec::new(),
             pipeline: None,
-            cmdlines: SavedCmdlines::default(),
+            names: Arc::default(),
         })
     }
 
@@ -507,7 +559,7 @@ impl Agent {
 
     /// Starts generation `gen + 1` of the plugin in `slot`.
     fn spawn(&mut self, s: usize) -> Result<()> {
-        let queue = self.config.queue_batches;
+        let queue_len = self.config.queue_batches;
         let (tracefs, node, writer, status, metrics) = (
             self.tracefs.clone(),
             self.node.clone(),
@@ -517,7 +569,7 @@ impl Agent {
         );
         let slot = self.router.slots[s].as_mut().expect("live slot");
         slot.gen += 1;
-        let (tx, rx) = bounded(queue);
+        let (tx, rx) = queue(queue_len);
         let spare_tx = self.router.spare.0.clone();
         let version = slot_version(&slot.spec);
         let output = AgentOutput::new(writer, &node, slot.name(), &version);
@@ -525,7 +577,7 @@ impl Agent {
         // A new start declares its metrics anew: the old series go (a counter reset).
         self.plugin_metrics.remove(slot.name());
         let plugin_metrics = self.plugin_metrics.clone();
-        let cmdlines = self.cmdlines.clone();
+        let names = self.names.clone();
         slot.pending = Some(tx);
         slot.restart_at = None;
         slot.started = Instant::now();
@@ -533,7 +585,7 @@ impl Agent {
             std::thread::Builder::new()
                 .name(format!("wasmprobe-{}", slot.name()))
                 .spawn(move || {
-                    worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics, plugin_metrics, cmdlines)
+                    worker(spec, tracefs, output, rx, spare_tx, status, (s, gen), metrics, plugin_metrics, names)
                 })
                 .context("starting a plugin thread")?,
         );
@@ -619,7 +671,7 @@ impl Agent {
             Some(f) => {
                 // What the feed collected before this plugin came is not for it.
                 let feed = router.feeds[f].as_mut().expect("found");
-                feed.seal(&mut router.slots, &router.spare);
+                feed.seal(&mut router.slots, &router.spare, true);
                 feed.members.push(s);
                 f
             }
@@ -628,7 +680,7 @@ impl Agent {
                 for (pi, (k, _)) in sig.iter().enumerate() {
                     router.consumers[*k].push((f, pi as u32));
                 }
-                let feed = Feed { sig, batch: BatchWriter::new(), members: vec![s] };
+                let feed = Feed { sig, batch: BatchWriter::new(), since: None, members: vec![s] };
                 match router.feeds.get_mut(f) {
                     Some(slot) => *slot = Some(feed),
                     None => router.feeds.push(Some(feed)),
@@ -641,7 +693,7 @@ impl Agent {
         }
         let slot = router.slots[s].as_mut().expect("live slot");
         let tx = slot.pending.take().expect("planned slot has its channel");
-        tx.send(ToWorker::Layouts(layouts)).ok();
+        tx.push(ToWorker::Layouts(layouts));
         slot.tx = Some(tx);
         slot.feed = Some(f);
         slot.plan = Some(plan);
@@ -661,7 +713,7 @@ impl Agent {
         let router = &mut self.router;
         let Some(f) = router.slots[s].as_mut().and_then(|slot| slot.feed.take()) else { return Ok(()) };
         if let Some(feed) = router.feeds[f].as_mut() {
-            feed.seal(&mut router.slots, &router.spare);
+            feed.seal(&mut router.slots, &router.spare, true);
             feed.members.retain(|&m| m != s);
             if feed.members.is_empty() {
                 for (k, _) in &feed.sig {
@@ -697,6 +749,8 @@ impl Agent {
         crate::child::install_stop_handlers()?;
         install_hup()?;
         let specs = self.config.validate()?;
+        // Before any plugin starts: the names of processes that exit from now on are kept.
+        *self.names.exits.lock().unwrap() = ExitNames::start(&self.tracefs).and_then(Arc::into_inner);
         for spec in specs {
             self.router.slots.push(Some(Slot::new(spec)));
         }
@@ -876,6 +930,7 @@ impl Agent {
             Some(p) => p.drain(&mut self.router),
             None => Ok(()),
         };
+        self.router.seal_all();
         for slot in self.router.slots.iter_mut().flatten() {
             slot.tx = None;
             slot.pending = None;
@@ -899,6 +954,8 @@ impl Agent {
             }
         }
         self.pipeline = None;
+        // Its instance goes now, even if a plugin's thread never finished.
+        self.names.exits.lock().unwrap().take();
         drained
     }
 }
@@ -937,10 +994,10 @@ mod tests {
     use super::*;
 
     /// A wired slot for plugin `name` whose queue holds `queue` batches.
-    fn slot(name: &str, queue: usize) -> (Slot, Receiver<ToWorker>) {
+    fn slot(name: &str, len: usize) -> (Slot, QueueRx<ToWorker>) {
         let config = Config::parse(&format!("[[plugin]]\nname = \"{name}\"\nsource = \"syscount\"\n")).unwrap();
         let mut s = Slot::new(config.validate().unwrap().remove(0));
-        let (tx, rx) = bounded(queue);
+        let (tx, rx) = queue(len);
         s.tx = Some(tx);
         s.feed = Some(0);
         (s, rx)
@@ -953,13 +1010,12 @@ mod tests {
         }
     }
 
-    #[test]
-    fn a_feed_packs_once_for_its_plugins_and_a_full_queue_drops_for_its_plugin_alone() {
-        let metrics = AgentMetrics::new("n", &[], Arc::new(PluginMetrics::default()));
-        let ((a, ra), (b, rb)) = (slot("a", 4), slot("b", 1));
-        let feed = Feed { sig: vec![(0, None)], batch: BatchWriter::new(), members: vec![0, 1] };
-        let mut router = Router {
-            slots: vec![Some(a), Some(b)],
+    /// A router with one feed of probe 0 read by `slots`, holding small batches for `hold`.
+    fn one_feed(slots: Vec<Slot>, hold: Duration, metrics: &AgentMetrics) -> Router {
+        let feed =
+            Feed { sig: vec![(0, None)], batch: BatchWriter::new(), since: None, members: (0..slots.len()).collect() };
+        Router {
+            slots: slots.into_iter().map(Some).collect(),
             feeds: vec![Some(feed)],
             consumers: vec![vec![(0, 0)]],
             spare: bounded(4),
@@ -967,7 +1023,52 @@ mod tests {
             read: Vec::new(),
             read_reported: Vec::new(),
             lost_reported: Vec::new(),
-        };
+            hold,
+        }
+    }
+
+    #[test]
+    fn a_small_batch_waits_for_more_records_unless_events_were_lost_or_the_agent_stops() {
+        let metrics = AgentMetrics::new("n", &[], Arc::new(PluginMetrics::default()));
+        let (a, ra) = slot("a", 8);
+        let mut router = one_feed(vec![a], Duration::from_secs(3600), &metrics);
+        router.record(0, 0, 7, 1, &[1, 2, 3, 4]).unwrap();
+        router.flush(&[0]).unwrap();
+        router.flush(&[0]).unwrap();
+        assert!(ra.try_recv().is_none(), "a batch of one record was handed over at once");
+        // Enough records: handed over at the round's end.
+        for ts in 2..=SEAL_AT as u64 {
+            router.record(0, 0, 7, ts, &[1, 2, 3, 4]).unwrap();
+        }
+        router.flush(&[0]).unwrap();
+        assert_eq!(batch(ra.try_recv().unwrap()).0.len(), SEAL_AT);
+        // A loss is told at once (with the next batch).
+        router.record(0, 0, 7, 9000, &[1, 2, 3, 4]).unwrap();
+        router.flush(&[3]).unwrap();
+        let (b, lost) = batch(ra.try_recv().unwrap());
+        assert_eq!((b.len(), lost), (1, 3));
+        // The agent stops: what is held goes.
+        router.record(0, 0, 7, 9001, &[1, 2, 3, 4]).unwrap();
+        router.flush(&[3]).unwrap();
+        assert!(ra.try_recv().is_none());
+        router.seal_all();
+        assert_eq!(batch(ra.try_recv().unwrap()).0.len(), 1);
+        // Held no longer than the hold: the next round's end after it hands it over.
+        let (a, ra) = slot("a", 8);
+        let mut router = one_feed(vec![a], Duration::from_millis(20), &metrics);
+        router.record(0, 0, 7, 1, &[1, 2, 3, 4]).unwrap();
+        router.flush(&[0]).unwrap();
+        assert!(ra.try_recv().is_none());
+        std::thread::sleep(Duration::from_millis(30));
+        router.flush(&[0]).unwrap();
+        assert_eq!(batch(ra.try_recv().unwrap()).0.len(), 1);
+    }
+
+    #[test]
+    fn a_feed_packs_once_for_its_plugins_and_a_full_queue_drops_for_its_plugin_alone() {
+        let metrics = AgentMetrics::new("n", &[], Arc::new(PluginMetrics::default()));
+        let ((a, ra), (b, rb)) = (slot("a", 4), slot("b", 1));
+        let mut router = one_feed(vec![a, b], Duration::ZERO, &metrics);
         router.record(0, 0, 7, 1, &[1, 2, 3, 4]).unwrap();
         router.record(0, 1, 8, 2, &[5, 6, 7, 8]).unwrap();
         router.flush(&[0, 0]).unwrap();
@@ -983,7 +1084,7 @@ mod tests {
         assert_eq!(a1.0.as_bytes(), expected.as_bytes());
         // b's queue (one batch) was full for the second: a got it, b lost it, counted as b's.
         assert_eq!(batch(ra.try_recv().unwrap()).0.len(), 1);
-        assert!(rb.try_recv().is_err());
+        assert!(rb.try_recv().is_none());
         let text = metrics.prometheus_text();
         assert!(text.contains("wasmprobe_plugin_events_dropped_total{node=\"n\",plugin=\"b\"} 1\n"), "{text}");
         assert!(!text.contains("wasmprobe_plugin_events_dropped_total{node=\"n\",plugin=\"a\"}"), "{text}");
