@@ -8,6 +8,8 @@
 #   tests/bench/lang-bench.sh            # RUNS=5 rounds, warm start over WARM=15 runs, one cold start
 #   RUNS=9 COLD=0 tests/bench/lang-bench.sh
 #   SKIP_BUILD=1 tests/bench/lang-bench.sh   # reuse the binary and target/bench-lang/syscount-{py,js}.wasm
+#   EXTRA="JS before=/tmp/old-js.wasm" tests/bench/lang-bench.sh   # more plugins in each round
+#     (NAME=PATH, separated by ';'), e.g. an older build to pair with the current one
 #
 # Needs root (to record), the release build, componentize-py and guest-sdk-js's npm ci (as the
 # tests: .ci/setup installs both). The recording (about 3 M raw_syscalls:sys_enter events,
@@ -59,14 +61,16 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then  # SKIP_BUILD=1: the binary and the two com
   fi
 fi
 
-exec python3 - "$wp" "$out" "$RUNS" "$WARM" "$COLD" <<'EOF'
+exec python3 - "$wp" "$out" "$RUNS" "$WARM" "$COLD" "${EXTRA:-}" <<'EOF'
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 wp, out, runs, warm, cold = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
+extra = [tuple(e.split("=", 1)) for e in sys.argv[6].split(";") if e.strip()]
 big = os.path.join(out, "big.dat")
 plugins = [("Rust", "syscount"), ("Python", os.path.join(out, "syscount-py.wasm")), ("JS", os.path.join(out, "syscount-js.wasm"))]
 if os.path.exists(os.path.join(out, "syscount-js-aot.wasm")):
     plugins.append(("JS AOT", os.path.join(out, "syscount-js-aot.wasm")))
+plugins += [(n.strip(), p.strip()) for n, p in extra]
 cache = tempfile.mkdtemp(prefix="lang-bench-cache-")
 env = dict(os.environ, WASMPROBE_CACHE=cache)
 
