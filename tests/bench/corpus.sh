@@ -50,12 +50,32 @@ for i in range($(n $1)):
     s.sendto(b'x' * 64, a); r.recv(128)"
 }
 load_kmem() { load_fs; }
-load_workqueue() { load_write; for _ in $(seq "$(n 200)"); do sleep 0.005; done; }
+# Work items: each write to a pty's master queues the tty's flush work (about 2 events a
+# write), plus what writing back files queues.
+load_workqueue() {
+  load_write
+  python3 -c "import os, pty, tty
+m, s = pty.openpty(); tty.setraw(s)
+for _ in range($(n 60000)):
+    os.write(m, b'x'); os.read(s, 16)"
+}
 load_syscalls() { load_fs; }
 load_write() {
   for i in $(seq "$(n 8)"); do
     dd if=/dev/urandom of="$scratch/w$i" bs=1M count=16 status=none; sync
   done; rm -f "$scratch"/w*; sync
+}
+# Many small files written, synced and removed: the dirtying and writing back of each inode
+# and page (a few large files give only a few thousand writeback events).
+load_writeback() {
+  load_write
+  python3 -c "import os
+d = '$scratch'
+for i in range($(n 10000)):
+    with open(f'{d}/s{i}', 'wb') as f: f.write(b'x' * 4096)
+os.sync()
+for i in range($(n 10000)): os.unlink(f'{d}/s{i}')
+os.sync()"
 }
 load_block() { dd if=/dev/zero of="$scratch/b" bs=64k count="$(n 4000)" oflag=direct status=none; load_write; }
 load_net() { for _ in $(seq "$(n 20)"); do curl -s -o /dev/null "http://127.0.0.1:$port/big"; done; load_udp 50000; }
@@ -87,7 +107,7 @@ block      block                                                block
 net        net                                                  net
 signal     signal                                               signal
 task       task,sched:sched_process_fork,sched:sched_process_exec,sched:sched_process_exit  task
-writeback  writeback                                            write
+writeback  writeback                                            writeback
 power      power:cpu_idle,power:cpu_idle_miss                   power
 uprobes    $UPGROUP                                             uprobes
 "

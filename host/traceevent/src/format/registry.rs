@@ -26,11 +26,18 @@ pub struct EventFormats {
     /// pid → comm, hashed with the project's one cheap hasher (keys are pids, not an
     /// adversary's choice; SipHash would cost most of the per-record lookup).
     cmdlines: HashMap<i32, String, wasmprobe_abi::fxhash::FxBuildHasher>,
+    /// The pids below [`KNOWN_PIDS`] that `cmdlines` holds, one bit each: the sched plugin
+    /// asks for two pids per `sched_switch`, nearly always known.
+    known: Vec<u64>,
     /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
     comm_generation: u64,
     symbols: Symbols,
     dialect: Dialect,
 }
+
+/// Pids below this are looked up in [`EventFormats`]' `known` bits (the kernel's largest
+/// `pid_max`, 2^22: 512 KiB of bits at most, grown to the largest pid seen).
+const KNOWN_PIDS: i32 = 1 << 22;
 
 /// A format and its printer for the registry's dialect, compiled on first use.
 #[derive(Debug, Clone)]
@@ -60,6 +67,7 @@ impl EventFormats {
             by_id: HashMap::new(),
             by_type: Vec::new(),
             cmdlines: HashMap::default(),
+            known: Vec::new(),
             comm_generation: 0,
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
@@ -221,10 +229,32 @@ impl EventFormats {
                 continue;
             };
             if let Ok(pid) = pid.parse::<i32>() {
-                self.cmdlines.insert(pid, comm.trim_end().to_string());
+                self.set_comm(pid, comm.trim_end().to_string());
             }
         }
         self.comm_generation += 1;
+    }
+
+    /// Sets the comm of `pid` (its known bit too).
+    fn set_comm(&mut self, pid: i32, comm: String) {
+        if (0..KNOWN_PIDS).contains(&pid) {
+            let word = pid as usize >> 6;
+            if self.known.len() <= word {
+                self.known.resize(word + 1, 0);
+            }
+            self.known[word] |= 1 << (pid & 63);
+        }
+        self.cmdlines.insert(pid, comm);
+    }
+
+    /// Whether `cmdlines` holds `pid`.
+    #[inline]
+    fn has_comm(&self, pid: i32) -> bool {
+        if (0..KNOWN_PIDS).contains(&pid) {
+            self.known.get(pid as usize >> 6).is_some_and(|w| w >> (pid & 63) & 1 != 0)
+        } else {
+            self.cmdlines.contains_key(&pid)
+        }
     }
 
     /// Adds the symbols of a `/proc/kallsyms` text (for `%pS` and friends).
@@ -253,18 +283,16 @@ impl EventFormats {
 
     /// Records `comm` as the command of `pid`.
     pub fn add_cmdline(&mut self, pid: i32, comm: &str) {
-        self.cmdlines.insert(pid, comm.to_string());
+        self.set_comm(pid, comm.to_string());
         self.comm_generation += 1;
     }
 
     /// Records `comm` as the command of `pid` unless `pid` already has one (or is 0), as
     /// libtraceevent's `tep_register_comm` does.
     pub fn register_comm(&mut self, pid: i32, comm: &str) {
-        if pid != 0 {
-            if let std::collections::hash_map::Entry::Vacant(e) = self.cmdlines.entry(pid) {
-                e.insert(comm.to_string());
-                self.comm_generation += 1;
-            }
+        if pid != 0 && !self.has_comm(pid) {
+            self.set_comm(pid, comm.to_string());
+            self.comm_generation += 1;
         }
     }
 
@@ -273,22 +301,26 @@ impl EventFormats {
     /// `sched_switch` and `sched_wakeup` records, which later lines then show. Call it after
     /// printing each record to reproduce `trace-cmd report` exactly.
     pub fn note_record(&mut self, data: &[u8]) {
-        if self.dialect != Dialect::LibTraceEvent {
-            return;
+        if let Some(i) = self.index_of_record(data) {
+            self.note_record_at(i, data);
         }
-        let Some(i) = self.index_of_record(data) else {
-            return;
-        };
-        if !self.format_at(i).registers_comms() {
+    }
+
+    /// [`EventFormats::note_record`] of a record whose format is at `i` (what
+    /// [`EventFormats::index_of_record`] gave).
+    #[inline]
+    pub(crate) fn note_record_at(&mut self, i: usize, data: &[u8]) {
+        if self.dialect != Dialect::LibTraceEvent || !self.format_at(i).registers_comms() {
             return;
         }
         let Some(event) = self.entry(i).1.libtraceevent() else {
             return;
         };
-        let pairs = event.registered_comms(data, self.endian());
+        let pairs = event.registered_comms(data, self.endian(), |pid| pid == 0 || self.has_comm(pid));
         for (pid, comm) in pairs.into_iter().flatten() {
-            if pid != 0 && !self.cmdlines.contains_key(&pid) {
-                self.cmdlines.insert(pid, String::from_utf8_lossy(comm).into_owned());
+            let comm = String::from_utf8_lossy(comm).into_owned();
+            if !self.has_comm(pid) {
+                self.set_comm(pid, comm);
                 self.comm_generation += 1;
             }
         }

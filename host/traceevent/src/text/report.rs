@@ -238,8 +238,8 @@ impl<'f, R: ReadAt> Report<'f, R> {
             let at = self.formats.index_of_record(rec.data);
             self.lines.line_at(&self.formats, at, rec.cpu, rec.ts, rec.data, out);
             out.push(b'\n');
-            if at.is_some_and(|i| self.formats.format_at(i).registers_comms()) {
-                self.formats.note_record(rec.data);
+            if let Some(i) = at {
+                self.formats.note_record_at(i, rec.data);
             }
             n += 1;
         }

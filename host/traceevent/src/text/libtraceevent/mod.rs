@@ -270,10 +270,16 @@ impl EventText {
     }
 
     /// The `(pid, comm)` pairs a plugin registers when it prints this record
-    /// (`tep_register_comm`, which never replaces a known pid).
-    pub(crate) fn registered_comms<'d>(&self, data: &'d [u8], endian: Endian) -> [Option<(i32, &'d [u8])>; 2] {
+    /// (`tep_register_comm`, which never replaces a known pid), leaving out the pids `skip`
+    /// says are known (their comms are not read).
+    pub(crate) fn registered_comms<'d>(
+        &self,
+        data: &'d [u8],
+        endian: Endian,
+        skip: impl Fn(i32) -> bool,
+    ) -> [Option<(i32, &'d [u8])>; 2] {
         match &self.plugin {
-            Some(p) => p.comms(self, data, endian),
+            Some(p) => p.comms(self, data, endian, skip),
             None => [None, None],
         }
     }

@@ -127,12 +127,22 @@ impl Plugin {
         }
     }
 
-    /// `(pid, comm)` pairs the sched plugin registers while printing.
-    pub(super) fn comms<'d>(self, ev: &EventText, data: &'d [u8], endian: Endian) -> [Option<(i32, &'d [u8])>; 2] {
+    /// `(pid, comm)` pairs the sched plugin registers while printing, but those of pids
+    /// `skip` says are known.
+    pub(super) fn comms<'d>(
+        self,
+        ev: &EventText,
+        data: &'d [u8],
+        endian: Endian,
+        skip: impl Fn(i32) -> bool,
+    ) -> [Option<(i32, &'d [u8])>; 2] {
         // Slots of the plugin's field_names: the comm (any field), the pid (own field).
         let pair = |comm: usize, pid: usize| -> Option<(i32, &'d [u8])> {
             let p = &ev.fields[ev.plugin_fields.get(pid)?.0?];
             let pid = endian.read_uint(data, p.offset, p.size)?;
+            if skip(pid as i32) {
+                return None;
+            }
             let c = &ev.fields[ev.plugin_fields.get(comm)?.1?];
             let b = data.get(c.offset..(c.offset + c.size).min(data.len()))?;
             Some((pid as i32, c_str(b)))
