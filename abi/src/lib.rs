@@ -4,6 +4,8 @@
 //! it that the WIT cannot express, the byte layout of `on-batch`'s packed records:
 //!
 //! - [`batch`]: the 24-byte record header, the 8-byte record alignment, and a reader;
+//! - [`columns`]: one probe's records, or one value of each (pid, timestamp, an integer
+//!   field), in a tight loop: strided over a uniform batch, walked over any other;
 //! - [`FieldKind`]: the WIT `field-kind` enum with its numbering;
 //! - [`fxhash`]: the hasher plugins (and the host) count small integer keys with;
 //! - [`agg`]: bpftrace's aggregations (`count()`, `hist()`, ...) on maps built for Wasm, and
@@ -17,6 +19,7 @@
 
 pub mod agg;
 pub mod batch;
+pub mod columns;
 mod field;
 pub mod fxhash;
 

@@ -15,6 +15,10 @@
 //! Under the hood the host calls `on-batch` with many events packed into one byte buffer (see
 //! `wit/wasmprobe.wit`); this crate walks that buffer and resolves field names to offsets once
 //! per probe, so a field access costs a few compares and an unaligned load.
+//!
+//! Plugins that aggregate (count, sum, bucket) should override [`Plugin::on_batch`] instead and
+//! read whole columns of the batch ([`Batch::pids`], [`Batch::u64s`], ...): a tight loop per
+//! column, no per-event object, the fast path inside Wasm (see [`batch`]).
 
 use std::borrow::Cow;
 use std::cell::{Cell, RefCell};
@@ -22,6 +26,7 @@ use std::fmt;
 use std::rc::Rc;
 
 pub mod agg;
+pub mod batch;
 mod event;
 pub mod metrics;
 #[doc(hidden)]
@@ -29,9 +34,11 @@ pub mod rt;
 pub mod stacks;
 pub mod timeline;
 
+pub use batch::Batch;
 pub use event::Event;
 pub use stacks::Stack;
 pub use wasmprobe_abi::batch::{Malformed, Record, Records, HEADER_LEN};
+pub use wasmprobe_abi::columns::{Column, Int, Rows};
 pub use wasmprobe_abi::fxhash::{self, FxBuildHasher, FxHashMap, FxHashSet, FxHasher};
 pub use wasmprobe_abi::FieldKind;
 
@@ -55,8 +62,22 @@ pub trait Plugin {
     /// [`kernel_supports`] and [`has_symbol`] help choose a fallback.
     fn init(&mut self, args: &Args) -> Result<Plan, String>;
 
-    /// Called once per event, in timestamp order within a batch.
-    fn on_event(&mut self, ev: &Event);
+    /// Called once per event, in timestamp order within a batch (by the default
+    /// [`Plugin::on_batch`]).
+    fn on_event(&mut self, ev: &Event) {
+        let _ = ev;
+    }
+
+    /// Called once per batch of events. The default calls [`Plugin::on_event`] for each
+    /// event, in order. Override it to read whole columns instead ([`Batch::pids`],
+    /// [`Batch::u64s`], ...): the fast path for counters and histograms, with no per-event
+    /// object (see [`batch`]).
+    fn on_batch(&mut self, batch: &Batch)
+    where
+        Self: Sized,
+    {
+        batch.events(|ev| self.on_event(ev));
+    }
 
     /// Called before a batch's events when the kernel lost `count` events since the last batch.
     fn on_lost(&mut self, count: u64) {

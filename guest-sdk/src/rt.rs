@@ -1,14 +1,15 @@
-//! The glue behind [`crate::export!`]: keeps the plugin and the probe layouts, and turns each
-//! `on-batch` call into `on_event` calls. Not for direct use.
+//! The glue behind [`crate::export!`]: keeps the plugin and the probe layouts, and hands each
+//! `on-batch` call to [`Plugin::on_batch`] (by default one `on_event` call per event). Not for
+//! direct use.
 
 use std::any::Any;
 use std::cell::RefCell;
 
-use wasmprobe_abi::batch::{record_at, record_with_stacks_at, Records};
+use wasmprobe_abi::batch::Records;
 use wasmprobe_abi::FieldKind;
 
+use crate::batch::{walk_end, Batch};
 use crate::bindings::wasmprobe::plugin::{run, types};
-use crate::event::Event;
 use crate::{Args, CommCache, Field, Plugin, ProbeId, ProbeInfo};
 
 struct Runtime {
@@ -37,7 +38,7 @@ pub fn init<P: Plugin + 'static>(mut plugin: P, args: Vec<(String, String)>) -> 
 }
 
 /// The `on-batch` export.
-pub fn on_batch<P: Plugin + 'static>(batch: &[u8], lost: u64) -> Result<(), String> {
+pub fn on_batch<P: Plugin + 'static>(bytes: &[u8], lost: u64) -> Result<(), String> {
     RUNTIME.with(|r| {
         let mut guard = r.borrow_mut();
         let rt = guard.as_mut().ok_or("on-batch called before init")?;
@@ -51,9 +52,18 @@ pub fn on_batch<P: Plugin + 'static>(batch: &[u8], lost: u64) -> Result<(), Stri
         if lost > 0 {
             plugin.on_lost(lost);
         }
-        let off = deliver(plugin, probes, comms, batch);
-        if off < batch.len() {
-            return Err(malformed(batch, off, probes.len()));
+        let batch = Batch::new(bytes, probes, comms);
+        plugin.on_batch(&batch);
+        // A batch must end where a record ends: the per-event walk knows where it stopped, a
+        // uniform batch was checked whole; any other is walked here (a plugin that read only
+        // columns of a batch that is not uniform).
+        let off = match batch.walked_to.get() {
+            Some(off) => off,
+            None if batch.uniform().is_some() => bytes.len(),
+            None => walk_end(bytes, probes.len()),
+        };
+        if off < bytes.len() {
+            return Err(malformed(bytes, off, probes.len()));
         }
         plugin.on_batch_end();
         crate::metrics::flush();
@@ -61,36 +71,7 @@ pub fn on_batch<P: Plugin + 'static>(batch: &[u8], lost: u64) -> Result<(), Stri
     })
 }
 
-/// The hot loop: one `on_event` per record, from offset 0 until the batch ends or a record is
-/// malformed (too short, or naming a probe the plan lacks); returns where it stopped. Only the
-/// fast path is here, the error report is [`malformed`]'s: a small loop keeps Cranelift's
-/// registers for the loop's values (the memory base, the epoch deadline) instead of spilling
-/// them around error-formatting code that never runs.
-/// A record with stacks has bit 31 of its probe index set, so it names no probe: the loop then
-/// takes it with [`record_with_stacks_at`] (out of line). `on_event` has this one call site,
-/// so that it is inlined into the loop (a second call site measured 1.3 ns more per event
-/// without stacks in the delivery benchmark).
-#[inline(never)]
-fn deliver<P: Plugin>(plugin: &mut P, probes: &[ProbeInfo], comms: &CommCache, batch: &[u8]) -> usize {
-    let mut off = 0;
-    while let Some((mut rec, mut next)) = record_at(batch, off) {
-        let mut stacks: &[u8] = &[];
-        let probe = match probes.get(rec.probe_index as usize) {
-            Some(p) => p,
-            None => {
-                let Some((r, s, n)) = record_with_stacks_at(batch, off) else { break };
-                let Some(p) = probes.get(r.probe_index as usize) else { break };
-                (rec, stacks, next) = (r, s, n);
-                p
-            }
-        };
-        plugin.on_event(&Event { rec, probe, comms, stacks });
-        off = next;
-    }
-    off
-}
-
-/// Why the record at `off` stopped [`deliver`], worded as the `Records` iterator words it.
+/// Why the record at `off` stopped the walk, worded as the `Records` iterator words it.
 #[cold]
 #[inline(never)]
 fn malformed(batch: &[u8], off: usize, probes: usize) -> String {

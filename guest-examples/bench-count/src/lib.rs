@@ -2,11 +2,13 @@
 //! `--arg work=`: `count` (the default) counts the events per pid in an `agg::Count` and sums
 //! the `id` field; `fxhash` does the same with an `FxHashMap` (std's hashbrown, as before the
 //! aggregations); `hist` puts the `id` field in a log2 `agg::Hist`; `none` only counts the
-//! events (delivery alone). `finish` prints the result so the host can check it against its
-//! native run of the same work.
+//! events (delivery alone). `count`, `hist` and `none` read the batch's columns
+//! (`Plugin::on_batch`, the SDK's path for aggregations), `fxhash` its events one by one.
+//! `finish` prints the result so the host can check it against its native run of the same
+//! work.
 
 use wasmprobe_guest::agg::{Count as CountMap, Hist, Print};
-use wasmprobe_guest::{println, Args, Event, FxHashMap, Plan, Plugin};
+use wasmprobe_guest::{println, Args, Batch, FxHashMap, Plan, Plugin, ProbeId};
 
 #[derive(Default, PartialEq)]
 enum Work {
@@ -43,22 +45,26 @@ impl Plugin for Count {
         Ok(plan)
     }
 
-    fn on_event(&mut self, ev: &Event) {
+    /// The columnar path (the SDK's recommended one for aggregations): whole columns of the
+    /// batch in tight loops. `count`, `hist` and `none` read only `id` and the pids, so their
+    /// work is a loop each; `fxhash` keeps the per-event path, as plugins did before.
+    fn on_batch(&mut self, batch: &Batch) {
+        let enter = ProbeId(0);
         match self.work {
-            Work::None => self.sum += 1,
+            Work::None => self.sum += batch.count(enter) as u64,
             Work::Count => {
                 if let Some(c) = &mut self.per_pid {
-                    c.inc(ev.pid());
+                    batch.pids(enter).for_each(|pid| c.inc(pid));
                 }
-                self.sum = self.sum.wrapping_add(ev.u64("id"));
+                self.sum = batch.u64s(enter, "id").fold(self.sum, u64::wrapping_add);
             }
-            Work::FxHash => {
+            Work::FxHash => batch.events(|ev| {
                 *self.fx.entry(ev.pid()).or_default() += 1;
                 self.sum = self.sum.wrapping_add(ev.u64("id"));
-            }
+            }),
             Work::Hist => {
                 if let Some(h) = &mut self.hist {
-                    h.record((), ev.u64("id"));
+                    batch.u64s(enter, "id").for_each(|id| h.record((), id));
                 }
             }
         }

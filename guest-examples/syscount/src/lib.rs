@@ -21,17 +21,22 @@
 //! and the process table at the end says how many were forgotten.
 //!
 //! The counts are `agg::Count` maps (bpftrace's `@[args.id] = count()`, `@[pid] = count()`):
-//! an update costs a multiply, a probe and an add inside Wasm.
+//! an update costs a multiply, a probe and an add inside Wasm. They are fed a batch's columns
+//! (`Plugin::on_batch`), one loop per column, not one call per event.
 
 use wasmprobe_guest::agg::Count;
 use wasmprobe_guest::metrics::{self, Counter, Gauge};
 use wasmprobe_guest::timeline::{self, Track};
-use wasmprobe_guest::{emit_record, lost_events, println, wants_records, Args, Event, FxHashMap, Plan, Plugin, Value};
+use wasmprobe_guest::{
+    emit_record, lost_events, println, wants_records, Args, Batch, FxHashMap, Plan, Plugin, ProbeId, Value,
+};
 
 const SECOND: u64 = 1_000_000_000;
 
 #[derive(Default)]
 struct Syscount {
+    /// The probe (raw_syscalls:sys_enter).
+    enter: ProbeId,
     top: usize,
     records: bool,
     by_id: Count<i64>,
@@ -70,6 +75,17 @@ impl Syscount {
         }
     }
 
+    /// Counts a call made in second `s` of the trace clock (calls come in time order).
+    fn tick(&mut self, s: u64) {
+        match &mut self.second {
+            Some((cur, n)) if *cur == s => *n += 1,
+            _ => {
+                self.close_second(Some(s));
+                self.second = Some((s, 1));
+            }
+        }
+    }
+
     /// Puts the finished second's count on the counter track, and a 0 for the next second if
     /// no call came in it.
     fn close_second(&mut self, next: Option<u64>) {
@@ -89,6 +105,7 @@ impl Plugin for Syscount {
         let mut plan = Plan::new();
         let enter = plan.tracepoint("sys_enter", "raw_syscalls:sys_enter");
         plan.fields(enter, &["id"]);
+        self.enter = enter;
         let max_series = args.parse("max_series")?.unwrap_or(0);
         let help = "System calls entered, by command name and syscall id";
         self.calls = Some(Counter::declare_capped("syscount_syscalls", help, &["comm", "syscall"], max_series)?);
@@ -118,24 +135,29 @@ impl Plugin for Syscount {
         }
     }
 
-    fn on_event(&mut self, ev: &Event) {
+    /// Whole columns of the batch, one loop each (the SDK's path for counters): the calls per
+    /// second from the timestamps, the calls per syscall from the ids, per process from the
+    /// pids, and per (pid, syscall) for the metric from the records.
+    fn on_batch(&mut self, batch: &Batch) {
+        let enter = self.enter;
         if timeline::enabled() {
-            let s = ev.ts() / SECOND;
-            match &mut self.second {
-                Some((cur, n)) if *cur == s => *n += 1,
-                _ => {
-                    self.close_second(Some(s));
-                    self.second = Some((s, 1));
-                }
+            batch.ts(enter).for_each(|ts| self.tick(ts / SECOND));
+        }
+        let by_id = &mut self.by_id;
+        batch.i64s(enter, "id").for_each(|id| by_id.inc(id));
+        let (by_pid, comms) = (&mut self.by_pid, &mut self.comms);
+        batch.pids(enter).for_each(|pid| {
+            if by_pid.inc_new(pid) {
+                comms.insert(pid, batch.comm(pid).to_string());
             }
-        }
-        let id = ev.i64("id");
-        self.by_id.inc(id);
-        if self.by_pid.inc_new(ev.pid()) {
-            self.comms.insert(ev.pid(), ev.comm().to_string());
-        }
+        });
         if metrics::enabled() {
-            self.pending.inc((ev.pid(), id));
+            if let Some(id) = batch.int(enter, "id") {
+                let pending = &mut self.pending;
+                batch.records(enter).for_each(|r| pending.inc((r.pid, id.read(r.payload))));
+            } else {
+                batch.pids(enter).for_each(|pid| self.pending.inc((pid, 0)));
+            }
         }
     }
 

@@ -5,8 +5,9 @@
 //! Both sides start from the same records (raw kernel payloads, walked with `BatchReader`). The
 //! native callback works on each record in place. The Wasm side packs each record into the
 //! plugin's batch (projected onto the one field the plugin declares, `id`), hands the batch to
-//! `on-batch`, and the guest SDK calls the plugin's `on_event` per record: building the batch,
-//! copying it into the plugin and walking it are all counted against Wasm.
+//! `on-batch`, and the plugin reads the batch's columns (the guest SDK's `Batch`, as its
+//! `on_batch`): building the batch, copying it into the plugin and reading it are all counted
+//! against Wasm.
 //!
 //! The work per event, on both sides the same code (`wasmprobe_abi`, which the guest SDK
 //! re-exports), the plugin being guest-examples/bench-count:
@@ -14,7 +15,10 @@
 //!   add its `id` field (a u64 read through a field offset resolved once);
 //! - `hist`: the `id` field into a log2 `agg::Hist` (`@id = hist(args.id)`);
 //! - `fxhash`: `count` with an `FxHashMap` (std's hashbrown) instead, as plugins did before;
-//! - `none`: delivery alone (walk the records, count them).
+//! - `none`: delivery alone (count the records: the batch's shape, checked once).
+//!
+//! `count`, `hist` and `none` read columns (`wasmprobe_abi::columns`, strided over a uniform
+//! batch), `fxhash` walks the records one by one as the SDK's `on_event` path does.
 //!
 //! The work table gives, per kind of work, the CPU time per event of the whole (delivery and
 //! work) and of the work alone (the whole less `none` of the same side and run), native and
@@ -44,6 +48,7 @@ use wasmprobe::pump::RecordSink;
 use wasmprobe::run::{self, ProbeIds};
 use wasmprobe_abi::agg::{Count, Hist};
 use wasmprobe_abi::batch::record_at;
+use wasmprobe_abi::columns::{Column, Int, Rows, Uniform, Width};
 use wasmprobe_abi::fxhash::FxHashMap;
 
 #[derive(Clone, Default)]
@@ -297,32 +302,37 @@ fn paired(bs: &[&BatchWriter], batch: usize, layout: &Layout, sandbox: &Sandbox,
     (nat, wasm)
 }
 
-/// The guest SDK's loop over a plugin's batch (`record_at`, as `guest-sdk/src/rt.rs` walks
-/// it), natively, with `work` done per record exactly as bench-count does it.
+/// What bench-count's `on_batch` does, natively, with the same code (`wasmprobe_abi`'s
+/// columns, which the guest SDK's `Batch` wraps): `count`, `hist` and `none` read the
+/// batch's columns, `fxhash` walks its records one by one (`record_at`, as the SDK's per-event
+/// loop does) and does the work per record.
 fn native_sdk(packed: &[Vec<u8>], id_off: usize, work: Work) -> Vec<String> {
     let read_id = |p: &[u8]| p.get(id_off..id_off + 8).map_or(0, |s| u64::from_le_bytes(s.try_into().unwrap()));
-    // `on_event` of bench-count, natively: the same code on the same records.
+    let id = Some(Int { offset: id_off, width: Width::U64 });
     let mut per_pid: Count<i32> = Count::new("@");
     let mut fx: FxHashMap<i32, u64> = FxHashMap::default();
     let mut hist: Hist = Hist::new("@id");
     let mut sum = 0u64;
     for b in packed {
         let b = black_box(b.as_slice());
-        let mut off = 0;
-        while let Some((rec, next)) = record_at(b, off) {
-            match work {
-                Work::None => sum += 1,
-                Work::Count => {
-                    per_pid.inc(rec.pid);
-                    sum = sum.wrapping_add(read_id(rec.payload));
-                }
-                Work::FxHash => {
+        // As the SDK's `Batch` does: the shape once, a uniform batch's probe one of the plan's.
+        let uniform = Uniform::of(b).filter(|u| u.probe_index == 0);
+        let rows = || Rows::with(b, uniform, Some(0));
+        match work {
+            Work::None => sum += uniform.map_or_else(|| rows().count(), |u| u.count) as u64,
+            Work::Count => {
+                Column::<i32>::pids(rows()).for_each(|pid| per_pid.inc(pid));
+                sum = Column::<u64>::field(rows(), id).fold(sum, u64::wrapping_add);
+            }
+            Work::FxHash => {
+                let mut off = 0;
+                while let Some((rec, next)) = record_at(b, off) {
                     *fx.entry(rec.pid).or_default() += 1;
                     sum = sum.wrapping_add(read_id(rec.payload));
+                    off = next;
                 }
-                Work::Hist => hist.record((), read_id(rec.payload)),
             }
-            off = next;
+            Work::Hist => Column::<u64>::field(rows(), id).for_each(|v| hist.record((), v)),
         }
     }
     match work {
@@ -376,11 +386,33 @@ fn main() {
     let trace = std::env::args().skip(1).find(|a| a.ends_with(".dat")).map(PathBuf::from);
     // BENCH_CACHE=DIR keeps the compiled plugin (e.g. to disassemble it); default a temp dir.
     let cache = tempfile::tempdir().unwrap();
-    let dir = std::env::var_os("BENCH_CACHE").map(PathBuf::from).unwrap_or_else(|| cache.path().to_path_buf());
-    let sandbox = Sandbox { cache_dir: Some(dir), ..Sandbox::default() };
+    // BENCH_CACHE=off compiles in the process (for `WASMPROBE_PERFMAP=1 perf record`).
+    let dir = match std::env::var_os("BENCH_CACHE") {
+        Some(v) if v == "off" => None,
+        Some(v) => Some(PathBuf::from(v)),
+        None => Some(cache.path().to_path_buf()),
+    };
+    let sandbox = Sandbox { cache_dir: dir, ..Sandbox::default() };
     let layout = layout();
     let runs = runs();
+    // BENCH_ONLY=memory: only the table of plugin work on records in memory.
+    let only_memory = std::env::var("BENCH_ONLY").is_ok_and(|v| v == "memory");
     println!("{events} events of 64-byte payloads, 100 pids; CPU time of this thread, median of {runs} runs");
+    if !only_memory {
+        by_batch_size(events, runs, &layout, &sandbox);
+    }
+    in_memory(events, runs, &sandbox);
+    if only_memory {
+        return;
+    }
+    if let Some(path) = &trace {
+        end_to_end(path, &sandbox);
+    }
+    startup(&sandbox);
+}
+
+/// Work `count` end to end from the source records (pack, copy, walk, work), by batch size.
+fn by_batch_size(events: usize, runs: usize, layout: &Layout, sandbox: &Sandbox) {
     println!("work `count` (per pid, agg::Count, and a sum of id) by batch size:");
     println!("{:>6} {:>12} {:>12} {:>12} {:>8}", "batch", "native ns/ev", "wasm ns/ev", "wasm Mev/s", "ratio");
     for batch in [256, 1024, 4096] {
@@ -389,7 +421,7 @@ fn main() {
         let mut nat = Vec::new();
         let mut wasm = Vec::new();
         for _ in 0..runs {
-            let (n, w) = paired(&bs, batch, &layout, &sandbox, Work::Count);
+            let (n, w) = paired(&bs, batch, layout, sandbox, Work::Count);
             nat.push(n);
             wasm.push(w);
         }
@@ -403,11 +435,15 @@ fn main() {
             per(w) / per(n)
         );
     }
+}
 
+/// The table of plugin work on records in memory, by kind of work.
+fn in_memory(events: usize, runs: usize, sandbox: &Sandbox) {
     // Plugin work on records in memory: both sides start from the batches the plugin is
     // handed (packed and projected once, before timing) and run the same code: the SDK's
-    // per-record step (`wasmprobe_abi::batch::record_at`) and the work, natively here and
-    // compiled to Wasm in the plugin (which also pays for the batch's copy into its memory).
+    // columns (`wasmprobe_abi::columns`, or the per-record step `record_at` for `fxhash`) and
+    // the work, natively here and compiled to Wasm in the plugin (which also pays for the
+    // batch's copy into its memory).
     let batch = 1024;
     let bs = batches(events, batch);
     let events = bs.len() * batch;
@@ -417,7 +453,7 @@ fn main() {
     for _ in 0..runs {
         let mut run = Vec::new();
         for &k in &kinds {
-            run.push(paired_in_memory(&bs, batch, &sandbox, k));
+            run.push(paired_in_memory(&bs, batch, sandbox, k));
         }
         let (n0, w0) = (per(run[0].0), per(run[0].1));
         for (t, (n, w)) in times.iter_mut().zip(&run) {
@@ -447,12 +483,6 @@ fn main() {
             println!("{:>7} {n:>12.1} {w:>12.1} {:>7.2}x {nw:>12.1} {ww:>12.1} {:>7.2}x", k.arg(), w / n, ww / nw);
         }
     }
-
-    if let Some(path) = &trace {
-        end_to_end(path, &sandbox);
-    }
-
-    startup(&sandbox);
 }
 
 /// Start-up: load (compile, or map from the cache) + link and instantiate + `init` and the
