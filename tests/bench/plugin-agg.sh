@@ -3,7 +3,10 @@
 # warm: the delivery benchmark, native and Wasm paired in every run, medians.
 #
 #   tests/bench/plugin-agg.sh [RUNS]        (default 7 runs; `uptime` first: load < 3 is best)
+#   BENCH_ONLY=memory tests/bench/plugin-agg.sh 9   (only the table of work on records in memory)
 #
+# The in-memory table runs the same code on both sides: bench-count's `on_batch` (the Rust SDK's
+# columns, `wasmprobe_abi::columns`) compiled to Wasm, and the same calls natively.
 # Also times the warm start of the Python and JS plugins the plugin_langs tests built, if
 # present (target/tmp/lang-guests/*.wasm).
 set -eu
