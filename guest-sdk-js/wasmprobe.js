@@ -602,7 +602,7 @@ export class Batch {
     const len = n * 4;
     const w = new Float64Array(this.u8.buffer, this.u8.byteOffset, len);
     // The runs of (pid, cpu) words (word 2 of each record, read as doubles: no BigInt per
-    // read), eight records a step.
+    // read), sixteen records a step.
     const rw = runWords;
     const rc = runCounts;
     let nruns = 0;
@@ -610,19 +610,32 @@ export class Batch {
     let p = w[2];
     let run = 0;
     let r = 2;
-    const P1 = w.subarray(Math.min(4, len));
-    const P2 = w.subarray(Math.min(8, len));
-    const P3 = w.subarray(Math.min(12, len));
-    const P4 = w.subarray(Math.min(16, len));
-    const P5 = w.subarray(Math.min(20, len));
-    const P6 = w.subarray(Math.min(24, len));
-    const P7 = w.subarray(Math.min(28, len));
-    for (const end8 = len - 28; r < end8; r += 32) {
-      if (w[r] === p && P1[r] === p && P2[r] === p && P3[r] === p && P4[r] === p && P5[r] === p && P6[r] === p && P7[r] === p) {
-        run += 8;
+    const at = (k) => w.subarray(Math.min(4 * k, len)); // record k's word 2 at index r
+    const [P1, P2, P3, P4, P5, P6, P7, P8] = [at(1), at(2), at(3), at(4), at(5), at(6), at(7), at(8)];
+    const [P9, P10, P11, P12, P13, P14, P15] = [at(9), at(10), at(11), at(12), at(13), at(14), at(15)];
+    for (const end16 = len - 60; r < end16; r += 64) {
+      if (
+        w[r] === p &&
+        P1[r] === p &&
+        P2[r] === p &&
+        P3[r] === p &&
+        P4[r] === p &&
+        P5[r] === p &&
+        P6[r] === p &&
+        P7[r] === p &&
+        P8[r] === p &&
+        P9[r] === p &&
+        P10[r] === p &&
+        P11[r] === p &&
+        P12[r] === p &&
+        P13[r] === p &&
+        P14[r] === p &&
+        P15[r] === p
+      ) {
+        run += 16;
         continue;
       }
-      for (let k = r; k < r + 32; k += 4) {
+      for (let k = r; k < r + 64; k += 4) {
         const q = w[k];
         if (q === p) {
           run += 1;
