@@ -10,6 +10,8 @@
 #   SKIP_BUILD=1 tests/bench/lang-bench.sh   # reuse the binary and target/bench-lang/syscount-{py,js}.wasm
 #   EXTRA="JS before=/tmp/old-js.wasm" tests/bench/lang-bench.sh   # more plugins in each round
 #     (NAME=PATH, separated by ';'), e.g. an older build to pair with the current one
+#   RUST=target/guests/wasm32-wasip2/release/syscount.wasm tests/bench/lang-bench.sh
+#     # the Rust syscount as built now from guest-examples/ (default: the binary's built-in)
 #
 # Needs root (to record), the release build, componentize-py and guest-sdk-js's npm ci (as the
 # tests: .ci/setup installs both). The recording (about 3 M raw_syscalls:sys_enter events,
@@ -61,13 +63,14 @@ if [ "${SKIP_BUILD:-0}" != 1 ]; then  # SKIP_BUILD=1: the binary and the two com
   fi
 fi
 
-exec python3 - "$wp" "$out" "$RUNS" "$WARM" "$COLD" "${EXTRA:-}" <<'EOF'
+exec python3 - "$wp" "$out" "$RUNS" "$WARM" "$COLD" "${EXTRA:-}" "${RUST:-syscount}" <<'EOF'
 import json, os, shutil, statistics, subprocess, sys, tempfile, time
 
 wp, out, runs, warm, cold = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5] == "1"
 extra = [tuple(e.split("=", 1)) for e in sys.argv[6].split(";") if e.strip()]
+rust = sys.argv[7]
 big = os.path.join(out, "big.dat")
-plugins = [("Rust", "syscount"), ("Python", os.path.join(out, "syscount-py.wasm")), ("JS", os.path.join(out, "syscount-js.wasm"))]
+plugins = [("Rust", rust), ("Python", os.path.join(out, "syscount-py.wasm")), ("JS", os.path.join(out, "syscount-js.wasm"))]
 if os.path.exists(os.path.join(out, "syscount-js-aot.wasm")):
     plugins.append(("JS AOT", os.path.join(out, "syscount-js-aot.wasm")))
 plugins += [(n.strip(), p.strip()) for n, p in extra]
@@ -105,9 +108,9 @@ recordings = [r for r in (big, os.path.join(out, "two.dat")) if os.path.exists(r
 events, cpu, rss = {}, {}, {}
 for rec in recordings:
     # The events of the recording, and the reference output (the Rust one's).
-    _, _, _, ref = run(["run", "syscount", "--replay", rec, "--arg", "records=1", "--arg", "top=100000", "--json"])
+    _, _, _, ref = run(["run", rust, "--replay", rec, "--arg", "records=1", "--arg", "top=100000", "--json"])
     events[rec] = sum(r["count"] for r in map(json.loads, ref.splitlines()) if "syscall" in r)
-    _, _, _, ref = run(replay("syscount", rec))
+    _, _, _, ref = run(replay(rust, rec))
     for name, p in plugins:  # one warm-up round, checking the outputs are equal
         _, _, _, o = run(replay(p, rec))
         if o != ref:
