@@ -43,8 +43,9 @@ function makeBatch(n, size, signed, offset) {
   const buf = new ArrayBuffer(offset + n * 32);
   const u8 = new Uint8Array(buf, offset, n * 32);
   const dv = new DataView(buf, offset, n * 32);
-  const small = rand(4) === 0; // timestamps near 0: among the field's values
-  let ts = small ? BigInt(rand(50)) : BigInt(1e13) + BigInt(rand(1e9));
+  // Timestamps near 0 (among the field's values), around the probe-and-length word, or as
+  // a trace clock's.
+  let ts = pick([BigInt(rand(50)), (BigInt(size) << 32n) - BigInt(rand(40)), BigInt(1e13) + BigInt(rand(1e9))]);
   const npids = pick([1, 1, 2, 3, 20, 200]);
   const pids = Array.from({ length: npids }, () => pick([0, 1, 7, rand(100), 1000 + rand(1e6), -5]));
   const cpus = [0, 1, 3, pick([0, 2, 0x80000000, 0x7ff80000])];
