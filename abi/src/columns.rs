@@ -386,7 +386,13 @@ mod tests {
     use crate::batch::{StackTrailer, KSTACK};
 
     fn push(b: &mut Vec<u8>, probe: u32, pid: i32, payload: &[u8]) {
-        let h = Header { probe_index: probe, payload_len: payload.len() as u32, ts: pid as u64 * 100, pid, cpu: 1 };
+        let h = Header {
+            probe_index: probe,
+            payload_len: payload.len() as u32,
+            ts: (pid as u64).wrapping_mul(100),
+            pid,
+            cpu: 1,
+        };
         b.extend_from_slice(&h.encode());
         b.extend_from_slice(payload);
         b.resize(padded(b.len()), 0);
@@ -462,6 +468,29 @@ mod tests {
         push(&mut u, 0, 3, &[0; 20]);
         assert_eq!(Uniform::of(&u), None);
         assert_eq!(Rows::empty().count(), 0);
+    }
+
+    #[test]
+    fn columns_read_every_width_as_int_read_does() {
+        let p = [0xff, 0xfe, 0xff, 0x7f, 0x01, 0, 0, 0x80, 5, 0, 0, 0];
+        let mut b = Vec::new();
+        push(&mut b, 0, -7, &p);
+        push(&mut b, 0, 9, &p);
+        let widths = [Width::U8, Width::I8, Width::U16, Width::I16, Width::U32, Width::I32, Width::U64];
+        for rows in [Rows::of(&b, Some(0)), Rows::with(&b, None, Some(0))] {
+            for w in widths {
+                for offset in [0, 1, 4] {
+                    let int = Int { offset, width: w };
+                    let got: Vec<i64> = Column::field(rows.clone(), Some(int)).collect();
+                    let mut folded = Vec::new();
+                    Column::<i64>::field(rows.clone(), Some(int)).for_each(|v| folded.push(v));
+                    assert_eq!(got, [int.read(&p); 2], "{w:?} at {offset}");
+                    assert_eq!(folded, got);
+                }
+            }
+            assert_eq!(Column::<i32>::pids(rows.clone()).collect::<Vec<_>>(), [-7, 9]);
+            assert_eq!(Column::<u64>::ts(rows.clone()).collect::<Vec<_>>(), [(-7i64 as u64).wrapping_mul(100), 900]);
+        }
     }
 
     #[test]

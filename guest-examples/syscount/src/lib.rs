@@ -43,6 +43,8 @@ struct Syscount {
     by_pid: Count<i32>,
     /// Per pid: its comm, as first seen.
     comms: FxHashMap<i32, String>,
+    /// The pids first seen in the batch being read.
+    new_pids: Vec<i32>,
     /// For the timeline: the second being counted (trace clock) and its calls so far.
     second: Option<(u64, u64)>,
     /// The metric, and this batch's counts per (pid, syscall) not yet added to it.
@@ -145,12 +147,16 @@ impl Plugin for Syscount {
         }
         let by_id = &mut self.by_id;
         batch.i64s(enter, "id").for_each(|id| by_id.inc(id));
-        let (by_pid, comms) = (&mut self.by_pid, &mut self.comms);
+        // The loop stays small (LLVM inlines its closure): new pids are named after it.
+        let (by_pid, new_pids) = (&mut self.by_pid, &mut self.new_pids);
         batch.pids(enter).for_each(|pid| {
             if by_pid.inc_new(pid) {
-                comms.insert(pid, batch.comm(pid).to_string());
+                new_pids.push(pid);
             }
         });
+        for pid in self.new_pids.drain(..) {
+            self.comms.insert(pid, batch.comm(pid).to_string());
+        }
         if metrics::enabled() {
             if let Some(id) = batch.int(enter, "id") {
                 let pending = &mut self.pending;
