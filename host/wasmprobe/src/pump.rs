@@ -22,7 +22,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{anyhow, Context, Result};
-use crossbeam::channel::{bounded, unbounded, Receiver, RecvTimeoutError, Sender};
+use std::sync::mpsc::{self, RecvTimeoutError};
+
+use crossbeam::channel::{bounded, Receiver, Sender};
 use nix::fcntl::OFlag;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use traceevent::{Endian, EventHeader, MissedEvents, PageHeader, Record, Records, SubBuffer};
@@ -151,7 +153,10 @@ const SPARES: usize = 16;
 
 /// The reader threads of an instance and what decodes their rounds.
 pub struct Pump {
-    rounds: Receiver<Result<Round>>,
+    /// A std channel: its receiver parks after a short spin, where crossbeam's yields the CPU
+    /// up to four times first (a few percent of a run's CPU under a syscall storm on two
+    /// CPUs, spent waiting for the readers).
+    rounds: mpsc::Receiver<Result<Round>>,
     queued: Arc<AtomicUsize>,
     spare: Sender<Vec<u8>>,
     /// Tells the readers to read everything one last time and stop.
@@ -200,7 +205,7 @@ impl Pump {
             (0..cpus).map(|c| CpuReader::open_with(instance, c, true, mode)).collect::<tracefs::Result<Vec<_>>>()?;
         let raw = raw_to.as_ref().map(|_| raw::RawCounts::new(instance, cpus));
         let mut outs = raw_to.map(Vec::into_iter);
-        let (round_tx, rounds) = unbounded();
+        let (round_tx, rounds) = mpsc::channel();
         let (spare, spare_rx) = bounded(SPARES * cpus.max(1));
         let (tid_tx, tid_rx) = bounded(cpus.max(1));
         let queued = Arc::new(AtomicUsize::new(0));
@@ -470,7 +475,7 @@ const FULL_SLACK: usize = 512;
 /// What every reader thread shares with the others and the consumer.
 struct Shared {
     page_header: PageHeader,
-    rounds: Sender<Result<Round>>,
+    rounds: mpsc::Sender<Result<Round>>,
     queued: Arc<AtomicUsize>,
     spare: Receiver<Vec<u8>>,
     finish: Arc<AtomicBool>,

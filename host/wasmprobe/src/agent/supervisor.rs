@@ -18,7 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result};
-use crossbeam::channel::{bounded, unbounded, Receiver, Sender};
+use crossbeam::channel::{unbounded, Receiver, Sender};
 use tracefs::Tracefs;
 
 use super::config::{Config, PluginSpec, Restart};
@@ -151,12 +151,12 @@ struct Feed {
 impl Feed {
     /// Hands the batch collected so far to every member's queue (shared, not copied); `wake`:
     /// see [`Slot::send`].
-    fn seal(&mut self, slots: &mut [Option<Slot>], spare: &(Sender<BatchWriter>, Receiver<BatchWriter>), wake: bool) {
+    fn seal(&mut self, slots: &mut [Option<Slot>], spare: &Spares, wake: bool) {
         if self.batch.is_empty() {
             return;
         }
         self.since = None;
-        let fresh = spare.1.try_recv().unwrap_or_default();
+        let fresh = spare.take();
         let batch = Arc::new(std::mem::replace(&mut self.batch, fresh));
         let (n, now) = (batch.len() as u64, Instant::now());
         for &s in &self.members {
@@ -165,9 +165,31 @@ impl Feed {
             }
         }
         // Nobody took it (every queue full): its allocation is used again.
-        if let Ok(mut b) = Arc::try_unwrap(batch) {
-            b.clear();
-            let _ = spare.0.try_send(b);
+        if let Ok(b) = Arc::try_unwrap(batch) {
+            spare.give(b);
+        }
+    }
+}
+
+/// Emptied batches for reuse, the last one given back taken first: its memory is the likeliest
+/// to be in a cache still (taken in the order given back, the pump would cycle through every
+/// spare, up to 64 of 128 KiB). Under a syscall storm on this machine's two busy CPUs the
+/// difference was within the noise.
+#[derive(Clone, Default)]
+struct Spares(Arc<Mutex<Vec<BatchWriter>>>);
+
+impl Spares {
+    /// An empty batch: the spare given back last, or a new one.
+    fn take(&self) -> BatchWriter {
+        self.0.lock().unwrap().pop().unwrap_or_default()
+    }
+
+    /// Keeps `batch` (emptied) for reuse, unless [`SPARE_BATCHES`] are kept already.
+    fn give(&self, mut batch: BatchWriter) {
+        batch.clear();
+        let mut spares = self.0.lock().unwrap();
+        if spares.len() < SPARE_BATCHES {
+            spares.push(batch);
         }
     }
 }
@@ -203,7 +225,7 @@ struct Router {
     /// By session index: (feed, plan index) of every feed reading that probe.
     consumers: Vec<Vec<(usize, u32)>>,
     /// Emptied batches: the plugins' threads give them back, the feeds take them.
-    spare: (Sender<BatchWriter>, Receiver<BatchWriter>),
+    spare: Spares,
     metrics: AgentMetrics,
     read: Vec<u64>,
     read_reported: Vec<u64>,
@@ -417,7 +439,7 @@ fn worker(
     tracefs: Tracefs,
     output: AgentOutput,
     rx: QueueRx<ToWorker>,
-    spare: Sender<BatchWriter>,
+    spare: Spares,
     status: Sender<Status>,
     (slot, gen): (usize, u64),
     metrics: AgentMetrics,
@@ -472,9 +494,8 @@ fn worker(
                     latency.observe(sent.elapsed().as_secs_f64());
                 }
                 // The last of its feed to be done with it gives it back for reuse.
-                if let Ok(mut b) = Arc::try_unwrap(b) {
-                    b.clear();
-                    let _ = spare.try_send(b);
+                if let Ok(b) = Arc::try_unwrap(b) {
+                    spare.give(b);
                 }
                 r
             }
@@ -522,7 +543,7 @@ impl Agent {
                 slots: Vec::new(),
                 feeds: Vec::new(),
                 consumers: Vec::new(),
-                spare: bounded(SPARE_BATCHES),
+                spare: Spares::default(),
                 metrics: metrics.clone(),
                 read: Vec::new(),
                 read_reported: Vec::new(),
@@ -570,7 +591,7 @@ impl Agent {
         let slot = self.router.slots[s].as_mut().expect("live slot");
         slot.gen += 1;
         let (tx, rx) = queue(queue_len);
-        let spare_tx = self.router.spare.0.clone();
+        let spare_tx = self.router.spare.clone();
         let version = slot_version(&slot.spec);
         let output = AgentOutput::new(writer, &node, slot.name(), &version);
         let (spec, gen) = (slot.spec.clone(), slot.gen);
@@ -1018,7 +1039,7 @@ mod tests {
             slots: slots.into_iter().map(Some).collect(),
             feeds: vec![Some(feed)],
             consumers: vec![vec![(0, 0)]],
-            spare: bounded(4),
+            spare: Spares::default(),
             metrics: metrics.clone(),
             read: Vec::new(),
             read_reported: Vec::new(),
