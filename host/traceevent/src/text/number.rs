@@ -135,6 +135,11 @@ pub(crate) fn write_int(
 /// left in the sink itself (sign, padding, digits) and cut to length.
 #[inline]
 pub(crate) fn write_plain_int(out: &mut Vec<u8>, v: u64, size: usize, letter: u8, zero: bool, width: usize) {
+    if width == 0 && letter != b'o' && letter != b'x' && letter != b'X' {
+        // `%d %i %u` with no width, the commonest: no padding to lay out.
+        let (neg, magnitude, _, _) = split(v, size, letter);
+        return write_dec(out, neg, magnitude);
+    }
     let (neg, magnitude, base, upper) = split(v, size, letter);
     let len = digit_count(magnitude, base) + usize::from(neg);
     let total = len.max(width);
@@ -155,6 +160,32 @@ pub(crate) fn write_plain_int(out: &mut Vec<u8>, v: u64, size: usize, letter: u8
         buf[at - 1] = b'-';
     }
     out.truncate(start + total);
+}
+
+/// `-` when `neg`, then `m` in decimal: the digits go into a fixed 24-byte run appended to
+/// `out` (one fixed-size store, no `memcpy` call), which is then cut to length.
+#[inline]
+fn write_dec(out: &mut Vec<u8>, neg: bool, mut m: u64) {
+    let len = m.checked_ilog10().unwrap_or(0) as usize + 1 + usize::from(neg);
+    let start = out.len();
+    out.extend_from_slice(&[b'-'; 24]);
+    let buf: &mut [u8; 24] = (&mut out[start..start + 24]).try_into().expect("24 bytes");
+    let mut at = len;
+    while m >= 100 {
+        let pair = (m % 100) as usize * 2;
+        m /= 100;
+        at -= 2;
+        buf[at] = DEC_PAIRS[pair];
+        buf[at + 1] = DEC_PAIRS[pair + 1];
+    }
+    if m >= 10 {
+        let pair = m as usize * 2;
+        buf[at - 2] = DEC_PAIRS[pair];
+        buf[at - 1] = DEC_PAIRS[pair + 1];
+    } else {
+        buf[at - 1] = b'0' + m as u8;
+    }
+    out.truncate(start + len);
 }
 
 /// `%llx`: `v` in lower-case hex, no prefix (what `core::fmt`'s `{:x}` prints, without it).
@@ -311,7 +342,7 @@ mod tests {
         for &v in &[0u64, 1, 9, 10, 15, 16, 0xabc, 0x7ffd_1234_5678, u64::MAX, 1 << 63, 0x0123_4567_89ab_cdef] {
             for letter in [b'd', b'u', b'x', b'X', b'o'] {
                 for size in [1, 2, 4, 8] {
-                    for (zero, width) in [(false, 0), (false, 16), (true, 20), (false, 32), (true, 3)] {
+                    for (zero, width) in [(false, 0), (true, 0), (false, 16), (true, 20), (false, 32), (true, 3)] {
                         let flags = Flags { zero, ..Flags::default() };
                         let mut general = Vec::new();
                         write_int(&mut general, v, size, letter, flags, width, None, Style::Glibc);
