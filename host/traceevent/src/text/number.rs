@@ -135,10 +135,13 @@ pub(crate) fn write_int(
 /// left in the sink itself (sign, padding, digits) and cut to length.
 #[inline]
 pub(crate) fn write_plain_int(out: &mut Vec<u8>, v: u64, size: usize, letter: u8, zero: bool, width: usize) {
-    if width == 0 && letter != b'o' && letter != b'x' && letter != b'X' {
-        // `%d %i %u` with no width, the commonest: no padding to lay out.
-        let (neg, magnitude, _, _) = split(v, size, letter);
-        return write_dec(out, neg, magnitude);
+    if width == 0 && letter != b'o' {
+        // No width, the commonest: no padding to lay out.
+        let (neg, magnitude, base, upper) = split(v, size, letter);
+        return match base {
+            16 => write_hex(out, magnitude, upper),
+            _ => write_dec(out, neg, magnitude),
+        };
     }
     let (neg, magnitude, base, upper) = split(v, size, letter);
     let len = digit_count(magnitude, base) + usize::from(neg);
@@ -184,6 +187,28 @@ fn write_dec(out: &mut Vec<u8>, neg: bool, mut m: u64) {
         buf[at - 1] = DEC_PAIRS[pair + 1];
     } else {
         buf[at - 1] = b'0' + m as u8;
+    }
+    out.truncate(start + len);
+}
+
+/// `m` in hex: as [`write_dec`], two digits a lookup.
+#[inline]
+fn write_hex(out: &mut Vec<u8>, mut m: u64, upper: bool) {
+    let pairs = if upper { &HEX_PAIRS_UPPER } else { &HEX_PAIRS };
+    let len = (64 - (m | 1).leading_zeros()).div_ceil(4) as usize;
+    let start = out.len();
+    out.extend_from_slice(&[b'0'; 16]);
+    let buf: &mut [u8; 16] = (&mut out[start..start + 16]).try_into().expect("16 bytes");
+    let mut at = len;
+    while at >= 2 {
+        let pair = (m & 0xff) as usize * 2;
+        at -= 2;
+        buf[at] = pairs[pair];
+        buf[at + 1] = pairs[pair + 1];
+        m >>= 8;
+    }
+    if at == 1 {
+        buf[0] = pairs[(m & 0xf) as usize * 2 + 1];
     }
     out.truncate(start + len);
 }
