@@ -20,12 +20,18 @@
 #   Goal (issue 12): the agent with 4 plugins at most 1.5x one plugin's run, on total.
 #   The tool-only ratio is printed as well.
 #
+# The yardstick is plain `run syscount` (1run). An agent's plugins also keep their metrics
+# (syscount counts each call per (pid, syscall) for syscount_syscalls_total), which a plain
+# run does not: the row 1run+m is the same run with `--metrics-listen`, the one plugin doing
+# what each syscount of the agent does, and the agent's ratio to it is printed too.
+#
 #   BUILD=0 RUNS=5 tests/bench/agent-storm.sh      (BUILD=0: use target/release as it is;
-#                                                   THREADS=2 N=1000000 PORT=19479)
+#                                                   THREADS=2 N=1000000 PORT=19479
+#                                                   OUT=target/bench-agent)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 THREADS=${THREADS:-2} N=${N:-1000000} RUNS=${RUNS:-5} PORT=${PORT:-19479}
-out=target/bench-agent
+out=${OUT:-target/bench-agent}
 mkdir -p "$out"
 gcc -O2 -pthread -o "$out/storm" tests/bench/storm.c
 [ "${BUILD:-1}" = 0 ] || cargo build --release -q -p wasmprobe
@@ -107,6 +113,15 @@ for run in $(seq "$RUNS"); do
   wait "$p" || true
   row 1run "$run" "$(delivered_lost "$out/one.err")"
 
+  # --- the same with its metrics kept and served, as in the agent ---
+  "$W" run syscount --metrics-listen "127.0.0.1:$((PORT + 1))" >/dev/null 2>"$out/onem.err" &
+  p=$!
+  sleep 1.5
+  window "$p"
+  kill -INT "$p"
+  wait "$p" || true
+  row 1run+m "$run" "$(delivered_lost "$out/onem.err")"
+
   # --- one agent, four plugins ---
   "$W" agent --config "$out/agent.toml" >/dev/null 2>"$out/agent.err" &
   p=$!
@@ -138,10 +153,14 @@ median() { sort -g | awk '{a[NR]=$1} END{if (NR%2) print a[(NR+1)/2]; else print
 echo
 echo "medians of $RUNS rounds (ratios taken round by round, then their median):"
 printf '%-6s %12s %12s %14s %14s\n' mode ns/ev_tool ns/ev_total tool/1run total/1run
-for m in 1run agent 4runs; do
+for m in 1run 1run+m agent 4runs; do
   tm=$(for r in $(seq "$RUNS"); do echo "${TL[$m,$r]}"; done | median)
   om=$(for r in $(seq "$RUNS"); do echo "${TOT[$m,$r]}"; done | median)
   tr=$(for r in $(seq "$RUNS"); do awk -v a="${TL[$m,$r]}" -v b="${TL[1run,$r]}" 'BEGIN{printf "%.3f\n", a/b}'; done | median)
   orr=$(for r in $(seq "$RUNS"); do awk -v a="${TOT[$m,$r]}" -v b="${TOT[1run,$r]}" 'BEGIN{printf "%.3f\n", a/b}'; done | median)
   printf '%-6s %12s %12s %13.2fx %13.2fx\n' "$m" "$tm" "$om" "$tr" "$orr"
 done
+# The agent against the one plugin keeping its metrics (1run+m), round by round.
+tr=$(for r in $(seq "$RUNS"); do awk -v a="${TL[agent,$r]}" -v b="${TL[1run+m,$r]}" 'BEGIN{printf "%.3f\n", a/b}'; done | median)
+orr=$(for r in $(seq "$RUNS"); do awk -v a="${TOT[agent,$r]}" -v b="${TOT[1run+m,$r]}" 'BEGIN{printf "%.3f\n", a/b}'; done | median)
+printf 'agent against 1run+m: %.2fx (tool), %.2fx (total)\n' "$tr" "$orr"

@@ -12,7 +12,8 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Condvar, Mutex};
 
-/// Batches waiting that wake the receiver even before the round ends.
+/// Batches waiting that wake the receiver even before the round ends (at most half the queue:
+/// a small queue must not fill while its receiver sleeps).
 pub const WAKE_AT: usize = 4;
 
 struct State<T> {
@@ -46,15 +47,15 @@ pub fn queue<T>(cap: usize) -> (QueueTx<T>, QueueRx<T>) {
 
 impl<T> QueueTx<T> {
     /// Adds `item` unless the queue is full or its receiver gone (then it is given back).
-    /// A parked receiver is woken when `wake` is set or [`WAKE_AT`] items wait; otherwise
-    /// the next [`QueueTx::wake`] does it.
+    /// A parked receiver is woken when `wake` is set or [`WAKE_AT`] items wait (half the
+    /// queue, if that is fewer); otherwise the next [`QueueTx::wake`] does it.
     pub fn try_push(&self, item: T, wake: bool) -> Result<(), T> {
         let mut st = self.0.state.lock().unwrap();
         if st.gone || st.items.len() >= self.0.cap {
             return Err(item);
         }
         st.items.push_back(item);
-        if st.waiting && (wake || st.items.len() >= WAKE_AT) {
+        if st.waiting && (wake || st.items.len() >= WAKE_AT.min(self.0.cap.div_ceil(2))) {
             st.waiting = false;
             self.0.ready.notify_one();
         }
@@ -169,5 +170,21 @@ mod tests {
         let values: Vec<usize> = got.iter().map(|g| g.0).collect();
         assert_eq!(values, [1, 10, 11, 12, 13, 99]);
         assert!(got[0].1 >= woken, "the first item was taken before the wake");
+    }
+
+    #[test]
+    fn a_small_queue_wakes_its_receiver_before_it_is_full() {
+        let (tx, rx) = queue(2);
+        let got = std::thread::spawn(move || rx.recv());
+        std::thread::sleep(Duration::from_millis(50));
+        // Half of two: one item wakes it, without wake().
+        tx.try_push(7, false).unwrap();
+        let t0 = Instant::now();
+        while !got.is_finished() && t0.elapsed() < Duration::from_secs(5) {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert!(got.is_finished(), "the receiver slept on a half-full queue of two");
+        assert_eq!(got.join().unwrap(), Some(7));
+        drop(tx);
     }
 }
