@@ -175,3 +175,79 @@ pub(crate) fn walk_end(batch: &[u8], probes: usize) -> usize {
     }
     off
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Field;
+    use wasmprobe_abi::batch::{padded, Header, HEADER_LEN};
+
+    fn probe(i: u32, fields: &[(&str, u32, u32, bool)]) -> ProbeInfo {
+        let mut p = ProbeInfo::new(ProbeId(i), format!("p{i}"));
+        p.fields = fields
+            .iter()
+            .map(|&(name, offset, size, signed)| Field {
+                name: name.into(),
+                offset,
+                size,
+                signed,
+                kind: FieldKind::Integer,
+                elem_size: 1,
+            })
+            .collect();
+        p
+    }
+
+    fn push(b: &mut Vec<u8>, probe: u32, pid: i32, payload: &[u8]) {
+        let h = Header { probe_index: probe, payload_len: payload.len() as u32, ts: 10 * pid as u64, pid, cpu: 0 };
+        b.extend_from_slice(&h.encode());
+        b.extend_from_slice(payload);
+        b.resize(padded(b.len()), 0);
+    }
+
+    /// Columns, counts and events agree, in a uniform batch and in a mixed one; the runtime's
+    /// check finds where a malformed batch stops.
+    #[test]
+    fn columns_and_events_agree_uniform_or_not() {
+        let probes = [probe(0, &[("id", 0, 8, true)]), probe(1, &[("ret", 0, 4, true)])];
+        let comms = CommCache::default();
+        let mut uniform = Vec::new();
+        for pid in 1..=6 {
+            push(&mut uniform, 0, pid, &(-(pid as i64)).to_le_bytes());
+        }
+        let mut mixed = uniform.clone();
+        push(&mut mixed, 1, 7, &(-7i32).to_le_bytes());
+        for (bytes, is_uniform) in [(&uniform, true), (&mixed, false)] {
+            let b = Batch::new(bytes, &probes, &comms);
+            assert_eq!(b.uniform().is_some(), is_uniform);
+            let (p0, p1) = (ProbeId(0), ProbeId(1));
+            assert_eq!(b.count(p0), 6);
+            assert_eq!(b.count(p1), if is_uniform { 0 } else { 1 });
+            assert_eq!(b.pids(p0).collect::<Vec<_>>(), [1, 2, 3, 4, 5, 6]);
+            assert_eq!(b.i64s(p0, "id").sum::<i64>(), -21);
+            assert_eq!(b.u64s(p0, "id").next(), Some(u64::MAX));
+            assert_eq!(b.i64s(p1, "ret").collect::<Vec<_>>(), if is_uniform { vec![] } else { vec![-7] });
+            assert_eq!(b.u64s(p0, "nope").sum::<u64>(), 0);
+            assert_eq!(b.ts(p0).last(), Some(60));
+            assert!(b.int(p0, "ret").is_none());
+            let id = b.int(p0, "id").unwrap();
+            let mut by_record = Vec::new();
+            b.records(p0).for_each(|r| by_record.push((r.pid, id.read(r.payload))));
+            assert_eq!(by_record[5], (6, -6));
+            assert_eq!(b.all_records().count(), bytes.len() / 32);
+            // The per-event path: every event, in order, with its fields by name.
+            let mut events = Vec::new();
+            b.events(|ev| events.push((ev.probe().0, ev.pid(), ev.i64("id") + ev.i64("ret"))));
+            assert_eq!(events.len(), bytes.len() / 32);
+            assert_eq!(events[0], (0, 1, -1));
+            assert_eq!(b.walked_to.get(), Some(bytes.len()));
+            assert_eq!(walk_end(bytes, 2), bytes.len());
+        }
+        // A record cut short, and a probe the plan lacks, stop the walk where they start.
+        assert_eq!(walk_end(&mixed[..mixed.len() - 8], 2), 6 * 32);
+        assert_eq!(walk_end(&mixed, 1), 6 * 32);
+        let cut = Batch::new(&mixed[..HEADER_LEN + 4], &probes, &comms);
+        assert!(cut.uniform().is_none());
+        assert_eq!(cut.pids(ProbeId(0)).count(), 0);
+    }
+}
