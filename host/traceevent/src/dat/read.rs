@@ -264,8 +264,16 @@ fn read_kallsyms<R: ReadAt + ?Sized>(src: &R, endian: Endian, comp: Compression,
     match at {
         KallsymsAt::Bytes { offset, len } => Cursor { src, pos: offset, endian }.text(u64::from(len), "kallsyms"),
         KallsymsAt::Section(offset) => {
-            let (_, s) = read_section(src, endian, comp, offset)?;
-            read_u32_text(&mut mem_cursor(&s, endian), "kallsyms")
+            let (_, mut s) = read_section(src, endian, comp, offset)?;
+            // The text is moved to the front of the section's buffer, not copied into a new
+            // one (5 MB); a body that does not hold it says why through `read_u32_text`.
+            let n = mem_cursor(&s, endian).u32("kallsyms")? as usize;
+            if n > 1 << 31 || s.len() < 4 + n {
+                return read_u32_text(&mut mem_cursor(&s, endian), "kallsyms");
+            }
+            s.copy_within(4..4 + n, 0);
+            s.truncate(n);
+            Ok(String::from_utf8(s).unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()))
         }
     }
 }
