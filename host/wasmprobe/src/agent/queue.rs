@@ -109,6 +109,11 @@ impl<T> QueueRx<T> {
         }
     }
 
+    /// Whether no item waits.
+    pub fn is_empty(&self) -> bool {
+        self.0.state.lock().unwrap().items.is_empty()
+    }
+
     /// The next item if one waits.
     #[cfg(test)]
     pub fn try_recv(&self) -> Option<T> {

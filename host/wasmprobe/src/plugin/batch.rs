@@ -100,6 +100,14 @@ impl BatchWriter {
         self.records = 0;
     }
 
+    /// Makes this batch a copy of `other`, in the memory it has (one copy of the bytes; no
+    /// allocation once it is big enough).
+    pub fn copy_from(&mut self, other: &BatchWriter) {
+        self.buf.clear();
+        self.buf.extend_from_slice(&other.buf);
+        self.records = other.records;
+    }
+
     /// The packed records, as `on-batch` takes them.
     pub fn as_bytes(&self) -> &[u8] {
         &self.buf
