@@ -258,7 +258,7 @@ fn stacks_recorded_by_wasmprobe_record_print_as_trace_cmd_prints_them() {
     // Kernel stacks through our instance's stacktrace trigger, user stacks through its
     // userstacktrace option, on every context switch of the command.
     let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
-        .args(["record", "-o"])
+        .args(["record", "--setup-budget", "20s", "--cpu-budget", "5s", "-o"])
         .arg(&dat)
         .arg("--plugin")
         .arg(stackdump())

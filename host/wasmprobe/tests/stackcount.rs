@@ -9,9 +9,20 @@ use std::process::{Command, Output, Stdio};
 
 use testkit::require;
 
+/// The subcommand, then budgets far above the defaults: these tests check what stacks hold,
+/// and `finish` names them on the host (kallsyms, ELF files) inside the plugin's wall-clock
+/// budget, which a loaded 2-core CI machine can stretch past the default 1 s.
+fn with_budgets<'a>(args: &[&'a str]) -> Vec<&'a str> {
+    let mut all = args.to_vec();
+    if matches!(args.first(), Some(&"run") | Some(&"record")) {
+        all.splice(1..1, ["--setup-budget", "20s", "--cpu-budget", "5s"]);
+    }
+    all
+}
+
 fn wasmprobe(args: &[&str]) -> (Output, u32) {
     let child = Command::new(env!("CARGO_BIN_EXE_wasmprobe"))
-        .args(args)
+        .args(with_budgets(args))
         .env("WASMPROBE_CACHE", std::env::temp_dir().join("wasmprobe-test-cache"))
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
