@@ -14,7 +14,7 @@ use std::sync::{Arc, Condvar, Mutex};
 
 /// Batches waiting that wake the receiver even before the round ends (at most half the queue:
 /// a small queue must not fill while its receiver sleeps).
-pub const WAKE_AT: usize = 4;
+pub const WAKE_AT: usize = 16;
 
 struct State<T> {
     items: VecDeque<T>,
@@ -149,7 +149,7 @@ mod tests {
 
     #[test]
     fn the_receiver_wakes_when_told_or_when_enough_wait_and_ends_after_the_sender() {
-        let (tx, rx) = queue(16);
+        let (tx, rx) = queue(4 * WAKE_AT);
         let got = std::thread::spawn(move || {
             let mut got = Vec::new();
             while let Some(x) = rx.recv() {
@@ -173,7 +173,8 @@ mod tests {
         drop(tx);
         let got = got.join().unwrap();
         let values: Vec<usize> = got.iter().map(|g| g.0).collect();
-        assert_eq!(values, [1, 10, 11, 12, 13, 99]);
+        let want: Vec<usize> = [1].into_iter().chain(10..10 + WAKE_AT).chain([99]).collect();
+        assert_eq!(values, want);
         assert!(got[0].1 >= woken, "the first item was taken before the wake");
     }
 
