@@ -140,28 +140,42 @@ fn assert_target_c_b_a_main(ev: &Ev, funcs: &BTreeMap<String, (u64, u64)>) {
     assert_eq!(symbolized, ["target", "c", "b", "a", "main"], "{ev:?}");
 }
 
+/// Records the program's three `target` calls with stackdump (a uprobe at `target+4`, user
+/// stacks) and replays the recording: returns the live run's stdout and stderr and the
+/// recording, once the replay has delivered the same events and nothing of ours is left.
+fn record_and_replay(dir: &Path, exe: &Path, prog_args: &[&str]) -> (String, String, PathBuf) {
+    let target_arg = format!("target={}:target+4", exe.display());
+    let dat = dir.join("stacks.dat");
+    let d = dat.to_str().unwrap();
+    let plugin = stackdump();
+    let args = ["--arg", "kind=uprobe", "--arg", &target_arg, "--arg", "stacks=user"];
+    let mut live_args = vec!["record", "-o", d, "--plugin", &plugin];
+    live_args.extend(args);
+    live_args.extend(["--", exe.to_str().unwrap()]);
+    live_args.extend(prog_args);
+    let live = wasmprobe(&live_args);
+    let (out, err) = (text(&live.stdout), text(&live.stderr));
+    assert_eq!(live.status.code(), Some(0), "{out}\n{err}");
+    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
+    let mut replay_args = vec!["run", &plugin];
+    replay_args.extend(args);
+    replay_args.extend(["--replay", d]);
+    let replay_out = ok(&wasmprobe(&replay_args));
+    assert_eq!(events(&replay_out), events(&out), "{replay_out}");
+    (out, err, dat)
+}
+
 #[test]
 fn a_uprobe_with_a_user_stack_sees_target_c_b_a_main_live_and_in_replay() {
     require!(root, tracefs, uprobes);
     let dir = tempfile::tempdir().unwrap();
     let exe = build_prog(dir.path());
     let funcs = functions(&exe);
-    let target = format!("{}:target+4", exe.display());
-    let dat = dir.path().join("stacks.dat");
-    let d = dat.to_str().unwrap();
-    let plugin = stackdump();
-    let target_arg = format!("target={target}");
-    let args = ["--arg", "kind=uprobe", "--arg", &target_arg, "--arg", "stacks=user"];
-    let mut live_args = vec!["record", "-o", d, "--plugin", &plugin];
-    live_args.extend(args);
     // The program waits a little before it exits, so that its mappings are read while it
     // lives (when its first stack is delivered); the stacks are named at the end, after it
     // exited, and in the replay from the mappings the recording keeps.
-    live_args.extend(["--", exe.to_str().unwrap(), "wait"]);
-    let live = wasmprobe(&live_args);
-    let live_out = text(&live.stdout);
-    assert_eq!(live.status.code(), Some(0), "{live_out}\n{}", text(&live.stderr));
-    assert!(!text(&live.stderr).contains("warning"), "{}", text(&live.stderr));
+    let (live_out, live_err, dat) = record_and_replay(dir.path(), &exe, &["wait"]);
+    assert!(!live_err.contains("warning"), "{live_err}");
     let evs = events(&live_out);
     assert_eq!(evs.len(), 3, "{live_out}");
     assert!(live_out.contains("events=3 with_kstack=0 with_ustack=3"), "{live_out}");
@@ -169,19 +183,10 @@ fn a_uprobe_with_a_user_stack_sees_target_c_b_a_main_live_and_in_replay() {
         assert!(ev.k.is_empty(), "{ev:?}");
         assert_target_c_b_a_main(ev, &funcs);
     }
-    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
-
-    // The replay (the program is long gone) delivers the same stacks.
-    let mut replay_args = vec!["run", &plugin];
-    replay_args.extend(args);
-    replay_args.extend(["--replay", d]);
-    let replay = wasmprobe(&replay_args);
-    let replay_out = ok(&replay);
-    assert_eq!(events(&replay_out), evs, "{replay_out}");
 
     // trace-cmd reads the stack records we recorded: one user stack after each event, whose
     // frames are those the plugin got.
-    if let Ok(tc) = Command::new("trace-cmd").args(["report", "-i", d]).output() {
+    if let Ok(tc) = Command::new("trace-cmd").arg("report").arg("-i").arg(&dat).output() {
         let report = ok(&tc);
         assert_eq!(report.matches(" user_stack: ").count(), 3, "{report}");
         for (addr, _) in evs.iter().flat_map(|e| &e.u) {
@@ -199,29 +204,12 @@ fn a_process_gone_before_its_stack_is_delivered_is_placed_by_its_uprobe() {
     let dir = tempfile::tempdir().unwrap();
     let exe = build_prog(dir.path());
     let funcs = functions(&exe);
-    let target_arg = format!("target={}:target+4", exe.display());
-    let dat = dir.path().join("quick.dat");
-    let d = dat.to_str().unwrap();
-    let plugin = stackdump();
-    let args = ["--arg", "kind=uprobe", "--arg", &target_arg, "--arg", "stacks=user"];
-    let mut live_args = vec!["record", "-o", d, "--plugin", &plugin];
-    live_args.extend(args);
-    live_args.extend(["--", exe.to_str().unwrap()]);
-    let live = wasmprobe(&live_args);
-    let live_out = text(&live.stdout);
-    assert_eq!(live.status.code(), Some(0), "{live_out}\n{}", text(&live.stderr));
+    let (live_out, _, _) = record_and_replay(dir.path(), &exe, &[]);
     let evs = events(&live_out);
     assert_eq!(evs.len(), 3, "{live_out}");
     for ev in &evs {
         assert_target_c_b_a_main(ev, &funcs);
     }
-    let mut replay_args = vec!["run", &plugin];
-    replay_args.extend(args);
-    replay_args.extend(["--replay", d]);
-    let replay = wasmprobe(&replay_args);
-    let replay_out = ok(&replay);
-    assert_eq!(events(&replay_out), evs, "{replay_out}");
-    assert_eq!(testkit::leftovers(std::process::id()), Vec::<String>::new());
 }
 
 #[test]
