@@ -9,11 +9,53 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Sym {
-    addr: u64,
-    name: String,
-    module: Option<String>,
+/// The kernel dialect's table: every symbol with a non-zero address, stably sorted by
+/// address, its name and module held in shared strings (no allocation per symbol).
+#[derive(Debug, Default)]
+struct KernelTable {
+    /// `(address, name start, name end, module index + 1 or 0)`, by address (stable).
+    syms: Vec<(u64, u32, u32, u32)>,
+    names: String,
+    modules: Vec<String>,
+}
+
+impl KernelTable {
+    /// Adds the lines of a kallsyms text (`ffffffff81000000 T _text` or
+    /// `... t name\t[module]`); lines with a zero address or that do not parse are left out.
+    fn add(&mut self, text: &str) {
+        self.names.reserve(text.len() / 2);
+        let mut last_module: Option<(&str, u32)> = None;
+        for line in text.lines() {
+            let mut it = line.split_whitespace();
+            let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
+                continue;
+            };
+            let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
+            if addr == 0 {
+                continue;
+            }
+            let module = match it.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')) {
+                None => 0,
+                Some(m) => match last_module {
+                    Some((name, idx)) if name == m => idx,
+                    _ => {
+                        let idx = match self.modules.iter().position(|x| x == m) {
+                            Some(i) => i as u32 + 1,
+                            None => {
+                                self.modules.push(m.to_string());
+                                self.modules.len() as u32
+                            }
+                        };
+                        last_module = Some((m, idx));
+                        idx
+                    }
+                },
+            };
+            let start = self.names.len() as u32;
+            self.names.push_str(name);
+            self.syms.push((addr, start, self.names.len() as u32, module));
+        }
+    }
 }
 
 /// A resolved symbol: name, offset of the address into it, and the symbol's size.
@@ -42,7 +84,7 @@ pub struct Symbols {
     /// The kallsyms texts added, in order.
     kallsyms: Vec<Kallsyms>,
     /// The kernel dialect's table, from `kallsyms` on first use.
-    syms: OnceLock<Vec<Sym>>,
+    syms: OnceLock<KernelTable>,
     strings: HashMap<u64, String>,
     /// kallsyms as libtraceevent holds it, from `kallsyms` on first use.
     libtraceevent_functions: OnceLock<Functions>,
@@ -177,27 +219,14 @@ impl Symbols {
     /// The kernel dialect's table: every text's symbols with a non-zero address, stably
     /// sorted by address (among aliases at one address the first listed wins, as in the
     /// kernel).
-    fn syms(&self) -> &[Sym] {
+    fn syms(&self) -> &KernelTable {
         self.syms.get_or_init(|| {
-            let mut syms = Vec::new();
+            let mut t = KernelTable::default();
             for text in &self.kallsyms {
-                for line in text.text().lines() {
-                    let mut it = line.split_whitespace();
-                    let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
-                        continue;
-                    };
-                    let Ok(addr) = u64::from_str_radix(addr, 16) else {
-                        continue;
-                    };
-                    if addr == 0 {
-                        continue;
-                    }
-                    let module = it.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')).map(str::to_string);
-                    syms.push(Sym { addr, name: name.to_string(), module });
-                }
+                t.add(text.text());
             }
-            syms.sort_by_key(|s| s.addr);
-            syms
+            t.syms.sort_by_key(|s| s.0);
+            t
         })
     }
 
@@ -319,18 +348,24 @@ impl Symbols {
 
     /// True if neither table has entries.
     pub fn is_empty(&self) -> bool {
-        self.syms().is_empty() && self.strings.is_empty()
+        self.syms().syms.is_empty() && self.strings.is_empty()
     }
 
     /// The symbol containing `addr`, if it lies between two known symbols.
     pub fn lookup(&self, addr: u64) -> Option<SymbolRef<'_>> {
-        let syms = self.syms();
-        let i = syms.partition_point(|s| s.addr <= addr).checked_sub(1)?;
-        let start = syms[i].addr;
-        let first = syms[..=i].iter().rposition(|s| s.addr != start).map_or(0, |p| p + 1);
-        let next = syms[i + 1..].iter().find(|s| s.addr > start)?;
-        let s = &syms[first];
-        Some(SymbolRef { name: &s.name, module: s.module.as_deref(), offset: addr - start, size: next.addr - start })
+        let t = self.syms();
+        let syms = &t.syms;
+        let i = syms.partition_point(|s| s.0 <= addr).checked_sub(1)?;
+        let start = syms[i].0;
+        let first = syms[..=i].iter().rposition(|s| s.0 != start).map_or(0, |p| p + 1);
+        let next = syms[i + 1..].iter().find(|s| s.0 > start)?;
+        let (_, a, b, m) = syms[first];
+        Some(SymbolRef {
+            name: &t.names[a as usize..b as usize],
+            module: m.checked_sub(1).map(|m| t.modules[m as usize].as_str()),
+            offset: addr - start,
+            size: next.0 - start,
+        })
     }
 
     /// The printk_formats string at `addr`.

@@ -12,13 +12,11 @@
 mod elf;
 pub mod folded;
 mod hook;
-pub mod kallsyms;
 pub mod maps;
 
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
-pub use kallsyms::KernelSymbols;
 pub use maps::{Anchor, Mapping, ProcMaps, Processes};
 
 /// Our trace.dat option holding the mappings of the processes whose user stacks were seen
@@ -96,7 +94,7 @@ enum FileKey {
 
 /// The symbolizer of a run: kallsyms, the process table and the per-file caches.
 pub struct StackSymbolizer {
-    kallsyms: KernelSource,
+    kallsyms: traceevent::Symbols,
     procs: Processes,
     elf: elf::ElfThread,
     /// Per file: its resolved offsets.
@@ -106,34 +104,26 @@ pub struct StackSymbolizer {
     stats: Stats,
 }
 
-enum KernelSource {
-    /// `/proc/kallsyms`, read on the first kernel request.
-    Live(OnceLock<KernelSymbols>),
-    /// A recording's kallsyms text, parsed on the first kernel request.
-    Text(String, OnceLock<KernelSymbols>),
-    /// An already parsed table.
-    Table(Arc<KernelSymbols>),
-}
-
 impl StackSymbolizer {
     /// For a live run: kallsyms from `/proc` (read on the first kernel request), processes'
     /// mappings from `/proc/PID/maps` when they are first seen.
     pub fn live() -> Self {
-        Self::new(KernelSource::Live(OnceLock::new()), Processes::live())
+        let mut kallsyms = traceevent::Symbols::new();
+        kallsyms.defer_kallsyms(|| std::fs::read_to_string("/proc/kallsyms").unwrap_or_default());
+        Self::with_kernel(kallsyms, Processes::live())
     }
 
     /// For a replay: the recording's kallsyms text (parsed on the first kernel request) and
     /// processes.
-    pub fn replay(kallsyms: &str, procs: Processes) -> Self {
-        Self::new(KernelSource::Text(kallsyms.to_string(), OnceLock::new()), procs)
+    pub fn replay(text: &str, procs: Processes) -> Self {
+        let mut kallsyms = traceevent::Symbols::new();
+        kallsyms.parse_kallsyms(text);
+        Self::with_kernel(kallsyms, procs)
     }
 
-    /// With an already parsed kernel symbol table.
-    pub fn with_kernel(kallsyms: Arc<KernelSymbols>, procs: Processes) -> Self {
-        Self::new(KernelSource::Table(kallsyms), procs)
-    }
-
-    fn new(kallsyms: KernelSource, procs: Processes) -> Self {
+    /// With a kernel symbol table of traceevent's (the one `report` prints `%pS` with), whose
+    /// kallsyms are parsed on the first kernel request.
+    pub fn with_kernel(kallsyms: traceevent::Symbols, procs: Processes) -> Self {
         StackSymbolizer {
             kallsyms,
             procs,
@@ -171,22 +161,10 @@ impl StackSymbolizer {
         }
     }
 
-    fn kernel_table(&self) -> &KernelSymbols {
-        let parse = KernelSymbols::parse;
-        match &self.kallsyms {
-            KernelSource::Table(t) => t,
-            KernelSource::Text(text, cell) => cell.get_or_init(|| parse(text)),
-            KernelSource::Live(cell) => {
-                cell.get_or_init(|| parse(&std::fs::read_to_string("/proc/kallsyms").unwrap_or_default()))
-            }
-        }
-    }
-
     fn kernel(&self, addrs: &[u64]) -> Vec<Frame> {
-        let table = self.kernel_table();
         addrs
             .iter()
-            .map(|&addr| match table.lookup(addr) {
+            .map(|&addr| match self.kallsyms.lookup(addr) {
                 Some(s) => Frame {
                     addr,
                     symbol: Some(s.name.to_string()),

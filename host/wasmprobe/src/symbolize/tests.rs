@@ -115,7 +115,7 @@ fn a_replaced_file_is_not_read_for_symbols() {
             build_id: Some(format!("{}00", &id[..id.len() - 2])),
         }],
     };
-    let mut s = StackSymbolizer::with_kernel(Arc::default(), Processes::recorded(vec![table]));
+    let mut s = StackSymbolizer::with_kernel(Default::default(), Processes::recorded(vec![table]));
     let f = &s.symbolize(Space::User(7), &[0x1200])[0];
     assert_eq!((f.symbol.as_deref(), f.module.as_deref()), (None, bin.to_str()), "build id differs: no symbol");
 }
