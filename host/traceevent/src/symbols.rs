@@ -442,14 +442,9 @@ const HEX_VALUE: [u8; 256] = {
     t
 };
 
-/// The line at `p` if it is `HEX SP TYPE SP NAME...` with 1 to 16 hex digits, an ASCII
-/// printable type and a name starting with one: (address, type, name start, name end), where
-/// [`lte_line`] would find the same. `None` for any other line.
+/// Up to 16 hex digits of `b` from `p`: their value and the index after them.
 #[inline]
-fn plain_line(b: &[u8], p: usize) -> Option<(u64, u8, usize, usize)> {
-    if b[p] == b'0' && b.get(p + 1).is_some_and(|&c| c | 0x20 == b'x') {
-        return None;
-    }
+fn hex16(b: &[u8], p: usize) -> (u64, usize) {
     let mut addr = 0u64;
     let mut i = p;
     while i < b.len() && i - p < 16 {
@@ -460,6 +455,18 @@ fn plain_line(b: &[u8], p: usize) -> Option<(u64, u8, usize, usize)> {
         addr = addr << 4 | u64::from(d);
         i += 1;
     }
+    (addr, i)
+}
+
+/// The line at `p` if it is `HEX SP TYPE SP NAME...` with 1 to 16 hex digits, an ASCII
+/// printable type and a name starting with one: (address, type, name start, name end), where
+/// [`lte_line`] would find the same. `None` for any other line.
+#[inline]
+fn plain_line(b: &[u8], p: usize) -> Option<(u64, u8, usize, usize)> {
+    if b[p] == b'0' && b.get(p + 1).is_some_and(|&c| c | 0x20 == b'x') {
+        return None;
+    }
+    let (addr, i) = hex16(b, p);
     let printable = |c: &u8| (0x21..0x7f).contains(c);
     if i == p || b.get(i) != Some(&b' ') || !b.get(i + 1).is_some_and(printable) || b.get(i + 2) != Some(&b' ') {
         return None;
@@ -485,20 +492,11 @@ fn lte_line(text: &str, p: usize, end: usize) -> Line {
     if b.len() > i + 1 && b[i] == b'0' && (b[i + 1] | 0x20) == b'x' {
         i += 2;
     }
-    let mut addr = 0u64;
-    let hex = i;
-    while i < b.len() && i - hex < 16 {
-        let d = HEX_VALUE[usize::from(b[i])];
-        if d == 0xff {
-            break;
-        }
-        addr = addr << 4 | u64::from(d);
-        i += 1;
-    }
-    if i == hex {
+    let (addr, end) = hex16(b, i);
+    if end == i {
         return Line::Stop;
     }
-    let rest = line[i..].trim_start();
+    let rest = line[end..].trim_start();
     let mut chars = rest.chars();
     let Some(ty) = chars.next() else {
         return Line::Stop;
