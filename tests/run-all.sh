@@ -22,6 +22,19 @@ export WASMPROBE_REQUIRE_ALL=1
 
 root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)
 cd "$root"
+
+# A one-shot build from a clean clone gains nothing from incremental caches or full debug
+# info, and they more than double the target dir (a run once died of a full disk). Line
+# tables keep file:line in a failing test's backtrace.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
+# Say how much room the build has, and stop with one clear line when it cannot fit.
+avail_gib=$(( $(df -Pk . | awk 'NR==2 {print $4}') / 1048576 ))
+echo "run-all: ${avail_gib} GiB free on $(df -P . | awk 'NR==2 {print $6}') for the build"
+if [ "$avail_gib" -lt 12 ]; then
+  echo "run-all: error: only ${avail_gib} GiB free where the target dir goes; the build needs about 12 GiB" >&2
+  exit 1
+fi
 logs=$(mktemp -d)
 summary=()          # one line per step
 passed=0 failed=0   # test counts, from the "test result:" lines of the test harness
