@@ -72,7 +72,7 @@ pub struct SymbolRef<'a> {
 }
 
 /// Slots of [`Symbols`]' cache of recent `find_func` answers (a power of two).
-const CACHE_SLOTS: usize = 64;
+const CACHE_SLOTS: usize = 256;
 
 /// Address → symbol and address → string tables; loaded once, looked up per record.
 ///
@@ -268,13 +268,17 @@ impl Symbols {
     pub(crate) fn libtraceevent_function(&self, addr: u64) -> Option<(&str, u64)> {
         let f = self.functions();
         let map = &f.table;
-        // An address strictly inside a symbol matches one entry only (the last of its
-        // address), whichever way the search goes: such answers are cached by address.
+        // An address strictly inside a symbol, or equal to the address of one symbol alone,
+        // matches one entry only, whichever way the search goes: such answers are cached by
+        // address. (Which of several aliases at one address bsearch lands on depends on its
+        // path, so those are searched every time.) Function pointers in records (workqueue
+        // and timer callbacks) are symbol addresses themselves, and repeat.
+        let alone = |i: usize| i == 0 || map[i - 1].0 != addr;
         let slot = &self.cache.0[((addr ^ addr >> 6 ^ addr >> 12) as usize) & (CACHE_SLOTS - 1)];
         let hint = slot.load(Ordering::Relaxed) as usize;
         if let Some(i) = hint.checked_sub(1) {
             if let (Some(&(start, ..)), Some(&(next, ..))) = (map.get(i), map.get(i + 1)) {
-                if addr > start && addr < next {
+                if addr >= start && addr < next && (addr != start || alone(i)) {
                     return Some((self.function_name(f, i), start));
                 }
             }
@@ -285,7 +289,7 @@ impl Symbols {
             let start = map[idx].0;
             let next = map.get(idx + 1).map_or(0, |f| f.0);
             if addr == start || (addr > start && addr < next) {
-                if addr != start {
+                if addr != start || alone(idx) {
                     slot.store(idx as u32 + 1, Ordering::Relaxed);
                 }
                 return Some((self.function_name(f, idx), start));
