@@ -132,6 +132,14 @@ impl EventFormats {
         printer.print(format, data, &self.print_context(), out);
     }
 
+    /// Where the bytes of a record of the format at `i` that its info text depends on start,
+    /// if the text depends on nothing else (see [`crate::text::memo`]); `None` in the
+    /// kernel dialect, which does not memoize.
+    pub(crate) fn info_key_start(&self, i: usize) -> Option<usize> {
+        let (format, printer) = self.entry(i);
+        printer.libtraceevent()?.info_key_start(format)
+    }
+
     /// The index of the format with id `id`.
     #[inline]
     pub(crate) fn index_of(&self, id: u32) -> Option<usize> {

@@ -15,6 +15,7 @@ pub(crate) mod address;
 pub(crate) mod bitmap;
 pub mod kernel;
 pub(crate) mod libtraceevent;
+pub(crate) mod memo;
 pub(crate) mod number;
 pub(crate) mod printf;
 pub(crate) mod raw;

@@ -10,6 +10,7 @@ use crate::dat::{DatRecords, ReadAt, TraceDat};
 use crate::error::Result;
 use crate::format::{EventFormat, EventFormats};
 use crate::subbuf::{common_pid, MissedEvents};
+use crate::text::memo::{InfoMemo, Lookup};
 use crate::text::number::DEC_PAIRS;
 use crate::text::{Dialect, ShortText};
 
@@ -42,14 +43,31 @@ impl TimeFormat {
 #[derive(Debug)]
 pub struct LineFormatter {
     time: TimeFormat,
-    /// By CPU: the pid and [`EventFormats::comm_generation`] its prefix was made for.
-    prefixes: Vec<(i32, u64, Snippet)>,
+    /// Recent `COMM-PID [CPU]` prefixes, [`PREFIX_SLOTS`] of them by (CPU, pid): each with
+    /// the CPU, pid and [`EventFormats::comm_generation`] it was made for. A CPU switching
+    /// between a few tasks finds each task's prefix made before.
+    prefixes: Vec<(u32, i32, u64, Snippet)>,
     /// The whole seconds of the last timestamp and their text, ` %5lu.`.
     secs: (u64, Snippet),
     /// By event id: ` NAME: ` padded to 20 columns (empty until first needed).
     labels: Vec<Snippet>,
     scratch: Vec<u8>,
+    /// Info texts printed before, by record bytes.
+    memo: InfoMemo,
+    /// By format index: where the bytes its info text depends on start.
+    key_starts: Vec<KeyStart>,
 }
+
+/// [`EventFormats::info_key_start`] of a format, asked once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum KeyStart {
+    Unknown,
+    None,
+    At(u32),
+}
+
+/// How many prefixes [`LineFormatter`] keeps (a power of two).
+const PREFIX_SLOTS: usize = 256;
 
 /// A piece of text appended to nearly every line (see [`ShortText`]).
 type Snippet = ShortText<48>;
@@ -63,6 +81,8 @@ impl LineFormatter {
             secs: (u64::MAX, Snippet::default()),
             labels: Vec::new(),
             scratch: Vec::new(),
+            memo: InfoMemo::default(),
+            key_starts: Vec::new(),
         }
     }
 
@@ -132,22 +152,48 @@ impl LineFormatter {
             }
         }
         self.append_label(ev, out);
-        formats.print_at(at, data, out);
+        self.print_info(formats, at, data, out);
         // trace-cmd drops one trailing newline of the line.
         if out.len() > start && out.ends_with(b"\n") {
             out.pop();
         }
     }
 
+    /// Appends the info text of a record of the format at `at`: a copy of the text printed
+    /// before for the same bytes where that is known to be the same text.
+    #[inline]
+    fn print_info(&mut self, formats: &EventFormats, at: usize, data: &[u8], out: &mut Vec<u8>) {
+        if self.key_starts.len() <= at {
+            self.key_starts.resize(at + 1, KeyStart::Unknown);
+        }
+        if self.key_starts[at] == KeyStart::Unknown {
+            self.key_starts[at] = formats.info_key_start(at).map_or(KeyStart::None, |k| KeyStart::At(k as u32));
+        }
+        let KeyStart::At(k) = self.key_starts[at] else {
+            return formats.print_at(at, data, out);
+        };
+        let key = data.get(k as usize..).unwrap_or(&[]);
+        match self.memo.lookup(at, key, out) {
+            Lookup::Hit => {}
+            Lookup::Skip => formats.print_at(at, data, out),
+            Lookup::Miss(pending) => {
+                let start = out.len();
+                formats.print_at(at, data, out);
+                self.memo.insert(at, pending, key, &out[start..]);
+            }
+        }
+    }
+
     /// Appends `%16s-%-5d [%03d]` for this CPU's record of `pid`.
     fn append_prefix(&mut self, formats: &EventFormats, cpu: u32, pid: i32, out: &mut Vec<u8>) {
-        let cpu_index = cpu as usize;
-        if self.prefixes.len() <= cpu_index {
-            self.prefixes.resize(cpu_index + 1, (0, u64::MAX, Snippet::default()));
+        if self.prefixes.is_empty() {
+            self.prefixes.resize(PREFIX_SLOTS, (0, 0, u64::MAX, Snippet::default()));
         }
         let generation = formats.comm_generation();
-        let (cached_pid, cached_generation, text) = &mut self.prefixes[cpu_index];
-        if (*cached_pid, *cached_generation) != (pid, generation) {
+        // The top bits of a multiplicative hash of the pid, mixed with the CPU.
+        let slot = ((pid as u32).wrapping_mul(0x9e37_79b1) >> 24 ^ cpu) as usize & (PREFIX_SLOTS - 1);
+        let (cached_cpu, cached_pid, cached_generation, text) = &mut self.prefixes[slot];
+        if (*cached_cpu, *cached_pid, *cached_generation) != (cpu, pid, generation) {
             let comm = formats.comm(pid);
             let t = &mut self.scratch;
             t.clear();
@@ -164,7 +210,7 @@ impl LineFormatter {
             crate::text::number::write_plain_int(t, u64::from(cpu), 8, b'u', true, 3);
             t.push(b']');
             text.set(t);
-            (*cached_pid, *cached_generation) = (pid, generation);
+            (*cached_cpu, *cached_pid, *cached_generation) = (cpu, pid, generation);
         }
         text.append_to(out);
     }

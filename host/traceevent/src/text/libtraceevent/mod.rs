@@ -221,6 +221,22 @@ impl EventText {
         self.fields[self.ncommon..].iter().position(|f| f.name == name).map(|i| i + self.ncommon)
     }
 
+    /// Where the record bytes that this event's text depends on start: past the common
+    /// fields, unless the print fmt or the plugin names one of them (then 0); `None` when the
+    /// text depends on more than the bytes (a `[FAILED TO PARSE]` line: libtraceevent turns a
+    /// field's string flag off the first time it prints it as an array).
+    pub(crate) fn info_key_start(&self, format: &EventFormat) -> Option<usize> {
+        if self.failed {
+            return None;
+        }
+        let names_common = format.print_fmt_raw().is_some_and(|f| f.contains("common_"))
+            || self.plugin.is_some_and(|p| p.field_names().iter().any(|n| n.starts_with("common_")));
+        if names_common {
+            return Some(0);
+        }
+        Some(format.common_fields.iter().map(|f| f.offset + f.size).max().unwrap_or(0))
+    }
+
     /// Whether the text depends on kernel symbols: names in the fmt resolved through
     /// kallsyms, `%pS`-style pointers, or a plugin that prints function names.
     pub(crate) fn wants_symbols(&self) -> bool {
