@@ -398,6 +398,7 @@ impl<R: ReadAt> TraceDat<R> {
             page_header,
             event_header,
             cpus,
+            last: usize::MAX,
         })
     }
 }
@@ -642,6 +643,9 @@ pub struct DatRecords<'f, R: ReadAt> {
     page_header: PageHeader,
     event_header: EventHeader,
     cpus: Vec<CpuStream>,
+    /// The CPU whose record was returned last: the only one whose page may need refilling
+    /// (`usize::MAX` before the first record: all of them).
+    last: usize,
 }
 
 impl<R: ReadAt> DatRecords<'_, R> {
@@ -751,8 +755,10 @@ impl<R: ReadAt> DatRecords<'_, R> {
 
     /// The next record in timestamp order (ties: lowest CPU), `None` at the end.
     pub fn next_record(&mut self) -> Option<Result<DatRecord<'_>>> {
-        // Refill lazily: the record returned last time borrowed its page until now.
-        for i in 0..self.cpus.len() {
+        // Refill lazily: the record returned last time borrowed its page until now. Only
+        // that record's CPU moved on (or, at the start, every CPU has yet to load).
+        let refill = if self.last == usize::MAX { 0..self.cpus.len() } else { self.last..self.last + 1 };
+        for i in refill {
             let s = &self.cpus[i];
             if !s.done && s.next >= s.recs.len() {
                 if let Err(e) = self.load_page(i) {
@@ -772,6 +778,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
             }
         }
         let (_, i) = best?;
+        self.last = i;
         let s = &mut self.cpus[i];
         let rec = s.recs[s.next];
         s.next += 1;
