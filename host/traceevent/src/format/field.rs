@@ -165,10 +165,8 @@ impl FieldLayout {
     #[inline]
     pub fn str_bytes<'d>(&self, data: &'d [u8]) -> Option<&'d [u8]> {
         let b = self.bytes(data)?;
-        Some(match b.iter().position(|&c| c == 0) {
-            Some(n) => &b[..n],
-            None => b,
-        })
+        // Found with core's word-at-a-time memchr, not a byte loop.
+        Some(std::ffi::CStr::from_bytes_until_nul(b).map_or(b, |s| s.to_bytes()))
     }
 }
 
