@@ -44,8 +44,9 @@ pub(crate) struct InfoMemo {
     formats: Vec<Trial>,
 }
 
+/// One memoized text: where its key and text are in the arena, and what it was for.
 #[derive(Debug, Clone, Copy, Default)]
-struct Slot {
+pub(crate) struct Slot {
     hash: u64,
     at: u32,
     key_len: u16,
@@ -65,19 +66,15 @@ struct Trial {
     next_rest: u32,
 }
 
-/// What [`InfoMemo::lookup`] found.
-pub(crate) enum Lookup {
-    /// The text was appended.
-    Hit,
-    /// Not known: print it, then [`InfoMemo::insert`] it with this token.
-    Miss(Pending),
-    /// The format is not memoized: print it.
+/// What [`InfoMemo::probe`] found: the slot a record's bytes hash to, read early so that
+/// the memory load overlaps the work done before [`InfoMemo::take`] (the table is larger
+/// than the first-level caches).
+#[derive(Clone, Copy)]
+pub(crate) enum Probe {
+    /// The format is not memoized now: print the record.
     Skip,
-}
-
-/// A miss to be filled in: where the key hashed to.
-pub(crate) struct Pending {
-    hash: u64,
+    /// The key's hash and a copy of its slot.
+    Look { hash: u64, slot: Slot },
 }
 
 impl Default for InfoMemo {
@@ -87,20 +84,20 @@ impl Default for InfoMemo {
 }
 
 impl InfoMemo {
-    /// Appends the text memoized for `key` (the record bytes past its common fields) of the
-    /// format at `format` to `out`, if there is one.
+    /// Starts looking up `key` (the record bytes past its common fields) of the format at
+    /// `format`: counts it in the format's trial and reads its slot.
     #[inline]
-    pub(crate) fn lookup(&mut self, format: usize, key: &[u8], out: &mut Vec<u8>) -> Lookup {
+    pub(crate) fn probe(&mut self, format: usize, key: &[u8]) -> Probe {
         if self.formats.len() <= format {
             self.formats.resize(format + 1, Trial::default());
         }
         let trial = &mut self.formats[format];
         if trial.resting > 0 {
             trial.resting -= 1;
-            return Lookup::Skip;
+            return Probe::Skip;
         }
         if key.len() > MAX_LEN {
-            return Lookup::Skip;
+            return Probe::Skip;
         }
         trial.lookups += 1;
         if trial.lookups == TRIAL {
@@ -120,21 +117,29 @@ impl InfoMemo {
         h.write_usize(format);
         h.write(key);
         let hash = h.finish();
-        let slot = &self.slots[(hash >> (64 - SLOT_BITS)) as usize];
-        if slot.hash == hash && slot.generation == self.generation && slot.format as usize == format {
-            let at = slot.at as usize;
-            let text_at = at + usize::from(slot.key_len);
-            if self.arena.get(at..text_at).is_some_and(|k| same(k, key)) {
-                out.extend_from_slice(&self.arena[text_at..text_at + usize::from(slot.text_len)]);
-                trial.hits += 1;
-                return Lookup::Hit;
-            }
-        }
-        Lookup::Miss(Pending { hash })
+        Probe::Look { hash, slot: self.slots[(hash >> (64 - SLOT_BITS)) as usize] }
     }
 
-    /// Keeps `text`, printed for `key` of the format at `format` after `lookup` missed.
-    pub(crate) fn insert(&mut self, format: usize, pending: Pending, key: &[u8], text: &[u8]) {
+    /// Appends the text memoized for `key` of the format at `format` (what `probe` was
+    /// given) to `out`, if there is one; returns whether there was.
+    #[inline]
+    pub(crate) fn take(&mut self, format: usize, hash: u64, slot: &Slot, key: &[u8], out: &mut Vec<u8>) -> bool {
+        if slot.hash != hash || slot.generation != self.generation || slot.format as usize != format {
+            return false;
+        }
+        let at = slot.at as usize;
+        let text_at = at + usize::from(slot.key_len);
+        if !self.arena.get(at..text_at).is_some_and(|k| same(k, key)) {
+            return false;
+        }
+        out.extend_from_slice(&self.arena[text_at..text_at + usize::from(slot.text_len)]);
+        self.formats[format].hits += 1;
+        true
+    }
+
+    /// Keeps `text`, printed for `key` of the format at `format` after `take` found none;
+    /// `hash` is the probe's.
+    pub(crate) fn insert(&mut self, format: usize, hash: u64, key: &[u8], text: &[u8]) {
         if text.len() > MAX_LEN {
             return;
         }
@@ -145,8 +150,8 @@ impl InfoMemo {
         let at = self.arena.len();
         self.arena.extend_from_slice(key);
         self.arena.extend_from_slice(text);
-        self.slots[(pending.hash >> (64 - SLOT_BITS)) as usize] = Slot {
-            hash: pending.hash,
+        self.slots[(hash >> (64 - SLOT_BITS)) as usize] = Slot {
+            hash,
             at: at as u32,
             key_len: key.len() as u16,
             text_len: text.len() as u16,
@@ -168,43 +173,71 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     for (x, y) in (&mut a8).zip(&mut b8) {
         diff |= u64::from_ne_bytes(x.try_into().expect("8 bytes")) ^ u64::from_ne_bytes(y.try_into().expect("8 bytes"));
     }
-    diff == 0 && a8.remainder() == b8.remainder()
+    let (mut ra, mut rb) = (a8.remainder(), b8.remainder());
+    if ra.len() >= 4 {
+        diff |= u64::from(u32::from_ne_bytes(ra[..4].try_into().expect("4 bytes")))
+            ^ u64::from(u32::from_ne_bytes(rb[..4].try_into().expect("4 bytes")));
+        (ra, rb) = (&ra[4..], &rb[4..]);
+    }
+    for (x, y) in ra.iter().zip(rb) {
+        diff |= u64::from(x ^ y);
+    }
+    diff == 0
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn hit(m: &mut InfoMemo, format: usize, key: &[u8]) -> Option<Vec<u8>> {
-        let mut out = b"x".to_vec();
-        match m.lookup(format, key, &mut out) {
-            Lookup::Hit => Some(out[1..].to_vec()),
-            _ => None,
+    /// Looks `key` of `format` up; on a miss keeps `text` for it. The text found, if any,
+    /// or whether the format was skipped.
+    fn look(m: &mut InfoMemo, format: usize, key: &[u8], text: &[u8]) -> Result<Option<Vec<u8>>, ()> {
+        let mut out = Vec::new();
+        match m.probe(format, key) {
+            Probe::Skip => Err(()),
+            Probe::Look { hash, slot } => {
+                if m.take(format, hash, &slot, key, &mut out) {
+                    Ok(Some(out))
+                } else {
+                    m.insert(format, hash, key, text);
+                    Ok(None)
+                }
+            }
         }
     }
 
     #[test]
     fn a_text_comes_back_only_for_its_own_format_and_bytes() {
         let mut m = InfoMemo::default();
-        let Lookup::Miss(p) = m.lookup(3, b"abc", &mut Vec::new()) else { panic!("first lookup must miss") };
-        m.insert(3, p, b"abc", b"text of abc");
-        assert_eq!(hit(&mut m, 3, b"abc").as_deref(), Some(&b"text of abc"[..]));
-        assert_eq!(hit(&mut m, 4, b"abc"), None, "another format");
-        assert_eq!(hit(&mut m, 3, b"abd"), None, "other bytes");
-        assert_eq!(hit(&mut m, 3, b"ab"), None, "a prefix");
+        assert_eq!(look(&mut m, 3, b"abc", b"text of abc"), Ok(None), "first lookup");
+        assert_eq!(look(&mut m, 3, b"abc", b"-"), Ok(Some(b"text of abc".to_vec())));
+        assert_eq!(look(&mut m, 4, b"abc", b"-"), Ok(None), "another format");
+        assert_eq!(look(&mut m, 3, b"abd", b"-"), Ok(None), "other bytes");
+        assert_eq!(look(&mut m, 3, b"ab", b"-"), Ok(None), "a prefix");
+        let long = b"0123456789abcdefXYZ";
+        assert_eq!(look(&mut m, 5, long, b"long"), Ok(None));
+        assert_eq!(look(&mut m, 5, b"0123456789abcdefXYz", b"-"), Ok(None), "last byte differs");
+        assert_eq!(look(&mut m, 5, b"0123456789abcdeFXYZ", b"-"), Ok(None), "a word differs");
+        assert_eq!(look(&mut m, 5, long, b"-"), Ok(Some(b"long".to_vec())));
     }
 
-    /// Looks up `key` of format 0, inserting it on a miss; whether it was skipped.
-    fn skipped(m: &mut InfoMemo, key: u32) -> bool {
-        let key = key.to_le_bytes();
-        match m.lookup(0, &key, &mut Vec::new()) {
-            Lookup::Miss(p) => {
-                m.insert(0, p, &key, b"t");
-                false
+    #[test]
+    fn same_compares_every_byte() {
+        let a: Vec<u8> = (0..23).collect();
+        for n in 0..a.len() {
+            assert!(same(&a[..n], &a[..n]));
+            for i in 0..n {
+                let mut b = a[..n].to_vec();
+                b[i] ^= 0x40;
+                assert!(!same(&a[..n], &b), "length {n}, byte {i}");
             }
-            Lookup::Hit => false,
-            Lookup::Skip => true,
+            assert!(!same(&a[..n], &a[..n + 1]));
         }
+    }
+
+    /// Looks up `key` of format 0, keeping a text on a miss; whether it was skipped.
+    fn skipped(m: &mut InfoMemo, key: u32) -> bool {
+        look(m, 0, &key.to_le_bytes(), b"t").is_err()
     }
 
     #[test]
@@ -223,7 +256,7 @@ mod tests {
             assert!(skipped(&mut m, next()));
         }
         // Another format still has its own trial.
-        assert!(matches!(m.lookup(1, b"k", &mut Vec::new()), Lookup::Miss(_)));
+        assert_eq!(look(&mut m, 1, b"k", b"t"), Ok(None));
         // Tried again, failed again: a rest twice as long.
         for _ in 0..TRIAL {
             assert!(!skipped(&mut m, next()));
@@ -242,15 +275,11 @@ mod tests {
     fn a_full_arena_starts_over_without_returning_stale_text() {
         let mut m = InfoMemo::default();
         let big = vec![b'y'; MAX_LEN];
-        let Lookup::Miss(p) = m.lookup(0, b"first", &mut Vec::new()) else { panic!() };
-        m.insert(0, p, b"first", b"1");
+        assert_eq!(look(&mut m, 0, b"first", b"1"), Ok(None));
         for i in 0..(ARENA_BYTES / MAX_LEN + 1) as u32 {
-            let key = i.to_le_bytes();
-            if let Lookup::Miss(p) = m.lookup(1, &key, &mut Vec::new()) {
-                m.insert(1, p, &key, &big);
-            }
+            let _ = look(&mut m, 1, &i.to_le_bytes(), &big);
         }
         assert!(m.arena.len() <= ARENA_BYTES);
-        assert_eq!(hit(&mut m, 0, b"first"), None, "dropped with the arena");
+        assert_eq!(look(&mut m, 0, b"first", b"-"), Ok(None), "dropped with the arena");
     }
 }

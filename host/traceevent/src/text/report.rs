@@ -10,7 +10,7 @@ use crate::dat::{DatRecords, ReadAt, TraceDat};
 use crate::error::Result;
 use crate::format::{EventFormat, EventFormats};
 use crate::subbuf::{common_pid, MissedEvents};
-use crate::text::memo::{InfoMemo, Lookup};
+use crate::text::memo::{InfoMemo, Probe};
 use crate::text::number::DEC_PAIRS;
 use crate::text::{Dialect, ShortText};
 
@@ -113,13 +113,13 @@ impl LineFormatter {
         data: &[u8],
         out: &mut Vec<u8>,
     ) {
-        let start = out.len();
         let Some(at) = at else {
             // libtraceevent prints this for each of the three parts of the line.
             let _ = write!(out, "[UNKNOWN EVENT][UNKNOWN EVENT] (NULL): {:14}[UNKNOWN EVENT]", "");
             return;
         };
         let ev = formats.format_at(at);
+        let probe = self.probe_info(formats, at, data);
         // In the trace's byte order, which need not be ours.
         let pid = common_pid(data, formats.endian()).unwrap_or(0);
         self.append_prefix(formats, cpu, pid, out);
@@ -152,36 +152,52 @@ impl LineFormatter {
             }
         }
         self.append_label(ev, out);
-        self.print_info(formats, at, data, out);
-        // trace-cmd drops one trailing newline of the line.
-        if out.len() > start && out.ends_with(b"\n") {
-            out.pop();
-        }
+        self.print_info(formats, at, data, probe, out);
     }
 
-    /// Appends the info text of a record of the format at `at`: a copy of the text printed
-    /// before for the same bytes where that is known to be the same text.
+    /// Starts memo lookup of a record of the format at `at` (see [`InfoMemo`]).
     #[inline]
-    fn print_info(&mut self, formats: &EventFormats, at: usize, data: &[u8], out: &mut Vec<u8>) {
+    fn probe_info(&mut self, formats: &EventFormats, at: usize, data: &[u8]) -> Probe {
         if self.key_starts.len() <= at {
             self.key_starts.resize(at + 1, KeyStart::Unknown);
         }
         if self.key_starts[at] == KeyStart::Unknown {
             self.key_starts[at] = formats.info_key_start(at).map_or(KeyStart::None, |k| KeyStart::At(k as u32));
         }
-        let KeyStart::At(k) = self.key_starts[at] else {
-            return formats.print_at(at, data, out);
-        };
-        let key = data.get(k as usize..).unwrap_or(&[]);
-        match self.memo.lookup(at, key, out) {
-            Lookup::Hit => {}
-            Lookup::Skip => formats.print_at(at, data, out),
-            Lookup::Miss(pending) => {
-                let start = out.len();
-                formats.print_at(at, data, out);
-                self.memo.insert(at, pending, key, &out[start..]);
-            }
+        match self.key_starts[at] {
+            KeyStart::At(k) => self.memo.probe(at, data.get(k as usize..).unwrap_or(&[])),
+            _ => Probe::Skip,
         }
+    }
+
+    /// Appends the info text of a record of the format at `at`, less one trailing newline
+    /// (trace-cmd drops it): a copy of the text printed before for the same bytes where that
+    /// is known to be the same text.
+    #[inline]
+    fn print_info(&mut self, formats: &EventFormats, at: usize, data: &[u8], probe: Probe, out: &mut Vec<u8>) {
+        let Probe::Look { hash, slot } = probe else {
+            formats.print_at(at, data, out);
+            if out.ends_with(b"\n") {
+                out.pop();
+            }
+            return;
+        };
+        // A probe that looked has a key start.
+        let k = match self.key_starts[at] {
+            KeyStart::At(k) => k as usize,
+            _ => 0,
+        };
+        let key = data.get(k..).unwrap_or(&[]);
+        if self.memo.take(at, hash, &slot, key, out) {
+            // Kept without the newline.
+            return;
+        }
+        let start = out.len();
+        formats.print_at(at, data, out);
+        if out.ends_with(b"\n") {
+            out.pop();
+        }
+        self.memo.insert(at, hash, key, &out[start.min(out.len())..]);
     }
 
     /// Appends `%16s-%-5d [%03d]` for this CPU's record of `pid`.
