@@ -94,31 +94,7 @@ impl RecordContext<'_> {
                     self.eval(b)
                 }
             }
-            Expr::Bin { op, l, r } => {
-                let (x, y) = (self.eval(l), self.eval(r));
-                match (op[0], op[1]) {
-                    (b'!', 0) => u64::from(y == 0),
-                    (b'!', b'=') => u64::from(x != y),
-                    (b'~', _) => !y,
-                    (b'|', 0) => x | y,
-                    (b'|', _) => u64::from(x != 0 || y != 0),
-                    (b'&', 0) => x & y,
-                    (b'&', _) => u64::from(x != 0 && y != 0),
-                    (b'<', 0) => u64::from(x < y),
-                    (b'<', b'<') => x.wrapping_shl(y as u32),
-                    (b'<', b'=') => u64::from(x <= y),
-                    (b'>', 0) => u64::from(x > y),
-                    (b'>', b'>') => x.wrapping_shr(y as u32),
-                    (b'>', b'=') => u64::from(x >= y),
-                    (b'=', b'=') => u64::from(x == y),
-                    (b'-', _) => x.wrapping_sub(y),
-                    (b'+', _) => x.wrapping_add(y),
-                    (b'/', _) => x.checked_div(y).unwrap_or(0),
-                    (b'%', _) => x.checked_rem(y).unwrap_or(0),
-                    (b'*', _) => x.wrapping_mul(y),
-                    _ => 0,
-                }
-            }
+            Expr::Bin { op, l, r } => bin_op(*op, self.eval(l), self.eval(r)),
             Expr::DynArrayLen(i) => self.dyn_loc(&self.event.fields[*i]).1 as u64,
             // libtraceevent returns a host pointer to the data here; the offset stands in.
             Expr::DynArray(i) => self.dyn_loc(&self.event.fields[*i]).0 as u64,
@@ -481,6 +457,33 @@ impl RecordContext<'_> {
         if raw::write_value(out, value, self.long, RawStyle::LibTraceEvent) {
             f.not_string.store(true, Ordering::Relaxed);
         }
+    }
+}
+
+/// A binary operator of a lowered expression (its one or two bytes) on two values,
+/// libtraceevent's way: unsigned 64-bit, division by zero 0, unknown operators 0.
+pub(super) fn bin_op(op: [u8; 2], x: u64, y: u64) -> u64 {
+    match (op[0], op[1]) {
+        (b'!', 0) => u64::from(y == 0),
+        (b'!', b'=') => u64::from(x != y),
+        (b'~', _) => !y,
+        (b'|', 0) => x | y,
+        (b'|', _) => u64::from(x != 0 || y != 0),
+        (b'&', 0) => x & y,
+        (b'&', _) => u64::from(x != 0 && y != 0),
+        (b'<', 0) => u64::from(x < y),
+        (b'<', b'<') => x.wrapping_shl(y as u32),
+        (b'<', b'=') => u64::from(x <= y),
+        (b'>', 0) => u64::from(x > y),
+        (b'>', b'>') => x.wrapping_shr(y as u32),
+        (b'>', b'=') => u64::from(x >= y),
+        (b'=', b'=') => u64::from(x == y),
+        (b'-', _) => x.wrapping_sub(y),
+        (b'+', _) => x.wrapping_add(y),
+        (b'/', _) => x.checked_div(y).unwrap_or(0),
+        (b'%', _) => x.checked_rem(y).unwrap_or(0),
+        (b'*', _) => x.wrapping_mul(y),
+        _ => 0,
     }
 }
 

@@ -238,10 +238,12 @@ pub(super) fn arg_type(e: &Expr) -> u32 {
 pub(super) enum Load {
     Const(u64),
     /// `size` bytes at `off` (0 if they are not all in the record or `size` is not 1, 2, 4
-    /// or 8), then masked.
+    /// or 8), shifted right by `shift` (less than 64), then masked: `MAJOR(dev)` and
+    /// `MINOR(dev)`, `(REC->ioprio >> 3) & 0x3ff` and casts of them.
     Read {
         off: usize,
         size: usize,
+        shift: u32,
         mask: u64,
     },
 }
@@ -255,11 +257,31 @@ impl Load {
             Expr::Field(None) => Load::Const(0),
             Expr::Field(Some(i)) => {
                 let f = fields.get(*i)?;
-                Load::Read { off: f.offset, size: f.size, mask: u64::MAX }
+                Load::Read { off: f.offset, size: f.size, shift: 0, mask: u64::MAX }
             }
             Expr::Cast { mask, item } => match Load::of(item, fields)? {
                 Load::Const(v) => Load::Const(mask.apply(v)),
-                Load::Read { off, size, mask: m } => Load::Read { off, size, mask: m & mask.0 },
+                Load::Read { off, size, shift, mask: m } => Load::Read { off, size, shift, mask: m & mask.0 },
+            },
+            // What `eval` computes, folded: constants with anything, and a read shifted right
+            // or masked by a constant (`wrapping_shr` takes the count mod 64, as eval does).
+            Expr::Bin { op, l, r } => match (Load::of(l, fields)?, Load::of(r, fields)?) {
+                (Load::Const(x), Load::Const(y)) => Load::Const(super::eval::bin_op(*op, x, y)),
+                (Load::Read { off, size, shift, mask }, Load::Const(c)) if *op == [b'>', b'>'] => {
+                    let c = (c as u32) & 63;
+                    if shift + c >= 64 {
+                        Load::Const(0)
+                    } else {
+                        Load::Read { off, size, shift: shift + c, mask: mask >> c }
+                    }
+                }
+                (Load::Read { off, size, shift, mask }, Load::Const(c))
+                | (Load::Const(c), Load::Read { off, size, shift, mask })
+                    if *op == [b'&', 0] =>
+                {
+                    Load::Read { off, size, shift, mask: mask & c }
+                }
+                _ => return None,
             },
             Expr::Index { cast, base: IndexBase::Field(Some(i)), idx } => {
                 let Load::Const(right) = Load::of(idx, fields)? else {
@@ -267,7 +289,7 @@ impl Load {
                 };
                 let f = fields.get(*i)?;
                 let off = f.offset.wrapping_add((right as usize).wrapping_mul(f.elem));
-                Load::Read { off, size: f.elem, mask: cast.map_or(u64::MAX, |m| m.0) }
+                Load::Read { off, size: f.elem, shift: 0, mask: cast.map_or(u64::MAX, |m| m.0) }
             }
             Expr::Index { base: IndexBase::Field(None) | IndexBase::Other, .. } => Load::Const(0),
             _ => return None,
@@ -278,8 +300,8 @@ impl Load {
     pub(super) fn get(self, data: &[u8], endian: Endian) -> u64 {
         match self {
             Load::Const(v) => v,
-            Load::Read { off, size, mask } => match off.checked_add(size) {
-                Some(end) if end <= data.len() => endian.read_uint(data, off, size).unwrap_or(0) & mask,
+            Load::Read { off, size, shift, mask } => match off.checked_add(size) {
+                Some(end) if end <= data.len() => endian.read_uint(data, off, size).unwrap_or(0) >> shift & mask,
                 _ => 0,
             },
         }

@@ -216,3 +216,41 @@ fn kallsyms_lookup_follows_libtraceevent() {
     s.parse_printk_formats("0xffffffff8281a5be : \"Start scheduler-tick\\n\"\n");
     assert_eq!(s.libtraceevent_printk(0xffff_ffff_8281_a5be), Some("Start scheduler-tick"));
 }
+
+#[test]
+fn shifted_and_masked_fields_print_as_eval_computes_them_without_walking_the_expression() {
+    let fields = "\tfield:unsigned int dev;\toffset:8;\tsize:4;\tsigned:0;\n\
+                  \tfield:unsigned short ioprio;\toffset:12;\tsize:2;\tsigned:0;\n";
+    // The last three are libtraceevent's to read as it reads them (`a >> 4 >> 8` is not
+    // `a >> 12` to it): the folded load must agree with its evaluation, whatever that is.
+    let fmt = "\"%d,%d %u %u %u %u %u %u\", ((unsigned int) ((REC->dev) >> 20)), \
+               ((unsigned int) ((REC->dev) & ((1U << 20) - 1))), (((REC->ioprio) >> 3) & ((1 << 10) - 1)), \
+               ((REC->ioprio) & ((1 << 3) - 1)), ((REC->dev) >> 12), ((REC->dev) >> 70), \
+               ((REC->dev) >> 4 >> 8), (0xff & ((REC->dev) >> 60))";
+    let ev = event("block", "shifts", fields, fmt);
+    let text = super::EventText::compile(&ev, 8, None);
+    let loads: Vec<_> = text
+        .segs
+        .iter()
+        .filter_map(|s| match s {
+            super::segments::Seg::Num { load, arg, .. } => Some((*load, *arg)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(loads.len(), 8);
+    let records = [(0u32, 0u16), (0x0fe0_0001, 0x6003), (u32::MAX, u16::MAX), (254 << 20 | 7, 2 << 13 | 5 << 3 | 4)];
+    for (dev, ioprio) in records {
+        let d = payload(16, &[(8, &dev.to_le_bytes()), (12, &ioprio.to_le_bytes())]);
+        let cx = super::RecordContext { event: &text, data: &d, long: 8, endian: Endian::Little, symbols: None };
+        for (i, (load, arg)) in loads.iter().enumerate() {
+            // Every argument is a folded load: no expression is walked per record.
+            let load = load.unwrap_or_else(|| panic!("argument {i} is not a load"));
+            assert_eq!(load.get(&d, Endian::Little), cx.eval(&text.args[*arg]), "argument {i} of dev {dev:#x}");
+        }
+        let want = format!("{},{} {} {} {} ", dev >> 20, dev & 0xfffff, (ioprio >> 3) & 0x3ff, ioprio & 7, dev >> 12);
+        let got = info(&ev, &d, &lte(None));
+        assert!(got.starts_with(&want), "{got:?} for dev {dev:#x} ioprio {ioprio:#x}");
+    }
+    // A record too short for the field reads it as 0, as eval does.
+    assert_eq!(info(&ev, &payload(10, &[]), &lte(None)), "0,0 0 0 0 0 0 0");
+}
