@@ -244,20 +244,23 @@ impl Symbols {
                 parse_lte_text(text.text(), i as u64, &mut f);
             }
             let t = &mut f.table;
-            // kallsyms is mostly in address order: reverse each run of equal addresses and
-            // the table is sorted; sort only if it is not.
-            let mut i = 0;
-            while i < t.len() {
-                let mut j = i + 1;
-                while j < t.len() && t[j].0 == t[i].0 {
-                    j += 1;
+            // kallsyms is mostly in address order: reverse each run of equal addresses (their
+            // `at` grows) and the table is sorted if the addresses never go down; sort only
+            // if they do.
+            let (mut run, mut sorted) = (0, true);
+            for i in 1..t.len() {
+                let (prev, addr) = (t[i - 1].0, t[i].0);
+                if prev != addr {
+                    if i - run > 1 {
+                        t[run..i].reverse();
+                    }
+                    run = i;
+                    sorted &= prev < addr;
                 }
-                t[i..j].reverse();
-                i = j;
             }
-            let key = |e: &(u64, u64, u32)| (e.0, std::cmp::Reverse(e.1));
-            if !t.is_sorted_by_key(key) {
-                t.sort_unstable_by_key(key);
+            t[run..].reverse();
+            if !sorted {
+                t.sort_unstable_by_key(|e| (e.0, std::cmp::Reverse(e.1)));
             }
             f
         })
@@ -381,17 +384,19 @@ impl Symbols {
 /// `tep_parse_kallsyms` over text number `index`: appends its functions to `f` in file
 /// order; stops at the first line it cannot parse.
 ///
-/// A line as the kernel writes it (`HEX T name`, ASCII) is read in one pass by
-/// [`plain_line`]; any other goes through [`lte_line`], the general rules.
+/// A line as the kernel writes it (16 hex digits, `T name`, ASCII) is read by [`kernel_line`]
+/// a word at a time; a shorter plain one (`HEX T name`) by [`plain_line`]; any other goes
+/// through [`lte_line`], the general rules.
 fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
     let b = text.as_bytes();
+    let mut high = NO_HIGH;
     let mut p = 0;
     while p < b.len() {
         if b[p] == b'\n' {
             p += 1;
             continue;
         }
-        let (line, rest_at) = match plain_line(b, p) {
+        let (line, rest_at) = match kernel_line(b, p, &mut high).or_else(|| plain_line(b, p)) {
             Some((addr, ty, name_start, name_end)) => {
                 let line = if ty == b'A' || ty == b'a' || b[name_start] == b'$' {
                     Line::Skip
@@ -401,7 +406,7 @@ fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
                 (line, name_end)
             }
             None => {
-                let end = b[p..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| p + n);
+                let end = line_end(b, p);
                 (lte_line(text, p, end), end)
             }
         };
@@ -415,8 +420,15 @@ fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
             Line::Skip => {}
             Line::Stop => break,
         }
-        p = b[rest_at..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| rest_at + n + 1);
+        // Nearly always the name ends the line.
+        p = if b.get(rest_at) == Some(&b'\n') { rest_at + 1 } else { (line_end(b, rest_at) + 1).min(b.len()) };
     }
+}
+
+/// The index of the first `\n` of `b` from `p`, or `b.len()`.
+#[inline]
+fn line_end(b: &[u8], p: usize) -> usize {
+    b[p..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| p + n)
 }
 
 /// What a kallsyms line gives libtraceevent.
@@ -461,6 +473,84 @@ fn hex16(b: &[u8], p: usize) -> (u64, usize) {
     }
     (addr, i)
 }
+
+/// A byte's worth of ones in each byte of a word.
+const ONES: u64 = 0x0101_0101_0101_0101;
+/// The high bit of each byte of a word.
+const HIGHS: u64 = ONES * 0x80;
+
+/// The 8 bytes of `b` at `p` as a little-endian word (the first byte lowest).
+#[inline(always)]
+fn word(b: &[u8], p: usize) -> u64 {
+    u64::from_le_bytes(b[p..p + 8].try_into().expect("8 bytes"))
+}
+
+/// The value of 8 ASCII hex digits read as a little-endian word (the first digit most
+/// significant, either case), or `None` if a byte is not a hex digit.
+#[inline(always)]
+fn hex8(x: u64) -> Option<u64> {
+    // With every byte below 0x80 (a word with another is refused), adding up to 0x80 to
+    // each carries into no other byte: a byte's high bit then tells whether it was at least
+    // 0x80 minus what was added.
+    let at_least = |x: u64, c: u8| x.wrapping_add(ONES * u64::from(0x80 - c));
+    let digit = at_least(x, b'0') & !at_least(x, b'9' + 1);
+    let lower = x | (ONES * 0x20);
+    let letter = at_least(lower, b'a') & !at_least(lower, b'f' + 1);
+    if x & HIGHS != 0 || (digit | letter) & HIGHS != HIGHS {
+        return None;
+    }
+    // Each byte's value: its low nibble, plus 9 for a letter (`a` is 0x61, `A` 0x41).
+    let v = (x & (ONES * 0x0f)) + (letter & HIGHS) / 0x80 * 9;
+    // Pack the nibbles, the first byte's highest: pairs, then quads, then all eight.
+    let v = (v << 4 | v >> 8) & 0x00ff_00ff_00ff_00ff;
+    let v = (v << 8 | v >> 16) & 0x0000_ffff_0000_ffff;
+    Some((v << 16 | v >> 32) & 0xffff_ffff)
+}
+
+/// The index of the first ASCII whitespace byte of `b` from `p`, or `b.len()`.
+#[inline(always)]
+fn whitespace_at(b: &[u8], mut p: usize) -> usize {
+    while p + 8 <= b.len() {
+        let x = word(b, p);
+        // The lowest byte below 0x21 (whitespace is among them) has its high bit set;
+        // borrows may only mark bytes above it.
+        let below = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
+        if below == 0 {
+            p += 8;
+            continue;
+        }
+        let i = p + (below.trailing_zeros() / 8) as usize;
+        if b[i].is_ascii_whitespace() {
+            return i;
+        }
+        p = i + 1;
+    }
+    b[p..].iter().position(u8::is_ascii_whitespace).map_or(b.len(), |n| p + n)
+}
+
+/// The line at `p` if it is `HEX SP TYPE SP NAME...` with exactly 16 hex digits, as the
+/// kernel writes it, read a word at a time: what [`plain_line`] gives for it. `None` for any
+/// other line.
+///
+/// `high` is the last line's first 8 digits (as a word) and their value: kernel addresses
+/// share them (`ffffffff`), which are then not read again.
+#[inline(always)]
+fn kernel_line(b: &[u8], p: usize, high: &mut (u64, u64)) -> Option<(u64, u8, usize, usize)> {
+    let head = b.get(p..p + 20)?;
+    let printable = |c: u8| (0x21..0x7f).contains(&c);
+    if head[16] != b' ' || !printable(head[17]) || head[18] != b' ' || !printable(head[19]) {
+        return None;
+    }
+    let w = word(b, p);
+    if w != high.0 {
+        *high = (w, hex8(w)?);
+    }
+    let addr = high.1 << 32 | hex8(word(b, p + 8))?;
+    Some((addr, head[17], p + 19, whitespace_at(b, p + 20)))
+}
+
+/// A valid `high` for [`kernel_line`] to start with.
+const NO_HIGH: (u64, u64) = (u64::from_le_bytes(*b"00000000"), 0);
 
 /// The line at `p` if it is `HEX SP TYPE SP NAME...` with 1 to 16 hex digits, an ASCII
 /// printable type and a name starting with one: (address, type, name start, name end), where
@@ -562,6 +652,24 @@ mod tests {
             "ffffffff81000d00 T",
             "zzz T stop",
             "ffffffff81000e00 T after",
+            "FFFFFFFF81000F00 T UPPER",
+            "fFfFfFfF81001000 t Mixed_case",
+            "ffffffff81001100 t a_name_longer_than_a_few_words_of_eight\t[some_module]",
+            "ffffffff81001200 T tabs\tin\tthe\tline",
+            "ffffffff8100130g T badhex",
+            "ffffffff8100140: T colon",
+            "ffffffff81001500 T x",
+            "ffffffff81001600 T vertical\u{b}tab_is_not_whitespace",
+            "ffffffff81001700 T form\u{c}feed",
+            "ffffffff81001800 T control\u{1}byte",
+            "ffffffff81001900 T \u{1}first",
+            "ffffffff81001a00 T crlf_longer_name\r",
+            "0xffffffff810010 T fourteen_after_0x",
+            "ffffffff81001b00 T $dollar",
+            "ffffffff81001c00 a abs3\t[m]",
+            "ffff_fff81001d00 T underscore",
+            "00000000deadbeef T low",
+            "0000000000000000 T zero",
         ];
         for n in 0..lines.len() {
             for skip in 0..lines.len() {
@@ -573,6 +681,44 @@ mod tests {
                 let mut f = Functions::default();
                 parse_lte_text(cut, 0, &mut f);
                 assert_eq!(f.table, parse_general(cut), "{cut:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn hex8_reads_exactly_eight_hex_digits() {
+        let mut cases: Vec<[u8; 8]> = vec![*b"00000000", *b"ffffffff", *b"FFFFFFFF", *b"81000a0B", *b"9aF0c3d7"];
+        for at in 0..8 {
+            for c in 0..=255u8 {
+                let mut w = *b"8f0A1b2C";
+                w[at] = c;
+                cases.push(w);
+            }
+        }
+        for w in cases {
+            let want = std::str::from_utf8(&w)
+                .ok()
+                .filter(|t| t.bytes().all(|c| c.is_ascii_hexdigit()))
+                .map(|t| u64::from_str_radix(t, 16).unwrap());
+            assert_eq!(hex8(u64::from_le_bytes(w)), want, "{w:?}");
+        }
+    }
+
+    #[test]
+    fn whitespace_at_finds_the_first_ascii_whitespace() {
+        for text in [
+            "",
+            "a",
+            "abcdefgh",
+            "abcdefghi j",
+            "ab\u{b}\u{1}cdefghijk\tl",
+            "\u{e9}\u{e9}\u{e9}\u{e9}\u{e9} x",
+            "abc\r\n",
+        ] {
+            let b = text.as_bytes();
+            for p in 0..=b.len() {
+                let want = b[p..].iter().position(u8::is_ascii_whitespace).map_or(b.len(), |n| p + n);
+                assert_eq!(whitespace_at(b, p), want, "{text:?} from {p}");
             }
         }
     }
