@@ -23,9 +23,13 @@ pub struct EventFormats {
     by_id: HashMap<u32, usize>,
     /// `common_type` (a u16) → index + 1 into `entries`, 0 for none: the per-record lookup.
     by_type: Vec<u32>,
-    /// pid → comm, hashed with the project's one cheap hasher (keys are pids, not an
-    /// adversary's choice; SipHash would cost most of the per-record lookup).
-    cmdlines: HashMap<i32, String, wasmprobe_abi::fxhash::FxBuildHasher>,
+    /// pid → where its comm is in `comm_text` (start, end), hashed with the project's one
+    /// cheap hasher (keys are pids, not an adversary's choice; SipHash would cost most of the
+    /// per-record lookup).
+    cmdlines: HashMap<i32, (usize, usize), wasmprobe_abi::fxhash::FxBuildHasher>,
+    /// The comms of `cmdlines`, one after another: one allocation for the thousands of a
+    /// `saved_cmdlines`, not one each.
+    comm_text: String,
     /// The pids below [`KNOWN_PIDS`] that `cmdlines` holds, one bit each: the sched plugin
     /// asks for two pids per `sched_switch`, nearly always known.
     known: Vec<u64>,
@@ -67,6 +71,7 @@ impl EventFormats {
             by_id: HashMap::new(),
             by_type: Vec::new(),
             cmdlines: HashMap::default(),
+            comm_text: String::new(),
             known: Vec::new(),
             comm_generation: 0,
             symbols: Symbols::new(),
@@ -231,20 +236,38 @@ impl EventFormats {
 
     /// Adds the `<pid> <comm>` lines of a `saved_cmdlines` text; unparsable lines are skipped.
     pub fn parse_cmdlines(&mut self, text: &str) {
-        for line in text.lines() {
-            let line = line.trim_start();
-            let Some((pid, comm)) = line.split_once(' ') else {
-                continue;
-            };
-            if let Ok(pid) = pid.parse::<i32>() {
-                self.set_comm(pid, comm.trim_end().to_string());
+        // A line per pid: room for them all at once, not by rehashing as they come.
+        let b = text.as_bytes();
+        let newlines: u32 = b.chunks(8).map(|w| newline_bytes(w).count_ones()).sum();
+        self.cmdlines.reserve(newlines as usize + 1);
+        self.comm_text.reserve(text.len());
+        let mut p = 0;
+        while p < b.len() {
+            // `pid comm` as the kernel writes it (up to 9 digits: no overflow; a comm that
+            // ends in ASCII other than whitespace: nothing to trim), read in one pass.
+            let digits = b[p..].iter().take(10).take_while(|c| c.is_ascii_digit()).count();
+            let comm = p + digits + 1;
+            let end = b[p..].iter().position(|&c| c == b'\n').map_or(b.len(), |n| p + n);
+            if (1..10).contains(&digits)
+                && b.get(comm - 1) == Some(&b' ')
+                && comm <= end
+                && (comm == end || (0x21..0x7f).contains(&b[end - 1]))
+            {
+                let pid = b[p..comm - 1].iter().fold(0, |n, &c| n * 10 + i32::from(c - b'0'));
+                self.set_comm(pid, &text[comm..end]);
+            } else if let Some((pid, comm)) = text[p..end].trim_start().split_once(' ') {
+                // Any other line, by the general rules.
+                if let Ok(pid) = pid.parse::<i32>() {
+                    self.set_comm(pid, comm.trim_end());
+                }
             }
+            p = end + 1;
         }
         self.comm_generation += 1;
     }
 
     /// Sets the comm of `pid` (its known bit too).
-    fn set_comm(&mut self, pid: i32, comm: String) {
+    fn set_comm(&mut self, pid: i32, comm: &str) {
         if (0..KNOWN_PIDS).contains(&pid) {
             let word = pid as usize >> 6;
             if self.known.len() <= word {
@@ -252,7 +275,9 @@ impl EventFormats {
             }
             self.known[word] |= 1 << (pid & 63);
         }
-        self.cmdlines.insert(pid, comm);
+        let start = self.comm_text.len();
+        self.comm_text.push_str(comm);
+        self.cmdlines.insert(pid, (start, self.comm_text.len()));
     }
 
     /// Whether `cmdlines` holds `pid`.
@@ -291,7 +316,7 @@ impl EventFormats {
 
     /// Records `comm` as the command of `pid`.
     pub fn add_cmdline(&mut self, pid: i32, comm: &str) {
-        self.set_comm(pid, comm.to_string());
+        self.set_comm(pid, comm);
         self.comm_generation += 1;
     }
 
@@ -299,7 +324,7 @@ impl EventFormats {
     /// libtraceevent's `tep_register_comm` does.
     pub fn register_comm(&mut self, pid: i32, comm: &str) {
         if pid != 0 && !self.has_comm(pid) {
-            self.set_comm(pid, comm.to_string());
+            self.set_comm(pid, comm);
             self.comm_generation += 1;
         }
     }
@@ -326,9 +351,8 @@ impl EventFormats {
         };
         let pairs = event.registered_comms(data, self.endian(), |pid| pid == 0 || self.has_comm(pid));
         for (pid, comm) in pairs.into_iter().flatten() {
-            let comm = String::from_utf8_lossy(comm).into_owned();
             if !self.has_comm(pid) {
-                self.set_comm(pid, comm);
+                self.set_comm(pid, &String::from_utf8_lossy(comm));
                 self.comm_generation += 1;
             }
         }
@@ -345,7 +369,7 @@ impl EventFormats {
         if pid == 0 {
             return "<idle>";
         }
-        self.cmdlines.get(&pid).map_or("<...>", String::as_str)
+        self.cmdlines.get(&pid).map_or("<...>", |&(start, end)| &self.comm_text[start..end])
     }
 
     /// Appends the info text of a record payload; `[UNKNOWN EVENT]`-free: an unknown id prints
@@ -381,6 +405,17 @@ impl EventFormats {
     }
 }
 
+/// The `\n` bytes of up to 8 bytes, as the high bit of each (a word at a time).
+#[inline]
+fn newline_bytes(w: &[u8]) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    let mut bytes = [0; 8];
+    bytes[..w.len()].copy_from_slice(w);
+    let x = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\n'));
+    // A byte is zero iff adding 0x7f to its low 7 bits leaves its high bit clear.
+    !(((x & (ONES * 0x7f)) + ONES * 0x7f) | x) & (ONES * 0x80)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -400,5 +435,63 @@ mod tests {
         let mut d = vec![0u8; 64];
         d[0..2].copy_from_slice(&372u16.to_le_bytes());
         assert_eq!(r.for_record(&d).unwrap().id, 372);
+    }
+
+    #[test]
+    fn cmdlines_read_as_the_general_rules_read_them() {
+        let lines = [
+            "1 systemd",
+            "  42 kworker/0:1",
+            "bad",
+            "",
+            "7 ",
+            "8",
+            "9  two spaces",
+            "10 trailing space ",
+            "11 crlf\r",
+            "0012 zeros",
+            "123456789 nine",
+            "1234567890 ten",
+            "9999999999 overflow",
+            "-5 negative",
+            "+6 plus",
+            "13 caf\u{e9}",
+            "14 nbsp\u{a0}",
+            "\u{a0}15 lead",
+            "16 tab\tinside",
+            "17\ttab",
+            "1 replaced",
+        ];
+        for n in 0..lines.len() {
+            for skip in 0..lines.len() {
+                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
+                for text in [text.as_str(), text.trim_end_matches('\n')] {
+                    let mut want = HashMap::new();
+                    for line in text.lines() {
+                        let Some((pid, comm)) = line.trim_start().split_once(' ') else {
+                            continue;
+                        };
+                        if let Ok(pid) = pid.parse::<i32>() {
+                            want.insert(pid, comm.trim_end().to_string());
+                        }
+                    }
+                    let mut r = EventFormats::new(PageHeader::standard(8, Endian::Little, 4096).unwrap());
+                    r.parse_cmdlines(text);
+                    assert_eq!(r.cmdlines.len(), want.len(), "{text:?}");
+                    for (pid, comm) in want {
+                        assert_eq!(r.comm(pid), comm, "{text:?}");
+                        assert!(pid == 0 || r.has_comm(pid));
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn newline_bytes_marks_each_newline() {
+        for w in [&b""[..], b"\n", b"a\nb\n\n", b"\n\n\n\n\n\n\n\n", b"\x8a\x0a\x0b\x09\xff\n", b"abcdefgh"] {
+            let want = w.iter().enumerate().filter(|(_, &c)| c == b'\n').fold(0, |m, (i, _)| m | 0x80 << (8 * i));
+            assert_eq!(newline_bytes(w), want, "{w:?}");
+        }
     }
 }
