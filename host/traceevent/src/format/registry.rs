@@ -27,8 +27,8 @@ pub struct EventFormats {
     /// cheap hasher (keys are pids, not an adversary's choice; SipHash would cost most of the
     /// per-record lookup).
     cmdlines: HashMap<i32, (usize, usize), wasmprobe_abi::fxhash::FxBuildHasher>,
-    /// The comms of `cmdlines`, one after another: one allocation for the thousands of a
-    /// `saved_cmdlines`, not one each.
+    /// The comms of `cmdlines`: the `saved_cmdlines` texts whole (one copy, not an allocation
+    /// per pid), and the comms added one by one.
     comm_text: String,
     /// The pids below [`KNOWN_PIDS`] that `cmdlines` holds, one bit each: the sched plugin
     /// asks for two pids per `sched_switch`, nearly always known.
@@ -240,7 +240,9 @@ impl EventFormats {
         let b = text.as_bytes();
         let newlines: u32 = b.chunks(8).map(|w| newline_bytes(w).count_ones()).sum();
         self.cmdlines.reserve(newlines as usize + 1);
-        self.comm_text.reserve(text.len());
+        // The comms stay where they are in the text, which is kept whole.
+        let base = self.comm_text.len();
+        self.comm_text.push_str(text);
         let mut p = 0;
         while p < b.len() {
             // `pid comm` as the kernel writes it (up to 9 digits: no overflow; a comm that
@@ -254,11 +256,13 @@ impl EventFormats {
                 && (comm == end || (0x21..0x7f).contains(&b[end - 1]))
             {
                 let pid = b[p..comm - 1].iter().fold(0, |n, &c| n * 10 + i32::from(c - b'0'));
-                self.set_comm(pid, &text[comm..end]);
+                self.set_comm_at(pid, base + comm, base + end);
             } else if let Some((pid, comm)) = text[p..end].trim_start().split_once(' ') {
                 // Any other line, by the general rules.
                 if let Ok(pid) = pid.parse::<i32>() {
-                    self.set_comm(pid, comm.trim_end());
+                    let comm = comm.trim_end();
+                    let at = comm.as_ptr() as usize - text.as_ptr() as usize;
+                    self.set_comm_at(pid, base + at, base + at + comm.len());
                 }
             }
             p = end + 1;
@@ -268,6 +272,13 @@ impl EventFormats {
 
     /// Sets the comm of `pid` (its known bit too).
     fn set_comm(&mut self, pid: i32, comm: &str) {
+        let start = self.comm_text.len();
+        self.comm_text.push_str(comm);
+        self.set_comm_at(pid, start, self.comm_text.len());
+    }
+
+    /// Sets the comm of `pid` to `comm_text[start..end]` (its known bit too).
+    fn set_comm_at(&mut self, pid: i32, start: usize, end: usize) {
         if (0..KNOWN_PIDS).contains(&pid) {
             let word = pid as usize >> 6;
             if self.known.len() <= word {
@@ -275,9 +286,7 @@ impl EventFormats {
             }
             self.known[word] |= 1 << (pid & 63);
         }
-        let start = self.comm_text.len();
-        self.comm_text.push_str(comm);
-        self.cmdlines.insert(pid, (start, self.comm_text.len()));
+        self.cmdlines.insert(pid, (start, end));
     }
 
     /// Whether `cmdlines` holds `pid`.
