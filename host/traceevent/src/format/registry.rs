@@ -291,7 +291,7 @@ impl EventFormats {
 
     /// Whether `cmdlines` holds `pid`.
     #[inline]
-    fn has_comm(&self, pid: i32) -> bool {
+    pub(crate) fn has_comm(&self, pid: i32) -> bool {
         if (0..KNOWN_PIDS).contains(&pid) {
             self.known.get(pid as usize >> 6).is_some_and(|w| w >> (pid & 63) & 1 != 0)
         } else {
@@ -351,6 +351,16 @@ impl EventFormats {
     /// [`EventFormats::note_record`] of a record whose format is at `i` (what
     /// [`EventFormats::index_of_record`] gave).
     #[inline]
+    /// The pid fields, (offset, size), of a record of the format at `i` that decide whether
+    /// [`EventFormats::note_record_at`] has anything to do: nothing when each pid they hold
+    /// is 0 or [known](EventFormats::has_comm). None for a format that registers no comms.
+    pub(crate) fn comm_pid_fields_at(&self, i: usize) -> [Option<(usize, usize)>; 2] {
+        if self.dialect != Dialect::LibTraceEvent || !self.format_at(i).registers_comms() {
+            return [None, None];
+        }
+        self.entry(i).1.libtraceevent().map_or([None, None], |e| e.comm_pid_fields())
+    }
+
     pub(crate) fn note_record_at(&mut self, i: usize, data: &[u8]) {
         if self.dialect != Dialect::LibTraceEvent || !self.format_at(i).registers_comms() {
             return;

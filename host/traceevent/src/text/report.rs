@@ -255,6 +255,8 @@ pub struct Report<'f, R: ReadAt> {
     lines: LineFormatter,
     /// `cpus=N`, until the first chunk carries it.
     header: Option<u32>,
+    /// By format index, once asked: [`EventFormats::comm_pid_fields_at`].
+    comm_pids: Vec<Option<[Option<(usize, usize)>; 2]>>,
 }
 
 impl<'f, R: ReadAt> Report<'f, R> {
@@ -268,6 +270,7 @@ impl<'f, R: ReadAt> Report<'f, R> {
             records: dat.records(0)?,
             lines: LineFormatter::new(time),
             header: Some(dat.meta.cpu_count),
+            comm_pids: Vec::new(),
         })
     }
 
@@ -301,12 +304,35 @@ impl<'f, R: ReadAt> Report<'f, R> {
             self.lines.line_at(&self.formats, at, rec.cpu, rec.ts, rec.data, out);
             out.push(b'\n');
             if let Some(i) = at {
-                self.formats.note_record_at(i, rec.data);
+                if may_register_comms(&mut self.comm_pids, &self.formats, i, rec.data) {
+                    self.formats.note_record_at(i, rec.data);
+                }
             }
             n += 1;
         }
         Ok(n)
     }
+}
+
+/// Whether a record of the format at `i` may teach the sched plugin a comm: it holds a pid
+/// that is not 0 and not known yet. Checked from two field reads and a bit (`comm_pids` keeps
+/// each format's [`EventFormats::comm_pid_fields_at`]), since nearly every `sched_switch`
+/// names only known tasks.
+#[inline]
+fn may_register_comms(
+    comm_pids: &mut Vec<Option<[Option<(usize, usize)>; 2]>>,
+    formats: &EventFormats,
+    i: usize,
+    data: &[u8],
+) -> bool {
+    if comm_pids.len() <= i {
+        comm_pids.resize(i + 1, None);
+    }
+    let fields = *comm_pids[i].get_or_insert_with(|| formats.comm_pid_fields_at(i));
+    let endian = formats.endian();
+    fields.into_iter().flatten().any(|(off, size)| {
+        endian.read_uint(data, off, size).is_some_and(|pid| pid as i32 != 0 && !formats.has_comm(pid as i32))
+    })
 }
 
 #[cfg(test)]

@@ -285,6 +285,13 @@ impl EventText {
         }
     }
 
+    /// The pid fields, (offset, size), whose values decide whether a record registers comms
+    /// (see [`EventText::registered_comms`]): none are known to need it when every pid read
+    /// from them is 0 or known.
+    pub(crate) fn comm_pid_fields(&self) -> [Option<(usize, usize)>; 2] {
+        self.plugin.map_or([None, None], |p| p.comm_pid_fields(self))
+    }
+
     /// The `(pid, comm)` pairs a plugin registers when it prints this record
     /// (`tep_register_comm`, which never replaces a known pid), leaving out the pids `skip`
     /// says are known (their comms are not read).

@@ -129,6 +129,20 @@ impl Plugin {
 
     /// `(pid, comm)` pairs the sched plugin registers while printing, but those of pids
     /// `skip` says are known.
+    /// The pid fields (offset, size) of the pairs [`Plugin::comms`] reads, in its order: a
+    /// record registers nothing when each of them is 0, known, or not in the record.
+    pub(super) fn comm_pid_fields(self, ev: &EventText) -> [Option<(usize, usize)>; 2] {
+        let pid = |slot: usize| {
+            let f = &ev.fields[ev.plugin_fields.get(slot)?.0?];
+            Some((f.offset, f.size))
+        };
+        match self {
+            Plugin::SchedSwitch => [pid(0), pid(4)],
+            Plugin::SchedWakeup => [pid(0), None],
+            _ => [None, None],
+        }
+    }
+
     pub(super) fn comms<'d>(
         self,
         ev: &EventText,
