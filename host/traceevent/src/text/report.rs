@@ -256,7 +256,7 @@ pub struct Report<'f, R: ReadAt> {
     /// `cpus=N`, until the first chunk carries it.
     header: Option<u32>,
     /// By format index, once asked: [`EventFormats::comm_pid_fields_at`].
-    comm_pids: Vec<Option<[Option<(usize, usize)>; 2]>>,
+    comm_pids: Vec<Option<CommPidFields>>,
 }
 
 impl<'f, R: ReadAt> Report<'f, R> {
@@ -314,13 +314,16 @@ impl<'f, R: ReadAt> Report<'f, R> {
     }
 }
 
+/// [`EventFormats::comm_pid_fields_at`]: up to two pid fields, (offset, size).
+type CommPidFields = [Option<(usize, usize)>; 2];
+
 /// Whether a record of the format at `i` may teach the sched plugin a comm: it holds a pid
 /// that is not 0 and not known yet. Checked from two field reads and a bit (`comm_pids` keeps
 /// each format's [`EventFormats::comm_pid_fields_at`]), since nearly every `sched_switch`
 /// names only known tasks.
 #[inline]
 fn may_register_comms(
-    comm_pids: &mut Vec<Option<[Option<(usize, usize)>; 2]>>,
+    comm_pids: &mut Vec<Option<CommPidFields>>,
     formats: &EventFormats,
     i: usize,
     data: &[u8],
