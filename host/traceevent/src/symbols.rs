@@ -85,11 +85,16 @@ pub struct Symbols {
     kallsyms: Vec<Kallsyms>,
     /// The kernel dialect's table, from `kallsyms` on first use.
     syms: OnceLock<KernelTable>,
-    strings: HashMap<u64, String>,
+    /// The printk_formats texts added, in order.
+    printk: Vec<String>,
+    /// printk_formats as the kernel dialect holds them (escapes resolved), from `printk` on
+    /// first use (most traces never print one).
+    strings: OnceLock<HashMap<u64, String>>,
     /// kallsyms as libtraceevent holds it, from `kallsyms` on first use.
     libtraceevent_functions: OnceLock<Functions>,
-    /// printk_formats as libtraceevent holds them: the quoted text, escapes kept.
-    libtraceevent_printk_strings: HashMap<u64, String>,
+    /// printk_formats as libtraceevent holds them (the quoted text, escapes kept), from
+    /// `printk` on first use.
+    libtraceevent_printk_strings: OnceLock<HashMap<u64, String>>,
     /// Recent answers of [`Symbols::libtraceevent_function`] for addresses inside a symbol,
     /// by address: index + 1 into the table, 0 for none. An entry is checked against the
     /// table before it is used, so a stale or raced one only costs the search.
@@ -169,6 +174,7 @@ impl Clone for Symbols {
         Symbols {
             kallsyms: self.kallsyms.clone(),
             syms: OnceLock::new(),
+            printk: self.printk.clone(),
             strings: self.strings.clone(),
             libtraceevent_functions: OnceLock::new(),
             libtraceevent_printk_strings: self.libtraceevent_printk_strings.clone(),
@@ -180,8 +186,8 @@ impl Clone for Symbols {
 impl PartialEq for Symbols {
     fn eq(&self, other: &Self) -> bool {
         self.kallsyms == other.kallsyms
-            && self.strings == other.strings
-            && self.libtraceevent_printk_strings == other.libtraceevent_printk_strings
+            && self.strings() == other.strings()
+            && self.libtraceevent_printk_strings() == other.libtraceevent_printk_strings()
     }
 }
 
@@ -314,48 +320,91 @@ impl Symbols {
 
     /// libtraceevent's `find_printk`.
     pub(crate) fn libtraceevent_printk(&self, addr: u64) -> Option<&str> {
-        self.libtraceevent_printk_strings.get(&addr).map(String::as_str)
+        self.libtraceevent_printk_strings().get(&addr).map(String::as_str)
     }
 
-    /// Adds the `0xADDR : "text"` lines of a printk_formats text.
+    /// Adds the `0xADDR : "text"` lines of a printk_formats text. The text is parsed on the
+    /// first lookup.
     pub fn parse_printk_formats(&mut self, text: &str) {
-        for line in text.lines() {
-            let Some((addr, s)) = line.split_once(" : ") else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16) else {
-                continue;
-            };
-            let s = s.trim();
-            let value = match s.strip_prefix('"') {
-                Some(body) => crate::format::unescape_literal(body)
-                    .map_or_else(|| body.trim_end_matches('"').to_string(), |(v, _)| v),
-                None => s.to_string(),
-            };
-            self.strings.insert(addr, value);
+        if text.is_empty() {
+            return;
         }
-        // libtraceevent: split at the first ':', skip one character, drop one leading and
-        // one trailing quote and a trailing `\n`.
-        for line in text.split('\n').filter(|l| !l.is_empty()) {
-            let Some((addr, fmt)) = line.split_once(':') else {
-                continue;
-            };
-            let addr = addr.trim();
-            let addr = addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")).unwrap_or(addr);
-            let n = addr.bytes().take_while(u8::is_ascii_hexdigit).count();
-            let addr = u64::from_str_radix(&addr[..n], 16).unwrap_or(0);
-            let mut f = fmt.get(1..).unwrap_or("");
-            f = f.strip_prefix('"').unwrap_or(f);
-            if let Some(g) = f.strip_suffix('"') {
-                f = g.strip_suffix("\\n").unwrap_or(g);
-            }
-            self.libtraceevent_printk_strings.entry(addr).or_insert_with(|| f.to_string());
-        }
+        self.printk.push(text.to_string());
+        self.strings = OnceLock::new();
+        self.libtraceevent_printk_strings = OnceLock::new();
     }
 
+    /// The kernel dialect's printk_formats table: every text's lines in order, a later line
+    /// replacing an earlier one at the same address.
+    fn strings(&self) -> &HashMap<u64, String> {
+        self.strings.get_or_init(|| {
+            let mut strings = HashMap::new();
+            for text in &self.printk {
+                parse_printk_text(text, &mut strings);
+            }
+            strings
+        })
+    }
+
+    /// libtraceevent's printk_formats table: every text's lines in order, the first line at
+    /// an address kept.
+    fn libtraceevent_printk_strings(&self) -> &HashMap<u64, String> {
+        self.libtraceevent_printk_strings.get_or_init(|| {
+            let mut strings = HashMap::new();
+            for text in &self.printk {
+                parse_lte_printk_text(text, &mut strings);
+            }
+            strings
+        })
+    }
+}
+
+/// Adds the `0xADDR : "text"` lines of a printk_formats text to `strings`, as the kernel
+/// dialect reads them.
+fn parse_printk_text(text: &str, strings: &mut HashMap<u64, String>) {
+    for line in text.lines() {
+        let Some((addr, s)) = line.split_once(" : ") else {
+            continue;
+        };
+        let Ok(addr) = u64::from_str_radix(addr.trim().trim_start_matches("0x"), 16) else {
+            continue;
+        };
+        let s = s.trim();
+        let value = match s.strip_prefix('"') {
+            Some(body) => {
+                crate::format::unescape_literal(body).map_or_else(|| body.trim_end_matches('"').to_string(), |(v, _)| v)
+            }
+            None => s.to_string(),
+        };
+        strings.insert(addr, value);
+    }
+}
+
+/// Adds the lines of a printk_formats text to `strings` as libtraceevent reads them: split
+/// at the first ':', skip one character, drop one leading and one trailing quote and a
+/// trailing `\n`; the first line at an address is kept.
+fn parse_lte_printk_text(text: &str, strings: &mut HashMap<u64, String>) {
+    for line in text.split('\n').filter(|l| !l.is_empty()) {
+        let Some((addr, fmt)) = line.split_once(':') else {
+            continue;
+        };
+        let addr = addr.trim();
+        let addr = addr.strip_prefix("0x").or_else(|| addr.strip_prefix("0X")).unwrap_or(addr);
+        let n = addr.bytes().take_while(u8::is_ascii_hexdigit).count();
+        let addr = u64::from_str_radix(&addr[..n], 16).unwrap_or(0);
+        let mut f = fmt.get(1..).unwrap_or("");
+        f = f.strip_prefix('"').unwrap_or(f);
+        if let Some(g) = f.strip_suffix('"') {
+            f = g.strip_suffix("\\n").unwrap_or(g);
+        }
+        strings.entry(addr).or_insert_with(|| f.to_string());
+    }
+}
+
+impl Symbols {
     /// True if neither table has entries.
     pub fn is_empty(&self) -> bool {
-        self.syms().syms.is_empty() && self.strings.is_empty()
+        self.syms().syms.is_empty() && self.strings().is_empty()
     }
 
     /// The symbol containing `addr`, if it lies between two known symbols.
@@ -377,7 +426,7 @@ impl Symbols {
 
     /// The printk_formats string at `addr`.
     pub fn string(&self, addr: u64) -> Option<&str> {
-        self.strings.get(&addr).map(String::as_str)
+        self.strings().get(&addr).map(String::as_str)
     }
 }
 
@@ -740,6 +789,24 @@ mod tests {
         assert_eq!(s.lookup(0xffff_ffff_8100_0104).unwrap().name, "foo");
         assert_eq!(copy.libtraceevent_function(0xffff_ffff_8100_0204), None, "past the last symbol");
         assert_eq!(loads.load(Ordering::Relaxed), 1, "one load, shared by the clone");
+    }
+
+    #[test]
+    fn printk_formats_are_parsed_on_first_lookup_in_order() {
+        let mut s = Symbols::new();
+        s.parse_printk_formats("0x10 : \"a\\n\"\n0x20 : \"x\"\n");
+        s.parse_printk_formats("");
+        s.parse_printk_formats("0x10 : \"b\"\n");
+        assert!(s.strings.get().is_none() && s.libtraceevent_printk_strings.get().is_none());
+        let copy = s.clone();
+        // The kernel dialect keeps the last line at an address, libtraceevent the first.
+        assert_eq!((s.string(0x10), s.string(0x20)), (Some("b"), Some("x")));
+        assert_eq!(s.libtraceevent_printk(0x10), Some("a"));
+        assert_eq!(copy.libtraceevent_printk(0x20), Some("x"));
+        assert_eq!(s, copy);
+        s.parse_printk_formats("0x30 : \"c\"\n");
+        assert_eq!(s.string(0x30), Some("c"), "a text added after a lookup");
+        assert_ne!(s, copy);
     }
 
     #[test]
