@@ -238,8 +238,10 @@ impl EventFormats {
     pub fn parse_cmdlines(&mut self, text: &str) {
         // A line per pid: room for them all at once, not by rehashing as they come.
         let b = text.as_bytes();
-        let newlines: u32 = b.chunks(8).map(|w| newline_bytes(w).count_ones()).sum();
-        self.cmdlines.reserve(newlines as usize + 1);
+        let words = b.chunks_exact(8);
+        let newlines = words.remainder().iter().filter(|&&c| c == b'\n').count()
+            + words.map(|w| newline_bytes(w.try_into().expect("8 bytes")).count_ones() as usize).sum::<usize>();
+        self.cmdlines.reserve(newlines + 1);
         // The comms stay where they are in the text, which is kept whole.
         let base = self.comm_text.len();
         self.comm_text.push_str(text);
@@ -424,13 +426,11 @@ impl EventFormats {
     }
 }
 
-/// The `\n` bytes of up to 8 bytes, as the high bit of each (a word at a time).
+/// The `\n` bytes of 8 bytes, as the high bit of each (a word at a time).
 #[inline]
-fn newline_bytes(w: &[u8]) -> u64 {
+fn newline_bytes(w: [u8; 8]) -> u64 {
     const ONES: u64 = 0x0101_0101_0101_0101;
-    let mut bytes = [0; 8];
-    bytes[..w.len()].copy_from_slice(w);
-    let x = u64::from_le_bytes(bytes) ^ (ONES * u64::from(b'\n'));
+    let x = u64::from_le_bytes(w) ^ (ONES * u64::from(b'\n'));
     // A byte is zero iff adding 0x7f to its low 7 bits leaves its high bit clear.
     !(((x & (ONES * 0x7f)) + ONES * 0x7f) | x) & (ONES * 0x80)
 }
@@ -508,7 +508,14 @@ mod tests {
 
     #[test]
     fn newline_bytes_marks_each_newline() {
-        for w in [&b""[..], b"\n", b"a\nb\n\n", b"\n\n\n\n\n\n\n\n", b"\x8a\x0a\x0b\x09\xff\n", b"abcdefgh"] {
+        for w in [
+            *b"\0\0\0\0\0\0\0\0",
+            *b"\n\0\0\0\0\0\0\0",
+            *b"a\nb\n\n\0\0\n",
+            *b"\n\n\n\n\n\n\n\n",
+            *b"\x8a\x0a\x0b\x09\xff\n\x8a\x0b",
+            *b"abcdefgh",
+        ] {
             let want = w.iter().enumerate().filter(|(_, &c)| c == b'\n').fold(0, |m, (i, _)| m | 0x80 << (8 * i));
             assert_eq!(newline_bytes(w), want, "{w:?}");
         }
