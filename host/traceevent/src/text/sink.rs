@@ -137,15 +137,12 @@ mod tests {
         spaces(&mut out, 1);
         assert_eq!(out.len(), 71);
     }
-}
 
-#[cfg(test)]
-mod tests {
     #[test]
     fn c_str_stops_at_the_first_nul_wherever_it_is() {
         for len in 0..40 {
             let full: Vec<u8> = (0..len).map(|i| b'a' + (i % 26) as u8).collect();
-            assert_eq!(super::c_str(&full), &full[..], "no NUL in {len} bytes");
+            assert_eq!(c_str(&full), &full[..], "no NUL in {len} bytes");
             for nul in 0..len {
                 let mut b = full.clone();
                 b[nul] = 0;
@@ -156,7 +153,7 @@ mod tests {
                 if nul > 0 {
                     b[nul - 1] = 0x80;
                 }
-                assert_eq!(super::c_str(&b), &b[..nul], "NUL at {nul} of {len}");
+                assert_eq!(c_str(&b), &b[..nul], "NUL at {nul} of {len}");
             }
         }
     }
