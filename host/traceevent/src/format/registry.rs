@@ -137,12 +137,12 @@ impl EventFormats {
         printer.print(format, data, &self.print_context(), out);
     }
 
-    /// Where the bytes of a record of the format at `i` that its info text depends on start,
-    /// if the text depends on nothing else (see [`crate::text::memo`]); `None` in the
-    /// kernel dialect, which does not memoize.
-    pub(crate) fn info_key_start(&self, i: usize) -> Option<usize> {
+    /// Which bytes of a record of the format at `i` its info text depends on, if it depends
+    /// on nothing else (see [`crate::text::memo`]); `None` in the kernel dialect, which does
+    /// not memoize.
+    pub(crate) fn info_key(&self, i: usize) -> Option<crate::text::libtraceevent::InfoKey> {
         let (format, printer) = self.entry(i);
-        printer.libtraceevent()?.info_key_start(format)
+        printer.libtraceevent()?.info_key(format)
     }
 
     /// The index of the format with id `id`.

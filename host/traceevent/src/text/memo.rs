@@ -2,7 +2,7 @@
 //!
 //! An event's info text (libtraceevent's dialect, as `trace-cmd report` prints it) is a pure
 //! function of the record's bytes past its common fields, for nearly every format (see
-//! [`crate::format::EventFormats::info_key_start`] for the exceptions). Traces repeat
+//! [`crate::format::EventFormats::info_key`] for the exceptions). Traces repeat
 //! themselves: the same tasks switch, the same work items run, the same syscalls return the
 //! same values, and many classes print one of a few thousand texts for hundreds of thousands
 //! of records. Printing such a record again costs a hash and a copy instead of the

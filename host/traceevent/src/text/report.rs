@@ -10,6 +10,7 @@ use crate::dat::{DatRecords, ReadAt, TraceDat};
 use crate::error::Result;
 use crate::format::{EventFormat, EventFormats};
 use crate::subbuf::{common_pid, MissedEvents};
+use crate::text::libtraceevent::InfoKey;
 use crate::text::memo::{InfoMemo, Probe};
 use crate::text::number::DEC_PAIRS;
 use crate::text::{Dialect, ShortText};
@@ -54,16 +55,17 @@ pub struct LineFormatter {
     scratch: Vec<u8>,
     /// Info texts printed before, by record bytes.
     memo: InfoMemo,
-    /// By format index: where the bytes its info text depends on start.
-    key_starts: Vec<KeyStart>,
+    /// By format index: which record bytes its info text depends on.
+    keys: Vec<KeyOf>,
 }
 
-/// [`EventFormats::info_key_start`] of a format, asked once.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum KeyStart {
+/// [`EventFormats::info_key`] of a format, asked once.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyOf {
     Unknown,
+    /// Not memoized.
     None,
-    At(u32),
+    Some(InfoKey),
 }
 
 /// How many prefixes [`LineFormatter`] keeps (a power of two).
@@ -82,7 +84,7 @@ impl LineFormatter {
             labels: Vec::new(),
             scratch: Vec::new(),
             memo: InfoMemo::default(),
-            key_starts: Vec::new(),
+            keys: Vec::new(),
         }
     }
 
@@ -158,14 +160,17 @@ impl LineFormatter {
     /// Starts memo lookup of a record of the format at `at` (see [`InfoMemo`]).
     #[inline]
     fn probe_info(&mut self, formats: &EventFormats, at: usize, data: &[u8]) -> Probe {
-        if self.key_starts.len() <= at {
-            self.key_starts.resize(at + 1, KeyStart::Unknown);
+        if self.keys.len() <= at {
+            self.keys.resize(at + 1, KeyOf::Unknown);
         }
-        if self.key_starts[at] == KeyStart::Unknown {
-            self.key_starts[at] = formats.info_key_start(at).map_or(KeyStart::None, |k| KeyStart::At(k as u32));
+        if self.keys[at] == KeyOf::Unknown {
+            self.keys[at] = formats.info_key(at).map_or(KeyOf::None, KeyOf::Some);
         }
-        match self.key_starts[at] {
-            KeyStart::At(k) => self.memo.probe(at, data.get(k as usize..).unwrap_or(&[])),
+        match &self.keys[at] {
+            KeyOf::Some(k) => match k.of(data, formats.endian()) {
+                Some(key) => self.memo.probe(at, key),
+                None => Probe::Skip,
+            },
             _ => Probe::Skip,
         }
     }
@@ -182,12 +187,11 @@ impl LineFormatter {
             }
             return;
         };
-        // A probe that looked has a key start.
-        let k = match self.key_starts[at] {
-            KeyStart::At(k) => k as usize,
-            _ => 0,
+        // A probe that looked had a key.
+        let key = match &self.keys[at] {
+            KeyOf::Some(k) => k.of(data, formats.endian()).unwrap_or(&[]),
+            _ => &[],
         };
-        let key = data.get(k..).unwrap_or(&[]);
         if self.memo.take(at, hash, &slot, key, out) {
             // Kept without the newline.
             return;
@@ -390,6 +394,81 @@ mod tests {
            <...>-7     [000]     1.002501: tick:                 value=-1
              bee-4242  [000]     1.002501: tick:                 value=70000
 ";
+
+    /// A little-endian v6 trace.dat with one event format (id 7, `tick`, own fields `fields`,
+    /// print fmt `fmt`) and one CPU's records: (pid, bytes after the 8 common bytes, padded
+    /// to a multiple of 4), 1 µs apart.
+    fn crafted(fields: &str, fmt: &str, records: &[(i32, &[u8])]) -> Vec<u8> {
+        let tick = format!("name: tick\nID: 7\nformat:\n{COMMON}\n{fields}\nprint fmt: {fmt}\n");
+        let endian = Endian::Little;
+        let meta = crate::dat::tests::meta(endian, vec![("test".into(), tick)], "");
+        let mut body = Vec::new();
+        for (pid, rest) in records {
+            let mut data = vec![7, 0, 0, 0];
+            data.extend_from_slice(&pid.to_le_bytes());
+            data.extend_from_slice(rest);
+            data.resize(data.len().div_ceil(4) * 4, 0);
+            let words = (data.len() / 4) as u32;
+            body.extend_from_slice(&(words | 1000 << 5).to_le_bytes());
+            body.extend_from_slice(&data);
+        }
+        let mut page = endian.u64_bytes(1_000_000_000).to_vec();
+        page.extend_from_slice(&endian.u64_bytes(body.len() as u64));
+        page.extend_from_slice(&body);
+        page.resize(4096, 0);
+        let mut out = std::io::Cursor::new(Vec::new());
+        let mut cpus = [CpuPages { cpu: 0, data: &page[..], size: 4096 }];
+        write_dat(&mut out, &meta, 6, &mut cpus).unwrap();
+        out.into_inner()
+    }
+
+    /// The info texts of a report (what follows each `tick: ` label).
+    fn infos(file: Vec<u8>) -> Vec<String> {
+        report(file).lines().filter_map(|l| l.split_once("tick: ").map(|(_, i)| i.trim_start().to_string())).collect()
+    }
+
+    #[test]
+    fn records_that_share_their_bytes_past_the_common_fields_but_print_differently_are_not_confused() {
+        // A `__data_loc` string pointing into the common fields (the pid's bytes): the same
+        // bytes from offset 8 on, different text.
+        let loc = (4u32 | 4 << 16).to_le_bytes();
+        let (aaa, bbb) = (i32::from_le_bytes(*b"AAA\0"), i32::from_le_bytes(*b"BBB\0"));
+        let records: Vec<(i32, &[u8])> = (0..20).map(|i| (if i % 2 == 0 { aaa } else { bbb }, &loc[..])).collect();
+        let file = crafted(
+            "\tfield:__data_loc char[] s;\toffset:8;\tsize:4;\tsigned:0;\n",
+            "\"s=%s\", __get_str(s)",
+            &records,
+        );
+        let got = infos(file);
+        assert_eq!(got.len(), 20);
+        for (i, t) in got.iter().enumerate() {
+            assert_eq!(t, if i % 2 == 0 { "s=AAA" } else { "s=BBB" }, "record {i}");
+        }
+        // An own field declared over the common pid.
+        let records: Vec<(i32, &[u8])> = (0..20).map(|i| (i, &[][..])).collect();
+        let file = crafted("\tfield:int v;\toffset:4;\tsize:4;\tsigned:1;\n", "\"v=%d\", REC->v", &records);
+        let got = infos(file);
+        assert_eq!(got.len(), 20);
+        assert!(got.iter().enumerate().all(|(i, t)| *t == format!("v={i}")), "{:?}", &got[..4]);
+        // An index taken from the record: `a[i]` with i = -1 reads the word before `a`.
+        let records: Vec<(i32, Vec<u8>)> = (0..20)
+            .map(|i| {
+                let mut rest = u32::MAX.to_le_bytes().to_vec();
+                rest.extend_from_slice(&7u32.to_le_bytes());
+                (i, rest)
+            })
+            .collect();
+        let records: Vec<(i32, &[u8])> = records.iter().map(|(p, r)| (*p, &r[..])).collect();
+        let fields = "\tfield:unsigned int i;\toffset:8;\tsize:4;\tsigned:0;\n\
+                      \tfield:unsigned int a[1];\toffset:12;\tsize:4;\tsigned:0;\n";
+        let file = crafted(fields, "\"%u\", REC->a[REC->i - 1]", &records);
+        let direct = {
+            // What the printer gives without any memo: the same format, each record alone.
+            let one = |pid: i32, rest: &[u8]| infos(crafted(fields, "\"%u\", REC->a[REC->i - 1]", &[(pid, rest)]));
+            records.iter().map(|(p, r)| one(*p, r).remove(0)).collect::<Vec<_>>()
+        };
+        assert_eq!(infos(file), direct);
+    }
 
     #[test]
     fn pids_and_values_of_a_big_endian_trace_read_in_its_byte_order() {

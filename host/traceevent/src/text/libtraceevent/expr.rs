@@ -231,6 +231,48 @@ pub(super) fn arg_type(e: &Expr) -> u32 {
     }
 }
 
+/// Whether every byte of the record that evaluating or printing `e` may read is at or past
+/// `start`, or at a `__data_loc` target (checked per record, see `InfoKey`): false for an
+/// index computed from the record, or one that reaches below `start`.
+pub(super) fn reads_from(e: &Expr, fields: &[FormatField], start: usize) -> bool {
+    let sub = |x: &Expr| reads_from(x, fields, start);
+    match e {
+        Expr::Index { base, idx, .. } => {
+            let constant = match Load::of(idx, fields) {
+                Some(Load::Const(n)) => Some(n),
+                _ => None,
+            };
+            sub(idx)
+                && match (base, constant) {
+                    (IndexBase::Field(Some(i)), Some(n)) => fields
+                        .get(*i)
+                        .and_then(|f| usize::try_from(n).ok()?.checked_mul(f.elem)?.checked_add(f.offset))
+                        .is_some_and(|at| at >= start),
+                    // Past a checked target, by less than a record.
+                    (IndexBase::Dynamic(_), Some(n)) => n < 1 << 16,
+                    // Evaluates to 0 without reading.
+                    (IndexBase::Field(None) | IndexBase::Other, _) => true,
+                    _ => false,
+                }
+        }
+        Expr::Flags { val, .. } | Expr::Symbol { val, .. } => sub(val),
+        Expr::Hex { size, .. } => sub(size),
+        Expr::IntArray { count, el, .. } => sub(count) && sub(el),
+        Expr::Cast { item, .. } => sub(item),
+        Expr::Cond(c, a, b) => sub(c) && sub(a) && sub(b),
+        Expr::Bin { l, r, .. } => sub(l) && sub(r),
+        Expr::Func { args, .. } => args.iter().all(sub),
+        Expr::Null
+        | Expr::Atom { .. }
+        | Expr::Field(_)
+        | Expr::Str(_)
+        | Expr::Bitmask(_)
+        | Expr::Cpumask(_)
+        | Expr::DynArray(_)
+        | Expr::DynArrayLen(_) => true,
+    }
+}
+
 /// A numeric argument that is a plain read of the record (`REC->field`, `REC->array[N]`,
 /// constants, and casts of those), resolved when the event is compiled: what
 /// [`RecordContext::eval`] gives for it, without walking the expression for every record.

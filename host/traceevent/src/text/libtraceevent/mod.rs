@@ -133,6 +133,33 @@ pub(crate) struct EventText {
     wants_symbols: bool,
 }
 
+/// The record bytes an event's text depends on: those from `start` on, provided that each
+/// `__data_loc` word at (offset, size) in `locs` points at or past `start` and inside the
+/// record (a crafted record may point one into the common fields, or out of the record,
+/// which reads as offset 0). A record whose words do not is printed, not looked up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct InfoKey {
+    /// Where the bytes start.
+    pub(crate) start: usize,
+    /// The `__data_loc` words to check: (offset, size).
+    pub(crate) locs: Vec<(usize, usize)>,
+}
+
+impl InfoKey {
+    /// The key bytes of `data` (in `endian`), or `None` if a `__data_loc` word of it points
+    /// below the key or out of the record.
+    #[inline]
+    pub(crate) fn of<'d>(&self, data: &'d [u8], endian: Endian) -> Option<&'d [u8]> {
+        for &(off, size) in &self.locs {
+            let target = (endian.read_uint(data, off, size)? & 0xffff) as usize;
+            if target < self.start || target > data.len() {
+                return None;
+            }
+        }
+        Some(data.get(self.start..).unwrap_or(&[]))
+    }
+}
+
 /// One record being printed: the compiled event, the payload, and what the kernel's long
 /// size, byte order and symbols say about it.
 struct RecordContext<'a> {
@@ -221,20 +248,34 @@ impl EventText {
         self.fields[self.ncommon..].iter().position(|f| f.name == name).map(|i| i + self.ncommon)
     }
 
-    /// Where the record bytes that this event's text depends on start: past the common
-    /// fields, unless the print fmt or the plugin names one of them (then 0); `None` when the
-    /// text depends on more than the bytes (a `[FAILED TO PARSE]` line: libtraceevent turns a
-    /// field's string flag off the first time it prints it as an array).
-    pub(crate) fn info_key_start(&self, format: &EventFormat) -> Option<usize> {
+    /// Which record bytes this event's text depends on, if only on the record's bytes (see
+    /// [`InfoKey`]); `None` for a `[FAILED TO PARSE]` line, whose text also depends on what
+    /// was printed before (libtraceevent turns a field's string flag off the first time it
+    /// prints it as an array).
+    pub(crate) fn info_key(&self, format: &EventFormat) -> Option<InfoKey> {
         if self.failed {
             return None;
         }
+        let whole = InfoKey { start: 0, locs: Vec::new() };
         let names_common = format.print_fmt_raw().is_some_and(|f| f.contains("common_"))
             || self.plugin.is_some_and(|p| p.field_names().iter().any(|n| n.starts_with("common_")));
         if names_common {
-            return Some(0);
+            return Some(whole);
         }
-        Some(format.common_fields.iter().map(|f| f.offset + f.size).max().unwrap_or(0))
+        // Past the common fields, and no later than any own field (a crafted format may put
+        // one among them).
+        let common_end = format.common_fields.iter().map(|f| f.offset + f.size).max().unwrap_or(0);
+        let start = self.fields[self.ncommon..].iter().map(|f| f.offset).fold(common_end, usize::min);
+        // An index computed from the record, or reaching below `start`, may read anything.
+        if !self.args.iter().all(|e| expr::reads_from(e, &self.fields, start)) {
+            return Some(whole);
+        }
+        let locs = self.fields[self.ncommon..]
+            .iter()
+            .filter(|f| f.has(FieldFlags::DYNAMIC) && !f.has(FieldFlags::REL_LOC))
+            .map(|f| (f.offset, f.size))
+            .collect();
+        Some(InfoKey { start, locs })
     }
 
     /// Whether the text depends on kernel symbols: names in the fmt resolved through
