@@ -450,6 +450,14 @@ mod tests {
         let got = infos(file);
         assert_eq!(got.len(), 20);
         assert!(got.iter().enumerate().all(|(i, t)| *t == format!("v={i}")), "{:?}", &got[..4]);
+        // A print fmt that names a common field.
+        let records: Vec<(i32, &[u8])> = (0..20).map(|i| (i, &[1u8, 0, 0, 0][..])).collect();
+        let file = crafted(
+            "\tfield:int v;\toffset:8;\tsize:4;\tsigned:1;\n",
+            "\"v=%d pid=%d\", REC->v, REC->common_pid",
+            &records,
+        );
+        assert!(infos(file).iter().enumerate().all(|(i, t)| *t == format!("v=1 pid={i}")));
         // An index taken from the record: `a[i]` with i = -1 reads the word before `a`.
         let records: Vec<(i32, Vec<u8>)> = (0..20)
             .map(|i| {

@@ -273,6 +273,47 @@ pub(super) fn reads_from(e: &Expr, fields: &[FormatField], start: usize) -> bool
     }
 }
 
+/// Adds the indexes (among the event's fields) of every field `e` reads to `out`.
+pub(super) fn fields_read(e: &Expr, out: &mut Vec<usize>) {
+    let source = |s: &ArraySource, out: &mut Vec<usize>| match s {
+        ArraySource::Dynamic(i) | ArraySource::Field(Some(i)) => out.push(*i),
+        ArraySource::Field(None) | ArraySource::Other => {}
+    };
+    match e {
+        Expr::Field(Some(i)) | Expr::Str(Some(i)) | Expr::Bitmask(Some(i)) | Expr::Cpumask(Some(i)) => out.push(*i),
+        Expr::DynArray(i) | Expr::DynArrayLen(i) => out.push(*i),
+        Expr::Index { base, idx, .. } => {
+            if let IndexBase::Dynamic(i) | IndexBase::Field(Some(i)) = base {
+                out.push(*i);
+            }
+            fields_read(idx, out);
+        }
+        Expr::Flags { val, .. } | Expr::Symbol { val, .. } => fields_read(val, out),
+        Expr::Hex { src, size, .. } => {
+            source(src, out);
+            fields_read(size, out);
+        }
+        Expr::IntArray { src, count, el } => {
+            source(src, out);
+            fields_read(count, out);
+            fields_read(el, out);
+        }
+        Expr::Cast { item, .. } => fields_read(item, out),
+        Expr::Cond(c, a, b) => [c, a, b].into_iter().for_each(|x| fields_read(x, out)),
+        Expr::Bin { l, r, .. } => {
+            fields_read(l, out);
+            fields_read(r, out);
+        }
+        Expr::Func { args, .. } => args.iter().for_each(|x| fields_read(x, out)),
+        Expr::Null
+        | Expr::Atom { .. }
+        | Expr::Field(None)
+        | Expr::Str(None)
+        | Expr::Bitmask(None)
+        | Expr::Cpumask(None) => {}
+    }
+}
+
 /// A numeric argument that is a plain read of the record (`REC->field`, `REC->array[N]`,
 /// constants, and casts of those), resolved when the event is compiled: what
 /// [`RecordContext::eval`] gives for it, without walking the expression for every record.

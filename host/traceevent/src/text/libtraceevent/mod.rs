@@ -257,15 +257,14 @@ impl EventText {
             return None;
         }
         let whole = InfoKey { start: 0, locs: Vec::new() };
-        let names_common = format.print_fmt_raw().is_some_and(|f| f.contains("common_"))
-            || self.plugin.is_some_and(|p| p.field_names().iter().any(|n| n.starts_with("common_")));
-        if names_common {
-            return Some(whole);
-        }
-        // Past the common fields, and no later than any own field (a crafted format may put
-        // one among them).
+        // Past the common fields, and no later than any field the text may read: the own
+        // fields (a crafted format may put one among the common ones), the fields the print
+        // fmt names (`REC->common_pid`, or a common field of another name) and the plugin's.
         let common_end = format.common_fields.iter().map(|f| f.offset + f.size).max().unwrap_or(0);
-        let start = self.fields[self.ncommon..].iter().map(|f| f.offset).fold(common_end, usize::min);
+        let mut read: Vec<usize> = (self.ncommon..self.fields.len()).collect();
+        self.args.iter().for_each(|e| expr::fields_read(e, &mut read));
+        read.extend(self.plugin_fields.iter().flat_map(|&(own, any)| [own, any]).flatten());
+        let start = read.iter().filter_map(|&i| self.fields.get(i)).map(|f| f.offset).fold(common_end, usize::min);
         // An index computed from the record, or reaching below `start`, may read anything.
         if !self.args.iter().all(|e| expr::reads_from(e, &self.fields, start)) {
             return Some(whole);
