@@ -57,6 +57,8 @@ pub struct LineFormatter {
     memo: InfoMemo,
     /// By format index: which record bytes its info text depends on.
     keys: Vec<KeyOf>,
+    /// Whether [`InfoMemo`] is used.
+    memo_on: bool,
 }
 
 /// [`EventFormats::info_key`] of a format, asked once.
@@ -85,6 +87,7 @@ impl LineFormatter {
             scratch: Vec::new(),
             memo: InfoMemo::default(),
             keys: Vec::new(),
+            memo_on: true,
         }
     }
 
@@ -160,6 +163,9 @@ impl LineFormatter {
     /// Starts memo lookup of a record of the format at `at` (see [`InfoMemo`]).
     #[inline]
     fn probe_info(&mut self, formats: &EventFormats, at: usize, data: &[u8]) -> Probe {
+        if !self.memo_on {
+            return Probe::Skip;
+        }
         if self.keys.len() <= at {
             self.keys.resize(at + 1, KeyOf::Unknown);
         }
@@ -276,6 +282,13 @@ impl<'f, R: ReadAt> Report<'f, R> {
             header: Some(dat.meta.cpu_count),
             comm_pids: Vec::new(),
         })
+    }
+
+    /// Whether an info text printed before is reused for a record whose bytes it depends on
+    /// are the same (on by default; the text is the same either way, which turning it off
+    /// lets a test or fuzzer check).
+    pub fn set_memo(&mut self, on: bool) {
+        self.lines.memo_on = on;
     }
 
     /// Appends the next lines to `out`, at least `min` bytes of them unless the trace ends
