@@ -10,52 +10,140 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// The kernel dialect's table: every symbol with a non-zero address, stably sorted by
-/// address, its name and module held in shared strings (no allocation per symbol).
+/// address; names stay in the kallsyms texts, modules are held once each (no allocation
+/// per symbol).
 #[derive(Debug, Default)]
 struct KernelTable {
-    /// `(address, name start, name end, module index + 1 or 0)`, by address (stable).
-    syms: Vec<(u64, u32, u32, u32)>,
-    names: String,
+    /// `(address, position of the name: text index << 32 | start, its length, module index
+    /// + 1 or 0)`, by address (stable).
+    syms: Vec<(u64, u64, u32, u32)>,
     modules: Vec<String>,
 }
 
 impl KernelTable {
     /// Adds the lines of a kallsyms text (`ffffffff81000000 T _text` or
     /// `... t name\t[module]`); lines with a zero address or that do not parse are left out.
-    fn add(&mut self, text: &str) {
-        self.names.reserve(text.len() / 2);
-        let mut last_module: Option<(&str, u32)> = None;
-        for line in text.lines() {
-            let mut it = line.split_whitespace();
-            let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
-                continue;
-            };
-            let Ok(addr) = u64::from_str_radix(addr, 16) else { continue };
-            if addr == 0 {
-                continue;
-            }
-            let module = match it.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')) {
-                None => 0,
-                Some(m) => match last_module {
-                    Some((name, idx)) if name == m => idx,
-                    _ => {
-                        let idx = match self.modules.iter().position(|x| x == m) {
-                            Some(i) => i as u32 + 1,
-                            None => {
-                                self.modules.push(m.to_string());
-                                self.modules.len() as u32
-                            }
-                        };
-                        last_module = Some((m, idx));
-                        idx
+    ///
+    /// A line as the kernel writes it (16 hex digits, ASCII) is read by [`kernel_sym_line`];
+    /// any other by the general rules ([`KernelTable::add_line`]).
+    fn add(&mut self, text: &str, index: u64) {
+        self.syms.reserve(text.len() / 40);
+        let b = text.as_bytes();
+        let mut last_module = None;
+        let mut high = NO_HIGH;
+        let mut p = 0;
+        while p < b.len() {
+            let end = match kernel_sym_line(b, p, &mut high) {
+                Some((addr, name, module, end)) => {
+                    if addr != 0 {
+                        let module = module.map_or(0, |(a, z)| self.module_index(&text[a..z], &mut last_module));
+                        self.push(addr, index, name.0, name.1 - name.0, module);
                     }
-                },
+                    end
+                }
+                None => {
+                    let end = line_end(b, p);
+                    self.add_line(text, p, end, index, &mut last_module);
+                    end
+                }
             };
-            let start = self.names.len() as u32;
-            self.names.push_str(name);
-            self.syms.push((addr, start, self.names.len() as u32, module));
+            p = end + 1;
         }
     }
+
+    /// Adds the line `text[p..end]` of kallsyms text `index` by the general rules:
+    /// whitespace-separated address, type, name and an optional `[module]`.
+    fn add_line<'t>(
+        &mut self,
+        text: &'t str,
+        p: usize,
+        end: usize,
+        index: u64,
+        last_module: &mut Option<(&'t str, u32)>,
+    ) {
+        let mut it = text[p..end].split_whitespace();
+        let (Some(addr), Some(_ty), Some(name)) = (it.next(), it.next(), it.next()) else {
+            return;
+        };
+        let Ok(addr) = u64::from_str_radix(addr, 16) else { return };
+        if addr == 0 {
+            return;
+        }
+        let module = match it.next().and_then(|m| m.strip_prefix('[')?.strip_suffix(']')) {
+            None => 0,
+            Some(m) => self.module_index(m, last_module),
+        };
+        self.push(addr, index, name.as_ptr() as usize - text.as_ptr() as usize, name.len(), module);
+    }
+
+    /// Index + 1 of module `m` in `modules` (added if new); `last` is the last one asked for.
+    fn module_index<'t>(&mut self, m: &'t str, last: &mut Option<(&'t str, u32)>) -> u32 {
+        match *last {
+            Some((name, idx)) if name == m => idx,
+            _ => {
+                let idx = match self.modules.iter().position(|x| x == m) {
+                    Some(i) => i as u32 + 1,
+                    None => {
+                        self.modules.push(m.to_string());
+                        self.modules.len() as u32
+                    }
+                };
+                *last = Some((m, idx));
+                idx
+            }
+        }
+    }
+
+    /// Adds the symbol at `addr` named by `len` bytes at `start` of kallsyms text `index`
+    /// (left out if they do not fit the table's fields).
+    fn push(&mut self, addr: u64, index: u64, start: usize, len: usize, module: u32) {
+        if let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(len)) {
+            self.syms.push((addr, index << 32 | u64::from(start), len, module));
+        }
+    }
+}
+
+/// A kallsyms line as [`kernel_sym_line`] reads it: address, name start and end, module
+/// name start and end, index of the line's end.
+type SymLine = (u64, (usize, usize), Option<(usize, usize)>, usize);
+
+/// The kallsyms line at `p` if the kernel dialect's general rules would read it as
+/// [`kernel_line`] does (16 hex digits, a one-character type, a name of printable ASCII,
+/// then the end of the line or a tab and a `[module]` of printable ASCII). `None` for any
+/// other.
+#[inline(always)]
+fn kernel_sym_line(b: &[u8], p: usize, high: &mut (u64, u64)) -> Option<SymLine> {
+    let (addr, _, name_start, _) = kernel_line(b, p, high)?;
+    let name_end = ascii_token_end(b, name_start + 1);
+    match b.get(name_end) {
+        None | Some(b'\n') => Some((addr, (name_start, name_end), None, name_end)),
+        Some(b'\t') if b.get(name_end + 1) == Some(&b'[') => {
+            let end = ascii_token_end(b, name_end + 2);
+            if b[end - 1] != b']' || !matches!(b.get(end), None | Some(b'\n')) {
+                return None;
+            }
+            Some((addr, (name_start, name_end), Some((name_end + 2, end - 1)), end))
+        }
+        _ => None,
+    }
+}
+
+/// The index of the first byte of `b` from `p` that is not printable ASCII (`!` to `~`), or
+/// `b.len()`.
+#[inline(always)]
+fn ascii_token_end(b: &[u8], mut p: usize) -> usize {
+    while p + 8 <= b.len() {
+        let x = word(b, p);
+        // Bytes below 0x21 (exact for the lowest one), and bytes of 0x7f and above (exact).
+        let below = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
+        let above = (((x & (ONES * 0x7f)) + ONES) | x) & HIGHS;
+        let marks = below | above;
+        if marks != 0 {
+            return p + (marks.trailing_zeros() / 8) as usize;
+        }
+        p += 8;
+    }
+    b[p..].iter().position(|c| !(0x21..0x7f).contains(c)).map_or(b.len(), |n| p + n)
 }
 
 /// A resolved symbol: name, offset of the address into it, and the symbol's size.
@@ -156,16 +244,22 @@ impl Default for Cache {
 /// (`A`/`a`) and `$` symbols left out, zero addresses kept. Names stay in the kallsyms texts.
 #[derive(Debug, Default)]
 struct Functions {
-    /// (address, position of the name: text index << 32 | start, its length).
-    table: Vec<(u64, u64, u32)>,
+    /// (address, where the name is in the texts laid end to end, its length): 16 bytes an
+    /// entry, for a table built once per process (its pages are written once each).
+    table: Vec<(u64, u32, u32)>,
+    /// Where each text starts in the texts laid end to end.
+    starts: Vec<usize>,
 }
 
 impl Symbols {
     /// The name of `functions().table[i]`.
     fn function_name(&self, f: &Functions, i: usize) -> &str {
         let (_, at, len) = f.table[i];
-        let start = (at & 0xffff_ffff) as usize;
-        self.kallsyms.get((at >> 32) as usize).and_then(|t| t.text().get(start..start + len as usize)).unwrap_or("")
+        let at = at as usize;
+        // The last text starting at or before `at` (an empty one holds no name).
+        let k = f.starts.partition_point(|&s| s <= at).saturating_sub(1);
+        let start = at - f.starts.get(k).copied().unwrap_or(0);
+        self.kallsyms.get(k).and_then(|t| t.text().get(start..start + len as usize)).unwrap_or("")
     }
 }
 
@@ -228,8 +322,8 @@ impl Symbols {
     fn syms(&self) -> &KernelTable {
         self.syms.get_or_init(|| {
             let mut t = KernelTable::default();
-            for text in &self.kallsyms {
-                t.add(text.text());
+            for (i, text) in self.kallsyms.iter().enumerate() {
+                t.add(text.text(), i as u64);
             }
             t.syms.sort_by_key(|s| s.0);
             t
@@ -246,8 +340,11 @@ impl Symbols {
             // Texts in order, lines in order: then among equal addresses the later line
             // (and the later text) goes first, which is what libtraceevent's reversal and
             // stable sort make of it. `at` grows with the line, so it orders them.
-            for (i, text) in self.kallsyms.iter().enumerate() {
-                parse_lte_text(text.text(), i as u64, &mut f);
+            let mut base = 0;
+            for text in &self.kallsyms {
+                f.starts.push(base);
+                parse_lte_text(text.text(), base, &mut f);
+                base += text.text().len();
             }
             let t = &mut f.table;
             // kallsyms is mostly in address order: reverse each run of equal addresses (their
@@ -415,9 +512,10 @@ impl Symbols {
         let start = syms[i].0;
         let first = syms[..=i].iter().rposition(|s| s.0 != start).map_or(0, |p| p + 1);
         let next = syms[i + 1..].iter().find(|s| s.0 > start)?;
-        let (_, a, b, m) = syms[first];
+        let (_, at, len, m) = syms[first];
+        let name_at = (at & 0xffff_ffff) as usize;
         Some(SymbolRef {
-            name: &t.names[a as usize..b as usize],
+            name: self.kallsyms[(at >> 32) as usize].text().get(name_at..name_at + len as usize).unwrap_or(""),
             module: m.checked_sub(1).map(|m| t.modules[m as usize].as_str()),
             offset: addr - start,
             size: next.0 - start,
@@ -430,13 +528,14 @@ impl Symbols {
     }
 }
 
-/// `tep_parse_kallsyms` over text number `index`: appends its functions to `f` in file
-/// order; stops at the first line it cannot parse.
+/// `tep_parse_kallsyms` over a text that starts at `base` in the texts laid end to end:
+/// appends its functions to `f` in file order; stops at the first line it cannot parse (or
+/// past 4 GiB of text).
 ///
 /// A line as the kernel writes it (16 hex digits, `T name`, ASCII) is read by [`kernel_line`]
 /// a word at a time; a shorter plain one (`HEX T name`) by [`plain_line`]; any other goes
 /// through [`lte_line`], the general rules.
-fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
+fn parse_lte_text(text: &str, base: usize, f: &mut Functions) {
     let b = text.as_bytes();
     let mut high = NO_HIGH;
     let mut p = 0;
@@ -461,10 +560,10 @@ fn parse_lte_text(text: &str, index: u64, f: &mut Functions) {
         };
         match line {
             Line::Function(addr, start, len) => {
-                let (Ok(at), Ok(len)) = (u32::try_from(start), u32::try_from(len)) else {
+                let (Ok(at), Ok(len)) = (u32::try_from(base + start), u32::try_from(len)) else {
                     break;
                 };
-                f.table.push((addr, index << 32 | u64::from(at), len));
+                f.table.push((addr, at, len));
             }
             Line::Skip => {}
             Line::Stop => break,
@@ -662,14 +761,14 @@ mod tests {
     use super::*;
 
     /// [`parse_lte_text`] with every line read by the general rules ([`lte_line`]).
-    fn parse_general(text: &str) -> Vec<(u64, u64, u32)> {
+    fn parse_general(text: &str) -> Vec<(u64, u32, u32)> {
         let mut out = Vec::new();
         let mut p = 0;
         for line in text.split('\n') {
             let end = p + line.len();
             if !line.is_empty() {
                 match lte_line(text, p, end) {
-                    Line::Function(addr, at, len) => out.push((addr, at as u64, len as u32)),
+                    Line::Function(addr, at, len) => out.push((addr, at as u32, len as u32)),
                     Line::Skip => {}
                     Line::Stop => break,
                 }
@@ -754,6 +853,19 @@ mod tests {
     }
 
     #[test]
+    fn ascii_token_end_finds_the_first_byte_that_is_not_printable_ascii() {
+        let texts =
+            ["", "a", "abcdefgh", "abcdefghi j", "ab\u{7f}cdefghijk", "abcdefghijklm\u{e9}", "~!\u{1}", "abc\r\n"];
+        for text in texts {
+            let b = text.as_bytes();
+            for p in 0..=b.len() {
+                let want = b[p..].iter().position(|c| !(0x21..0x7f).contains(c)).map_or(b.len(), |n| p + n);
+                assert_eq!(ascii_token_end(b, p), want, "{text:?} from {p}");
+            }
+        }
+    }
+
+    #[test]
     fn whitespace_at_finds_the_first_ascii_whitespace() {
         for text in [
             "",
@@ -768,6 +880,59 @@ mod tests {
             for p in 0..=b.len() {
                 let want = b[p..].iter().position(u8::is_ascii_whitespace).map_or(b.len(), |n| p + n);
                 assert_eq!(whitespace_at(b, p), want, "{text:?} from {p}");
+            }
+        }
+    }
+
+    #[test]
+    fn kernel_lines_read_as_the_general_rules_read_them() {
+        let lines = [
+            "ffffffff81000000 T _stext",
+            "ffffffff81000100 t foo\t[mod]",
+            "ffffffff81000110 t foo2\t[mod]",
+            "ffffffff81000120 t bar\t[other]",
+            "ffffffff81000130 t baz\t[mod]",
+            "ffffffff81000140 t notmod\tmod",
+            "ffffffff81000150 t emptymod\t[]",
+            "ffffffff81000160 t spacemod [mod]",
+            "ffffffff81000170 t two\t[mod] more",
+            "ffffffff81000180 t bad\t[mo\u{e9}d]",
+            "ffffffff81000200 A abs",
+            "  ffffffff81000400 T lead",
+            "0xffffffff81000500 T prefixed",
+            "+fffffff81000600 T plus",
+            "ffffffff81000700  T twospaces",
+            "ffffffff81000800 T\u{a0}nbsp",
+            "ffffffff81000900 \u{e9} e-acute",
+            "ffffffff81000a00 T na\u{e9}me rest",
+            "ffffffff81000a10 T na\u{a0}me",
+            "ffffffff81000a20 T na\u{b}me",
+            "ffffffff81000a30 T na\u{1}me",
+            "ffffffff81000a40 T na\u{7f}me",
+            "ffffffff81000c00 T name\r",
+            "ffffffff81000c10 T name\t[mod]\r",
+            "",
+            "ffffffff81000d00 T",
+            "zzz T stop",
+            "0000000000000000 T zero",
+            "FFFFFFFF81000F00 T UPPER",
+            "ffff T short",
+            "ffffffff81000e00 T a_name_longer_than_a_few_words_of_eight",
+        ];
+        for n in 0..lines.len() {
+            for skip in 0..lines.len() {
+                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
+                for text in [text.as_str(), text.trim_end_matches('\n')] {
+                    let mut fast = KernelTable::default();
+                    fast.add(text, 0);
+                    let mut general = KernelTable::default();
+                    let mut last = None;
+                    for line in text.lines() {
+                        let p = line.as_ptr() as usize - text.as_ptr() as usize;
+                        general.add_line(text, p, p + line.len(), 0, &mut last);
+                    }
+                    assert_eq!((&fast.syms, &fast.modules), (&general.syms, &general.modules), "{text:?}");
+                }
             }
         }
     }
@@ -807,6 +972,25 @@ mod tests {
         s.parse_printk_formats("0x30 : \"c\"\n");
         assert_eq!(s.string(0x30), Some("c"), "a text added after a lookup");
         assert_ne!(s, copy);
+    }
+
+    #[test]
+    fn names_are_found_in_the_text_that_holds_them() {
+        let mut s = Symbols::new();
+        s.parse_kallsyms("ffffffff81000000 T a\nffffffff81000100 T b\n");
+        s.defer_kallsyms(String::new);
+        s.parse_kallsyms("ffffffff81000100 t c\t[m]\nffffffff81000200 T d\n");
+        assert_eq!(s.libtraceevent_function(0xffff_ffff_8100_0004), Some(("a", 0xffff_ffff_8100_0000)));
+        assert_eq!(s.libtraceevent_function(0xffff_ffff_8100_0200), Some(("d", 0xffff_ffff_8100_0200)));
+        assert_eq!(s.libtraceevent_symbol_address("b"), Some(0xffff_ffff_8100_0100));
+        assert_eq!(s.libtraceevent_symbol_address("c"), Some(0xffff_ffff_8100_0100));
+        // libtraceevent puts the later text's symbol first among equal addresses; the kernel
+        // dialect keeps the first listed.
+        assert_eq!(s.function_name(s.functions(), 1), "c");
+        let r = s.lookup(0xffff_ffff_8100_0104).unwrap();
+        assert_eq!((r.name, r.module, r.offset, r.size), ("b", None, 4, 0x100));
+        let r = s.lookup(0xffff_ffff_8100_0000).unwrap();
+        assert_eq!((r.name, r.size), ("a", 0x100));
     }
 
     #[test]
