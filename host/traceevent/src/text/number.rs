@@ -166,7 +166,9 @@ pub(crate) fn write_plain_int(out: &mut Vec<u8>, v: u64, size: usize, letter: u8
 }
 
 /// `-` when `neg`, then `m` in decimal: the digits go into a fixed 24-byte run appended to
-/// `out` (one fixed-size store, no `memcpy` call), which is then cut to length.
+/// `out` (one fixed-size store, no `memcpy` call), which is then cut to length. Eight digits
+/// at a time are split off as a `u32` and written in four independent pairs, so a long
+/// number (timestamps, sectors) is not one chain of dependent divisions.
 #[inline]
 fn write_dec(out: &mut Vec<u8>, neg: bool, mut m: u64) {
     let len = m.checked_ilog10().unwrap_or(0) as usize + 1 + usize::from(neg);
@@ -174,6 +176,13 @@ fn write_dec(out: &mut Vec<u8>, neg: bool, mut m: u64) {
     out.extend_from_slice(&[b'-'; 24]);
     let buf: &mut [u8; 24] = (&mut out[start..start + 24]).try_into().expect("24 bytes");
     let mut at = len;
+    while m >= 100_000_000 {
+        let low = (m % 100_000_000) as u32;
+        m /= 100_000_000;
+        at -= 8;
+        eight_digits(&mut buf[at..at + 8], low);
+    }
+    let mut m = m as u32;
     while m >= 100 {
         let pair = (m % 100) as usize * 2;
         m /= 100;
@@ -189,6 +198,17 @@ fn write_dec(out: &mut Vec<u8>, neg: bool, mut m: u64) {
         buf[at - 1] = b'0' + m as u8;
     }
     out.truncate(start + len);
+}
+
+/// `v` (below 10^8) as exactly eight decimal digits.
+#[inline]
+fn eight_digits(buf: &mut [u8], v: u32) {
+    let (hi, lo) = (v / 10_000, v % 10_000);
+    for (at, pair) in [(0, hi / 100), (2, hi % 100), (4, lo / 100), (6, lo % 100)] {
+        let pair = pair as usize * 2;
+        buf[at] = DEC_PAIRS[pair];
+        buf[at + 1] = DEC_PAIRS[pair + 1];
+    }
 }
 
 /// `m` in hex: as [`write_dec`], two digits a lookup.
@@ -359,6 +379,25 @@ mod tests {
             let mut o = b"<".to_vec();
             dec_u64(&mut o, v);
             assert_eq!(String::from_utf8(o).unwrap(), format!("<{v}"));
+        }
+    }
+
+    #[test]
+    fn decimals_of_every_length_print_as_core_fmt_does() {
+        // Each power of ten, one below it and a value with every digit distinct, at every
+        // length, so that each split into eight-digit parts is crossed.
+        let mut values = vec![0u64, u64::MAX, i64::MAX as u64, i64::MIN as u64];
+        for k in 0..20 {
+            let p = 10u64.pow(k);
+            values.extend([p, p - 1, p + 1, 1_234_567_890_123_456_789 % p.saturating_mul(10)]);
+        }
+        for v in values {
+            let mut o = b"<".to_vec();
+            dec_u64(&mut o, v);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<{v}"));
+            let mut o = b"<".to_vec();
+            dec_i64(&mut o, v as i64);
+            assert_eq!(String::from_utf8(o).unwrap(), format!("<{}", v as i64));
         }
     }
 
