@@ -253,11 +253,16 @@ struct Functions {
 
 impl Symbols {
     /// The name of `functions().table[i]`.
+    #[inline]
     fn function_name(&self, f: &Functions, i: usize) -> &str {
         let (_, at, len) = f.table[i];
         let at = at as usize;
-        // The last text starting at or before `at` (an empty one holds no name).
-        let k = f.starts.partition_point(|&s| s <= at).saturating_sub(1);
+        // The last text starting at or before `at` (an empty one holds no name); nearly
+        // always the first and only one.
+        let mut k = 0;
+        while f.starts.get(k + 1).is_some_and(|&s| s <= at) {
+            k += 1;
+        }
         let start = at - f.starts.get(k).copied().unwrap_or(0);
         self.kallsyms.get(k).and_then(|t| t.text().get(start..start + len as usize)).unwrap_or("")
     }
