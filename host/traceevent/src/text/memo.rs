@@ -13,9 +13,13 @@
 //! it reaches [`ARENA_BYTES`], and a format whose records rarely repeat (pointers, timestamps,
 //! paths) is printed directly after a trial of [`TRIAL`] records, paying nothing further.
 
-use std::hash::Hasher as _;
+use std::hash::BuildHasher as _;
 
-use wasmprobe_abi::fxhash::FxHasher;
+use foldhash::fast::FixedState;
+
+/// Not keyed: a trace built to collide only makes entries replace each other (misses, never
+/// wrong text, since keys are compared whole).
+const HASHER: FixedState = FixedState::with_seed(0x51_7c_c1_b7_27_22_0a_95);
 
 /// Slots of the table (a power of two): 16,384 × 24 bytes.
 const SLOT_BITS: u32 = 14;
@@ -113,10 +117,7 @@ impl InfoMemo {
         if self.slots.is_empty() {
             self.slots = vec![Slot::default(); 1 << SLOT_BITS];
         }
-        let mut h = FxHasher::default();
-        h.write_usize(format);
-        h.write(key);
-        let hash = h.finish();
+        let hash = HASHER.hash_one((format, key));
         Probe::Look { hash, slot: self.slots[(hash >> (64 - SLOT_BITS)) as usize] }
     }
 
