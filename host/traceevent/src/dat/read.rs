@@ -753,18 +753,35 @@ impl<R: ReadAt> DatRecords<'_, R> {
         }
     }
 
-    /// The next record in timestamp order (ties: lowest CPU), `None` at the end.
-    pub fn next_record(&mut self) -> Option<Result<DatRecord<'_>>> {
-        // Refill lazily: the record returned last time borrowed its page until now. Only
-        // that record's CPU moved on (or, at the start, every CPU has yet to load).
+    /// Loads the next page of each CPU whose page is used up: only the CPU of the record
+    /// returned last can be (or, at the start, every CPU has yet to load).
+    #[inline(never)]
+    fn refill(&mut self) -> Result<()> {
         let refill = if self.last == usize::MAX { 0..self.cpus.len() } else { self.last..self.last + 1 };
         for i in refill {
             let s = &self.cpus[i];
             if !s.done && s.next >= s.recs.len() {
                 if let Err(e) = self.load_page(i) {
                     self.cpus[i].done = true;
-                    return Some(Err(e));
+                    return Err(e);
                 }
+            }
+        }
+        Ok(())
+    }
+
+    /// The next record in timestamp order (ties: lowest CPU), `None` at the end. Inlined
+    /// into the caller's loop; a page's end takes the out-of-line [`Self::refill`].
+    #[inline]
+    pub fn next_record(&mut self) -> Option<Result<DatRecord<'_>>> {
+        // Refill lazily: the record returned last time borrowed its page until now.
+        let stale = match self.cpus.get(self.last) {
+            Some(s) => !s.done && s.next >= s.recs.len(),
+            None => true,
+        };
+        if stale {
+            if let Err(e) = self.refill() {
+                return Some(Err(e));
             }
         }
         let mut best: Option<(u64, usize)> = None;
