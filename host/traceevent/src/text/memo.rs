@@ -1,17 +1,20 @@
 //! [`InfoMemo`]: the info texts a report already printed, by the record bytes they came from.
 //!
 //! An event's info text (libtraceevent's dialect, as `trace-cmd report` prints it) is a pure
-//! function of the record's bytes past its common fields, for nearly every format (see
-//! [`crate::format::EventFormats::info_key`] for the exceptions). Traces repeat
-//! themselves: the same tasks switch, the same work items run, the same syscalls return the
-//! same values, and many classes print one of a few thousand texts for hundreds of thousands
-//! of records. Printing such a record again costs a hash and a copy instead of the
-//! interpreter's walk over the print fmt.
+//! function of the record's bytes from the first field it reads (past the common fields,
+//! nearly always), for every format but `[FAILED TO PARSE]` ones; a crafted record that points
+//! a `__data_loc` word elsewhere is printed, not looked up (see
+//! [`crate::format::EventFormats::info_key`]). Traces repeat themselves: the same tasks
+//! switch, the same work items run, the same syscalls return the same values, and many
+//! classes print one of a few thousand texts for hundreds of thousands of records. Printing
+//! such a record again costs a hash and a copy instead of the interpreter's walk over the
+//! print fmt.
 //!
 //! Bounded and self-tuning: a direct-mapped table (a collision replaces the older entry, so a
 //! trace crafted to collide only costs misses), texts in one arena that is dropped whole when
 //! it reaches [`ARENA_BYTES`], and a format whose records rarely repeat (pointers, timestamps,
-//! paths) is printed directly after a trial of [`TRIAL`] records, paying nothing further.
+//! paths) is printed directly for a while after a failed trial of [`TRIAL`] records, a longer
+//! while after each failure in a row.
 
 use std::hash::BuildHasher as _;
 
