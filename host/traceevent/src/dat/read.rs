@@ -771,7 +771,7 @@ impl<R: ReadAt> DatRecords<'_, R> {
     }
 
     /// The next record in timestamp order (ties: lowest CPU), `None` at the end. Inlined
-    /// into the caller's loop; a page's end takes the out-of-line [`Self::refill`].
+    /// into the caller's loop; the end of a page takes an out-of-line refill.
     #[inline]
     pub fn next_record(&mut self) -> Option<Result<DatRecord<'_>>> {
         // Refill lazily: the record returned last time borrowed its page until now.
