@@ -26,7 +26,7 @@ pub struct EventFormats {
     /// pid → where its comm is in `comm_text` (start, end), hashed with the project's one
     /// cheap hasher (keys are pids, not an adversary's choice; SipHash would cost most of the
     /// per-record lookup).
-    cmdlines: HashMap<i32, (usize, usize), wasmprobe_abi::fxhash::FxBuildHasher>,
+    cmdlines: HashMap<i32, (u32, u32), wasmprobe_abi::fxhash::FxBuildHasher>,
     /// The comms of `cmdlines`: the `saved_cmdlines` texts whole (one copy, not an allocation
     /// per pid), and the comms added one by one.
     comm_text: String,
@@ -279,8 +279,12 @@ impl EventFormats {
         self.set_comm_at(pid, start, self.comm_text.len());
     }
 
-    /// Sets the comm of `pid` to `comm_text[start..end]` (its known bit too).
+    /// Sets the comm of `pid` to `comm_text[start..end]` (its known bit too); left unknown
+    /// past 4 GiB of comms.
     fn set_comm_at(&mut self, pid: i32, start: usize, end: usize) {
+        let (Ok(start), Ok(end)) = (u32::try_from(start), u32::try_from(end)) else {
+            return;
+        };
         if (0..KNOWN_PIDS).contains(&pid) {
             let word = pid as usize >> 6;
             if self.known.len() <= word {
@@ -390,7 +394,7 @@ impl EventFormats {
         if pid == 0 {
             return "<idle>";
         }
-        self.cmdlines.get(&pid).map_or("<...>", |&(start, end)| &self.comm_text[start..end])
+        self.cmdlines.get(&pid).map_or("<...>", |&(start, end)| &self.comm_text[start as usize..end as usize])
     }
 
     /// Appends the info text of a record payload; `[UNKNOWN EVENT]`-free: an unknown id prints
