@@ -293,6 +293,31 @@ mod tests {
     }
 
     #[test]
+    fn kallsyms_read_when_first_needed_gives_the_same_symbols() {
+        for version in [6, 7] {
+            let path = std::env::temp_dir().join(format!("traceevent-deferred-{}-v{version}.dat", std::process::id()));
+            let mut m = meta(Endian::Little);
+            m.kallsyms = "ffffffff81000000 T _stext\nffffffff81000100 t foo\t[m]\nffffffff81000200 T bar\n".into();
+            let mut out = std::io::Cursor::new(Vec::new());
+            write_dat::<_, &[u8]>(&mut out, &m, version, &mut []).unwrap();
+            std::fs::write(&path, out.into_inner()).unwrap();
+            let dat = TraceDat::open_deferred(std::fs::File::open(&path).unwrap());
+            std::fs::remove_file(&path).unwrap();
+            let dat = dat.unwrap();
+            assert_eq!(dat.meta.kallsyms, "", "v{version}: left to the registry");
+            for dialect in [crate::text::Dialect::LibTraceEvent, crate::text::Dialect::Kernel] {
+                let formats = dat.event_formats(dialect).unwrap();
+                let s = formats.symbols();
+                assert_eq!(s.libtraceevent_function(0xffff_ffff_8100_0104), Some(("foo", 0xffff_ffff_8100_0100)));
+                assert_eq!(s.libtraceevent_symbol_address("bar"), Some(0xffff_ffff_8100_0200));
+                let r = s.lookup(0xffff_ffff_8100_0004).unwrap();
+                assert_eq!((r.name, r.size), ("_stext", 0x100), "v{version}");
+                assert_eq!(s.lookup(0xffff_ffff_8100_0101).unwrap().module, Some("m"));
+            }
+        }
+    }
+
+    #[test]
     fn what_we_write_reads_back_in_both_versions_and_byte_orders() {
         for endian in [Endian::Little, Endian::Big] {
             for version in [6, 7] {
