@@ -156,8 +156,7 @@ impl LineFormatter {
                 let _ = write!(out, "{:5}.{:012}:", ts / p10, ts % p10);
             }
         }
-        self.append_label(ev, out);
-        self.print_info(formats, at, data, probe, out);
+        self.print_info(formats, ev, at, data, probe, out);
     }
 
     /// Starts memo lookup of a record of the format at `at` (see [`InfoMemo`]).
@@ -181,12 +180,21 @@ impl LineFormatter {
         }
     }
 
-    /// Appends the info text of a record of the format at `at`, less one trailing newline
+    /// Appends the label and info text of a record of the format at `at` (`ev`), less one trailing newline
     /// (trace-cmd drops it): a copy of the text printed before for the same bytes where that
     /// is known to be the same text.
     #[inline]
-    fn print_info(&mut self, formats: &EventFormats, at: usize, data: &[u8], probe: Probe, out: &mut Vec<u8>) {
+    fn print_info(
+        &mut self,
+        formats: &EventFormats,
+        ev: &EventFormat,
+        at: usize,
+        data: &[u8],
+        probe: Probe,
+        out: &mut Vec<u8>,
+    ) {
         let Probe::Look { hash, slot } = probe else {
+            self.append_label(ev, out);
             formats.print_at(at, data, out);
             if out.ends_with(b"\n") {
                 out.pop();
@@ -198,11 +206,13 @@ impl LineFormatter {
             KeyOf::Some(k) => k.of(data, formats.endian()).unwrap_or(&[]),
             _ => &[],
         };
+        // Kept with the event's label (the format is part of the key) and without the
+        // newline: one copy.
         if self.memo.take(at, hash, &slot, key, out) {
-            // Kept without the newline.
             return;
         }
         let start = out.len();
+        self.append_label(ev, out);
         formats.print_at(at, data, out);
         if out.ends_with(b"\n") {
             out.pop();
