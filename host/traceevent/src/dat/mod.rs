@@ -61,6 +61,46 @@ impl ReadAt for std::fs::File {
     }
 }
 
+/// Small reads of a [`ReadAt`] served from a block read ahead: the metadata of a trace.dat is
+/// read field by field (a u16, a u32, a name), a system call each without it.
+struct ReadAhead<'a, R: ReadAt + ?Sized> {
+    src: &'a R,
+    /// (file offset of `block`, how many of its bytes are valid, the block).
+    block: std::cell::RefCell<(u64, usize, Vec<u8>)>,
+}
+
+/// Bytes read ahead at once; reads of more than a quarter of it go straight to the source.
+const READ_AHEAD: usize = 4096;
+
+impl<'a, R: ReadAt + ?Sized> ReadAhead<'a, R> {
+    fn new(src: &'a R) -> Self {
+        ReadAhead { src, block: std::cell::RefCell::new((0, 0, Vec::new())) }
+    }
+}
+
+impl<R: ReadAt + ?Sized> ReadAt for ReadAhead<'_, R> {
+    fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
+        if buf.len() > READ_AHEAD / 4 {
+            return self.src.read_at(buf, offset);
+        }
+        let mut block = self.block.borrow_mut();
+        let (at, valid, data) = &mut *block;
+        let held = offset >= *at && offset - *at + buf.len() as u64 <= *valid as u64;
+        if !held {
+            data.resize(READ_AHEAD, 0);
+            // On an error nothing is held.
+            *valid = 0;
+            *valid = self.src.read_at(data, offset)?;
+            *at = offset;
+        }
+        // Fewer bytes than asked for only at the end of the input, as from the source.
+        let start = (offset - *at) as usize;
+        let n = buf.len().min(*valid - start);
+        buf[..n].copy_from_slice(&data[start..start + n]);
+        Ok(n)
+    }
+}
+
 fn bad(msg: impl Into<String>) -> Error {
     Error::TraceDat(msg.into())
 }
@@ -180,6 +220,19 @@ fn selected_clock(data: &[u8]) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+
+    #[test]
+    fn read_ahead_reads_what_the_source_reads() {
+        let src: Vec<u8> = (0..10_000u32).map(|i| (i * 7 % 251) as u8).collect();
+        let ahead = ReadAhead::new(&src);
+        let reads = [(0, 4), (4, 8), (2, 1), (4000, 200), (4090, 10), (4096, 1024), (4096, 1025), (9990, 20)];
+        for (offset, len) in reads.into_iter().chain([(10_000, 1), (20_000, 4), (0, 0), (5000, 3)]) {
+            let (mut want, mut got) = (vec![0; len], vec![0; len]);
+            let n = src.read_at(&mut want, offset).unwrap();
+            assert_eq!(ahead.read_at(&mut got, offset).unwrap(), n, "at {offset}, {len} bytes");
+            assert_eq!(got[..n], want[..n], "at {offset}, {len} bytes");
+        }
+    }
 
     /// The `header_page` of a 64-bit kernel with 4 KiB sub-buffers.
     pub(crate) const HEADER_PAGE: &str = "\tfield: u64 timestamp;\toffset:0;\tsize:8;\tsigned:0;\n\

@@ -287,7 +287,8 @@ impl<R: ReadAt> TraceDat<R> {
 
     /// [`TraceDat::open`]; with `defer`, the kallsyms is not read but located there.
     fn open_with(src: R, defer: Option<&mut Option<KallsymsAt>>) -> Result<Self> {
-        let mut c = Cursor { src: &src, pos: 0, endian: Endian::Little };
+        let ahead = super::ReadAhead::new(&src);
+        let mut c = Cursor { src: &ahead, pos: 0, endian: Endian::Little };
         c.tag(b"\x17\x08\x44tracing", "magic").map_err(|_| bad("not a trace.dat file (bad magic)"))?;
         let version: u32 = c.cstr("version")?.parse().map_err(|_| bad("version is not a number"))?;
         if !(6..=7).contains(&version) {
