@@ -35,6 +35,9 @@ pub struct EventFormats {
     known: Vec<u64>,
     /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
     comm_generation: u64,
+    /// Counts changes that may change a format's text (its printer dropped: a new dialect or
+    /// symbols, a format replaced), for callers that keep texts printed before.
+    text_generation: u64,
     symbols: Symbols,
     dialect: Dialect,
 }
@@ -74,6 +77,7 @@ impl EventFormats {
             comm_text: String::new(),
             known: Vec::new(),
             comm_generation: 0,
+            text_generation: 0,
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
         }
@@ -113,6 +117,14 @@ impl EventFormats {
     /// Drops the compiled printers (they are compiled again on first use).
     fn forget_printers(&mut self) {
         self.entries.iter_mut().for_each(|e| e.printer = PrinterSlot::default());
+        self.text_generation += 1;
+    }
+
+    /// A number that changes whenever a format's text may change for the same record bytes
+    /// (see [`EventFormats::comm_generation`] for comms): texts kept from before are good
+    /// while it stays the same.
+    pub fn text_generation(&self) -> u64 {
+        self.text_generation
     }
 
     /// The format at `i` (an index [`EventFormats::index_of_record`] gave) and its
@@ -179,6 +191,7 @@ impl EventFormats {
         let i = match self.by_id.get(&id) {
             Some(&i) => {
                 self.entries[i] = Entry { format: f, printer: PrinterSlot::default() };
+                self.text_generation += 1;
                 i
             }
             None => {

@@ -59,6 +59,8 @@ pub struct LineFormatter {
     keys: Vec<KeyOf>,
     /// Whether [`InfoMemo`] is used.
     memo_on: bool,
+    /// The [`EventFormats::text_generation`] that `memo` and `keys` hold texts of.
+    text_generation: u64,
 }
 
 /// [`EventFormats::info_key`] of a format, asked once.
@@ -88,6 +90,7 @@ impl LineFormatter {
             memo: InfoMemo::default(),
             keys: Vec::new(),
             memo_on: true,
+            text_generation: 0,
         }
     }
 
@@ -164,6 +167,12 @@ impl LineFormatter {
     fn probe_info(&mut self, formats: &EventFormats, at: usize, data: &[u8]) -> Probe {
         if !self.memo_on {
             return Probe::Skip;
+        }
+        if formats.text_generation() != self.text_generation {
+            // New symbols, dialect or formats (a live stream may add them): start over.
+            self.memo = InfoMemo::default();
+            self.keys.clear();
+            self.text_generation = formats.text_generation();
         }
         if self.keys.len() <= at {
             self.keys.resize(at + 1, KeyOf::Unknown);
@@ -499,6 +508,31 @@ mod tests {
             records.iter().map(|(p, r)| one(*p, r).remove(0)).collect::<Vec<_>>()
         };
         assert_eq!(infos(file), direct);
+    }
+
+    #[test]
+    fn a_format_replaced_mid_stream_prints_its_new_text_for_the_same_bytes() {
+        let fmt = |text: &str| {
+            format!(
+                "name: tick\nID: 7\nformat:\n{COMMON}\n\tfield:int v;\toffset:8;\tsize:4;\tsigned:1;\n\n\
+                 print fmt: \"{text}=%d\", REC->v\n"
+            )
+        };
+        let mut formats = EventFormats::new(crate::header::PageHeader::standard(8, Endian::Little, 4096).unwrap());
+        formats.set_dialect(Dialect::LibTraceEvent);
+        formats.add_format("test", &fmt("old")).unwrap();
+        let mut record = vec![7, 0, 0, 0, 1, 0, 0, 0];
+        record.extend_from_slice(&5i32.to_le_bytes());
+        let mut lines = LineFormatter::new(TimeFormat::Usecs);
+        let mut line = |formats: &EventFormats| {
+            let mut out = Vec::new();
+            lines.line(formats, formats.for_record(&record), 0, 1000, &record, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        assert!(line(&formats).ends_with("old=5"));
+        assert!(line(&formats).ends_with("old=5"), "the same text, reused");
+        formats.add_format("test", &fmt("new")).unwrap();
+        assert!(line(&formats).ends_with("new=5"), "the replaced format's text");
     }
 
     #[test]
