@@ -24,8 +24,12 @@ use foldhash::fast::FixedState;
 /// wrong text, since keys are compared whole).
 const HASHER: FixedState = FixedState::with_seed(0x51_7c_c1_b7_27_22_0a_95);
 
-/// Slots of the table (a power of two): 16,384 × 24 bytes.
-const SLOT_BITS: u32 = 14;
+/// Slots of the table: 2^FIRST_BITS (24 KiB) at first, four times as many each time the
+/// texts kept since the last growth outnumber half the slots, up to 2^MAX_BITS (384 KiB). A
+/// trace of a few hundred distinct texts (sched, irq) keeps a table that stays in the
+/// first-level caches while the trace data streams past.
+const FIRST_BITS: u32 = 10;
+const MAX_BITS: u32 = 14;
 /// The arena's limit; reaching it drops every entry (a new generation).
 const ARENA_BYTES: usize = 4 << 20;
 /// Records of a format per trial of whether memoizing it pays.
@@ -49,6 +53,10 @@ pub(crate) struct InfoMemo {
     generation: u32,
     /// By format index.
     formats: Vec<Trial>,
+    /// log2 of `slots.len()`.
+    bits: u32,
+    /// Texts kept since the table last grew.
+    inserted: usize,
 }
 
 /// One memoized text: where its key and text are in the arena, and what it was for.
@@ -86,7 +94,14 @@ pub(crate) enum Probe {
 
 impl Default for InfoMemo {
     fn default() -> Self {
-        InfoMemo { slots: Vec::new(), arena: Vec::new(), generation: 1, formats: Vec::new() }
+        InfoMemo {
+            slots: Vec::new(),
+            arena: Vec::new(),
+            generation: 1,
+            formats: Vec::new(),
+            bits: FIRST_BITS,
+            inserted: 0,
+        }
     }
 }
 
@@ -118,10 +133,10 @@ impl InfoMemo {
             trial.hits = 0;
         }
         if self.slots.is_empty() {
-            self.slots = vec![Slot::default(); 1 << SLOT_BITS];
+            self.slots = vec![Slot::default(); 1 << self.bits];
         }
         let hash = HASHER.hash_one((format, key));
-        Probe::Look { hash, slot: self.slots[(hash >> (64 - SLOT_BITS)) as usize] }
+        Probe::Look { hash, slot: self.slots[(hash >> (64 - self.bits)) as usize] }
     }
 
     /// Appends the text memoized for `key` of the format at `format` (what `probe` was
@@ -154,7 +169,18 @@ impl InfoMemo {
         let at = self.arena.len();
         self.arena.extend_from_slice(key);
         self.arena.extend_from_slice(text);
-        self.slots[(hash >> (64 - SLOT_BITS)) as usize] = Slot {
+        self.inserted += 1;
+        if self.inserted > self.slots.len() / 2 && self.bits < MAX_BITS {
+            // Grow: the kept texts are dropped with the old table (they come back as they
+            // recur).
+            self.bits = (self.bits + 2).min(MAX_BITS);
+            self.slots = vec![Slot::default(); 1 << self.bits];
+            self.inserted = 0;
+            self.arena.clear();
+            self.generation = self.generation.wrapping_add(1).max(1);
+            return;
+        }
+        self.slots[(hash >> (64 - self.bits)) as usize] = Slot {
             hash,
             at: at as u32,
             key_len: key.len() as u16,
@@ -273,6 +299,25 @@ mod tests {
             assert!(!skipped(&mut m, i % 8));
         }
         assert_eq!(m.formats[0].resting, 0);
+    }
+
+    #[test]
+    fn the_table_grows_with_the_texts_kept_and_finds_them_again() {
+        let mut m = InfoMemo::default();
+        assert_eq!(m.bits, FIRST_BITS);
+        // Many distinct texts that repeat: the table grows to its largest, and texts kept
+        // after the last growth are found (each the right one).
+        // Each key twice in a row, so that every trial passes.
+        let mut hits = 0;
+        for i in (0..12_000u32).flat_map(|i| [i, i]) {
+            let text = format!("t{i}");
+            if let Ok(Some(found)) = look(&mut m, 0, &i.to_le_bytes(), text.as_bytes()) {
+                assert_eq!(found, text.as_bytes(), "key {i}");
+                hits += 1;
+            }
+        }
+        assert_eq!(m.bits, MAX_BITS);
+        assert!(hits > 11_000, "{hits} hits");
     }
 
     #[test]
