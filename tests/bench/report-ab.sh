@@ -20,15 +20,8 @@ exec python3 - "$A" "$B" "$CORPUS" "$RUNS" "$FILES" "$@" <<'EOF'
 import os, sys, statistics as st, subprocess
 a, b, corpus, runs, files, only = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4]), sys.argv[5].split(), sys.argv[6:]
 
-def run(argv):
-    """CPU seconds (user+sys) of one run, output thrown away."""
-    with open(os.devnull, "wb") as null:
-        p = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE)
-        err = p.stderr.read()
-        _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        sys.exit(f"{argv}: exit status {status}: {err.decode(errors='replace')[:300]}")
-    return ru.ru_utime + ru.ru_stime
+sys.path.insert(0, "tests/bench")
+from cputime import run  # noqa: E402
 
 classes = only or sorted(os.listdir(corpus))
 print(f"{'class':<14}{'file':<7}{'A ms':>9}{'B ms':>9}{'A/B':>7}  min-max")

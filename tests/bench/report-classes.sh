@@ -23,15 +23,8 @@ import os, re, sys, statistics as st, subprocess
 corpus, runs, files, only = sys.argv[1], int(sys.argv[2]), sys.argv[3].split(), sys.argv[4:]
 WP = os.path.abspath(os.environ["WP"])
 
-def run(argv):
-    """CPU seconds (user+sys) of one run, output thrown away."""
-    with open(os.devnull, "wb") as null:
-        p = subprocess.Popen(argv, stdout=null, stderr=subprocess.PIPE)
-        err = p.stderr.read()
-        _, status, ru = os.wait4(p.pid, 0)
-    if status != 0:
-        sys.exit(f"{argv}: exit status {status}: {err.decode(errors='replace')[:300]}")
-    return ru.ru_utime + ru.ru_stime, 0
+sys.path.insert(0, "tests/bench")
+from cputime import run  # noqa: E402
 
 def peak_kib(argv):
     """Peak memory of one run, as /usr/bin/time -f %M prints it (KiB)."""
@@ -57,8 +50,8 @@ for c in classes:
         a, b = [], []
         for _ in range(runs):
             a.append(run(a_cmd)); b.append(run(b_cmd))
-        ac, bc = st.median(x[0] for x in a), st.median(x[0] for x in b)
-        ratios = [y[0] / max(x[0], 1e-6) for x, y in zip(a, b)]
+        ac, bc = st.median(a), st.median(b)
+        ratios = [y / max(x, 1e-6) for x, y in zip(a, b)]
         print(f"{c:<12} {f:<6} {ev:>9} {ac:>9.3f} {bc:>9.3f} {ev / max(ac, 1e-6):>12.0f} "
               f"{ev / max(bc, 1e-6):>12.0f} {st.median(ratios):>6.1f} "
               f"{f'({min(ratios):.1f}-{max(ratios):.1f})':>12} "
