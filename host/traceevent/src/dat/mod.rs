@@ -85,7 +85,11 @@ impl<R: ReadAt + ?Sized> ReadAt for ReadAhead<'_, R> {
         }
         let mut block = self.block.borrow_mut();
         let (at, valid, data) = &mut *block;
-        let held = offset >= *at && offset - *at + buf.len() as u64 <= *valid as u64;
+        // Checked: a crafted file can name offsets near u64::MAX.
+        let held = offset
+            .checked_sub(*at)
+            .and_then(|d| d.checked_add(buf.len() as u64))
+            .is_some_and(|end| end <= *valid as u64);
         if !held {
             data.resize(READ_AHEAD, 0);
             // On an error nothing is held.
@@ -231,6 +235,17 @@ pub(crate) mod tests {
             let n = src.read_at(&mut want, offset).unwrap();
             assert_eq!(ahead.read_at(&mut got, offset).unwrap(), n, "at {offset}, {len} bytes");
             assert_eq!(got[..n], want[..n], "at {offset}, {len} bytes");
+        }
+        // Offsets near u64::MAX (a crafted file names them), first thing and after a block
+        // is held: nothing read, not an overflow.
+        for first in [None, Some(100)] {
+            let ahead = ReadAhead::new(&src);
+            if let Some(at) = first {
+                ahead.read_at(&mut [0; 4], at).unwrap();
+            }
+            for offset in [u64::MAX - 2, u64::MAX, u64::MAX - 4096] {
+                assert_eq!(ahead.read_at(&mut [0; 8], offset).unwrap(), 0, "at {offset}");
+            }
         }
     }
 
