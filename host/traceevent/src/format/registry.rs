@@ -251,10 +251,8 @@ impl EventFormats {
     pub fn parse_cmdlines(&mut self, text: &str) {
         // A line per pid: room for them all at once, not by rehashing as they come.
         let b = text.as_bytes();
-        let words = b.chunks_exact(8);
-        let newlines = words.remainder().iter().filter(|&&c| c == b'\n').count()
-            + words.map(|w| newline_bytes(w.try_into().expect("8 bytes")).count_ones() as usize).sum::<usize>();
-        self.cmdlines.reserve(newlines + 1);
+        // (The compiler vectorizes this count.)
+        self.cmdlines.reserve(b.iter().filter(|&&c| c == b'\n').count() + 1);
         // The comms stay where they are in the text, which is kept whole.
         let base = self.comm_text.len();
         self.comm_text.push_str(text);
@@ -367,24 +365,26 @@ impl EventFormats {
         }
     }
 
-    /// [`EventFormats::note_record`] of a record whose format is at `i` (what
-    /// [`EventFormats::index_of_record`] gave).
-    #[inline]
+    /// The compiled event at `i` if its records register comms (the sched plugin's events,
+    /// in libtraceevent's dialect).
+    fn comm_event(&self, i: usize) -> Option<&crate::text::libtraceevent::EventText> {
+        if self.dialect != Dialect::LibTraceEvent || !self.format_at(i).registers_comms() {
+            return None;
+        }
+        self.entry(i).1.libtraceevent()
+    }
+
     /// The pid fields, (offset, size), of a record of the format at `i` that decide whether
     /// [`EventFormats::note_record_at`] has anything to do: nothing when each pid they hold
     /// is 0 or [known](EventFormats::has_comm). None for a format that registers no comms.
     pub(crate) fn comm_pid_fields_at(&self, i: usize) -> [Option<(usize, usize)>; 2] {
-        if self.dialect != Dialect::LibTraceEvent || !self.format_at(i).registers_comms() {
-            return [None, None];
-        }
-        self.entry(i).1.libtraceevent().map_or([None, None], |e| e.comm_pid_fields())
+        self.comm_event(i).map_or([None, None], |e| e.comm_pid_fields())
     }
 
+    /// [`EventFormats::note_record`] of a record whose format is at `i` (what
+    /// [`EventFormats::index_of_record`] gave).
     pub(crate) fn note_record_at(&mut self, i: usize, data: &[u8]) {
-        if self.dialect != Dialect::LibTraceEvent || !self.format_at(i).registers_comms() {
-            return;
-        }
-        let Some(event) = self.entry(i).1.libtraceevent() else {
+        let Some(event) = self.comm_event(i) else {
             return;
         };
         let pairs = event.registered_comms(data, self.endian(), |pid| pid == 0 || self.has_comm(pid));
@@ -441,15 +441,6 @@ impl EventFormats {
             self.print_at(i, data, out);
         }
     }
-}
-
-/// The `\n` bytes of 8 bytes, as the high bit of each (a word at a time).
-#[inline]
-fn newline_bytes(w: [u8; 8]) -> u64 {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    let x = u64::from_le_bytes(w) ^ (ONES * u64::from(b'\n'));
-    // A byte is zero iff adding 0x7f to its low 7 bits leaves its high bit clear.
-    !(((x & (ONES * 0x7f)) + ONES * 0x7f) | x) & (ONES * 0x80)
 }
 
 #[cfg(test)]
@@ -520,21 +511,6 @@ mod tests {
                     }
                 }
             }
-        }
-    }
-
-    #[test]
-    fn newline_bytes_marks_each_newline() {
-        for w in [
-            *b"\0\0\0\0\0\0\0\0",
-            *b"\n\0\0\0\0\0\0\0",
-            *b"a\nb\n\n\0\0\n",
-            *b"\n\n\n\n\n\n\n\n",
-            *b"\x8a\x0a\x0b\x09\xff\n\x8a\x0b",
-            *b"abcdefgh",
-        ] {
-            let want = w.iter().enumerate().filter(|(_, &c)| c == b'\n').fold(0, |m, (i, _)| m | 0x80 << (8 * i));
-            assert_eq!(newline_bytes(w), want, "{w:?}");
         }
     }
 }
