@@ -127,7 +127,7 @@ impl LineFormatter {
             return;
         };
         let ev = formats.format_at(at);
-        let probe = self.probe_info(formats, at, data);
+        let (probe, key) = self.probe_info(formats, at, data);
         // In the trace's byte order, which need not be ours.
         let pid = common_pid(data, formats.endian()).unwrap_or(0);
         self.append_prefix(formats, cpu, pid, out);
@@ -159,14 +159,15 @@ impl LineFormatter {
                 let _ = write!(out, "{:5}.{:012}:", ts / p10, ts % p10);
             }
         }
-        self.print_info(formats, ev, at, data, probe, out);
+        self.print_info(formats, ev, at, data, (probe, key), out);
     }
 
-    /// Starts memo lookup of a record of the format at `at` (see [`InfoMemo`]).
+    /// Starts memo lookup of a record of the format at `at` (see [`InfoMemo`]): the probe,
+    /// and the record bytes it was keyed on.
     #[inline]
-    fn probe_info(&mut self, formats: &EventFormats, at: usize, data: &[u8]) -> Probe {
+    fn probe_info<'d>(&mut self, formats: &EventFormats, at: usize, data: &'d [u8]) -> (Probe, &'d [u8]) {
         if !self.memo_on {
-            return Probe::Skip;
+            return (Probe::Skip, &[]);
         }
         if formats.text_generation() != self.text_generation {
             // New symbols, dialect or formats (a live stream may add them): start over.
@@ -182,10 +183,10 @@ impl LineFormatter {
         }
         match &self.keys[at] {
             KeyOf::Some(k) => match k.of(data, formats.endian()) {
-                Some(key) => self.memo.probe(at, key),
-                None => Probe::Skip,
+                Some(key) => (self.memo.probe(at, key), key),
+                None => (Probe::Skip, &[]),
             },
-            _ => Probe::Skip,
+            _ => (Probe::Skip, &[]),
         }
     }
 
@@ -199,7 +200,7 @@ impl LineFormatter {
         ev: &EventFormat,
         at: usize,
         data: &[u8],
-        probe: Probe,
+        (probe, key): (Probe, &[u8]),
         out: &mut Vec<u8>,
     ) {
         let Probe::Look { hash, slot } = probe else {
@@ -209,11 +210,6 @@ impl LineFormatter {
                 out.pop();
             }
             return;
-        };
-        // A probe that looked had a key.
-        let key = match &self.keys[at] {
-            KeyOf::Some(k) => k.of(data, formats.endian()).unwrap_or(&[]),
-            _ => &[],
         };
         // Kept with the event's label (the format is part of the key) and without the
         // newline: one copy.
