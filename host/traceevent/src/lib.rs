@@ -39,3 +39,21 @@ pub use text::kernel::Program;
 pub use text::report::{LineFormatter, Report, TimeFormat};
 pub use text::stack::{StackFrames, StackKind};
 pub use text::{Dialect, PrintContext, Printer, ShortText};
+
+#[cfg(test)]
+pub(crate) mod tests {
+    /// Every text of `n` consecutive lines of `lines` (taken cyclically from each start, `n`
+    /// up to the number of lines), with and without its last newline: what the line readers'
+    /// fast paths (kallsyms, `saved_cmdlines`) are checked against their general rules on.
+    pub(crate) fn line_mixes(lines: &[&str]) -> Vec<String> {
+        let mut texts = Vec::new();
+        for n in 0..lines.len() {
+            for skip in 0..lines.len() {
+                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
+                texts.push(text.trim_end_matches('\n').to_string());
+                texts.push(text);
+            }
+        }
+        texts
+    }
+}

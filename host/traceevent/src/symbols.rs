@@ -824,17 +824,10 @@ mod tests {
             "00000000deadbeef T low",
             "0000000000000000 T zero",
         ];
-        for n in 0..lines.len() {
-            for skip in 0..lines.len() {
-                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
-                let mut f = Functions::default();
-                parse_lte_text(&text, 0, &mut f);
-                assert_eq!(f.table, parse_general(&text), "{text:?}");
-                let cut = text.trim_end_matches('\n');
-                let mut f = Functions::default();
-                parse_lte_text(cut, 0, &mut f);
-                assert_eq!(f.table, parse_general(cut), "{cut:?}");
-            }
+        for text in &crate::tests::line_mixes(&lines) {
+            let mut f = Functions::default();
+            parse_lte_text(text, 0, &mut f);
+            assert_eq!(f.table, parse_general(text), "{text:?}");
         }
     }
 
@@ -924,21 +917,17 @@ mod tests {
             "ffff T short",
             "ffffffff81000e00 T a_name_longer_than_a_few_words_of_eight",
         ];
-        for n in 0..lines.len() {
-            for skip in 0..lines.len() {
-                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
-                for text in [text.as_str(), text.trim_end_matches('\n')] {
-                    let mut fast = KernelTable::default();
-                    fast.add(text, 0);
-                    let mut general = KernelTable::default();
-                    let mut last = None;
-                    for line in text.lines() {
-                        let p = line.as_ptr() as usize - text.as_ptr() as usize;
-                        general.add_line(text, p, p + line.len(), 0, &mut last);
-                    }
-                    assert_eq!((&fast.syms, &fast.modules), (&general.syms, &general.modules), "{text:?}");
-                }
+        for text in &crate::tests::line_mixes(&lines) {
+            let text = text.as_str();
+            let mut fast = KernelTable::default();
+            fast.add(text, 0);
+            let mut general = KernelTable::default();
+            let mut last = None;
+            for line in text.lines() {
+                let p = line.as_ptr() as usize - text.as_ptr() as usize;
+                general.add_line(text, p, p + line.len(), 0, &mut last);
             }
+            assert_eq!((&fast.syms, &fast.modules), (&general.syms, &general.modules), "{text:?}");
         }
     }
 

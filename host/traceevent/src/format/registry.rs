@@ -489,27 +489,23 @@ mod tests {
             "17\ttab",
             "1 replaced",
         ];
-        for n in 0..lines.len() {
-            for skip in 0..lines.len() {
-                let text: String = lines.iter().cycle().skip(skip).take(n).map(|l| format!("{l}\n")).collect();
-                for text in [text.as_str(), text.trim_end_matches('\n')] {
-                    let mut want = HashMap::new();
-                    for line in text.lines() {
-                        let Some((pid, comm)) = line.trim_start().split_once(' ') else {
-                            continue;
-                        };
-                        if let Ok(pid) = pid.parse::<i32>() {
-                            want.insert(pid, comm.trim_end().to_string());
-                        }
-                    }
-                    let mut r = EventFormats::new(PageHeader::standard(8, Endian::Little, 4096).unwrap());
-                    r.parse_cmdlines(text);
-                    assert_eq!(r.cmdlines.len(), want.len(), "{text:?}");
-                    for (pid, comm) in want {
-                        assert_eq!(r.comm(pid), comm, "{text:?}");
-                        assert!(pid == 0 || r.has_comm(pid));
-                    }
+        for text in &crate::tests::line_mixes(&lines) {
+            let text = text.as_str();
+            let mut want = HashMap::new();
+            for line in text.lines() {
+                let Some((pid, comm)) = line.trim_start().split_once(' ') else {
+                    continue;
+                };
+                if let Ok(pid) = pid.parse::<i32>() {
+                    want.insert(pid, comm.trim_end().to_string());
                 }
+            }
+            let mut r = EventFormats::new(PageHeader::standard(8, Endian::Little, 4096).unwrap());
+            r.parse_cmdlines(text);
+            assert_eq!(r.cmdlines.len(), want.len(), "{text:?}");
+            for (pid, comm) in want {
+                assert_eq!(r.comm(pid), comm, "{text:?}");
+                assert!(pid == 0 || r.has_comm(pid));
             }
         }
     }
