@@ -235,82 +235,75 @@ pub(super) fn arg_type(e: &Expr) -> u32 {
 /// `start`, or at a `__data_loc` target (checked per record, see `InfoKey`): false for an
 /// index computed from the record, or one that reaches below `start`.
 pub(super) fn reads_from(e: &Expr, fields: &[FormatField], start: usize) -> bool {
-    let sub = |x: &Expr| reads_from(x, fields, start);
-    match e {
+    let index_ok = match e {
         Expr::Index { base, idx, .. } => {
             let constant = match Load::of(idx, fields) {
                 Some(Load::Const(n)) => Some(n),
                 _ => None,
             };
-            sub(idx)
-                && match (base, constant) {
-                    (IndexBase::Field(Some(i)), Some(n)) => fields
-                        .get(*i)
-                        .and_then(|f| usize::try_from(n).ok()?.checked_mul(f.elem)?.checked_add(f.offset))
-                        .is_some_and(|at| at >= start),
-                    // Past a checked target, by less than a record.
-                    (IndexBase::Dynamic(_), Some(n)) => n < 1 << 16,
-                    // Evaluates to 0 without reading.
-                    (IndexBase::Field(None) | IndexBase::Other, _) => true,
-                    _ => false,
-                }
+            match (base, constant) {
+                (IndexBase::Field(Some(i)), Some(n)) => fields
+                    .get(*i)
+                    .and_then(|f| usize::try_from(n).ok()?.checked_mul(f.elem)?.checked_add(f.offset))
+                    .is_some_and(|at| at >= start),
+                // Past a checked target, by less than a record.
+                (IndexBase::Dynamic(_), Some(n)) => n < 1 << 16,
+                // Evaluates to 0 without reading.
+                (IndexBase::Field(None) | IndexBase::Other, _) => true,
+                _ => false,
+            }
         }
-        Expr::Flags { val, .. } | Expr::Symbol { val, .. } => sub(val),
-        Expr::Hex { size, .. } => sub(size),
-        Expr::IntArray { count, el, .. } => sub(count) && sub(el),
-        Expr::Cast { item, .. } => sub(item),
-        Expr::Cond(c, a, b) => sub(c) && sub(a) && sub(b),
-        Expr::Bin { l, r, .. } => sub(l) && sub(r),
-        Expr::Func { args, .. } => args.iter().all(sub),
-        Expr::Null
-        | Expr::Atom { .. }
-        | Expr::Field(_)
-        | Expr::Str(_)
-        | Expr::Bitmask(_)
-        | Expr::Cpumask(_)
-        | Expr::DynArray(_)
-        | Expr::DynArrayLen(_) => true,
-    }
+        _ => true,
+    };
+    let mut ok = index_ok;
+    e.for_each_child(&mut |x| ok = ok && reads_from(x, fields, start));
+    ok
 }
 
 /// Adds the indexes (among the event's fields) of every field `e` reads to `out`.
 pub(super) fn fields_read(e: &Expr, out: &mut Vec<usize>) {
-    let source = |s: &ArraySource, out: &mut Vec<usize>| match s {
-        ArraySource::Dynamic(i) | ArraySource::Field(Some(i)) => out.push(*i),
-        ArraySource::Field(None) | ArraySource::Other => {}
-    };
     match e {
         Expr::Field(Some(i)) | Expr::Str(Some(i)) | Expr::Bitmask(Some(i)) | Expr::Cpumask(Some(i)) => out.push(*i),
         Expr::DynArray(i) | Expr::DynArrayLen(i) => out.push(*i),
-        Expr::Index { base, idx, .. } => {
-            if let IndexBase::Dynamic(i) | IndexBase::Field(Some(i)) = base {
-                out.push(*i);
+        Expr::Index { base: IndexBase::Dynamic(i) | IndexBase::Field(Some(i)), .. } => out.push(*i),
+        Expr::Hex { src: ArraySource::Dynamic(i) | ArraySource::Field(Some(i)), .. }
+        | Expr::IntArray { src: ArraySource::Dynamic(i) | ArraySource::Field(Some(i)), .. } => out.push(*i),
+        _ => {}
+    }
+    e.for_each_child(&mut |x| fields_read(x, out));
+}
+
+impl Expr {
+    /// Calls `f` on each expression directly inside this one.
+    fn for_each_child(&self, f: &mut dyn FnMut(&Expr)) {
+        match self {
+            Expr::Flags { val, .. } | Expr::Symbol { val, .. } => f(val),
+            Expr::Hex { size, .. } => f(size),
+            Expr::IntArray { count, el, .. } => {
+                f(count);
+                f(el);
             }
-            fields_read(idx, out);
+            Expr::Cast { item, .. } => f(item),
+            Expr::Index { idx, .. } => f(idx),
+            Expr::Cond(c, a, b) => {
+                f(c);
+                f(a);
+                f(b);
+            }
+            Expr::Bin { l, r, .. } => {
+                f(l);
+                f(r);
+            }
+            Expr::Func { args, .. } => args.iter().for_each(f),
+            Expr::Null
+            | Expr::Atom { .. }
+            | Expr::Field(_)
+            | Expr::Str(_)
+            | Expr::Bitmask(_)
+            | Expr::Cpumask(_)
+            | Expr::DynArray(_)
+            | Expr::DynArrayLen(_) => {}
         }
-        Expr::Flags { val, .. } | Expr::Symbol { val, .. } => fields_read(val, out),
-        Expr::Hex { src, size, .. } => {
-            source(src, out);
-            fields_read(size, out);
-        }
-        Expr::IntArray { src, count, el } => {
-            source(src, out);
-            fields_read(count, out);
-            fields_read(el, out);
-        }
-        Expr::Cast { item, .. } => fields_read(item, out),
-        Expr::Cond(c, a, b) => [c, a, b].into_iter().for_each(|x| fields_read(x, out)),
-        Expr::Bin { l, r, .. } => {
-            fields_read(l, out);
-            fields_read(r, out);
-        }
-        Expr::Func { args, .. } => args.iter().for_each(|x| fields_read(x, out)),
-        Expr::Null
-        | Expr::Atom { .. }
-        | Expr::Field(None)
-        | Expr::Str(None)
-        | Expr::Bitmask(None)
-        | Expr::Cpumask(None) => {}
     }
 }
 
