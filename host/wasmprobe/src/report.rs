@@ -13,6 +13,21 @@ pub use traceevent::{LineFormatter, TimeFormat};
 /// chunks this large through instead of copying them.
 pub const OUT_CHUNK: usize = 1 << 16;
 
+/// `wasmprobe report FILE`: the report on stdout. A closed pipe (`| head`) is not an error.
+pub fn to_stdout(path: &std::path::Path) -> Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+    match report(path, &mut out).map(drop).and_then(|()| Ok(out.flush()?)) {
+        Err(e) if is_broken_pipe(&e) => Ok(()),
+        r => r,
+    }
+}
+
+/// Whether `e` comes from writing to a pipe whose reader has gone.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
 /// Prints every record of the file's first buffer to `w`. Returns the number of records.
 pub fn report(path: &std::path::Path, w: &mut dyn Write) -> Result<u64> {
     let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;

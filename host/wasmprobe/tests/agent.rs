@@ -608,9 +608,9 @@ fn kubernetes_manifests_name_only_what_the_binary_has() {
     // `wasmprobe agent` has, and the config it names is the ConfigMap's, mounted.
     let containerfile = std::fs::read_to_string(k8s.join("Containerfile")).unwrap();
     let command = text(c, "command.0");
-    assert!(containerfile.contains(&format!("COPY target/release/wasmprobe {command}\n")), "{containerfile}");
+    assert!(containerfile.contains(&format!("COPY target/release/wasmprobe-full {command}\n")), "{containerfile}");
     assert!(containerfile.contains(&format!("ENTRYPOINT [\"{command}\"]")), "{containerfile}");
-    assert!(env!("CARGO_BIN_EXE_wasmprobe").ends_with("/wasmprobe"));
+    assert!(env!("CARGO_BIN_EXE_wasmprobe-full").ends_with("/wasmprobe-full"));
     let args: Vec<String> =
         get(c, "args").as_sequence().unwrap().iter().map(|a| a.as_str().unwrap().to_string()).collect();
     assert_eq!(args[0], "agent");

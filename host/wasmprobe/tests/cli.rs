@@ -212,3 +212,49 @@ fn stream_follows_a_command_and_prints_every_event_in_time_order() {
         last = ts;
     }
 }
+
+/// `wasmprobe` is a small front (src/front.rs): `report FILE` is printed by it, everything
+/// else by `wasmprobe-full` through exec. Users must not see the seam: the same output, errors
+/// and exit status from either binary, and one line when the full one is missing.
+#[test]
+fn the_front_and_the_full_binary_answer_alike() {
+    let full = |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_wasmprobe-full")).args(args).output().unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let corrupt = dir.path().join("corrupt.dat");
+    std::fs::write(&corrupt, b"\x17\x08\x44tracing6\0garbage").unwrap();
+    let corrupt = corrupt.to_str().unwrap();
+    // Handed on (help, version, options, other commands, bad usage) or printed by the front
+    // (report of a missing or corrupt file): stdout, stderr and status the same.
+    for args in [
+        &["--version"][..],
+        &["--help"],
+        &["report", "--help"],
+        &["report"],
+        &["report", "/nonexistent.dat"],
+        &["report", corrupt],
+        &["report", corrupt, "extra"],
+        &["no-such-command"],
+    ] {
+        let (a, b) = (wasmprobe(args), full(args));
+        assert_eq!(a.status.code(), b.status.code(), "{args:?}: {}\n{}", stderr(&a), stderr(&b));
+        assert_eq!(String::from_utf8_lossy(&a.stdout), String::from_utf8_lossy(&b.stdout), "{args:?}");
+        assert_eq!(stderr(&a), stderr(&b), "{args:?}");
+    }
+    let o = wasmprobe(&["report", corrupt]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("wasmprobe: error: {corrupt} is not a trace.dat")), "{err}");
+
+    // Alone in a directory: `report` still works, anything else says what is missing.
+    let alone = dir.path().join("wasmprobe");
+    std::fs::copy(env!("CARGO_BIN_EXE_wasmprobe"), &alone).unwrap();
+    let o = Command::new(&alone).args(["report", corrupt]).output().unwrap();
+    assert_eq!(stderr(&o), err);
+    let o = Command::new(&alone).arg("--version").output().unwrap();
+    let e = stderr(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(e.lines().count(), 1, "{e}");
+    assert!(e.starts_with(&format!("wasmprobe: error: cannot run {}-full", alone.display())), "{e}");
+    assert!(e.contains("No such file or directory"), "{e}");
+}

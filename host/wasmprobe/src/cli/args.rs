@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand};
 
 /// Run trace logic against the Linux kernel: probes, events, and sandboxed Wasm plugins.
 #[derive(Debug, Parser)]
-#[command(name = "wasmprobe", version, about, propagate_version = true)]
+#[command(name = "wasmprobe", bin_name = "wasmprobe", version, about, propagate_version = true)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]

@@ -1,6 +1,5 @@
 //! `record`, `stream` and `report`: traces, live or from a file.
 
-use std::io::Write;
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -29,13 +28,7 @@ pub(super) fn stream(s: StreamArgs) -> Result<ExitCode> {
 }
 
 pub(super) fn report(file: &Path) -> Result<ExitCode> {
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
-    match crate::report::report(file, &mut out).map(drop).and_then(|()| Ok(out.flush()?)) {
-        // A closed pipe (`| head`) is not an error of ours.
-        Err(e) if is_broken_pipe(&e) => Ok(ExitCode::SUCCESS),
-        r => r.map(|()| ExitCode::SUCCESS),
-    }
+    crate::report::to_stdout(file).map(|()| ExitCode::SUCCESS)
 }
 
 pub(super) fn convert(file: &Path, output: &Path) -> Result<ExitCode> {
@@ -53,8 +46,4 @@ pub(super) fn convert(file: &Path, output: &Path) -> Result<ExitCode> {
         eprintln!("wasmprobe: {} events of ids with no format in {} were left out", w.unknown, file.display());
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
