@@ -30,8 +30,11 @@ const HASHER: FixedState = FixedState::with_seed(0x51_7c_c1_b7_27_22_0a_95);
 /// first-level caches while the trace data streams past.
 const FIRST_BITS: u32 = 10;
 const MAX_BITS: u32 = 14;
-/// The arena's limit; reaching it drops every entry (a new generation).
-const ARENA_BYTES: usize = 4 << 20;
+/// The arena's limit; reaching it drops every entry (a new generation). 1 MiB holds a few
+/// table-fulls of texts; each page of it costs a page fault the first time it fills (about
+/// 1.2 us here), and a 4 MiB arena cost syscalls and writeback reports 5% in faults alone
+/// for hits they did not get (tests/bench/report-classes.sh).
+const ARENA_BYTES: usize = 1 << 20;
 /// Records of a format per trial of whether memoizing it pays.
 const TRIAL: u32 = 1024;
 /// Below this many hits in a trial the format's next records are printed directly: first
