@@ -197,17 +197,21 @@ enum Kallsyms {
     Deferred(Arc<Deferred>),
 }
 
+/// A kallsyms text as a loader gives it: a `String`, or text held some other way without a
+/// copy (a host's read-only mapping of the trace file).
+pub type KallsymsText = Box<dyn AsRef<str> + Send + Sync>;
+
 /// A kallsyms text loaded on first use, shared by clones.
 struct Deferred {
-    load: Box<dyn Fn() -> String + Send + Sync>,
-    text: OnceLock<String>,
+    load: Box<dyn Fn() -> KallsymsText + Send + Sync>,
+    text: OnceLock<KallsymsText>,
 }
 
 impl Kallsyms {
     fn text(&self) -> &str {
         match self {
             Kallsyms::Text(t) => t,
-            Kallsyms::Deferred(d) => d.text.get_or_init(|| (d.load)()),
+            Kallsyms::Deferred(d) => d.text.get_or_init(|| (d.load)()).as_ref().as_ref(),
         }
     }
 }
@@ -217,7 +221,7 @@ impl std::fmt::Debug for Kallsyms {
         match self {
             Kallsyms::Text(t) => write!(f, "Text({} bytes)", t.len()),
             Kallsyms::Deferred(d) => match d.text.get() {
-                Some(t) => write!(f, "Deferred(loaded, {} bytes)", t.len()),
+                Some(t) => write!(f, "Deferred(loaded, {} bytes)", t.as_ref().as_ref().len()),
                 None => f.write_str("Deferred(not loaded)"),
             },
         }
@@ -311,6 +315,12 @@ impl Symbols {
     /// Adds a kallsyms text that `load` gives when a lookup first needs it (never, for a
     /// trace that prints no symbol). A text that cannot be read should load as empty.
     pub fn defer_kallsyms(&mut self, load: impl Fn() -> String + Send + Sync + 'static) {
+        self.defer_kallsyms_text(move || Box::new(load()));
+    }
+
+    /// [`Symbols::defer_kallsyms`] with a loader that may give the text without copying it
+    /// into a `String` (see [`KallsymsText`]).
+    pub fn defer_kallsyms_text(&mut self, load: impl Fn() -> KallsymsText + Send + Sync + 'static) {
         self.push_kallsyms(Kallsyms::Deferred(Arc::new(Deferred { load: Box::new(load), text: OnceLock::new() })));
     }
 

@@ -18,7 +18,7 @@ pub struct TraceDat<R: ReadAt> {
 
 /// Reads a piece of metadata when it is first needed.
 #[derive(Clone)]
-struct Loader(std::sync::Arc<dyn Fn() -> String + Send + Sync>);
+struct Loader(std::sync::Arc<dyn Fn() -> crate::symbols::KallsymsText + Send + Sync>);
 
 impl std::fmt::Debug for Loader {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -227,18 +227,32 @@ impl TraceDat<std::fs::File> {
     /// (a trace.dat carries some 5 MB of kallsyms, which most reports never look at). A
     /// kallsyms that cannot be read then counts as empty.
     pub fn open_deferred(src: std::fs::File) -> Result<Self> {
+        Self::open_deferred_with(src, |_, _, _| None)
+    }
+
+    /// [`TraceDat::open_deferred`], where `map(file, offset, len)` may give the text of an
+    /// uncompressed kallsyms (a v6 file's) without reading it into a buffer: a host that may
+    /// map files (this crate forbids the `unsafe` that takes) saves the copy of some 5 MB
+    /// into freshly faulted pages. `None` reads it.
+    pub fn open_deferred_with(
+        src: std::fs::File,
+        map: fn(&std::fs::File, u64, u32) -> Option<crate::symbols::KallsymsText>,
+    ) -> Result<Self> {
         let mut at = None;
         let mut dat = Self::open_with(src, Some(&mut at))?;
         if let Some(at) = at {
             let (endian, comp) = (dat.meta.endian, dat.meta.compression);
             let file = dat.src.try_clone().map_err(|e| bad(format!("kallsyms: {e}")))?;
             dat.deferred_kallsyms = Some(Loader(std::sync::Arc::new(move || {
-                match at {
-                    // Read straight into the string's buffer (a cursor would zero 5 MB first).
-                    KallsymsAt::Bytes { offset, len } => read_file_text(&file, offset, len),
+                let text = match at {
+                    KallsymsAt::Bytes { offset, len } => match map(&file, offset, len) {
+                        Some(text) => return text,
+                        // Read straight into the string's buffer (a cursor would zero 5 MB first).
+                        None => read_file_text(&file, offset, len),
+                    },
                     KallsymsAt::Section(_) => read_kallsyms(&file, endian, comp, at).ok(),
-                }
-                .unwrap_or_default()
+                };
+                Box::new(text.unwrap_or_default())
             })));
         }
         Ok(dat)
@@ -352,7 +366,7 @@ impl<R: ReadAt> TraceDat<R> {
         formats.parse_kallsyms(&self.meta.kallsyms);
         if let Some(load) = &self.deferred_kallsyms {
             let load = load.0.clone();
-            formats.defer_kallsyms(move || load());
+            formats.defer_kallsyms_text(move || load());
         }
         formats.parse_printk_formats(&self.meta.printk_formats);
         Ok(formats)

@@ -292,16 +292,30 @@ mod tests {
         p
     }
 
+    /// A stand-in for a host's mapping (this crate cannot map): the bytes read, checked to be
+    /// where the kallsyms starts.
+    fn read_text(file: &std::fs::File, offset: u64, len: u32) -> Option<crate::symbols::KallsymsText> {
+        let mut buf = vec![0; len as usize];
+        std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset).ok()?;
+        let text = String::from_utf8(buf).ok()?;
+        assert!(text.starts_with("ffffffff81000000 T _stext\n"), "{text}");
+        Some(Box::new(text))
+    }
+
     #[test]
     fn kallsyms_read_when_first_needed_gives_the_same_symbols() {
-        for version in [6, 7] {
-            let path = std::env::temp_dir().join(format!("traceevent-deferred-{}-v{version}.dat", std::process::id()));
+        // Read by the reader, or (v6, uncompressed) given by the host's loader.
+        for (version, with_map) in [(6, false), (7, false), (6, true), (7, true)] {
+            let path = std::env::temp_dir()
+                .join(format!("traceevent-deferred-{}-v{version}-{with_map}.dat", std::process::id()));
             let mut m = meta(Endian::Little);
             m.kallsyms = "ffffffff81000000 T _stext\nffffffff81000100 t foo\t[m]\nffffffff81000200 T bar\n".into();
             let mut out = std::io::Cursor::new(Vec::new());
             write_dat::<_, &[u8]>(&mut out, &m, version, &mut []).unwrap();
             std::fs::write(&path, out.into_inner()).unwrap();
-            let dat = TraceDat::open_deferred(std::fs::File::open(&path).unwrap());
+            let file = std::fs::File::open(&path).unwrap();
+            let dat =
+                if with_map { TraceDat::open_deferred_with(file, read_text) } else { TraceDat::open_deferred(file) };
             std::fs::remove_file(&path).unwrap();
             let dat = dat.unwrap();
             assert_eq!(dat.meta.kallsyms, "", "v{version}: left to the registry");

@@ -329,6 +329,13 @@ impl EventFormats {
         self.forget_printers();
     }
 
+    /// [`EventFormats::defer_kallsyms`] with a loader that may give the text without a copy
+    /// (see [`crate::symbols::KallsymsText`]).
+    pub fn defer_kallsyms_text(&mut self, load: impl Fn() -> crate::symbols::KallsymsText + Send + Sync + 'static) {
+        self.symbols.defer_kallsyms_text(load);
+        self.forget_printers();
+    }
+
     /// Adds the strings of a `printk_formats` text (for `%s` of kernel string pointers).
     pub fn parse_printk_formats(&mut self, text: &str) {
         self.symbols.parse_printk_formats(text);
