@@ -29,13 +29,8 @@ fn main() -> ExitCode {
             };
         }
     }
-    let full = match std::env::current_exe() {
-        Ok(exe) => exe.with_file_name(FULL),
-        Err(e) => {
-            eprintln!("wasmprobe: error: cannot find {FULL}: where this binary is is unknown ({e})");
-            return ExitCode::FAILURE;
-        }
-    };
+    // Beside this binary; where that is unknown (no /proc), as the shell would find it.
+    let full = std::env::current_exe().map_or_else(|_| FULL.into(), |exe| exe.with_file_name(FULL));
     let mut cmd = std::process::Command::new(&full);
     cmd.args(args.iter().skip(1));
     if let Some(arg0) = args.first() {
