@@ -197,9 +197,25 @@ enum Kallsyms {
     Deferred(Arc<Deferred>),
 }
 
-/// A kallsyms text as a loader gives it: a `String`, or text held some other way without a
-/// copy (a host's read-only mapping of the trace file).
-pub type KallsymsText = Box<dyn AsRef<str> + Send + Sync>;
+/// A kallsyms text as a loader gives it.
+pub enum KallsymsText {
+    /// Read or decompressed into a string.
+    Owned(String),
+    /// Held some other way, without a copy (a host's read-only mapping of the trace file).
+    Shared(Box<dyn AsRef<str> + Send + Sync>),
+}
+
+impl KallsymsText {
+    /// The text. (An enum, not only the trait object: the owned case, the common one, is
+    /// read without a call through a vtable on every symbol name looked up.)
+    #[inline]
+    pub fn as_str(&self) -> &str {
+        match self {
+            KallsymsText::Owned(s) => s,
+            KallsymsText::Shared(s) => (**s).as_ref(),
+        }
+    }
+}
 
 /// A kallsyms text loaded on first use, shared by clones.
 struct Deferred {
@@ -211,7 +227,7 @@ impl Kallsyms {
     fn text(&self) -> &str {
         match self {
             Kallsyms::Text(t) => t,
-            Kallsyms::Deferred(d) => d.text.get_or_init(|| (d.load)()).as_ref().as_ref(),
+            Kallsyms::Deferred(d) => d.text.get_or_init(|| (d.load)()).as_str(),
         }
     }
 }
@@ -221,7 +237,7 @@ impl std::fmt::Debug for Kallsyms {
         match self {
             Kallsyms::Text(t) => write!(f, "Text({} bytes)", t.len()),
             Kallsyms::Deferred(d) => match d.text.get() {
-                Some(t) => write!(f, "Deferred(loaded, {} bytes)", t.as_ref().as_ref().len()),
+                Some(t) => write!(f, "Deferred(loaded, {} bytes)", t.as_str().len()),
                 None => f.write_str("Deferred(not loaded)"),
             },
         }
@@ -315,7 +331,7 @@ impl Symbols {
     /// Adds a kallsyms text that `load` gives when a lookup first needs it (never, for a
     /// trace that prints no symbol). A text that cannot be read should load as empty.
     pub fn defer_kallsyms(&mut self, load: impl Fn() -> String + Send + Sync + 'static) {
-        self.defer_kallsyms_text(move || Box::new(load()));
+        self.defer_kallsyms_text(move || KallsymsText::Owned(load()));
     }
 
     /// [`Symbols::defer_kallsyms`] with a loader that may give the text without copying it

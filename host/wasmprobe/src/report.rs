@@ -43,7 +43,7 @@ fn mapped_text(file: &std::fs::File, offset: u64, len: u32) -> Option<traceevent
     // under trace-cmd, which maps trace files too.
     let map = unsafe { memmap2::MmapOptions::new().offset(offset).len(len as usize).map(file) }.ok()?;
     std::str::from_utf8(&map).ok()?;
-    Some(Box::new(MappedText(map)))
+    Some(traceevent::symbols::KallsymsText::Shared(Box::new(MappedText(map))))
 }
 
 /// A mapping whose bytes were checked to be UTF-8 when it was made.
@@ -92,7 +92,7 @@ mod tests {
         let f = std::fs::File::open(&path).unwrap();
         let len = text.len() as u32;
         let got = mapped_text(&f, 6, len).expect("mapped");
-        assert_eq!(got.as_ref().as_ref(), text);
+        assert_eq!(got.as_str(), text);
         // Not UTF-8, past the end, empty: read instead (lossily), not mapped.
         assert!(mapped_text(&f, 6, len + 2).is_none());
         assert!(mapped_text(&f, 6, bytes.len() as u32).is_none());

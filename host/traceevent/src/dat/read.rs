@@ -252,7 +252,7 @@ impl TraceDat<std::fs::File> {
                     },
                     KallsymsAt::Section(_) => read_kallsyms(&file, endian, comp, at).ok(),
                 };
-                Box::new(text.unwrap_or_default())
+                crate::symbols::KallsymsText::Owned(text.unwrap_or_default())
             })));
         }
         Ok(dat)

@@ -299,7 +299,7 @@ mod tests {
         std::os::unix::fs::FileExt::read_exact_at(file, &mut buf, offset).ok()?;
         let text = String::from_utf8(buf).ok()?;
         assert!(text.starts_with("ffffffff81000000 T _stext\n"), "{text}");
-        Some(Box::new(text))
+        Some(crate::symbols::KallsymsText::Shared(Box::new(text)))
     }
 
     #[test]
