@@ -441,9 +441,15 @@ impl Symbols {
     }
 
     /// libtraceevent's `test_for_symbol`: the address of the first symbol with this name.
+    /// A scan of the whole table (an identifier of a print fmt that is not a field, such as
+    /// `vmemmap_base` in the `mm_page_*` events, asked once per format that names it): the
+    /// stored lengths are compared first, so the names of the 120,000-odd entries are not
+    /// read, only those of the right length.
     pub(crate) fn libtraceevent_symbol_address(&self, name: &str) -> Option<u64> {
         let f = self.functions();
-        (0..f.table.len()).find(|&i| self.function_name(f, i) == name).map(|i| f.table[i].0)
+        (0..f.table.len())
+            .find(|&i| f.table[i].2 as usize == name.len() && self.function_name(f, i) == name)
+            .map(|i| f.table[i].0)
     }
 
     /// libtraceevent's `find_printk`.
