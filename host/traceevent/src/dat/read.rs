@@ -351,16 +351,17 @@ impl<R: ReadAt> TraceDat<R> {
 
     /// A registry of everything the file describes (formats, cmdlines, kallsyms, printk
     /// formats) that prints in `dialect`. Formats that do not parse are left out (their
-    /// events print as unknown). Parses the metadata once; no I/O.
+    /// events print as unknown). Each format is parsed when first needed
+    /// ([`crate::format::EventFormats::add_format_deferred`]); no I/O.
     pub fn event_formats(&self, dialect: crate::text::Dialect) -> Result<crate::format::EventFormats> {
         let mut formats = crate::format::EventFormats::new(self.page_header()?);
         formats.set_event_header(self.event_header()?);
         formats.set_dialect(dialect);
         for f in &self.meta.ftrace_formats {
-            let _ = formats.add_format("ftrace", f);
+            formats.add_format_deferred("ftrace", f);
         }
         for (sys, f) in &self.meta.event_formats {
-            let _ = formats.add_format(sys, f);
+            formats.add_format_deferred(sys, f);
         }
         formats.parse_cmdlines(&self.meta.cmdlines);
         formats.parse_kallsyms(&self.meta.kallsyms);

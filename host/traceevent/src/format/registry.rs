@@ -49,9 +49,67 @@ const KNOWN_PIDS: i32 = 1 << 22;
 /// A format and its printer for the registry's dialect, compiled on first use.
 #[derive(Debug, Clone)]
 struct Entry {
-    format: EventFormat,
+    format: FormatCell,
     printer: PrinterSlot,
 }
+
+/// A format, parsed when added or (see [`EventFormats::add_format_deferred`]) when first
+/// needed: `None` once parsed if its text does not parse, and then the entry counts as absent.
+#[derive(Debug, Clone)]
+struct FormatCell {
+    parsed: OnceLock<Option<EventFormat>>,
+    /// The system and text of a deferred format, until it is parsed.
+    source: Option<std::sync::Arc<(String, String)>>,
+}
+
+impl FormatCell {
+    fn parsed(f: EventFormat) -> Self {
+        FormatCell { parsed: OnceLock::from(Some(f)), source: None }
+    }
+
+    /// The format, parsed now if it was deferred.
+    #[inline]
+    fn get(&self, endian: Endian) -> Option<&EventFormat> {
+        self.parsed
+            .get_or_init(|| {
+                let (system, text) = &**self.source.as_ref()?;
+                EventFormat::parse(system, text, endian).ok()
+            })
+            .as_ref()
+    }
+}
+
+/// The id of a format text if it has exactly one `ID:` line, of a number, before its
+/// `print fmt:` (what [`EventFormat::parse`] would take it to be, if the text parses).
+fn quick_id(text: &str) -> Option<u32> {
+    let mut id = None;
+    for line in text.lines() {
+        let l = line.trim();
+        if l.starts_with("print fmt:") {
+            break;
+        }
+        if let Some(v) = l.strip_prefix("ID:") {
+            if id.is_some() {
+                return None;
+            }
+            id = Some(v.trim().parse::<u32>().ok()?);
+        }
+    }
+    id
+}
+
+/// What [`EventFormats::format_at`] gives for an index whose format did not parse (an index
+/// from [`EventFormats::index_of`] or [`EventFormats::index_of_record`] never is one).
+static NO_FORMAT: EventFormat = EventFormat {
+    system: String::new(),
+    name: String::new(),
+    id: 0,
+    common_fields: Vec::new(),
+    fields: Vec::new(),
+    print_fmt: None,
+    print_raw: None,
+    registers_comms: false,
+};
 
 /// A format's printer, compiled on first use; a clone, or a change of what compiling depends
 /// on (dialect, symbols), starts it empty again.
@@ -132,13 +190,14 @@ impl EventFormats {
     #[inline]
     fn entry(&self, i: usize) -> (&EventFormat, &Printer) {
         let e = &self.entries[i];
-        (&e.format, e.printer.0.get_or_init(|| Printer::compile(&e.format, &self.print_context())))
+        let format = e.format.get(self.endian()).unwrap_or(&NO_FORMAT);
+        (format, e.printer.0.get_or_init(|| Printer::compile(format, &self.print_context())))
     }
 
     /// The format at `i` (an index [`EventFormats::index_of_record`] gave).
     #[inline]
     pub(crate) fn format_at(&self, i: usize) -> &EventFormat {
-        &self.entries[i].format
+        self.entries[i].format.get(self.endian()).unwrap_or(&NO_FORMAT)
     }
 
     /// Appends the info text of a record whose format is at `i` (an index
@@ -160,10 +219,11 @@ impl EventFormats {
     /// The index of the format with id `id`.
     #[inline]
     pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
-        match u16::try_from(id) {
-            Ok(t) => (*self.by_type.get(usize::from(t))? as usize).checked_sub(1),
-            Err(_) => self.by_id.get(&id).copied(),
-        }
+        let i = match u16::try_from(id) {
+            Ok(t) => (*self.by_type.get(usize::from(t))? as usize).checked_sub(1)?,
+            Err(_) => self.by_id.get(&id).copied()?,
+        };
+        self.entries[i].format.get(self.endian()).map(|_| i)
     }
 
     /// The context for printing with this registry's long size, byte order and dialect.
@@ -185,18 +245,40 @@ impl EventFormats {
         Ok(id)
     }
 
+    /// [`EventFormats::add_format`], except that the text is parsed when a record or a
+    /// caller first needs the format: a trace.dat of `trace-cmd record -e all` carries some
+    /// 2,000 formats, of which a report prints a few hundred (parsing them all took a fifth of
+    /// such a report). The id is read at once. A text that turns out not to parse leaves the
+    /// format absent, as `add_format` would have; a text whose id is not plain or is already
+    /// held is parsed now (a replacement keeps `add_format`'s rules).
+    pub fn add_format_deferred(&mut self, system: &str, text: &str) {
+        match quick_id(text) {
+            Some(id) if !self.by_id.contains_key(&id) => {
+                let source = Some(std::sync::Arc::new((system.to_string(), text.to_string())));
+                self.put(id, FormatCell { parsed: OnceLock::new(), source });
+            }
+            _ => {
+                let _ = self.add_format(system, text);
+            }
+        }
+    }
+
     /// Adds a parsed format.
     pub fn insert(&mut self, f: EventFormat) {
-        let id = f.id;
+        self.put(f.id, FormatCell::parsed(f));
+    }
+
+    /// Adds (or replaces) the format of `id`.
+    fn put(&mut self, id: u32, format: FormatCell) {
         let i = match self.by_id.get(&id) {
             Some(&i) => {
-                self.entries[i] = Entry { format: f, printer: PrinterSlot::default() };
+                self.entries[i] = Entry { format, printer: PrinterSlot::default() };
                 self.text_generation += 1;
                 i
             }
             None => {
                 self.by_id.insert(id, self.entries.len());
-                self.entries.push(Entry { format: f, printer: PrinterSlot::default() });
+                self.entries.push(Entry { format, printer: PrinterSlot::default() });
                 self.entries.len() - 1
             }
         };
@@ -210,7 +292,7 @@ impl EventFormats {
 
     /// The format with this id.
     pub fn by_id(&self, id: u32) -> Option<&EventFormat> {
-        self.by_id.get(&id).map(|&i| &self.entries[i].format)
+        self.by_id.get(&id).and_then(|&i| self.entries[i].format.get(self.endian()))
     }
 
     /// The format of `system`/`name`.
@@ -229,22 +311,26 @@ impl EventFormats {
     #[inline]
     pub(crate) fn index_of_record(&self, data: &[u8]) -> Option<usize> {
         let id = crate::subbuf::common_type(data, self.endian())?;
-        (*self.by_type.get(usize::from(id))? as usize).checked_sub(1)
+        let i = (*self.by_type.get(usize::from(id))? as usize).checked_sub(1)?;
+        // A deferred format is parsed by its first record.
+        self.entries[i].format.get(self.endian()).map(|_| i)
     }
 
-    /// Every format, in insertion order.
+    /// Every format, in insertion order (deferred ones parsed now; those that do not parse
+    /// left out).
     pub fn iter(&self) -> impl Iterator<Item = &EventFormat> {
-        self.entries.iter().map(|e| &e.format)
+        let endian = self.endian();
+        self.entries.iter().filter_map(move |e| e.format.get(endian))
     }
 
     /// Number of formats.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.iter().count()
     }
 
     /// True if no format was added.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.iter().next().is_none()
     }
 
     /// Adds the `<pid> <comm>` lines of a `saved_cmdlines` text; unparsable lines are skipped.
@@ -469,6 +555,63 @@ mod tests {
         let mut d = vec![0u8; 64];
         d[0..2].copy_from_slice(&372u16.to_le_bytes());
         assert_eq!(r.for_record(&d).unwrap().id, 372);
+    }
+
+    /// A format added deferred is the format added eagerly, parsed when first needed; one
+    /// whose text does not parse is absent, as `add_format` leaves it; ids already held are
+    /// replaced by `add_format`'s rules.
+    #[test]
+    fn a_deferred_format_is_what_add_format_would_have_added() {
+        let common = crate::format::tests::COMMON;
+        let tick = |id: u32, fmt: &str| {
+            format!(
+                "name: tick\nID: {id}\nformat:\n{common}\n\tfield:int value;\toffset:8;\tsize:4;\tsigned:1;\n\n\
+                 print fmt: \"{fmt}\", REC->value\n"
+            )
+        };
+        let record = |id: u16, value: i32| {
+            let mut d = vec![0u8; 12];
+            d[0..2].copy_from_slice(&id.to_le_bytes());
+            d[8..12].copy_from_slice(&value.to_le_bytes());
+            d
+        };
+        let text = |r: &EventFormats, d: &[u8]| {
+            let mut out = Vec::new();
+            r.print_info_bytes(d, &mut out);
+            String::from_utf8(out).unwrap()
+        };
+        let new = || EventFormats::new(PageHeader::standard(8, Endian::Little, 4096).unwrap());
+        let (mut eager, mut lazy) = (new(), new());
+        eager.add_format("sched", SCHED_SWITCH).unwrap();
+        eager.add_format("t", &tick(7, "v=%d")).unwrap();
+        lazy.add_format_deferred("sched", SCHED_SWITCH);
+        lazy.add_format_deferred("t", &tick(7, "v=%d"));
+        // Broken: a field line that does not parse, an ID that is not a number, no ID.
+        let broken = tick(8, "v=%d").replace("field:int value;", "field int value");
+        assert!(eager.add_format("t", &broken).is_err());
+        lazy.add_format_deferred("t", &broken);
+        lazy.add_format_deferred("t", &tick(9, "v=%d").replace("ID: 9", "ID: nine"));
+        lazy.add_format_deferred("t", &tick(10, "v=%d").replace("ID: 10\n", ""));
+        assert!(lazy.entries.iter().any(|e| e.format.parsed.get().is_none()), "nothing parsed yet");
+        for (id, value) in [(7u16, -5), (8, 1), (9, 2), (10, 3), (372, 0)] {
+            let d = record(id, value);
+            assert_eq!(text(&lazy, &d), text(&eager, &d), "id {id}");
+            assert_eq!(lazy.index_of_record(&d), eager.index_of_record(&d), "id {id}");
+        }
+        assert_eq!(text(&lazy, &record(8, 1)), "unknown event id 8");
+        assert!(lazy.by_id(8).is_none() && lazy.find("t", "tick").is_some_and(|f| f.id == 7));
+        assert_eq!(lazy.len(), 2);
+        assert_eq!(lazy.iter().map(|f| f.id).collect::<Vec<_>>(), [372, 7]);
+        // An id already held: a replacement parsed now; one that does not parse keeps the
+        // format it would replace.
+        lazy.add_format_deferred("t", &broken.replace("ID: 8", "ID: 7"));
+        assert_eq!(text(&lazy, &record(7, 4)), "v=4");
+        lazy.add_format_deferred("t", &tick(7, "w=%d"));
+        assert_eq!(text(&lazy, &record(7, 4)), "w=4");
+        // A deferred format replaced before it was ever parsed.
+        lazy.add_format_deferred("t", &tick(11, "x=%d"));
+        lazy.add_format("t", &tick(11, "y=%d")).unwrap();
+        assert_eq!(text(&lazy, &record(11, 5)), "y=5");
     }
 
     #[test]
