@@ -22,7 +22,7 @@ pub struct EventFormats {
     entries: Vec<Entry>,
     by_id: HashMap<u32, usize>,
     /// `common_type` (a u16) → index + 1 into `entries`, 0 for none: the per-record lookup.
-    by_type: Vec<u32>,
+    by_type: Vec<TypeSlot>,
     /// pid → where its comm is in `comm_text` (start, end), hashed with the project's one
     /// cheap hasher (keys are pids, not an adversary's choice; SipHash would cost most of the
     /// per-record lookup).
@@ -96,6 +96,22 @@ fn quick_id(text: &str) -> Option<u32> {
         }
     }
     id
+}
+
+/// An entry of `EventFormats::by_type`: index + 1 into `entries` (0: none), with
+/// [`UNPARSED`] set while the format is deferred and not parsed yet. The per-record lookup
+/// reads this word alone; the bit is cleared (or the word zeroed, for a text that does not
+/// parse) by the first record's lookup, through `&self`, hence the atomic.
+#[derive(Debug, Default)]
+struct TypeSlot(std::sync::atomic::AtomicU32);
+
+/// See [`TypeSlot`].
+const UNPARSED: u32 = 1 << 31;
+
+impl Clone for TypeSlot {
+    fn clone(&self) -> Self {
+        TypeSlot(std::sync::atomic::AtomicU32::new(self.0.load(std::sync::atomic::Ordering::Relaxed)))
+    }
 }
 
 /// What [`EventFormats::format_at`] gives for an index whose format did not parse (an index
@@ -219,11 +235,35 @@ impl EventFormats {
     /// The index of the format with id `id`.
     #[inline]
     pub(crate) fn index_of(&self, id: u32) -> Option<usize> {
-        let i = match u16::try_from(id) {
-            Ok(t) => (*self.by_type.get(usize::from(t))? as usize).checked_sub(1)?,
-            Err(_) => self.by_id.get(&id).copied()?,
-        };
-        self.entries[i].format.get(self.endian()).map(|_| i)
+        match u16::try_from(id) {
+            Ok(t) => self.index_of_type(t),
+            Err(_) => {
+                let i = self.by_id.get(&id).copied()?;
+                self.entries[i].format.get(self.endian()).map(|_| i)
+            }
+        }
+    }
+
+    /// The index of the format whose records have `common_type` `t`, parsing a deferred
+    /// format first.
+    #[inline]
+    fn index_of_type(&self, t: u16) -> Option<usize> {
+        let slot = &self.by_type.get(usize::from(t))?.0;
+        let v = slot.load(std::sync::atomic::Ordering::Relaxed);
+        if v & UNPARSED == 0 {
+            return (v as usize).checked_sub(1);
+        }
+        self.parse_deferred(slot, v)
+    }
+
+    /// [`EventFormats::index_of_type`] of a deferred format: parsed now, and its
+    /// [`TypeSlot`] set to say so (or to none, if the text does not parse).
+    #[cold]
+    fn parse_deferred(&self, slot: &std::sync::atomic::AtomicU32, v: u32) -> Option<usize> {
+        let i = ((v & !UNPARSED) as usize).checked_sub(1)?;
+        let parsed = self.entries.get(i)?.format.get(self.endian()).is_some();
+        slot.store(if parsed { v & !UNPARSED } else { 0 }, std::sync::atomic::Ordering::Relaxed);
+        parsed.then_some(i)
     }
 
     /// The context for printing with this registry's long size, byte order and dialect.
@@ -284,9 +324,11 @@ impl EventFormats {
         };
         if let Ok(t) = u16::try_from(id) {
             if self.by_type.len() <= usize::from(t) {
-                self.by_type.resize(usize::from(t) + 1, 0);
+                self.by_type.resize_with(usize::from(t) + 1, TypeSlot::default);
             }
-            self.by_type[usize::from(t)] = i as u32 + 1;
+            let deferred = self.entries[i].format.parsed.get().is_none();
+            let v = (i as u32 + 1) | if deferred { UNPARSED } else { 0 };
+            self.by_type[usize::from(t)] = TypeSlot(std::sync::atomic::AtomicU32::new(v));
         }
     }
 
@@ -310,10 +352,8 @@ impl EventFormats {
     /// [`EventFormats::print_at`]).
     #[inline]
     pub(crate) fn index_of_record(&self, data: &[u8]) -> Option<usize> {
-        let id = crate::subbuf::common_type(data, self.endian())?;
-        let i = (*self.by_type.get(usize::from(id))? as usize).checked_sub(1)?;
         // A deferred format is parsed by its first record.
-        self.entries[i].format.get(self.endian()).map(|_| i)
+        self.index_of_type(crate::subbuf::common_type(data, self.endian())?)
     }
 
     /// Every format, in insertion order (deferred ones parsed now; those that do not parse
