@@ -25,6 +25,7 @@ pub mod filter;
 pub mod format;
 pub mod header;
 pub mod subbuf;
+mod swar;
 pub mod symbols;
 pub mod text;
 

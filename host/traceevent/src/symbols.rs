@@ -9,6 +9,8 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, OnceLock};
 
+use crate::swar::{below, word, HIGHS, ONES};
+
 /// The kernel dialect's table: every symbol with a non-zero address, stably sorted by
 /// address; names stay in the kallsyms texts, modules are held once each (no allocation
 /// per symbol).
@@ -135,9 +137,8 @@ fn ascii_token_end(b: &[u8], mut p: usize) -> usize {
     while p + 8 <= b.len() {
         let x = word(b, p);
         // Bytes below 0x21 (exact for the lowest one), and bytes of 0x7f and above (exact).
-        let below = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
         let above = (((x & (ONES * 0x7f)) + ONES) | x) & HIGHS;
-        let marks = below | above;
+        let marks = below(x, 0x21) | above;
         if marks != 0 {
             return p + (marks.trailing_zeros() / 8) as usize;
         }
@@ -659,17 +660,6 @@ fn hex16(b: &[u8], p: usize) -> (u64, usize) {
     (addr, i)
 }
 
-/// A byte's worth of ones in each byte of a word.
-const ONES: u64 = 0x0101_0101_0101_0101;
-/// The high bit of each byte of a word.
-const HIGHS: u64 = ONES * 0x80;
-
-/// The 8 bytes of `b` at `p` as a little-endian word (the first byte lowest).
-#[inline(always)]
-fn word(b: &[u8], p: usize) -> u64 {
-    u64::from_le_bytes(b[p..p + 8].try_into().expect("8 bytes"))
-}
-
 /// The value of 8 ASCII hex digits read as a little-endian word (the first digit most
 /// significant, either case), or `None` if a byte is not a hex digit.
 #[inline(always)]
@@ -697,14 +687,13 @@ fn hex8(x: u64) -> Option<u64> {
 fn whitespace_at(b: &[u8], mut p: usize) -> usize {
     while p + 8 <= b.len() {
         let x = word(b, p);
-        // The lowest byte below 0x21 (whitespace is among them) has its high bit set;
-        // borrows may only mark bytes above it.
-        let below = x.wrapping_sub(ONES * 0x21) & !x & HIGHS;
-        if below == 0 {
+        // The lowest byte below 0x21 (whitespace is among them) is marked.
+        let marks = below(x, 0x21);
+        if marks == 0 {
             p += 8;
             continue;
         }
-        let i = p + (below.trailing_zeros() / 8) as usize;
+        let i = p + (marks.trailing_zeros() / 8) as usize;
         if b[i].is_ascii_whitespace() {
             return i;
         }

@@ -43,20 +43,16 @@ pub(crate) fn c_str(b: &[u8]) -> &[u8] {
     // Eight bytes a step, inline: comms are 16-byte arrays and paths a few words, where a
     // byte loop was a quarter of printing a path and core's memchr (through
     // `CStr::from_bytes_until_nul`) still a tenth, most of it its call and setup.
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let mut words = b.chunks_exact(8);
     let mut at = 0;
-    for w in &mut words {
-        let x = u64::from_le_bytes(w.try_into().expect("8 bytes"));
-        // The lowest flagged byte is the first zero byte (borrows only run upwards).
-        let zero = x.wrapping_sub(ONES) & !x & HIGHS;
+    while at + 8 <= b.len() {
+        // The lowest marked byte is the first zero byte.
+        let zero = crate::swar::below(crate::swar::word(b, at), 1);
         if zero != 0 {
             return &b[..at + (zero.trailing_zeros() / 8) as usize];
         }
         at += 8;
     }
-    match words.remainder().iter().position(|&c| c == 0) {
+    match b[at..].iter().position(|&c| c == 0) {
         Some(n) => &b[..at + n],
         None => b,
     }
