@@ -16,9 +16,9 @@ use crate::swar::{below, word, HIGHS, ONES};
 /// per symbol).
 #[derive(Debug, Default)]
 struct KernelTable {
-    /// `(address, position of the name: text index << 32 | start, its length, module index
-    /// + 1 or 0)`, by address (stable).
-    syms: Vec<(u64, u64, u32, u32)>,
+    /// `(address, where the name is in the texts laid end to end (see
+    /// [`Symbols::name_at`]), its length, module index + 1 or 0)`, by address (stable).
+    syms: Vec<(u64, u32, u32, u32)>,
     modules: Vec<String>,
 }
 
@@ -27,8 +27,9 @@ impl KernelTable {
     /// `... t name\t[module]`); lines with a zero address or that do not parse are left out.
     ///
     /// A line as the kernel writes it (16 hex digits, ASCII) is read by [`kernel_sym_line`];
-    /// any other by the general rules ([`KernelTable::add_line`]).
-    fn add(&mut self, text: &str, index: u64) {
+    /// any other by the general rules ([`KernelTable::add_line`]). `base` is where the text
+    /// starts in the texts laid end to end.
+    fn add(&mut self, text: &str, base: usize) {
         self.syms.reserve(text.len() / 40);
         let b = text.as_bytes();
         let mut last_module = None;
@@ -39,13 +40,13 @@ impl KernelTable {
                 Some((addr, name, module, end)) => {
                     if addr != 0 {
                         let module = module.map_or(0, |(a, z)| self.module_index(&text[a..z], &mut last_module));
-                        self.push(addr, index, name.0, name.1 - name.0, module);
+                        self.push(addr, base + name.0, name.1 - name.0, module);
                     }
                     end
                 }
                 None => {
                     let end = line_end(b, p);
-                    self.add_line(text, p, end, index, &mut last_module);
+                    self.add_line(text, p, end, base, &mut last_module);
                     end
                 }
             };
@@ -53,14 +54,14 @@ impl KernelTable {
         }
     }
 
-    /// Adds the line `text[p..end]` of kallsyms text `index` by the general rules:
+    /// Adds the line `text[p..end]` of the kallsyms text at `base` by the general rules:
     /// whitespace-separated address, type, name and an optional `[module]`.
     fn add_line<'t>(
         &mut self,
         text: &'t str,
         p: usize,
         end: usize,
-        index: u64,
+        base: usize,
         last_module: &mut Option<(&'t str, u32)>,
     ) {
         let mut it = text[p..end].split_whitespace();
@@ -75,7 +76,7 @@ impl KernelTable {
             None => 0,
             Some(m) => self.module_index(m, last_module),
         };
-        self.push(addr, index, name.as_ptr() as usize - text.as_ptr() as usize, name.len(), module);
+        self.push(addr, base + (name.as_ptr() as usize - text.as_ptr() as usize), name.len(), module);
     }
 
     /// Index + 1 of module `m` in `modules` (added if new); `last` is the last one asked for.
@@ -96,11 +97,11 @@ impl KernelTable {
         }
     }
 
-    /// Adds the symbol at `addr` named by `len` bytes at `start` of kallsyms text `index`
+    /// Adds the symbol at `addr` named by `len` bytes at `at` in the texts laid end to end
     /// (left out if they do not fit the table's fields).
-    fn push(&mut self, addr: u64, index: u64, start: usize, len: usize, module: u32) {
-        if let (Ok(start), Ok(len)) = (u32::try_from(start), u32::try_from(len)) {
-            self.syms.push((addr, index << 32 | u64::from(start), len, module));
+    fn push(&mut self, addr: u64, at: usize, len: usize, module: u32) {
+        if let (Ok(at), Ok(len)) = (u32::try_from(at), u32::try_from(len)) {
+            self.syms.push((addr, at, len, module));
         }
     }
 }
@@ -268,8 +269,6 @@ struct Functions {
     /// (address, where the name is in the texts laid end to end, its length): 16 bytes an
     /// entry, for a table built once per process (its pages are written once each).
     table: Vec<(u64, u32, u32)>,
-    /// Where each text starts in the texts laid end to end.
-    starts: Vec<usize>,
 }
 
 impl Symbols {
@@ -277,15 +276,23 @@ impl Symbols {
     #[inline]
     fn function_name(&self, f: &Functions, i: usize) -> &str {
         let (_, at, len) = f.table[i];
-        let at = at as usize;
-        // The last text starting at or before `at` (an empty one holds no name); nearly
-        // always the first and only one.
-        let mut k = 0;
-        while f.starts.get(k + 1).is_some_and(|&s| s <= at) {
-            k += 1;
+        self.name_at(at, len)
+    }
+
+    /// The `len` bytes at `at` in the kallsyms texts laid end to end, where both tables keep
+    /// their names (4 bytes an entry, not a text index and an offset).
+    #[inline]
+    fn name_at(&self, at: u32, len: u32) -> &str {
+        let (mut start, len) = (at as usize, len as usize);
+        // Nearly always in the first and only text.
+        for t in &self.kallsyms {
+            let text = t.text();
+            if start < text.len() {
+                return text.get(start..start + len).unwrap_or("");
+            }
+            start -= text.len();
         }
-        let start = at - f.starts.get(k).copied().unwrap_or(0);
-        self.kallsyms.get(k).and_then(|t| t.text().get(start..start + len as usize)).unwrap_or("")
+        ""
     }
 }
 
@@ -354,8 +361,10 @@ impl Symbols {
     fn syms(&self) -> &KernelTable {
         self.syms.get_or_init(|| {
             let mut t = KernelTable::default();
-            for (i, text) in self.kallsyms.iter().enumerate() {
-                t.add(text.text(), i as u64);
+            let mut base = 0;
+            for text in &self.kallsyms {
+                t.add(text.text(), base);
+                base += text.text().len();
             }
             t.syms.sort_by_key(|s| s.0);
             t
@@ -374,7 +383,6 @@ impl Symbols {
             // stable sort make of it. `at` grows with the line, so it orders them.
             let mut base = 0;
             for text in &self.kallsyms {
-                f.starts.push(base);
                 parse_lte_text(text.text(), base, &mut f);
                 base += text.text().len();
             }
@@ -551,9 +559,8 @@ impl Symbols {
         let first = syms[..=i].iter().rposition(|s| s.0 != start).map_or(0, |p| p + 1);
         let next = syms[i + 1..].iter().find(|s| s.0 > start)?;
         let (_, at, len, m) = syms[first];
-        let name_at = (at & 0xffff_ffff) as usize;
         Some(SymbolRef {
-            name: self.kallsyms[(at >> 32) as usize].text().get(name_at..name_at + len as usize).unwrap_or(""),
+            name: self.name_at(at, len),
             module: m.checked_sub(1).map(|m| t.modules[m as usize].as_str()),
             offset: addr - start,
             size: next.0 - start,
