@@ -24,7 +24,7 @@ pub fn to_stdout(path: &std::path::Path) -> Result<()> {
 }
 
 /// Whether `e` comes from writing to a pipe whose reader has gone.
-pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
 }
 
