@@ -15,6 +15,15 @@
 //! it reaches [`ARENA_BYTES`], and a format whose records rarely repeat (pointers, timestamps,
 //! paths) is printed directly for a while after a failed trial of [`TRIAL`] records, a longer
 //! while after each failure in a row.
+//!
+//! A format is memoized only after a trial that keeps nothing but hashes has seen
+//! [`PROBE_HITS`] repeats:
+//! whether its records' bytes repeat is told by the hashes seen (a table of [`SEEN_SLOTS`] words), so a
+//! format whose records never repeat costs a hash a record for the trial's length, not a
+//! copy of each text into the arena (and the page faults of filling it): memoizing during the
+//! trial cost the task and uprobes classes some 13% of their report
+//! (tests/bench/report-classes.sh). A memoized format is checked again every [`TRIAL`]
+//! records by its real hits.
 
 use std::hash::BuildHasher as _;
 
@@ -35,16 +44,24 @@ const MAX_BITS: u32 = 14;
 /// 1.2 us here), and a 4 MiB arena cost syscalls and writeback reports 5% in faults alone
 /// for hits they did not get (tests/bench/report-classes.sh).
 const ARENA_BYTES: usize = 1 << 20;
-/// Records of a format per trial of whether memoizing it pays.
+/// Records of a format per trial of whether memoizing it pays (probing or memoized).
 const TRIAL: u32 = 1024;
-/// Below this many hits in a trial the format's next records are printed directly: first
-/// [`FIRST_REST`] of them, twice as many after each failed trial in a row, at most
-/// [`LONGEST_REST`], then it is tried again (a trace's mix of records changes as it goes).
-const TRIAL_HITS: u32 = TRIAL / 4;
+/// Repeats that end a probing trial early and memoize the format (whose trials from then on
+/// count real hits): few, since a format that repeats is printed directly meanwhile, and a
+/// trace of many formats (syscalls') has a probing trial for each. Fewer in a whole trial
+/// and the format rests.
+const PROBE_HITS: u32 = 32;
+/// Below a quarter of a memoized trial's records finding their text (or a probing trial's
+/// [`PROBE_HITS`] finding their hash) the format's next records are printed directly: first [`FIRST_REST`] of them, twice as many after each
+/// failed trial in a row, at most [`LONGEST_REST`], then it is tried again (a trace's mix of
+/// records changes as it goes).
 const FIRST_REST: u32 = 16 * TRIAL;
 const LONGEST_REST: u32 = 1024 * TRIAL;
 /// The longest key or text kept (a record is at most a page; a stack's text can be long).
 const MAX_LEN: usize = 4096;
+/// Hashes remembered by probing trials (a power of two, 32 KiB): four times a trial's
+/// records, and they outlive a trial (a repeat is a repeat).
+const SEEN_SLOTS: usize = 4096;
 
 /// See the module documentation.
 #[derive(Debug)]
@@ -56,6 +73,10 @@ pub(crate) struct InfoMemo {
     generation: u32,
     /// By format index.
     formats: Vec<Trial>,
+    /// Hashes of keys looked up by formats on trial (see [`Trial::probing`]), by their low
+    /// bits (the table is indexed by the high ones). A hash of another format or an older
+    /// trial found here is a repeat all the same: the format is part of the hash.
+    seen: Vec<u64>,
     /// log2 of `slots.len()`.
     bits: u32,
     /// Texts kept since the table last grew.
@@ -77,7 +98,11 @@ pub(crate) struct Slot {
 #[derive(Debug, Clone, Copy, Default)]
 struct Trial {
     lookups: u32,
+    /// Lookups in this trial that found their text (memoized) or their hash (probing).
     hits: u32,
+    /// Whether the trial only counts repeats, printing every record: a format starts so,
+    /// and starts so again after each rest.
+    probing: bool,
     /// Records left to print directly.
     resting: u32,
     /// The rest after the next failed trial (0: [`FIRST_REST`]).
@@ -102,6 +127,7 @@ impl Default for InfoMemo {
             arena: Vec::new(),
             generation: 1,
             formats: Vec::new(),
+            seen: Vec::new(),
             bits: FIRST_BITS,
             inserted: 0,
         }
@@ -114,7 +140,7 @@ impl InfoMemo {
     #[inline]
     pub(crate) fn probe(&mut self, format: usize, key: &[u8]) -> Probe {
         if self.formats.len() <= format {
-            self.formats.resize(format + 1, Trial::default());
+            self.formats.resize(format + 1, Trial { probing: true, ..Trial::default() });
         }
         let trial = &mut self.formats[format];
         if trial.resting > 0 {
@@ -124,22 +150,52 @@ impl InfoMemo {
         if key.len() > MAX_LEN {
             return Probe::Skip;
         }
+        let hash = HASHER.hash_one((format, key));
+        if trial.probing {
+            self.count_repeat(format, hash);
+            return Probe::Skip;
+        }
         trial.lookups += 1;
         if trial.lookups == TRIAL {
-            if trial.hits < TRIAL_HITS {
-                trial.resting = trial.next_rest.max(FIRST_REST);
-                trial.next_rest = (trial.resting * 2).min(LONGEST_REST);
-            } else {
-                trial.next_rest = 0;
-            }
-            trial.lookups = 0;
-            trial.hits = 0;
+            self.end_trial(format);
         }
         if self.slots.is_empty() {
             self.slots = vec![Slot::default(); 1 << self.bits];
         }
-        let hash = HASHER.hash_one((format, key));
         Probe::Look { hash, slot: self.slots[(hash >> (64 - self.bits)) as usize] }
+    }
+
+    /// A probing trial's lookup of `hash` for the format at `format`: a repeat if the hash
+    /// was seen before. Memoizes the format at [`PROBE_HITS`] repeats.
+    fn count_repeat(&mut self, format: usize, hash: u64) {
+        if self.seen.is_empty() {
+            self.seen = vec![0; SEEN_SLOTS];
+        }
+        let seen = &mut self.seen[hash as usize & (SEEN_SLOTS - 1)];
+        let trial = &mut self.formats[format];
+        trial.hits += u32::from(*seen == hash);
+        *seen = hash;
+        trial.lookups += 1;
+        if trial.hits == PROBE_HITS {
+            (trial.probing, trial.lookups, trial.hits) = (false, 0, 0);
+        } else if trial.lookups == TRIAL {
+            self.end_trial(format);
+        }
+    }
+
+    /// Ends the format's trial: it rests, and then probes, unless memoized and hit often.
+    #[cold]
+    fn end_trial(&mut self, format: usize) {
+        let trial = &mut self.formats[format];
+        if trial.probing || trial.hits < TRIAL / 4 {
+            trial.resting = trial.next_rest.max(FIRST_REST);
+            trial.next_rest = (trial.resting * 2).min(LONGEST_REST);
+            trial.probing = true;
+        } else {
+            trial.next_rest = 0;
+        }
+        trial.lookups = 0;
+        trial.hits = 0;
     }
 
     /// Appends the text memoized for `key` of the format at `format` (what `probe` was
@@ -239,9 +295,20 @@ mod tests {
         }
     }
 
+    /// Passes the probing trial of `format`: lookups of one key, printed directly, until
+    /// [`PROBE_HITS`] repeats.
+    fn pass_trial(m: &mut InfoMemo, format: usize) {
+        for _ in 0..=PROBE_HITS {
+            assert_eq!(look(m, format, b"warm-up", b"-"), Err(()), "probing prints directly");
+        }
+    }
+
     #[test]
     fn a_text_comes_back_only_for_its_own_format_and_bytes() {
         let mut m = InfoMemo::default();
+        for format in 3..6 {
+            pass_trial(&mut m, format);
+        }
         assert_eq!(look(&mut m, 3, b"abc", b"text of abc"), Ok(None), "first lookup");
         assert_eq!(look(&mut m, 3, b"abc", b"-"), Ok(Some(b"text of abc".to_vec())));
         assert_eq!(look(&mut m, 4, b"abc", b"-"), Ok(None), "another format");
@@ -274,34 +341,50 @@ mod tests {
     }
 
     #[test]
-    fn a_format_that_stops_repeating_rests_longer_each_trial_and_is_tried_again() {
+    fn a_format_is_memoized_only_while_its_records_repeat_and_rests_longer_each_failure() {
         let mut m = InfoMemo::default();
         let mut key = 0;
         let mut next = || {
             key += 1;
             key
         };
-        // Distinct bytes: every lookup of the trial misses, then the format rests.
+        // Distinct bytes: the probing trial prints every record and finds no repeat, keeping
+        // no text; then the format rests.
         for _ in 0..TRIAL {
-            assert!(!skipped(&mut m, next()));
+            assert!(skipped(&mut m, next()));
         }
+        assert!(m.arena.is_empty(), "a probing trial keeps no text");
+        assert_eq!(m.formats[0].resting, FIRST_REST);
         for _ in 0..FIRST_REST {
             assert!(skipped(&mut m, next()));
         }
-        // Another format still has its own trial.
-        assert_eq!(look(&mut m, 1, b"k", b"t"), Ok(None));
+        // Another format has its own trial.
+        assert_eq!(look(&mut m, 1, b"k", b"t"), Err(()), "probing");
+        assert_eq!((m.formats[1].resting, m.formats[1].lookups), (0, 1));
         // Tried again, failed again: a rest twice as long.
         for _ in 0..TRIAL {
-            assert!(!skipped(&mut m, next()));
+            assert!(skipped(&mut m, next()));
         }
+        assert_eq!(m.formats[0].resting, 2 * FIRST_REST);
         for _ in 0..2 * FIRST_REST {
             assert!(skipped(&mut m, next()));
         }
-        // Now the records repeat: the trial passes and the format stays memoized.
-        for i in 0..3 * TRIAL {
-            assert!(!skipped(&mut m, i % 8));
+        // Now the records repeat: the probing trial passes, the format is memoized and
+        // stays so while its texts are found.
+        let repeating = |i: u32| 1 << 30 | i % 8;
+        for i in 0..8 + PROBE_HITS {
+            assert!(skipped(&mut m, repeating(i)), "probing, lookup {i}");
         }
-        assert_eq!(m.formats[0].resting, 0);
+        for i in 0..3 * TRIAL {
+            assert!(!skipped(&mut m, repeating(i)), "memoized, lookup {i}");
+        }
+        assert_eq!((m.formats[0].resting, m.formats[0].probing), (0, false));
+        // They stop repeating: a memoized trial without hits sends it to rest, and probing after.
+        for _ in 0..TRIAL {
+            assert!(!skipped(&mut m, next()));
+        }
+        assert!(skipped(&mut m, next()));
+        assert!(m.formats[0].probing);
     }
 
     #[test]
@@ -311,6 +394,7 @@ mod tests {
         // Many distinct texts that repeat: the table grows to its largest, and texts kept
         // after the last growth are found (each the right one).
         // Each key twice in a row, so that every trial passes.
+        pass_trial(&mut m, 0);
         let mut hits = 0;
         for i in (0..12_000u32).flat_map(|i| [i, i]) {
             let text = format!("t{i}");
@@ -327,6 +411,8 @@ mod tests {
     fn a_full_arena_starts_over_without_returning_stale_text() {
         let mut m = InfoMemo::default();
         let big = vec![b'y'; MAX_LEN];
+        pass_trial(&mut m, 0);
+        pass_trial(&mut m, 1);
         assert_eq!(look(&mut m, 0, b"first", b"1"), Ok(None));
         for i in 0..(ARENA_BYTES / MAX_LEN + 1) as u32 {
             let _ = look(&mut m, 1, &i.to_le_bytes(), &big);
