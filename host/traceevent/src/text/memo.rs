@@ -230,14 +230,15 @@ impl InfoMemo {
         self.arena.extend_from_slice(text);
         self.inserted += 1;
         if self.inserted > self.slots.len() / 2 && self.bits < MAX_BITS {
-            // Grow: the kept texts are dropped with the old table (they come back as they
-            // recur).
+            // Grow, keeping the texts: each live slot moves to where its hash's top bits
+            // now point (dropping them all made a format's trial that saw the table grow
+            // miss what it had just kept, and rest).
             self.bits = (self.bits + 2).min(MAX_BITS);
-            self.slots = vec![Slot::default(); 1 << self.bits];
+            let old = std::mem::replace(&mut self.slots, vec![Slot::default(); 1 << self.bits]);
+            for slot in old.into_iter().filter(|s| s.generation == self.generation) {
+                self.slots[(slot.hash >> (64 - self.bits)) as usize] = slot;
+            }
             self.inserted = 0;
-            self.arena.clear();
-            self.generation = self.generation.wrapping_add(1).max(1);
-            return;
         }
         self.slots[(hash >> (64 - self.bits)) as usize] = Slot {
             hash,
