@@ -225,6 +225,11 @@ impl InfoMemo {
             self.arena.clear();
             self.generation = self.generation.wrapping_add(1).max(1);
         }
+        if self.arena.capacity() == 0 {
+            // Reserved whole: its pages are faulted as texts fill them, never copied by a
+            // growing vector.
+            self.arena.reserve_exact(ARENA_BYTES);
+        }
         let at = self.arena.len();
         self.arena.extend_from_slice(key);
         self.arena.extend_from_slice(text);
