@@ -377,7 +377,7 @@ mod tests {
         }
         // Now the records repeat: the probing trial passes, the format is memoized and
         // stays so while its texts are found.
-        let repeating = |i: u32| 1 << 30 | i % 8;
+        let repeating = |i: u32| (1 << 30) | (i % 8);
         for i in 0..8 + PROBE_HITS {
             assert!(skipped(&mut m, repeating(i)), "probing, lookup {i}");
         }
