@@ -376,10 +376,18 @@ impl Load {
     pub(super) fn get(self, data: &[u8], endian: Endian) -> u64 {
         match self {
             Load::Const(v) => v,
-            Load::Read { off, size, shift, mask } => match off.checked_add(size) {
-                Some(end) if end <= data.len() => endian.read_uint(data, off, size).unwrap_or(0) >> shift & mask,
-                _ => 0,
-            },
+            Load::Read { off, size, shift, mask } => {
+                // Nearly always: a little-endian record with eight bytes from `off` on. One
+                // load, cut to the size by a mask (0 for a size that reads as 0 below).
+                const SIZE_MASK: [u64; 9] = [0, 0xff, 0xffff, 0, 0xffff_ffff, 0, 0, 0, u64::MAX];
+                if let (Endian::Little, Some(w)) = (endian, data.get(off..).and_then(|d| d.first_chunk::<8>())) {
+                    return (u64::from_le_bytes(*w) & SIZE_MASK.get(size).copied().unwrap_or(0)) >> shift & mask;
+                }
+                match off.checked_add(size) {
+                    Some(end) if end <= data.len() => endian.read_uint(data, off, size).unwrap_or(0) >> shift & mask,
+                    _ => 0,
+                }
+            }
         }
     }
 }
@@ -506,5 +514,31 @@ fn eval_flag(s: &str) -> i64 {
         "HRTIMER_SOFTIRQ" => 8,
         "RCU_SOFTIRQ" => 9,
         _ => -1,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_load_reads_what_the_field_holds_at_any_offset_size_and_byte_order() {
+        let data: Vec<u8> = (1..=24u8).map(|b| b.wrapping_mul(37)).collect();
+        for endian in [Endian::Little, Endian::Big] {
+            for size in 0..=16 {
+                for off in 0..data.len() + 2 {
+                    for (shift, mask) in [(0, u64::MAX), (3, 0x3ff), (20, u64::MAX)] {
+                        let want = match off.checked_add(size) {
+                            Some(end) if end <= data.len() => {
+                                endian.read_uint(&data, off, size).unwrap_or(0) >> shift & mask
+                            }
+                            _ => 0,
+                        };
+                        let got = Load::Read { off, size, shift, mask }.get(&data, endian);
+                        assert_eq!(got, want, "{endian:?} size {size} at {off}, >> {shift} & {mask:#x}");
+                    }
+                }
+            }
+        }
     }
 }
