@@ -62,25 +62,43 @@ impl ReadAt for std::fs::File {
 }
 
 /// Small reads of a [`ReadAt`] served from a block read ahead: the metadata of a trace.dat is
-/// read field by field (a u16, a u32, a name), a system call each without it.
+/// read field by field (a u16, a u32, a name), and a v7 file's compressed chunks (a few KiB
+/// each, behind two u32s) one after another: a system call each without it.
 struct ReadAhead<'a, R: ReadAt + ?Sized> {
     src: &'a R,
-    /// (file offset of `block`, how many of its bytes are valid, the block).
-    block: std::cell::RefCell<(u64, usize, Vec<u8>)>,
+    /// What is held: see [`Held`].
+    block: std::cell::RefCell<Held>,
+    /// Bytes read ahead at once; reads of more than a quarter of it go straight to the source.
+    size: usize,
 }
 
-/// Bytes read ahead at once; reads of more than a quarter of it go straight to the source.
+/// A [`ReadAhead`]'s block, kept between uses: (file offset of the block, how many of its
+/// bytes are valid, the block).
+type Held = (u64, usize, Vec<u8>);
+
+/// [`ReadAhead`]'s block for metadata.
 const READ_AHEAD: usize = 4096;
 
 impl<'a, R: ReadAt + ?Sized> ReadAhead<'a, R> {
     fn new(src: &'a R) -> Self {
-        ReadAhead { src, block: std::cell::RefCell::new((0, 0, Vec::new())) }
+        Self::resume(src, READ_AHEAD, Held::default())
+    }
+
+    /// A read-ahead of `size`-byte blocks over `src` that starts with `held` (what
+    /// [`ReadAhead::into_held`] gave back, or nothing).
+    fn resume(src: &'a R, size: usize, held: Held) -> Self {
+        ReadAhead { src, block: std::cell::RefCell::new(held), size }
+    }
+
+    /// The block, to resume with.
+    fn into_held(self) -> Held {
+        self.block.into_inner()
     }
 }
 
 impl<R: ReadAt + ?Sized> ReadAt for ReadAhead<'_, R> {
     fn read_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<usize> {
-        if buf.len() > READ_AHEAD / 4 {
+        if buf.len() > self.size / 4 {
             return self.src.read_at(buf, offset);
         }
         let mut block = self.block.borrow_mut();
@@ -91,7 +109,7 @@ impl<R: ReadAt + ?Sized> ReadAt for ReadAhead<'_, R> {
             .and_then(|d| d.checked_add(buf.len() as u64))
             .is_some_and(|end| end <= *valid as u64);
         if !held {
-            data.resize(READ_AHEAD, 0);
+            data.resize(self.size, 0);
             // On an error nothing is held.
             *valid = 0;
             *valid = self.src.read_at(data, offset)?;
@@ -246,6 +264,26 @@ pub(crate) mod tests {
             for offset in [u64::MAX - 2, u64::MAX, u64::MAX - 4096] {
                 assert_eq!(ahead.read_at(&mut [0; 8], offset).unwrap(), 0, "at {offset}");
             }
+        }
+    }
+
+    #[test]
+    fn a_resumed_read_ahead_serves_chunks_in_a_row_as_the_source_does() {
+        let src: Vec<u8> = (0..100_000u32).map(|i| (i * 13 % 253) as u8).collect();
+        // Chunks as a v7 file lays them out: two u32s, then the data (some larger than a
+        // quarter block, some straddling a block's end); the block is kept between chunks.
+        let mut held = Held::default();
+        let mut at = 0u64;
+        for (i, len) in [100usize, 3000, 4000, 5000, 17_000, 10, 4096, 9000, 60_000].into_iter().enumerate() {
+            for (offset, n) in [(at, 4), (at + 4, 4), (at + 8, len)] {
+                let ahead = ReadAhead::resume(&src, 16 * 1024, std::mem::take(&mut held));
+                let (mut want, mut got) = (vec![0; n], vec![0; n]);
+                let k = src.read_at(&mut want, offset).unwrap();
+                assert_eq!(ahead.read_at(&mut got, offset).unwrap(), k, "chunk {i} at {offset}");
+                assert_eq!(got[..k], want[..k], "chunk {i} at {offset}, {n} bytes");
+                held = ahead.into_held();
+            }
+            at += 8 + len as u64;
         }
     }
 
