@@ -35,6 +35,10 @@ pub struct EventFormats {
     known: Vec<u64>,
     /// Counts changes of `cmdlines`, for callers that cache what [`EventFormats::comm`] said.
     comm_generation: u64,
+    /// libtraceevent's comm list, while it is one (see [`CommList`]).
+    comm_list: Option<CommList>,
+    /// Pids libtraceevent holds more than one comm for (see [`Duplicates`]).
+    duplicates: Option<Duplicates>,
     /// Counts changes that may change a format's text (its printer dropped: a new dialect or
     /// symbols, a format replaced), for callers that keep texts printed before.
     text_generation: u64,
@@ -151,6 +155,8 @@ impl EventFormats {
             comm_text: String::new(),
             known: Vec::new(),
             comm_generation: 0,
+            comm_list: None,
+            duplicates: None,
             text_generation: 0,
             symbols: Symbols::new(),
             dialect: Dialect::Kernel,
@@ -473,6 +479,77 @@ impl EventFormats {
         &self.symbols
     }
 
+    /// Starts keeping comm registrations the way libtraceevent does before its first lookup
+    /// of a pid (see [`CommList`]); [`EventFormats::end_comm_list`] ends it. For a report that
+    /// must print what `trace-cmd report` prints: call it once the file's cmdlines are in.
+    pub fn begin_comm_list(&mut self) {
+        let file = self.cmdlines.clone();
+        self.comm_list = Some(CommList { file, registered: Vec::new() });
+    }
+
+    /// Whether registrations are kept as libtraceevent's list (between
+    /// [`EventFormats::begin_comm_list`] and [`EventFormats::end_comm_list`]).
+    #[inline]
+    pub fn keeps_comm_list(&self) -> bool {
+        self.comm_list.is_some()
+    }
+
+    /// Ends the list: what libtraceevent does at its first lookup of a pid that is not 0
+    /// (`cmdline_init`: the list becomes an array sorted by pid, duplicates and all, in
+    /// which each later lookup is a binary search). A pid registered more than once meanwhile
+    /// (a task that `exec`ed: the file's cmdlines name it by its new comm, a `sched_switch`
+    /// before the first lookup by its old one) then shows the comm that search lands on.
+    pub fn end_comm_list(&mut self) {
+        let Some(list) = self.comm_list.take() else {
+            return;
+        };
+        let mut count: HashMap<i32, usize> = HashMap::new();
+        for &pid in list.file.keys().chain(list.registered.iter().map(|(pid, _)| pid)) {
+            *count.entry(pid).or_default() += 1;
+        }
+        // Entries of a pid in the sorted array are in list order: the latest registered first
+        // (registrations are prepended), the file's line last.
+        let mut comms: HashMap<i32, Vec<(u32, u32)>> = HashMap::new();
+        for &(pid, at) in list.registered.iter().rev() {
+            if pid != 0 && count[&pid] > 1 {
+                comms.entry(pid).or_default().push(at);
+            }
+        }
+        if comms.is_empty() {
+            return;
+        }
+        for (pid, c) in comms.iter_mut() {
+            if let Some(&at) = list.file.get(pid) {
+                c.push(at);
+            }
+        }
+        let mut pids: Vec<i32> = list.file.keys().copied().chain(list.registered.iter().map(|(pid, _)| *pid)).collect();
+        pids.sort_unstable();
+        self.duplicates = Some(Duplicates { pids, comms });
+        self.settle_duplicates();
+    }
+
+    /// Sets each duplicated pid's comm to the one libtraceevent's binary search finds now.
+    fn settle_duplicates(&mut self) {
+        let Some(d) = &self.duplicates else {
+            return;
+        };
+        let found: Vec<(i32, (u32, u32))> = d
+            .comms
+            .iter()
+            .filter_map(|(&pid, comms)| {
+                let hit = glibc_bsearch(&d.pids, pid)?;
+                let run = d.pids.partition_point(|&p| p < pid);
+                comms.get(hit - run).map(|&at| (pid, at))
+            })
+            .collect();
+        for (pid, at) in found {
+            if self.cmdlines.insert(pid, at) != Some(at) {
+                self.comm_generation += 1;
+            }
+        }
+    }
+
     /// Records `comm` as the command of `pid`.
     pub fn add_cmdline(&mut self, pid: i32, comm: &str) {
         self.set_comm(pid, comm);
@@ -520,11 +597,31 @@ impl EventFormats {
         let Some(event) = self.comm_event(i) else {
             return;
         };
-        let pairs = event.registered_comms(data, self.endian(), |pid| pid == 0 || self.has_comm(pid));
+        let listing = self.comm_list.is_some();
+        // While libtraceevent keeps a list, every registration counts, pid 0 and known pids too.
+        let pairs = event.registered_comms(data, self.endian(), |pid| !listing && (pid == 0 || self.has_comm(pid)));
         for (pid, comm) in pairs.into_iter().flatten() {
-            if !self.has_comm(pid) {
-                self.set_comm(pid, &String::from_utf8_lossy(comm));
+            let comm = String::from_utf8_lossy(comm);
+            if listing {
+                let start = self.comm_text.len();
+                self.comm_text.push_str(&comm);
+                let at = (start as u32, self.comm_text.len() as u32);
+                if let Some(list) = &mut self.comm_list {
+                    list.registered.push((pid, at));
+                }
+                if pid != 0 && !self.has_comm(pid) {
+                    self.set_comm_at(pid, at.0 as usize, at.1 as usize);
+                    self.comm_generation += 1;
+                }
+            } else if !self.has_comm(pid) {
+                self.set_comm(pid, &comm);
                 self.comm_generation += 1;
+                if let Some(d) = &mut self.duplicates {
+                    // `add_new_comm`: into the sorted array, which moves the searches.
+                    let at = d.pids.partition_point(|&p| p < pid);
+                    d.pids.insert(at, pid);
+                    self.settle_duplicates();
+                }
             }
         }
     }
@@ -574,6 +671,42 @@ impl EventFormats {
             self.print_at(i, data, out);
         }
     }
+}
+
+/// libtraceevent's comms before its first lookup of a pid that is not 0: a list that every
+/// `tep_register_comm` prepends to, duplicates and pid 0 included (it checks for a known pid
+/// only once the list has become an array).
+#[derive(Debug, Clone)]
+struct CommList {
+    /// The comms of the file's cmdlines, registered first.
+    file: HashMap<i32, (u32, u32), wasmprobe_abi::fxhash::FxBuildHasher>,
+    /// Registrations since, in order: pid, comm (in `comm_text`).
+    registered: Vec<(i32, (u32, u32))>,
+}
+
+/// libtraceevent's comm array once it holds a pid more than once: every pid of the array,
+/// sorted (duplicates and all, as glibc's stable sort leaves them), and, for each pid held
+/// more than once, its comms in array order. Which of them a lookup shows depends on where
+/// the binary search lands, which every pid added later moves.
+#[derive(Debug, Clone)]
+struct Duplicates {
+    pids: Vec<i32>,
+    comms: HashMap<i32, Vec<(u32, u32)>>,
+}
+
+/// Where glibc's `bsearch` finds `key` in `sorted` (halving `[l, u)` at `(l + u) / 2`), if
+/// anywhere: among equal keys, the first its halving meets.
+fn glibc_bsearch(sorted: &[i32], key: i32) -> Option<usize> {
+    let (mut l, mut u) = (0, sorted.len());
+    while l < u {
+        let i = (l + u) / 2;
+        match key.cmp(&sorted[i]) {
+            std::cmp::Ordering::Less => u = i,
+            std::cmp::Ordering::Greater => l = i + 1,
+            std::cmp::Ordering::Equal => return Some(i),
+        }
+    }
+    None
 }
 
 #[cfg(test)]

@@ -288,7 +288,8 @@ impl<'f, R: ReadAt> Report<'f, R> {
     /// Prepares the report of `dat`: parses its formats (printing like libtraceevent) and
     /// opens its first buffer.
     pub fn new(dat: &'f TraceDat<R>) -> Result<Self> {
-        let formats = dat.event_formats(Dialect::LibTraceEvent)?;
+        let mut formats = dat.event_formats(Dialect::LibTraceEvent)?;
+        formats.begin_comm_list();
         let time = TimeFormat::for_clock(dat.meta.buffers.first().map_or("local", |b| b.clock.as_str()));
         Ok(Report {
             formats,
@@ -333,10 +334,15 @@ impl<'f, R: ReadAt> Report<'f, R> {
                 }
             }
             let at = self.formats.index_of_record(rec.data);
+            let listing = self.formats.keeps_comm_list();
+            if listing && at.is_some() && common_pid(rec.data, self.formats.endian()).unwrap_or(0) != 0 {
+                // The line's comm is libtraceevent's first lookup of a pid.
+                self.formats.end_comm_list();
+            }
             self.lines.line_at(&self.formats, at, rec.cpu, rec.ts, rec.data, out);
             out.push(b'\n');
             if let Some(i) = at {
-                if may_register_comms(&mut self.comm_pids, &self.formats, i, rec.data) {
+                if listing || may_register_comms(&mut self.comm_pids, &self.formats, i, rec.data) {
                     self.formats.note_record_at(i, rec.data);
                 }
             }

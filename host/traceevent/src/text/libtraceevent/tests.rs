@@ -201,6 +201,62 @@ fn plugins_and_comm_registration() {
     assert_eq!(info(&ev, &d, &lte(None)), "op=FUTEX_WAKE|FUTEX_PRIVATE_FLAG uaddr=0x7fc310c52a4c val=2147483647");
 }
 
+/// A `sched_switch` record of `r`'s format `id` from (prev comm, pid) to (next comm, pid).
+fn switch(r: &EventFormats, id: u32, prev: (&[u8], i32), next: (&[u8], i32)) -> Vec<u8> {
+    let f = r.by_id(id).unwrap();
+    let off = |n: &str| f.field(n).unwrap().offset;
+    let mut d = vec![0u8; 64];
+    d[0..2].copy_from_slice(&(id as u16).to_le_bytes());
+    d[off("prev_comm")..off("prev_comm") + prev.0.len()].copy_from_slice(prev.0);
+    d[off("prev_pid")..off("prev_pid") + 4].copy_from_slice(&prev.1.to_le_bytes());
+    d[off("next_comm")..off("next_comm") + next.0.len()].copy_from_slice(next.0);
+    d[off("next_pid")..off("next_pid") + 4].copy_from_slice(&next.1.to_le_bytes());
+    d
+}
+
+#[test]
+fn comms_registered_before_the_first_lookup_are_kept_as_libtraceevent_keeps_them() {
+    // A task that exec'd: the file's cmdlines name pid 9209 `sh`, the first sched_switch
+    // (from the idle task, before libtraceevent has looked a pid up) `wasmprobe-full`. Both
+    // go into its list; its first lookup sorts them into an array in which the binary search
+    // lands on one of them. With these cmdlines it lands on the later registration, as
+    // trace-cmd report showed on such a recording.
+    let sched = include_str!("../../../tests/data/sched_switch.format");
+    let setup = |cmdlines: &str| {
+        let mut r = EventFormats::new(PageHeader::standard(8, Endian::Little, 4096).unwrap());
+        r.set_dialect(Dialect::LibTraceEvent);
+        let id = r.add_format("sched", sched).unwrap();
+        r.parse_cmdlines(cmdlines);
+        r.begin_comm_list();
+        (r, id)
+    };
+    let (mut r, id) = setup("9209 sh\n");
+    r.note_record(&switch(&r, id, (b"swapper/0\0", 0), (b"wasmprobe-full\0", 9209)));
+    assert!(r.keeps_comm_list());
+    r.end_comm_list();
+    // Array [0, 9209 wasmprobe-full, 9209 sh]: the search meets index 1 first.
+    assert_eq!(r.comm(9209), "wasmprobe-full");
+    // Later registrations are refused for a known pid, added for a new one (which moves
+    // the search: array [0, 5, 9209 wasmprobe-full, 9209 sh], first met at index 2).
+    r.note_record(&switch(&r, id, (b"sh\0", 9209), (b"cat\0", 5)));
+    assert_eq!((r.comm(9209), r.comm(5)), ("wasmprobe-full", "cat"));
+    // One pid more below: in [0, 3, 5, 9209 w, 9209 sh] the search goes from index 2 (5) to
+    // index 4, the file's `sh`: a pid added elsewhere changes which comm 9209 shows.
+    r.note_record(&switch(&r, id, (b"cat\0", 5), (b"ls\0", 3)));
+    assert_eq!((r.comm(9209), r.comm(3)), ("sh", "ls"));
+    // Without a registration before the first lookup the file's comm stands.
+    let (mut r, id) = setup("9209 sh\n");
+    r.end_comm_list();
+    r.note_record(&switch(&r, id, (b"swapper/0\0", 0), (b"wasmprobe-full\0", 9209)));
+    assert_eq!(r.comm(9209), "sh");
+    // Where the search lands on the file's entry, that one: array [0, 1, 2, 9209 w, 9209 sh]
+    // (five entries: the middle is 2, then [3, 5) meets index 4, the file's `sh`).
+    let (mut r, id) = setup("1 init\n2 kthreadd\n9209 sh\n");
+    r.note_record(&switch(&r, id, (b"swapper/0\0", 0), (b"wasmprobe-full\0", 9209)));
+    r.end_comm_list();
+    assert_eq!(r.comm(9209), "sh");
+}
+
 #[test]
 fn kallsyms_lookup_follows_libtraceevent() {
     let mut s = Symbols::new();
