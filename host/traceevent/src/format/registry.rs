@@ -483,8 +483,7 @@ impl EventFormats {
     /// of a pid (see [`CommList`]); [`EventFormats::end_comm_list`] ends it. For a report that
     /// must print what `trace-cmd report` prints: call it once the file's cmdlines are in.
     pub fn begin_comm_list(&mut self) {
-        let file = self.cmdlines.clone();
-        self.comm_list = Some(CommList { file, registered: Vec::new() });
+        self.comm_list = Some(CommList::default());
     }
 
     /// Whether registrations are kept as libtraceevent's list (between
@@ -503,9 +502,12 @@ impl EventFormats {
         let Some(list) = self.comm_list.take() else {
             return;
         };
+        // A pid known before the list began (from the file) keeps the comm it had: none of
+        // the registrations replaced it.
+        let from_file = |pid: &i32| self.cmdlines.contains_key(pid) && !list.added.contains(pid);
         let mut count: HashMap<i32, usize> = HashMap::new();
-        for &pid in list.file.keys().chain(list.registered.iter().map(|(pid, _)| pid)) {
-            *count.entry(pid).or_default() += 1;
+        for &(pid, _) in &list.registered {
+            *count.entry(pid).or_insert(usize::from(from_file(&pid))) += 1;
         }
         // Entries of a pid in the sorted array are in list order: the latest registered first
         // (registrations are prepended), the file's line last.
@@ -519,11 +521,12 @@ impl EventFormats {
             return;
         }
         for (pid, c) in comms.iter_mut() {
-            if let Some(&at) = list.file.get(pid) {
-                c.push(at);
+            if from_file(pid) {
+                c.push(self.cmdlines[pid]);
             }
         }
-        let mut pids: Vec<i32> = list.file.keys().copied().chain(list.registered.iter().map(|(pid, _)| *pid)).collect();
+        let file = self.cmdlines.keys().copied().filter(|pid| !list.added.contains(pid));
+        let mut pids: Vec<i32> = file.chain(list.registered.iter().map(|(pid, _)| *pid)).collect();
         pids.sort_unstable();
         self.duplicates = Some(Duplicates { pids, comms });
         self.settle_duplicates();
@@ -606,10 +609,14 @@ impl EventFormats {
                 let start = self.comm_text.len();
                 self.comm_text.push_str(&comm);
                 let at = (start as u32, self.comm_text.len() as u32);
+                let added = pid != 0 && !self.has_comm(pid);
                 if let Some(list) = &mut self.comm_list {
                     list.registered.push((pid, at));
+                    if added {
+                        list.added.push(pid);
+                    }
                 }
-                if pid != 0 && !self.has_comm(pid) {
+                if added {
                     self.set_comm_at(pid, at.0 as usize, at.1 as usize);
                     self.comm_generation += 1;
                 }
@@ -676,12 +683,13 @@ impl EventFormats {
 /// libtraceevent's comms before its first lookup of a pid that is not 0: a list that every
 /// `tep_register_comm` prepends to, duplicates and pid 0 included (it checks for a known pid
 /// only once the list has become an array).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 struct CommList {
-    /// The comms of the file's cmdlines, registered first.
-    file: HashMap<i32, (u32, u32), wasmprobe_abi::fxhash::FxBuildHasher>,
-    /// Registrations since, in order: pid, comm (in `comm_text`).
+    /// Registrations since the file's cmdlines, in order: pid, comm (in `comm_text`).
     registered: Vec<(i32, (u32, u32))>,
+    /// The pids of `registered` that were not known before (few: the list lasts until the
+    /// first line of a task).
+    added: Vec<i32>,
 }
 
 /// libtraceevent's comm array once it holds a pid more than once: every pid of the array,
