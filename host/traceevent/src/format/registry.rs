@@ -417,9 +417,15 @@ impl EventFormats {
 
     /// Sets the comm of `pid` (its known bit too).
     fn set_comm(&mut self, pid: i32, comm: &str) {
+        let (start, end) = self.keep_comm(comm);
+        self.set_comm_at(pid, start, end);
+    }
+
+    /// Appends `comm` to `comm_text`: where it is now.
+    fn keep_comm(&mut self, comm: &str) -> (usize, usize) {
         let start = self.comm_text.len();
         self.comm_text.push_str(comm);
-        self.set_comm_at(pid, start, self.comm_text.len());
+        (start, self.comm_text.len())
     }
 
     /// Sets the comm of `pid` to `comm_text[start..end]` (its known bit too); left unknown
@@ -606,18 +612,20 @@ impl EventFormats {
         for (pid, comm) in pairs.into_iter().flatten() {
             let comm = String::from_utf8_lossy(comm);
             if listing {
-                let start = self.comm_text.len();
-                self.comm_text.push_str(&comm);
-                let at = (start as u32, self.comm_text.len() as u32);
+                let (start, end) = self.keep_comm(&comm);
+                // Past 4 GiB of comms, as in set_comm_at: not kept.
+                let (Ok(s), Ok(e)) = (u32::try_from(start), u32::try_from(end)) else {
+                    continue;
+                };
                 let added = pid != 0 && !self.has_comm(pid);
                 if let Some(list) = &mut self.comm_list {
-                    list.registered.push((pid, at));
+                    list.registered.push((pid, (s, e)));
                     if added {
                         list.added.push(pid);
                     }
                 }
                 if added {
-                    self.set_comm_at(pid, at.0 as usize, at.1 as usize);
+                    self.set_comm_at(pid, start, end);
                     self.comm_generation += 1;
                 }
             } else if !self.has_comm(pid) {

@@ -16,14 +16,12 @@
 //! paths) is printed directly for a while after a failed trial of [`TRIAL`] records, a longer
 //! while after each failure in a row.
 //!
-//! A format is memoized only after a trial that keeps nothing but hashes has seen
-//! [`PROBE_HITS`] repeats:
-//! whether its records' bytes repeat is told by the hashes seen (a table of [`SEEN_SLOTS`] words), so a
-//! format whose records never repeat costs a hash a record for the trial's length, not a
-//! copy of each text into the arena (and the page faults of filling it): memoizing during the
-//! trial cost the task and uprobes classes some 13% of their report
-//! (tests/bench/report-classes.sh). A memoized format is checked again every [`TRIAL`]
-//! records by its real hits.
+//! A format is memoized only after a trial that keeps nothing but hashes (a table of
+//! [`SEEN_SLOTS`] words) has seen [`PROBE_HITS`] repeats, so a format whose records never
+//! repeat costs a hash a record for the trial's length, not a copy of each text into the
+//! arena (and the page faults of filling it): memoizing during the trial cost the task and
+//! uprobes classes some 13% of their report (tests/bench/report-classes.sh). A memoized
+//! format is checked again every [`TRIAL`] records by its real hits.
 
 use std::hash::BuildHasher as _;
 
@@ -52,9 +50,9 @@ const TRIAL: u32 = 1024;
 /// and the format rests.
 const PROBE_HITS: u32 = 32;
 /// Below a quarter of a memoized trial's records finding their text (or a probing trial's
-/// [`PROBE_HITS`] finding their hash) the format's next records are printed directly: first [`FIRST_REST`] of them, twice as many after each
-/// failed trial in a row, at most [`LONGEST_REST`], then it is tried again (a trace's mix of
-/// records changes as it goes).
+/// [`PROBE_HITS`] finding their hash) the format's next records are printed directly: first
+/// [`FIRST_REST`] of them, twice as many after each failed trial in a row, at most
+/// [`LONGEST_REST`], then it is tried again (a trace's mix of records changes as it goes).
 const FIRST_REST: u32 = 16 * TRIAL;
 const LONGEST_REST: u32 = 1024 * TRIAL;
 /// The longest key or text kept (a record is at most a page; a stack's text can be long).
